@@ -1,0 +1,77 @@
+from django import forms
+from django.contrib import admin, messages
+
+from cameras.models import AnalyticsModule, Camera
+from cameras.modes import RedundancyMode
+from cameras.services import BackupAssignment, BackupAssignmentError, assign_backups
+
+
+class CameraAdminForm(forms.ModelForm):
+    password = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Leave empty to keep the stored password.",
+    )
+    analytics = forms.MultipleChoiceField(
+        choices=AnalyticsModule.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Run on the primary server only.",
+    )
+
+    class Meta:
+        model = Camera
+        fields = "__all__"
+        widgets = {"username": forms.TextInput()}
+
+    def clean_password(self):
+        return self.cleaned_data["password"] or (self.instance.password if self.instance.pk else "")
+
+
+class ModeFilter(admin.SimpleListFilter):
+    title = "redundancy mode"
+    parameter_name = "mode"
+
+    def lookups(self, request, model_admin):
+        return RedundancyMode.choices
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        ids = [c.pk for c in queryset.with_servers() if c.redundancy_mode == self.value()]
+        return queryset.filter(pk__in=ids)
+
+
+@admin.register(Camera)
+class CameraAdmin(admin.ModelAdmin):
+    form = CameraAdminForm
+    list_display = (
+        "name",
+        "primary_server",
+        "backup_server",
+        "redundancy_mode",
+        "failover_priority",
+        "codec",
+        "resolution",
+        "fps",
+        "enabled",
+    )
+    list_filter = ("enabled", ModeFilter, "failover_priority", "codec", "primary_server", "backup_server")
+    search_fields = ("name", "stream_url")
+    actions = ["remove_backup"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_servers()
+
+    @admin.display(description="mode")
+    def redundancy_mode(self, obj):
+        return RedundancyMode(obj.redundancy_mode).label
+
+    @admin.action(description="Remove the backup server of the selected cameras", permissions=["change"])
+    def remove_backup(self, request, queryset):
+        try:
+            changed = assign_backups([BackupAssignment(c.pk, None) for c in queryset])
+        except BackupAssignmentError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        self.message_user(request, f"Backup removed from {len(changed)} camera(s).", messages.SUCCESS)

@@ -1,0 +1,152 @@
+"""IP cameras: where their video comes from and which servers record it."""
+
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, URLValidator
+from django.db import models
+from django.db.models import F, Q
+
+from cameras.modes import effective_mode
+from cameras.rules import backup_problems
+from eocortex_web.encryption import EncryptedTextField
+from servers.models import Server
+
+STREAM_SCHEMES = ("rtsp", "http", "https")
+
+
+def validate_stream_url(value: str) -> None:
+    scheme = urlsplit(value).scheme.lower()
+    if scheme not in STREAM_SCHEMES:
+        raise ValidationError(
+            f"Stream URLs must use rtsp, http or https, not {scheme or 'no scheme'!r}.", code="scheme"
+        )
+    URLValidator(schemes=list(STREAM_SCHEMES), message="Enter a valid stream URL, such as rtsp://host:554/stream.")(
+        value
+    )
+    parts = urlsplit(value)
+    if parts.username or parts.password:
+        # Credentials in the URL would be shown wherever the URL is; they belong in the encrypted fields.
+        raise ValidationError(
+            "Put the camera's user name and password in their own fields, not in the stream URL.", code="credentials"
+        )
+
+
+class Codec(models.TextChoices):
+    H264 = "h264", "H.264"
+    H265 = "h265", "H.265"
+    MJPEG = "mjpeg", "MJPEG"
+
+
+class FailoverPriority(models.TextChoices):
+    HIGH = "high", "High"
+    NORMAL = "normal", "Normal"
+    LOW = "low", "Low"
+    NEVER = "never", "Never moved"
+
+
+class AnalyticsModule(models.TextChoices):
+    MOTION_DETECTION = "motion_detection", "Motion detection"
+    TAMPER_DETECTION = "tamper_detection", "Tampering detection"
+
+
+def validate_analytics(value) -> None:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValidationError("Analytics must be a list of module names.")
+    unknown = sorted(set(value) - set(AnalyticsModule.values))
+    if unknown:
+        raise ValidationError(
+            f"Unknown analytics module(s): {', '.join(unknown)}. Known: {', '.join(AnalyticsModule.values)}."
+        )
+    if len(set(value)) != len(value):
+        raise ValidationError("Each analytics module may be enabled once.")
+
+
+class CameraQuerySet(models.QuerySet):
+    def with_servers(self):
+        """Everything needed to show a camera's servers and effective mode without further queries."""
+        return self.select_related(
+            "primary_server__system",
+            "primary_server__redundancy",
+            "backup_server__system",
+            "backup_server__redundancy",
+        )
+
+
+class Camera(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    stream_url = models.CharField(
+        max_length=500,
+        validators=[validate_stream_url],
+        help_text="rtsp://, http:// or https:// address of the stream.",
+    )
+    username = EncryptedTextField(blank=True, max_length=128)
+    password = EncryptedTextField(blank=True, max_length=128)
+    codec = models.CharField(max_length=8, choices=Codec.choices, default=Codec.H264)
+    width = models.PositiveIntegerField(default=1920, validators=[MinValueValidator(16), MaxValueValidator(8192)])
+    height = models.PositiveIntegerField(default=1080, validators=[MinValueValidator(16), MaxValueValidator(8192)])
+    fps = models.PositiveIntegerField(
+        "frames per second", default=25, validators=[MinValueValidator(1), MaxValueValidator(120)]
+    )
+    expected_bitrate_kbps = models.PositiveIntegerField(
+        "expected bitrate (kbit/s)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(1_000_000)],
+    )
+    primary_server = models.ForeignKey(Server, on_delete=models.PROTECT, related_name="primary_cameras")
+    backup_server = models.ForeignKey(
+        Server, on_delete=models.PROTECT, null=True, blank=True, related_name="backup_cameras"
+    )
+    failover_priority = models.CharField(
+        max_length=8, choices=FailoverPriority.choices, default=FailoverPriority.NORMAL
+    )
+    analytics = models.JSONField(
+        "analytics modules",
+        default=list,
+        blank=True,
+        validators=[validate_analytics],
+        help_text="Run on the primary server only, never on the backup.",
+    )
+    enabled = models.BooleanField(default=True)
+
+    objects = CameraQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(backup_server=F("primary_server")), name="camera_backup_is_not_primary"
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        super().clean()
+        if self.primary_server_id is None:
+            return
+        problems = backup_problems(self.name or "this camera", self.primary_server, self.backup_server)
+        if problems:
+            raise ValidationError({"backup_server": problems})
+
+    @property
+    def redundancy_mode(self) -> str:
+        return effective_mode(self).mode
+
+    @property
+    def redundancy_warnings(self) -> list[str]:
+        return effective_mode(self).warnings
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.username or self.password)
+
+    def analytics_on(self, server: Server) -> list[str]:
+        """Rule 3: analytics modules run on the camera's primary server only, never on its backup."""
+        return list(self.analytics) if server.pk == self.primary_server_id else []
+
+    @property
+    def resolution(self) -> str:
+        return f"{self.width}x{self.height}"

@@ -1,0 +1,91 @@
+"""A camera's effective redundancy mode, computed in one place (DESIGN.md rule 5)."""
+
+from dataclasses import dataclass, field
+
+from django.db import models
+
+
+class RedundancyMode(models.TextChoices):
+    NONE = "none", "None"
+    NORMAL = "normal", "Normal"
+    FAST = "fast", "Fast"
+    CONSTANT = "constant", "Constant"
+
+
+@dataclass(frozen=True)
+class ModeDecision:
+    mode: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def effective_mode(camera) -> ModeDecision:
+    """The mode follows the backup server's settings; fast also needs the primary's half.
+
+    Constant wins over fast: with a permanent second connection there is nothing to detect.
+    """
+    backup = camera.backup_server
+    if backup is None:
+        return ModeDecision(RedundancyMode.NONE)
+    on_backup = backup.redundancy
+    if on_backup.constant_redundancy:
+        return ModeDecision(RedundancyMode.CONSTANT)
+    if on_backup.fast_redundancy:
+        primary = camera.primary_server
+        if primary.redundancy.fast_redundancy:
+            return ModeDecision(RedundancyMode.FAST)
+        return ModeDecision(
+            RedundancyMode.NORMAL,
+            [
+                f"Fast redundancy is on for backup server {backup.name} but not for primary server "
+                f"{primary.name}: camera {camera.name} uses normal redundancy until it is enabled on {primary.name}."
+            ],
+        )
+    return ModeDecision(RedundancyMode.NORMAL)
+
+
+def server_warnings(server, backed_up, primary_of, licensing) -> list[str]:
+    """Warnings shown beside a server's Backup (redundancy) section.
+
+    ``backed_up`` and ``primary_of`` are the cameras this server backs up and is primary for,
+    loaded with their servers' settings.
+    """
+    settings = server.redundancy
+    warnings = []
+    if settings.fast_redundancy and not settings.constant_redundancy:
+        waiting = sorted({c.primary_server.name for c in backed_up if not c.primary_server.redundancy.fast_redundancy})
+        if waiting:
+            warnings.append(
+                f"Fast redundancy must also be enabled on primary server(s) {', '.join(waiting)}; "
+                "until then their cameras backed up here use normal redundancy."
+            )
+    asking = sorted(
+        {
+            c.backup_server.name
+            for c in primary_of
+            if c.backup_server
+            and c.backup_server.redundancy.fast_redundancy
+            and not c.backup_server.redundancy.constant_redundancy
+        }
+    )
+    if asking and not settings.fast_redundancy:
+        warnings.append(
+            f"Backup server(s) {', '.join(asking)} have fast redundancy on; enable it here too, "
+            f"or the cameras of {server.name} they back up stay in normal mode."
+        )
+    if settings.fast_redundancy:
+        warnings.append(
+            "In fast mode a short outage between servers can raise a false alarm; the engine damps flapping."
+        )
+    if settings.constant_redundancy and backed_up:
+        warnings.append(
+            f"Constant redundancy doubles the bandwidth taken from each of the {len(backed_up)} camera(s) "
+            f"backed up here: {server.name} keeps its own connection to each of them."
+        )
+    if settings.constant_redundancy and settings.email_notifications:
+        warnings.append("No email is sent in constant redundancy mode.")
+    if backed_up and licensing.ip_camera_channels < 1:
+        warnings.append(
+            f"Rule 2: {server.name} backs up cameras but holds no active license for an IP camera; "
+            "a backup server needs a license for at least one IP camera."
+        )
+    return warnings

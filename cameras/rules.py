@@ -1,0 +1,52 @@
+"""The rules a backup assignment must keep (DESIGN.md rules 1 and 2), checked in one place.
+
+Camera.clean(), the assignment service, the configurator pages, the admin and the API all
+call ``backup_problems``; each message names the rule and the objects involved.
+"""
+
+from datetime import date
+
+from django.utils import timezone
+
+
+def backup_problems(camera_name: str, primary, backup, today: date | None = None) -> list[str]:
+    """Why ``backup`` cannot back up a camera recorded by ``primary``; empty when it can.
+
+    Reads licenses through ``server.licenses.all()``, so a prefetch serves many calls.
+    """
+    if backup is None:
+        return []
+    if backup.pk == primary.pk:
+        return [
+            f"Rule 1: server {backup.name} is the primary server of camera {camera_name} and cannot also be its backup."
+        ]
+    if backup.system_id != primary.system_id:
+        return [
+            f"Rule 1: backup server {backup.name} is in multiserver system {backup.system}, but camera "
+            f"{camera_name}'s primary server {primary.name} is in {primary.system}; "
+            "the backup must be in the same system."
+        ]
+    today = today or timezone.localdate()
+    problems = []
+    if not primary.licensing(today).active:
+        problems.append(
+            f"Rule 2: primary server {primary.name} of camera {camera_name} has no active license; "
+            "configuring redundancy needs active licenses."
+        )
+    backup_licensing = backup.licensing(today)
+    if not backup_licensing.active:
+        problems.append(
+            f"Rule 2: backup server {backup.name} has no active license; configuring redundancy needs active licenses."
+        )
+    elif backup_licensing.ip_camera_channels < 1:
+        problems.append(
+            f"Rule 2: backup server {backup.name} holds no license for an IP camera; "
+            "a backup server needs a license for at least one IP camera."
+        )
+    return problems
+
+
+def valid_backups(camera_name: str, primary, candidates, today: date | None = None) -> list:
+    """The servers among ``candidates`` that may back up the camera: what a drop-down offers."""
+    today = today or timezone.localdate()
+    return [server for server in candidates if not backup_problems(camera_name, primary, server, today)]

@@ -1,0 +1,77 @@
+"""Changing which server backs up which camera: one path for pages, admin and API."""
+
+import logging
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from cameras.models import Camera
+from cameras.rules import backup_problems
+from servers.models import Server
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BackupAssignment:
+    camera_id: int
+    backup_server_id: int | None
+
+
+class BackupAssignmentError(Exception):
+    """Nothing was stored; ``errors`` maps each refused item's position to its messages."""
+
+    def __init__(self, errors: dict[int, list[str]]):
+        self.errors = errors
+        super().__init__("; ".join(message for messages in errors.values() for message in messages))
+
+
+def assign_backups(assignments: list[BackupAssignment], today=None) -> list[Camera]:
+    """Apply every assignment or none of them; returns the cameras whose backup changed."""
+    today = today or timezone.localdate()
+    camera_ids = {a.camera_id for a in assignments}
+    server_ids = {a.backup_server_id for a in assignments if a.backup_server_id is not None}
+    with transaction.atomic():
+        cameras = (
+            Camera.objects.select_for_update(of=("self",))
+            .select_related("primary_server__system")
+            .prefetch_related("primary_server__licenses")
+            .in_bulk(camera_ids)
+        )
+        servers = Server.objects.select_related("system").prefetch_related("licenses").in_bulk(server_ids)
+        errors: dict[int, list[str]] = {}
+        seen: set[int] = set()
+        changed = []
+        for index, item in enumerate(assignments):
+            camera = cameras.get(item.camera_id)
+            if camera is None:
+                errors[index] = [f"Camera {item.camera_id} does not exist."]
+                continue
+            if item.camera_id in seen:
+                errors[index] = [f"Camera {camera.name} is listed more than once."]
+                continue
+            seen.add(item.camera_id)
+            backup = None
+            if item.backup_server_id is not None:
+                backup = servers.get(item.backup_server_id)
+                if backup is None:
+                    errors[index] = [f"Server {item.backup_server_id} does not exist."]
+                    continue
+            problems = backup_problems(camera.name, camera.primary_server, backup, today)
+            if problems:
+                errors[index] = problems
+            elif camera.backup_server_id != item.backup_server_id:
+                camera.backup_server = backup
+                changed.append(camera)
+        if errors:
+            raise BackupAssignmentError(errors)
+        Camera.objects.bulk_update(changed, ["backup_server"])
+    for camera in changed:
+        log.info(
+            "camera=%s primary=%s backup=%s event=backup_assigned",
+            camera.pk,
+            camera.primary_server.name,
+            camera.backup_server.name if camera.backup_server else "-",
+        )
+    return changed
