@@ -21,7 +21,10 @@ class CameraAdminForm(forms.ModelForm):
 
     class Meta:
         model = Camera
-        fields = "__all__"
+        fields = [
+            "name", "enabled", "stream_url", "username", "password", "codec", "width", "height", "fps",
+            "expected_bitrate_kbps", "primary_server", "backup_server", "failover_priority", "analytics",
+        ]
         widgets = {"username": forms.TextInput()}
 
     def clean_password(self):

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -60,7 +61,7 @@ class Server(models.Model):
         decimal_places=1,
         null=True,
         blank=True,
-        validators=[MinValueValidator(0.1), MaxValueValidator(1024)],
+        validators=[MinValueValidator(Decimal("0.1")), MaxValueValidator(Decimal("1024"))],
     )
     storage_gb = models.PositiveIntegerField(
         "storage (GB)", null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(10_000_000)]

@@ -1,0 +1,46 @@
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import permissions, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from cameras.api.serializers import BackupAssignmentsSerializer, CameraSerializer
+from cameras.models import Camera
+from cameras.services import BackupAssignment, BackupAssignmentError, assign_backups
+
+
+class CanChangeCameras(permissions.DjangoModelPermissions):
+    """Assigning backups changes cameras: it needs the change permission, not the add one."""
+
+    perms_map = {**permissions.DjangoModelPermissions.perms_map, "POST": ["%(app_label)s.change_%(model_name)s"]}
+
+
+class CameraViewSet(viewsets.ModelViewSet):
+    queryset = Camera.objects.with_servers()
+    serializer_class = CameraSerializer
+    filterset_fields = ["primary_server", "backup_server", "enabled", "failover_priority", "codec"]
+    search_fields = ["name"]
+
+    @extend_schema(
+        request=BackupAssignmentsSerializer,
+        responses={
+            200: CameraSerializer(many=True),
+            400: inline_serializer(
+                "BackupAssignmentErrors",
+                {"assignments": serializers.ListField(child=serializers.DictField())},
+            ),
+        },
+        description="Set or clear the backup server of many cameras at once. All items are applied or none: "
+        "when any item breaks a rule, the response lists the errors per item and nothing changes.",
+    )
+    @action(detail=False, methods=["post"], url_path="assign-backup", permission_classes=[CanChangeCameras])
+    def assign_backup(self, request):
+        payload = BackupAssignmentsSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        items = payload.validated_data["assignments"]
+        try:
+            assign_backups([BackupAssignment(item["camera"], item["backup_server"]) for item in items])
+        except BackupAssignmentError as exc:
+            errors = [{"backup_server": exc.errors[i]} if i in exc.errors else {} for i in range(len(items))]
+            return Response({"assignments": errors}, status=status.HTTP_400_BAD_REQUEST)
+        cameras = self.get_queryset().filter(pk__in=[item["camera"] for item in items])
+        return Response(CameraSerializer(cameras, many=True).data)

@@ -1,0 +1,115 @@
+"""Fixtures shared by every app's tests: a small multiserver system and logged-in clients."""
+
+from datetime import timedelta
+from itertools import count
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from cameras.models import Camera
+from servers.models import License, MultiserverSystem, Server
+
+_serial = count(1)
+
+
+@pytest.fixture
+def make_system(db):
+    def make(name=None):
+        return MultiserverSystem.objects.create(name=name or f"system-{next(_serial)}")
+
+    return make
+
+
+@pytest.fixture
+def make_server(db, make_system):
+    """A server with an active license unless ``license=False``; redundancy flags set by keyword."""
+
+    def make(name=None, system=None, license=True, channels=16, fast=False, constant=False, email=False, **fields):
+        server = Server.objects.create(
+            name=name or f"srv-{next(_serial)}",
+            system=system or make_system(),
+            address=fields.pop("address", "127.0.0.1"),
+            **fields,
+        )
+        if license:
+            License.objects.create(
+                key=f"LIC-{server.name.upper()}-{next(_serial)}",
+                server=server,
+                ip_camera_channels=channels,
+                analytics_channels=4,
+                valid_from=timezone.localdate() - timedelta(days=30),
+            )
+        if fast or constant or email:
+            server.redundancy.fast_redundancy = fast
+            server.redundancy.constant_redundancy = constant
+            server.redundancy.email_notifications = email
+            server.redundancy.save()
+        return server
+
+    return make
+
+
+@pytest.fixture
+def make_camera(db):
+    def make(primary, backup=None, name=None, **fields):
+        number = next(_serial)
+        return Camera.objects.create(
+            name=name or f"cam-{number}",
+            stream_url=fields.pop("stream_url", f"http://127.0.0.1:{18000 + number}/video.mjpg"),
+            primary_server=primary,
+            backup_server=backup,
+            **fields,
+        )
+
+    return make
+
+
+@pytest.fixture
+def site(make_system, make_server):
+    """One system of three licensed servers, plus a server of another system."""
+    system = make_system("Site")
+    return {
+        "system": system,
+        "a": make_server("srv-a", system),
+        "b": make_server("srv-b", system),
+        "c": make_server("srv-c", system),
+        "other": make_server("srv-other", make_system("Other site")),
+    }
+
+
+@pytest.fixture
+def admin_user(db):
+    return User.objects.create_superuser("root", "root@example.com", "a-long-test-passphrase")
+
+
+@pytest.fixture
+def viewer(db):
+    """A logged-in operator who may look but not configure."""
+    return User.objects.create_user("viewer", "viewer@example.com", "a-long-test-passphrase")
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture
+def api(admin_user):
+    client = APIClient()
+    client.force_authenticate(admin_user)
+    return client
+
+
+@pytest.fixture
+def viewer_api(viewer):
+    client = APIClient()
+    client.force_authenticate(viewer)
+    return client
+
+
+def grant(user, *codenames):
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    return User.objects.get(pk=user.pk)  # a fresh instance: permissions are cached per object

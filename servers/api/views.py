@@ -1,0 +1,26 @@
+from rest_framework import viewsets
+
+from servers.api.serializers import (
+    LicenseSerializer,
+    MultiserverSystemSerializer,
+    ServerSerializer,
+)
+from servers.models import License, MultiserverSystem, Server
+
+
+class MultiserverSystemViewSet(viewsets.ModelViewSet):
+    queryset = MultiserverSystem.objects.all()
+    serializer_class = MultiserverSystemSerializer
+    search_fields = ["name"]
+
+
+class ServerViewSet(viewsets.ModelViewSet):
+    queryset = Server.objects.select_related("system", "redundancy")
+    serializer_class = ServerSerializer
+    filterset_fields = ["system", "redundancy__fast_redundancy", "redundancy__constant_redundancy"]
+
+
+class LicenseViewSet(viewsets.ModelViewSet):
+    queryset = License.objects.select_related("server")
+    serializer_class = LicenseSerializer
+    filterset_fields = ["server", "server__system"]
