@@ -22,8 +22,20 @@ class CameraAdminForm(forms.ModelForm):
     class Meta:
         model = Camera
         fields = [
-            "name", "enabled", "stream_url", "username", "password", "codec", "width", "height", "fps",
-            "expected_bitrate_kbps", "primary_server", "backup_server", "failover_priority", "analytics",
+            "name",
+            "enabled",
+            "stream_url",
+            "username",
+            "password",
+            "codec",
+            "width",
+            "height",
+            "fps",
+            "expected_bitrate_kbps",
+            "primary_server",
+            "backup_server",
+            "failover_priority",
+            "analytics",
         ]
         widgets = {"username": forms.TextInput()}
 

@@ -41,8 +41,11 @@ def test_licensing_sums_active_licenses_only(make_server):
 
 def test_license_cannot_end_before_it_starts(make_server):
     lic = License(
-        key="BACK-0001", server=make_server(), ip_camera_channels=1,
-        valid_from=date(2026, 5, 1), valid_until=date(2026, 4, 1),
+        key="BACK-0001",
+        server=make_server(),
+        ip_camera_channels=1,
+        valid_from=date(2026, 5, 1),
+        valid_until=date(2026, 4, 1),
     )
     with pytest.raises(ValidationError, match="cannot end before it starts"):
         lic.full_clean()
