@@ -1,7 +1,7 @@
 """Each camera's effective redundancy mode (DESIGN.md rule 5)."""
 
-from cameras.modes import RedundancyMode, server_warnings
 from cameras.models import Camera
+from cameras.modes import RedundancyMode, server_warnings
 
 
 def mode_of(camera):
