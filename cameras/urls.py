@@ -1,2 +1,13 @@
+from django.urls import path
+
+from cameras import views
+
 app_name = "cameras"
-urlpatterns = []
+urlpatterns = [
+    path("", views.camera_list, name="list"),
+    path("new/", views.camera_new, name="new"),
+    path("backup-options/", views.backup_options, name="backup-options-new"),
+    path("<int:pk>/", views.camera_tab, {"tab": "connection"}, name="connection"),
+    path("<int:pk>/general/", views.camera_tab, {"tab": "general"}, name="general"),
+    path("<int:pk>/backup-options/", views.backup_options, name="backup-options"),
+]

@@ -1,2 +1,11 @@
+from django.urls import path
+
+from servers import views
+
 app_name = "servers"
-urlpatterns = []
+urlpatterns = [
+    path("", views.server_list, name="list"),
+    path("licenses/", views.license_list, name="licenses"),
+    path("licenses/<int:pk>/delete/", views.license_delete, name="license-delete"),
+    path("systems/<int:system_id>/mail/", views.mail_settings, name="mail-settings"),
+]

@@ -1,0 +1,111 @@
+from django import forms
+from django.utils import timezone
+
+from cameras.models import AnalyticsModule, Camera
+from cameras.rules import valid_backups
+from servers.models import Server
+
+
+class CameraForm(forms.ModelForm):
+    """All of a camera's settings; the tabs use subsets through ``tab_fields``."""
+
+    # Credentials are write-only: never rendered back, an empty field keeps what is stored.
+    username = forms.CharField(
+        required=False,
+        max_length=128,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "value": ""}),
+        help_text="Leave empty to keep the stored user name.",
+    )
+    password = forms.CharField(
+        required=False,
+        max_length=128,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Leave empty to keep the stored password.",
+    )
+    clear_credentials = forms.BooleanField(required=False, label="Clear the stored user name and password")
+    analytics = forms.MultipleChoiceField(
+        choices=AnalyticsModule.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Run on the primary server only, never on the backup.",
+    )
+
+    class Meta:
+        model = Camera
+        fields = [
+            "name",
+            "enabled",
+            "failover_priority",
+            "analytics",
+            "stream_url",
+            "username",
+            "password",
+            "clear_credentials",
+            "codec",
+            "width",
+            "height",
+            "fps",
+            "expected_bitrate_kbps",
+            "primary_server",
+            "backup_server",
+        ]
+
+    def __init__(self, *args, tab_fields=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial.pop("username", None)
+        if tab_fields is not None:
+            for name in list(self.fields):
+                if name not in tab_fields:
+                    del self.fields[name]
+        if "backup_server" in self.fields:
+            self._offer_valid_backups()
+
+    def _offer_valid_backups(self):
+        """The drop-down offers only servers that keep the rules; any submitted one is still checked by clean()."""
+        servers = Server.objects.select_related("system").prefetch_related("licenses")
+        primary = self.instance.primary_server if self.instance.primary_server_id else None
+        submitted = self.data.get(self.add_prefix("primary_server")) if self.is_bound else None
+        if submitted and str(submitted).isdigit():
+            primary = next((s for s in servers if s.pk == int(submitted)), primary)
+        field = self.fields["backup_server"]
+        choices = [("", "— none —")]
+        if primary is not None:
+            candidates = [s for s in servers if s.system_id == primary.system_id]
+            name = self.instance.name or "this camera"
+            choices += [(s.pk, s.name) for s in valid_backups(name, primary, candidates, timezone.localdate())]
+            current = self.instance.backup_server_id
+            if current and current not in {pk for pk, _ in choices}:
+                choices.append((current, f"{self.instance.backup_server.name} (not valid now)"))
+        field.widget.choices = choices
+        field.help_text = "Only servers of the primary's multiserver system with active licenses are offered."
+
+    def clean_username(self):
+        return self.cleaned_data["username"] or (self.instance.username if self.instance.pk else "")
+
+    def clean_password(self):
+        return self.cleaned_data["password"] or (self.instance.password if self.instance.pk else "")
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("clear_credentials"):
+            cleaned["username"] = ""
+            cleaned["password"] = ""
+            self.instance.username = ""
+            self.instance.password = ""
+        return cleaned
+
+
+CONNECTION_FIELDS = [
+    "stream_url",
+    "username",
+    "password",
+    "clear_credentials",
+    "codec",
+    "width",
+    "height",
+    "fps",
+    "expected_bitrate_kbps",
+    "primary_server",
+    "backup_server",
+]
+GENERAL_FIELDS = ["name", "enabled", "failover_priority", "analytics"]

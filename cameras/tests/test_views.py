@@ -1,0 +1,124 @@
+import re
+
+import pytest
+
+from cameras.models import Camera
+
+
+@pytest.fixture
+def gate(site, make_camera):
+    return make_camera(site["a"], site["b"], name="gate", password="planted-Camera-pw", username="planted-user")
+
+
+def connection_data(camera, **changes):
+    data = {
+        "stream_url": camera.stream_url,
+        "codec": camera.codec,
+        "width": camera.width,
+        "height": camera.height,
+        "fps": camera.fps,
+        "expected_bitrate_kbps": "",
+        "primary_server": camera.primary_server_id,
+        "backup_server": camera.backup_server_id or "",
+        "username": "",
+        "password": "",
+    }
+    data.update(changes)
+    return data
+
+
+def test_connection_tab_offers_only_valid_backups(admin_client, site, gate, make_server):
+    make_server("srv-nolic", site["system"], license=False)
+    page = admin_client.get(f"/cameras/{gate.pk}/").content.decode()
+    select = page.split('name="backup_server"')[1].split("</select>")[0]
+    assert "srv-b" in select and "srv-c" in select
+    assert "srv-a" not in select and "srv-other" not in select and "srv-nolic" not in select
+
+
+def test_connection_tab_never_shows_credentials(admin_client, gate):
+    page = admin_client.get(f"/cameras/{gate.pk}/").content.decode()
+    assert "planted" not in page and "Credentials are stored" in page
+
+
+def test_connection_tab_applies_backup_and_keeps_password(admin_client, site, gate):
+    response = admin_client.post(f"/cameras/{gate.pk}/", connection_data(gate, backup_server=site["c"].pk))
+    assert response.status_code == 302
+    gate.refresh_from_db()
+    assert gate.backup_server == site["c"] and gate.password == "planted-Camera-pw"
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"backup_server": "SELF"}, "cannot also be its backup"),
+        ({"backup_server": "OTHER"}, "same system"),
+        ({"stream_url": "ftp://127.0.0.1/cam"}, "rtsp, http or https"),
+        ({"stream_url": "rtsp://u:p@127.0.0.1/cam"}, "not in the stream URL"),
+        ({"fps": 0}, "greater than or equal to 1"),
+        ({"stream_url": "rtsp://127.0.0.1/" + "x" * 600}, "at most 500 characters"),
+    ],
+)
+def test_bad_connection_input_changes_nothing(admin_client, site, gate, change, message):
+    server = {"SELF": site["a"].pk, "OTHER": site["other"].pk}.get(change.get("backup_server"))
+    if server:
+        change = {"backup_server": server}
+    before = Camera.objects.values().get(pk=gate.pk)
+    response = admin_client.post(f"/cameras/{gate.pk}/", connection_data(gate, **change))
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert Camera.objects.values().get(pk=gate.pk) == before
+
+
+def test_backup_options_follow_the_chosen_primary(admin_client, site, gate):
+    response = admin_client.get(
+        f"/cameras/{gate.pk}/backup-options/", {"primary_server": site["b"].pk}, HTTP_HX_REQUEST="true"
+    )
+    options = re.findall(r"<option[^>]*>([^<]*)</option>", response.content.decode())
+    # The stored backup is now the primary: still shown, so Apply cannot drop it silently.
+    assert options == ["— none —", "srv-a", "srv-c", "srv-b (not valid now)"]
+
+
+def test_general_tab_sets_analytics_and_priority(admin_client, gate):
+    response = admin_client.post(
+        f"/cameras/{gate.pk}/general/",
+        {"name": "gate", "enabled": "on", "failover_priority": "high", "analytics": ["motion_detection"]},
+    )
+    assert response.status_code == 302
+    gate.refresh_from_db()
+    assert gate.failover_priority == "high" and gate.analytics == ["motion_detection"]
+
+
+def test_add_camera_page(admin_client, site):
+    response = admin_client.post(
+        "/cameras/new/",
+        {
+            "name": "lobby",
+            "enabled": "on",
+            "failover_priority": "normal",
+            "stream_url": "rtsp://127.0.0.1:8554/lobby",
+            "codec": "h264",
+            "width": 1280,
+            "height": 720,
+            "fps": 15,
+            "primary_server": site["a"].pk,
+            "backup_server": site["b"].pk,
+        },
+    )
+    assert response.status_code == 302
+    assert Camera.objects.get(name="lobby").redundancy_mode == "normal"
+
+
+def test_camera_list_filters_by_mode(admin_client, site, make_camera):
+    make_camera(site["a"], site["b"], name="with-backup")
+    make_camera(site["a"], name="alone")
+    page = admin_client.get("/cameras/", {"mode": "none"}).content.decode()
+    assert "alone" in page and "with-backup" not in page
+
+
+def test_viewer_cannot_change_a_camera(client, viewer, site, gate):
+    client.force_login(viewer)
+    assert client.get(f"/cameras/{gate.pk}/").status_code == 200
+    response = client.post(f"/cameras/{gate.pk}/", connection_data(gate, backup_server=site["c"].pk))
+    assert response.status_code == 403
+    gate.refresh_from_db()
+    assert gate.backup_server == site["b"]

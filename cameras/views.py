@@ -1,0 +1,74 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.shortcuts import get_object_or_404, redirect, render
+
+from cameras.forms import CONNECTION_FIELDS, GENERAL_FIELDS, CameraForm
+from cameras.models import Camera
+from cameras.modes import RedundancyMode
+from servers.models import Server
+
+TABS = {"connection": CONNECTION_FIELDS, "general": GENERAL_FIELDS}
+
+
+@login_required
+def camera_list(request):
+    cameras = Camera.objects.with_servers()
+    server_id = request.GET.get("server", "")
+    if server_id.isdigit():
+        cameras = cameras.filter(Q(primary_server_id=server_id) | Q(backup_server_id=server_id))
+    mode = request.GET.get("mode", "")
+    cameras = [c for c in cameras if not mode or c.redundancy_mode == mode]
+    return render(
+        request,
+        "cameras/camera_list.html",
+        {
+            "cameras": cameras,
+            "servers": Server.objects.all(),
+            "modes": RedundancyMode.choices,
+            "server_id": server_id,
+            "mode": mode,
+        },
+    )
+
+
+@login_required
+def camera_tab(request, pk, tab):
+    camera = get_object_or_404(Camera.objects.with_servers(), pk=pk)
+    can_configure = request.user.has_perm("cameras.change_camera")
+    form = CameraForm(instance=camera, tab_fields=TABS[tab])
+    if request.method == "POST":
+        if not can_configure:
+            raise PermissionDenied
+        form = CameraForm(request.POST, instance=camera, tab_fields=TABS[tab])
+        if form.is_valid():
+            form.save()
+            messages.success(request, f"Camera {camera.name} applied.")
+            return redirect(f"cameras:{tab}", camera.pk)
+    return render(
+        request,
+        "cameras/camera_tab.html",
+        {"camera": Camera.objects.with_servers().get(pk=pk), "form": form, "tab": tab, "can_configure": can_configure},
+        status=400 if form.errors else 200,
+    )
+
+
+@login_required
+def backup_options(request, pk=None):
+    """The Backup server drop-down for the primary chosen in the form (HTMX partial)."""
+    camera = get_object_or_404(Camera.objects.with_servers(), pk=pk) if pk else Camera()
+    form = CameraForm(request.GET, instance=camera, tab_fields=["primary_server", "backup_server"])
+    return render(request, "cameras/_backup_select.html", {"form": form})
+
+
+@login_required
+def camera_new(request):
+    if not request.user.has_perm("cameras.add_camera"):
+        raise PermissionDenied
+    form = CameraForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        camera = form.save()
+        messages.success(request, f"Camera {camera.name} added.")
+        return redirect("cameras:connection", camera.pk)
+    return render(request, "cameras/camera_new.html", {"form": form}, status=400 if form.errors else 200)

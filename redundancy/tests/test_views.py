@@ -1,0 +1,175 @@
+"""The configurator pages that join servers and cameras."""
+
+import pytest
+from django.core import mail
+
+from cameras.models import Camera
+from conftest import grant
+from servers.models import MailSettings, RedundancySettings
+
+
+@pytest.fixture
+def cameras(site, make_camera):
+    return {
+        "gate": make_camera(site["a"], site["b"], name="gate"),
+        "yard": make_camera(site["a"], name="yard"),
+        "dock": make_camera(site["b"], site["c"], name="dock"),
+    }
+
+
+URL = "/servers/settings/cameras/"
+
+
+def test_pages_need_login(client, site, cameras):
+    for url in [
+        URL,
+        f"/servers/{site['a'].pk}/",
+        "/servers/",
+        "/cameras/",
+        "/servers/licenses/",
+        f"/cameras/{cameras['gate'].pk}/",
+    ]:
+        response = client.get(url)
+        assert response.status_code == 302 and response["Location"].startswith("/accounts/login/"), url
+
+
+def test_general_cameras_lists_every_camera_with_valid_backups(admin_client, site, cameras, make_server):
+    make_server("srv-nolic", site["system"], license=False)
+    page = admin_client.get(URL).content.decode()
+    for name in ("gate", "yard", "dock"):
+        assert f'data-camera="{name}"' in page
+    yard_select = page.split('name="backup-%d"' % cameras["yard"].pk)[1].split("</select>")[0]
+    assert "srv-b" in yard_select and "srv-c" in yard_select
+    assert "srv-a" not in yard_select and "srv-other" not in yard_select and "srv-nolic" not in yard_select
+
+
+def rows(cameras, **choices):
+    return {f"backup-{cameras[name].pk}": (server.pk if server else "") for name, server in choices.items()}
+
+
+def test_apply_stores_all_rows(admin_client, site, cameras):
+    data = {"action": "apply", **rows(cameras, gate=site["c"], yard=site["b"], dock=None)}
+    response = admin_client.post(URL, data, follow=True)
+    assert "the backup server of 3 camera(s) changed" in response.content.decode()
+    stored = {c.name: c.backup_server for c in Camera.objects.all()}
+    assert stored == {"gate": site["c"], "yard": site["b"], "dock": None}
+
+
+def test_apply_with_one_bad_row_stores_nothing_and_marks_the_row(admin_client, site, cameras):
+    data = {"action": "apply", **rows(cameras, gate=site["c"], yard=site["other"], dock=site["c"])}
+    response = admin_client.post(URL, data, HTTP_HX_REQUEST="true")
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "Nothing was applied: 1 row(s) break a rule" in page
+    yard_row = page.split('data-camera="yard"')[1].split("</tr>")[0]
+    assert "has-error" in page.split('data-camera="yard"')[0].rsplit("<tr", 1)[1]
+    assert "Rule 1" in yard_row and "srv-other" in yard_row
+    assert Camera.objects.get(name="gate").backup_server == site["b"]
+
+
+def test_apply_refuses_backup_equal_to_primary(admin_client, site, cameras):
+    response = admin_client.post(URL, {"action": "apply", **rows(cameras, yard=site["a"])})
+    assert response.status_code == 400
+    assert "cannot also be its backup" in response.content.decode()
+    assert Camera.objects.get(name="yard").backup_server is None
+
+
+def test_apply_refuses_garbage_server_value(admin_client, cameras):
+    response = admin_client.post(URL, {"action": "apply", f"backup-{cameras['yard'].pk}": "srv-b"})
+    assert response.status_code == 400
+    assert "Choose a server from the list" in response.content.decode()
+
+
+def test_bulk_fill_changes_rows_but_stores_nothing(admin_client, site, cameras):
+    data = {
+        "action": "fill",
+        "bulk_backup": site["c"].pk,
+        "selected": [cameras["gate"].pk, cameras["yard"].pk],
+        **rows(cameras, gate=site["b"], yard=None, dock=site["c"]),
+    }
+    page = admin_client.post(URL, data).content.decode()
+    assert "Nothing is stored until you press Apply" in page
+    gate_select = page.split(f'name="backup-{cameras["gate"].pk}"')[1].split("</select>")[0]
+    assert f'value="{site["c"].pk}" selected' in gate_select
+    assert Camera.objects.get(name="gate").backup_server == site["b"]
+    assert Camera.objects.get(name="yard").backup_server is None
+
+
+def test_viewer_sees_the_table_but_cannot_apply(client, viewer, site, cameras):
+    client.force_login(viewer)
+    page = client.get(URL).content.decode()
+    assert "disabled" in page and 'value="apply"' not in page
+    response = client.post(URL, {"action": "apply", **rows(cameras, yard=site["b"])})
+    assert response.status_code == 403
+    assert Camera.objects.get(name="yard").backup_server is None
+    client.force_login(grant(viewer, "change_camera"))
+    assert client.post(URL, {"action": "apply", **rows(cameras, yard=site["b"])}).status_code == 302
+
+
+def test_server_information_shows_backup_section_and_warnings(admin_client, site, make_server, make_camera):
+    fast = make_server("srv-f", site["system"], fast=True)
+    make_camera(site["a"], fast, name="hall")
+    page = admin_client.get(f"/servers/{fast.pk}/").content.decode()
+    assert "Backup (redundancy)" in page and "hall" in page
+    assert "Fast redundancy must also be enabled on primary server(s) srv-a" in page
+
+
+def test_backup_section_applies_flags(admin_client, site):
+    server = site["b"]
+    response = admin_client.post(
+        f"/servers/{server.pk}/backup-settings/", {"fast_redundancy": "on"}, HTTP_HX_REQUEST="true"
+    )
+    assert response.status_code == 200
+    assert "settings of srv-b applied" in response.content.decode()
+    assert "In fast mode a short outage" in response.content.decode()
+    server.redundancy.refresh_from_db()
+    assert server.redundancy.fast_redundancy and not server.redundancy.constant_redundancy
+
+
+def test_email_without_mail_settings_opens_the_mail_form(admin_client, site, settings):
+    settings.EMAIL_FROM_ENVIRONMENT = False
+    server = site["b"]
+    response = admin_client.post(
+        f"/servers/{server.pk}/backup-settings/", {"email_notifications": "on"}, HTTP_HX_REQUEST="true"
+    )
+    page = response.content.decode()
+    mail_url = f"/servers/systems/{site['system'].pk}/mail/?enable_for={server.pk}"
+    assert "needs working mail settings" in page and mail_url in page
+    server.redundancy.refresh_from_db()
+    assert not server.redundancy.email_notifications
+    # Without HTMX the browser is sent to the same form.
+    response = admin_client.post(f"/servers/{server.pk}/backup-settings/", {"email_notifications": "on"})
+    assert response.status_code == 302 and response["Location"] == mail_url
+    form = admin_client.get(mail_url).content.decode()
+    assert "Email notifications for <strong>srv-b</strong>" in form
+
+
+def test_saving_mail_settings_turns_notifications_on(admin_client, site, settings):
+    settings.EMAIL_FROM_ENVIRONMENT = False
+    server = site["b"]
+    url = f"/servers/systems/{site['system'].pk}/mail/"
+    bad = admin_client.post(url, {"enable_for": server.pk, "smtp_port": 587, "recipients": "ops@example.com"})
+    assert bad.status_code == 200 and "need at least one recipient and an SMTP host" in bad.content.decode()
+    assert not RedundancySettings.objects.get(server=server).email_notifications
+    good = admin_client.post(
+        url,
+        {
+            "enable_for": server.pk,
+            "smtp_host": "smtp.example.com",
+            "smtp_port": 587,
+            "use_tls": "on",
+            "from_email": "vms@example.com",
+            "recipients": "ops@example.com",
+            "password": "planted-SMTP-pw",
+        },
+    )
+    assert good.status_code == 302
+    assert RedundancySettings.objects.get(server=server).email_notifications
+    assert MailSettings.objects.get(system=site["system"]).password == "planted-SMTP-pw"
+    assert "planted-SMTP-pw" not in admin_client.get(url).content.decode()
+    assert mail.outbox == []
+
+
+def test_unknown_server_is_404(admin_client, db):
+    assert admin_client.get("/servers/987654/").status_code == 404
+    assert admin_client.post("/servers/987654/backup-settings/", {}).status_code == 404

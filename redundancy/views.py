@@ -1,0 +1,165 @@
+"""Configurator pages that join servers and cameras: a server's Information tab with its
+Backup (redundancy) section, and General settings → Cameras, the bulk backup table."""
+
+from dataclasses import dataclass, field
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from cameras.models import Camera
+from cameras.modes import server_warnings
+from cameras.rules import valid_backups
+from cameras.services import BackupAssignment, BackupAssignmentError, assign_backups
+from servers.forms import RedundancySettingsForm
+from servers.models import MailSettings, MultiserverSystem, Server
+
+
+def _servers():
+    return Server.objects.select_related("system", "redundancy").prefetch_related("licenses")
+
+
+def _backup_section(request, server, form=None, notice=""):
+    mail = MailSettings.objects.filter(system=server.system).first()
+    backed_up = list(Camera.objects.with_servers().filter(backup_server=server))
+    primary_of = list(Camera.objects.with_servers().filter(primary_server=server))
+    return {
+        "server": server,
+        "form": form or RedundancySettingsForm(instance=server.redundancy),
+        "warnings": server_warnings(server, backed_up, primary_of, server.licensing()),
+        "mail_missing": server.redundancy.email_notifications and not (mail and mail.is_configured),
+        "backed_up": backed_up,
+        "primary_of": primary_of,
+        "can_configure": request.user.has_perm("servers.change_redundancysettings"),
+        "notice": notice,
+    }
+
+
+@login_required
+def server_information(request, pk):
+    server = get_object_or_404(_servers(), pk=pk)
+    context = _backup_section(request, server)
+    context["licensing"] = server.licensing()
+    return render(request, "redundancy/server_information.html", context)
+
+
+@require_POST
+@login_required
+@permission_required("servers.change_redundancysettings", raise_exception=True)
+def backup_settings(request, pk):
+    server = get_object_or_404(_servers(), pk=pk)
+    email_was_on = server.redundancy.email_notifications
+    form = RedundancySettingsForm(request.POST, instance=server.redundancy)
+    if not form.is_valid():
+        return render(request, "redundancy/_backup_section.html", _backup_section(request, server, form), status=400)
+    settings = form.save(commit=False)
+    mail = MailSettings.objects.filter(system=server.system).first()
+    needs_mail_setup = settings.email_notifications and not email_was_on and not (mail and mail.is_configured)
+    if needs_mail_setup:
+        # Rule 5: notifications without working mail would be silent; ask for mail settings first.
+        settings.email_notifications = False
+    settings.save()
+    mail_url = reverse("servers:mail-settings", args=[server.system_id]) + f"?enable_for={server.pk}"
+    if needs_mail_setup and not request.htmx:
+        return redirect(mail_url)
+    notice = "" if needs_mail_setup else f"Backup (redundancy) settings of {server.name} applied."
+    if not request.htmx:
+        messages.success(request, notice)
+        return redirect("redundancy:server", server.pk)
+    context = _backup_section(request, server, notice=notice)
+    context["open_mail_setup"] = mail_url if needs_mail_setup else ""
+    return render(request, "redundancy/_backup_section.html", context)
+
+
+@dataclass
+class CameraRow:
+    camera: Camera
+    options: list
+    chosen: int | None
+    invalid_choice: Server | None = None
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return self.chosen != self.camera.backup_server_id
+
+
+def _parse_server_id(value: str):
+    if value in ("", None):
+        return None
+    return int(value) if value.isdigit() else value
+
+
+@login_required
+def general_settings_cameras(request):
+    """Every camera with a backup select per row; bulk fill; Apply stores all rows or none."""
+    systems = MultiserverSystem.objects.all()
+    system_id = request.GET.get("system") or request.POST.get("system") or ""
+    servers = {server.pk: server for server in _servers()}
+    cameras = Camera.objects.with_servers().order_by("primary_server__system__name", "primary_server__name", "name")
+    if system_id.isdigit():
+        cameras = cameras.filter(primary_server__system_id=system_id)
+    cameras = {camera.pk: camera for camera in cameras}
+    proposed: dict[int, object] = {}
+    errors: dict[int, list[str]] = {}
+    notice = ""
+    status = 200
+    if request.method == "POST":
+        if not request.user.has_perm("cameras.change_camera"):
+            raise PermissionDenied
+        for key, value in request.POST.items():
+            if key.startswith("backup-") and key[7:].isdigit() and int(key[7:]) in cameras:
+                proposed[int(key[7:])] = _parse_server_id(value)
+        if request.POST.get("action") == "fill":
+            target = _parse_server_id(request.POST.get("bulk_backup", ""))
+            for camera_id in request.POST.getlist("selected"):
+                if camera_id.isdigit() and int(camera_id) in cameras:
+                    proposed[int(camera_id)] = target
+            notice = "Rows updated below. Nothing is stored until you press Apply."
+        elif request.POST.get("action") == "apply":
+            errors = {cid: ["Choose a server from the list."] for cid, sid in proposed.items() if isinstance(sid, str)}
+            changes = [
+                BackupAssignment(cid, sid) for cid, sid in proposed.items() if sid != cameras[cid].backup_server_id
+            ]
+            if not errors:
+                try:
+                    changed = assign_backups(changes)
+                except BackupAssignmentError as exc:
+                    errors = {changes[i].camera_id: problems for i, problems in exc.errors.items()}
+            if errors:
+                notice = f"Nothing was applied: {len(errors)} row(s) break a rule. Fix them and apply again."
+                status = 400
+            elif request.htmx:
+                return redirect(f"{request.path}?system={system_id}&applied={len(changed)}")
+            else:
+                messages.success(request, f"Applied: the backup server of {len(changed)} camera(s) changed.")
+                return redirect(request.get_full_path())
+    if request.GET.get("applied", "").isdigit():
+        notice = f"Applied: the backup server of {request.GET['applied']} camera(s) changed."
+    today = timezone.localdate()
+    by_system: dict[int, list[Server]] = {}
+    for server in servers.values():
+        by_system.setdefault(server.system_id, []).append(server)
+    rows = []
+    for camera in cameras.values():
+        primary = servers[camera.primary_server_id]
+        options = valid_backups(camera.name, primary, by_system[primary.system_id], today)
+        chosen = proposed.get(camera.pk, camera.backup_server_id)
+        invalid = None
+        if isinstance(chosen, int) and chosen not in {s.pk for s in options}:
+            invalid = servers.get(chosen)
+        rows.append(CameraRow(camera, options, chosen, invalid, errors.get(camera.pk, [])))
+    context = {
+        "rows": rows,
+        "systems": systems,
+        "system_id": system_id,
+        "all_servers": list(servers.values()),
+        "notice": notice,
+        "has_errors": bool(errors),
+        "can_configure": request.user.has_perm("cameras.change_camera"),
+    }
+    return render(request, "redundancy/general_cameras.html", context, status=status)

@@ -1,0 +1,96 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.db.models import Count, Prefetch
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from servers.forms import LicenseForm, MailSettingsForm
+from servers.models import License, MailSettings, MultiserverSystem, RedundancySettings, Server
+
+
+@login_required
+def server_list(request):
+    systems = MultiserverSystem.objects.prefetch_related(
+        Prefetch(
+            "servers",
+            queryset=Server.objects.select_related("redundancy")
+            .prefetch_related("licenses")
+            .annotate(primary_total=Count("primary_cameras", distinct=True))
+            .annotate(backup_total=Count("backup_cameras", distinct=True)),
+        )
+    )
+    today = timezone.localdate()
+    rows = [(system, [(server, server.licensing(today)) for server in system.servers.all()]) for system in systems]
+    return render(request, "servers/server_list.html", {"systems": rows})
+
+
+@login_required
+def license_list(request):
+    today = timezone.localdate()
+    servers = (
+        Server.objects.select_related("system")
+        .prefetch_related("licenses")
+        .annotate(primary_total=Count("primary_cameras"))
+    )
+    usage = [(server, server.licensing(today)) for server in servers]
+    form = LicenseForm()
+    if request.method == "POST":
+        if not request.user.has_perm("servers.add_license"):
+            messages.error(request, "You may view licenses but not add them.")
+            return redirect("servers:licenses")
+        form = LicenseForm(request.POST)
+        if form.is_valid():
+            license = form.save()
+            messages.success(request, f"License {license.key} added to {license.server}.")
+            return redirect("servers:licenses")
+    return render(
+        request,
+        "servers/license_list.html",
+        {
+            "usage": usage,
+            "licenses": License.objects.select_related("server"),
+            "today": today,
+            "form": form,
+        },
+    )
+
+
+@login_required
+@permission_required("servers.change_mailsettings", raise_exception=True)
+def mail_settings(request, system_id):
+    """The mail setup form; ``enable_for`` turns a server's notifications on once mail works."""
+    system = get_object_or_404(MultiserverSystem, pk=system_id)
+    instance = MailSettings.objects.filter(system=system).first() or MailSettings(system=system)
+    enable_for = _server_of_system(system, request.GET.get("enable_for") or request.POST.get("enable_for"))
+    form = MailSettingsForm(request.POST or None, instance=instance)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        text = f"Mail settings of {system} saved."
+        if enable_for:
+            RedundancySettings.objects.filter(server=enable_for).update(email_notifications=True)
+            text += f" Email notifications are on for {enable_for}."
+        messages.success(request, text)
+        if request.htmx:
+            response = render(request, "servers/_mail_saved.html", {"text": text})
+            response["HX-Refresh"] = "true"
+            return response
+        return redirect("redundancy:server", enable_for.pk) if enable_for else redirect("servers:list")
+    template = "servers/_mail_form.html" if request.htmx else "servers/mail_settings.html"
+    return render(request, template, {"form": form, "system": system, "enable_for": enable_for})
+
+
+def _server_of_system(system, server_id):
+    if not server_id or not str(server_id).isdigit():
+        return None
+    return Server.objects.filter(system=system, pk=server_id).first()
+
+
+@require_POST
+@login_required
+@permission_required("servers.delete_license", raise_exception=True)
+def license_delete(request, pk):
+    license = get_object_or_404(License, pk=pk)
+    license.delete()
+    messages.success(request, f"License {license.key} removed from {license.server}.")
+    return redirect("servers:licenses")
