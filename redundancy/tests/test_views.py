@@ -38,7 +38,7 @@ def test_general_cameras_lists_every_camera_with_valid_backups(admin_client, sit
     page = admin_client.get(URL).content.decode()
     for name in ("gate", "yard", "dock"):
         assert f'data-camera="{name}"' in page
-    yard_select = page.split('name="backup-%d"' % cameras["yard"].pk)[1].split("</select>")[0]
+    yard_select = page.split(f'name="backup-{cameras["yard"].pk}"')[1].split("</select>")[0]
     assert "srv-b" in yard_select and "srv-c" in yard_select
     assert "srv-a" not in yard_select and "srv-other" not in yard_select and "srv-nolic" not in yard_select
 
