@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from cameras.modes import effective_mode
-from cameras.rules import backup_problems
+from cameras.rules import backup_problems, channel_problems
 from eocortex_web.encryption import EncryptedTextField
 from servers.models import Server
 
@@ -127,9 +127,13 @@ class Camera(models.Model):
         super().clean()
         if self.primary_server_id is None:
             return
-        problems = backup_problems(self.name or "this camera", self.primary_server, self.backup_server)
+        stored = Camera.objects.filter(pk=self.pk).only("primary_server", "analytics").first() if self.pk else None
+        problems = channel_problems(self, stored)
+        backup = backup_problems(self.name or "this camera", self.primary_server, self.backup_server)
+        if backup:
+            problems["backup_server"] = backup
         if problems:
-            raise ValidationError({"backup_server": problems})
+            raise ValidationError(problems)
 
     @property
     def redundancy_mode(self) -> str:

@@ -50,3 +50,29 @@ def valid_backups(camera_name: str, primary, candidates, today: date | None = No
     """The servers among ``candidates`` that may back up the camera: what a drop-down offers."""
     today = today or timezone.localdate()
     return [server for server in candidates if not backup_problems(camera_name, primary, server, today)]
+
+
+def channel_problems(camera, stored=None, today: date | None = None) -> dict[str, list[str]]:
+    """Rule 2: a camera takes an IP camera channel of its primary server (never of its backup), and
+    enabled analytics take an analytics channel there. Checked when the camera takes a new channel,
+    so an existing camera stays editable after a license lapses (the licenses page shows that)."""
+    primary = camera.primary_server
+    moved = stored is None or stored.primary_server_id != camera.primary_server_id
+    analytics_added = bool(camera.analytics) and (moved or not stored.analytics)
+    if not moved and not analytics_added:
+        return {}
+    licensing = primary.licensing(today or timezone.localdate())
+    others = primary.primary_cameras.exclude(pk=camera.pk)
+    problems = {}
+    if moved and others.count() + 1 > licensing.ip_camera_channels:
+        problems["primary_server"] = [
+            f"Rule 2: primary server {primary.name} is licensed for {licensing.ip_camera_channels} IP camera "
+            f"channel(s) and all are in use; camera {camera.name} needs one more. "
+            "Cameras a server only backs up use none of its channels."
+        ]
+    if analytics_added and others.exclude(analytics=[]).count() + 1 > licensing.analytics_channels:
+        problems["analytics"] = [
+            f"Rule 2: primary server {primary.name} is licensed for {licensing.analytics_channels} analytics "
+            f"channel(s) and all are in use; camera {camera.name} needs one for its analytics."
+        ]
+    return problems

@@ -67,11 +67,16 @@ def assign_backups(assignments: list[BackupAssignment], today=None) -> list[Came
         if errors:
             raise BackupAssignmentError(errors)
         Camera.objects.bulk_update(changed, ["backup_server"])
-    for camera in changed:
+        # Logged once stored: an outer transaction may still roll the assignment back.
+        transaction.on_commit(lambda: _log_assignments(changed))
+    return changed
+
+
+def _log_assignments(cameras: list[Camera]) -> None:
+    for camera in cameras:
         log.info(
             "camera=%s primary=%s backup=%s event=backup_assigned",
             camera.pk,
             camera.primary_server.name,
             camera.backup_server.name if camera.backup_server else "-",
         )
-    return changed

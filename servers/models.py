@@ -6,7 +6,13 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator, validate_email
+from django.core.validators import (
+    MaxValueValidator,
+    MinValueValidator,
+    RegexValidator,
+    validate_email,
+    validate_ipv46_address,
+)
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -17,11 +23,25 @@ server_name_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$",
     "Use letters, digits, '.', '_' or '-', starting with a letter or digit (at most 63 characters).",
 )
-host_validator = RegexValidator(
-    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
-    r"|^\d{1,3}(?:\.\d{1,3}){3}$|^\[?[0-9A-Fa-f:]+\]?$",
-    "Enter a host name or an IP address.",
+_host_name = RegexValidator(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 )
+
+
+def host_validator(value: str) -> None:
+    """A host name, an IPv4 address or an IPv6 address (bare or in brackets)."""
+    bare = value[1:-1] if value.startswith("[") and value.endswith("]") else value
+    try:
+        validate_ipv46_address(bare)
+        return
+    except ValidationError:
+        pass
+    try:
+        _host_name(value)
+        if value.rsplit(".", 1)[-1].isdigit() and "." in value:
+            raise ValidationError("numeric top-level label")  # looks like a broken IPv4 address
+    except ValidationError:
+        raise ValidationError("Enter a host name or an IP address.", code="invalid") from None
 
 
 class MultiserverSystem(models.Model):

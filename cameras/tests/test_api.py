@@ -159,3 +159,27 @@ def test_token_authentication(viewer, cameras):
     assert client.get("/api/cameras/").status_code == 200
     client.credentials(HTTP_AUTHORIZATION="Token not-a-token")
     assert client.get("/api/cameras/").status_code == 401
+
+
+def test_assign_backup_refuses_unlicensed_backup(api, site, make_server, cameras):
+    unlicensed = make_server("srv-nolic", site["system"], license=False)
+    body = {"assignments": [{"camera": cameras[1].pk, "backup_server": unlicensed.pk}]}
+    response = api.post("/api/cameras/assign-backup/", body, format="json")
+    assert response.status_code == 400
+    assert (
+        "Rule 2: backup server srv-nolic has no active license" in response.json()["assignments"][0]["backup_server"][0]
+    )
+    assert Camera.objects.get(pk=cameras[1].pk).backup_server is None
+
+
+def test_new_camera_needs_a_free_channel_on_its_primary(api, site, make_server, make_camera):
+    one_channel = make_server("srv-1ch", site["system"], channels=1)
+    make_camera(one_channel)
+    response = api.post(
+        "/api/cameras/",
+        {"name": "overflow", "stream_url": "rtsp://127.0.0.1/overflow", "primary_server": one_channel.pk},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert "licensed for 1 IP camera channel(s) and all are in use" in str(response.json()["primary_server"])
+    assert not Camera.objects.filter(name="overflow").exists()

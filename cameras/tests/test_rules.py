@@ -167,3 +167,32 @@ def test_server_cannot_leave_system_while_sharing_cameras(site, make_camera, mak
         server.full_clean()
     site["c"].system = server.system
     site["c"].full_clean()  # srv-c shares no camera: it may move
+
+
+def test_camera_takes_a_channel_of_its_primary(site, make_server, make_camera):
+    two_channels = make_server("srv-2ch", site["system"], channels=2)
+    make_camera(two_channels)
+    make_camera(two_channels)
+    third = Camera(name="third", stream_url="rtsp://127.0.0.1/third", primary_server=two_channels)
+    with pytest.raises(ValidationError, match="srv-2ch is licensed for 2 IP camera channel"):
+        third.full_clean()
+    # Backing up does not take a channel: the full server may still back up more cameras.
+    extra = make_camera(site["a"])
+    assign_backups([BackupAssignment(extra.pk, two_channels.pk)])
+
+
+def test_analytics_need_a_free_analytics_channel(site, make_camera):
+    for _ in range(4):  # the fixtures license 4 analytics channels
+        make_camera(site["a"], analytics=["motion_detection"])
+    camera = make_camera(site["a"])
+    camera.analytics = ["motion_detection"]
+    with pytest.raises(ValidationError, match="licensed for 4 analytics channel"):
+        camera.full_clean()
+
+
+def test_lapsed_license_does_not_lock_existing_cameras(site, make_camera):
+    camera = make_camera(site["a"], analytics=["motion_detection"])
+    site["a"].licenses.all().delete()
+    camera.refresh_from_db()
+    camera.failover_priority = "high"
+    camera.full_clean()  # takes no new channel: still editable

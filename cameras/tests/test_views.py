@@ -122,3 +122,12 @@ def test_viewer_cannot_change_a_camera(client, viewer, site, gate):
     assert response.status_code == 403
     gate.refresh_from_db()
     assert gate.backup_server == site["b"]
+
+
+def test_connection_tab_refuses_unlicensed_backup(admin_client, site, gate, make_server):
+    unlicensed = make_server("srv-nolic", site["system"], license=False)
+    response = admin_client.post(f"/cameras/{gate.pk}/", connection_data(gate, backup_server=unlicensed.pk))
+    assert response.status_code == 400
+    assert "Rule 2: backup server srv-nolic has no active license" in response.content.decode()
+    gate.refresh_from_db()
+    assert gate.backup_server == site["b"]

@@ -173,3 +173,19 @@ def test_saving_mail_settings_turns_notifications_on(admin_client, site, setting
 def test_unknown_server_is_404(admin_client, db):
     assert admin_client.get("/servers/987654/").status_code == 404
     assert admin_client.post("/servers/987654/backup-settings/", {}).status_code == 404
+
+
+def test_apply_refuses_backup_without_license(admin_client, site, cameras, make_server):
+    unlicensed = make_server("srv-nolic", site["system"], license=False)
+    response = admin_client.post(URL, {"action": "apply", **rows(cameras, yard=unlicensed)})
+    assert response.status_code == 400
+    assert "Rule 2: backup server srv-nolic has no active license" in response.content.decode()
+    assert Camera.objects.get(name="yard").backup_server is None
+
+
+def test_analytics_are_listed_on_the_primary_only(admin_client, site, make_camera):
+    make_camera(site["a"], site["b"], name="hall", analytics=["motion_detection"])
+    primary_page = admin_client.get(f"/servers/{site['a'].pk}/").content.decode()
+    backup_page = admin_client.get(f"/servers/{site['b'].pk}/").content.decode()
+    assert "motion_detection" in primary_page.split("Cameras backed up by")[0]
+    assert "motion_detection" not in backup_page

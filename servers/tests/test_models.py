@@ -84,3 +84,18 @@ def test_mail_password_is_encrypted_at_rest(make_system):
         stored = cursor.fetchone()[0]
     assert "planted-SMTP-pw" not in stored
     assert MailSettings.objects.get(pk=mail.pk).password == "planted-SMTP-pw"
+
+
+@pytest.mark.parametrize("address", ["10.1.2.3", "video-1.site.example", "::1", "[fe80::1]", "srv"])
+def test_server_addresses_accepted(make_server, address):
+    server = make_server()
+    server.address = address
+    server.full_clean()
+
+
+@pytest.mark.parametrize("address", ["::::", "[::1", "bad host", "-leading.example", "a" * 254, "999.1.1.1.1"])
+def test_server_addresses_refused(make_server, address):
+    server = make_server()
+    server.address = address
+    with pytest.raises(ValidationError, match="host name or an IP address"):
+        server.full_clean()
