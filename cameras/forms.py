@@ -50,15 +50,34 @@ class CameraForm(forms.ModelForm):
             "backup_server",
         ]
 
-    def __init__(self, *args, tab_fields=None, **kwargs):
+    def __init__(self, *args, tab_fields=None, backup_options_url=None, read_only=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.initial.pop("username", None)
         if tab_fields is not None:
             for name in list(self.fields):
                 if name not in tab_fields:
                     del self.fields[name]
+        if not self.instance.pk:
+            self.fields.pop("clear_credentials", None)
+            for name in ("username", "password"):
+                if name in self.fields:
+                    self.fields[name].help_text = ""
         if "backup_server" in self.fields:
             self._offer_valid_backups()
+        if backup_options_url and "primary_server" in self.fields:
+            # Only the two server fields travel: never the credentials typed into the same form.
+            self.fields["primary_server"].widget.attrs.update(
+                {"hx-get": backup_options_url, "hx-trigger": "change", "hx-target": "#backup-select",
+                 "hx-select": "#backup-select", "hx-swap": "outerHTML", "hx-include": "#id_backup_server"}
+            )  # fmt: skip
+        for field in self.fields.values():
+            field.disabled = field.disabled or read_only
+
+    def full_clean(self):
+        super().full_clean()
+        if self.errors and self.data.get(self.add_prefix("password")):
+            # Typed passwords are never sent back to the browser: say so rather than drop it silently.
+            self.add_error("password", "The password you typed was not stored; type it again.")
 
     def _offer_valid_backups(self):
         """The drop-down offers only servers that keep the rules; any submitted one is still checked by clean()."""

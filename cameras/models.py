@@ -76,6 +76,7 @@ class CameraQuerySet(models.QuerySet):
 class Camera(models.Model):
     name = models.CharField(max_length=100, unique=True)
     stream_url = models.CharField(
+        "stream URL",
         max_length=500,
         validators=[validate_stream_url],
         help_text="rtsp://, http:// or https:// address of the stream.",
@@ -127,13 +128,26 @@ class Camera(models.Model):
         super().clean()
         if self.primary_server_id is None:
             return
-        stored = Camera.objects.filter(pk=self.pk).only("primary_server", "analytics").first() if self.pk else None
+        stored = (
+            Camera.objects.filter(pk=self.pk).only("primary_server", "backup_server", "analytics").first()
+            if self.pk
+            else None
+        )
         problems = channel_problems(self, stored)
-        backup = backup_problems(self.name or "this camera", self.primary_server, self.backup_server)
+        reassigned = stored is None or (stored.primary_server_id, stored.backup_server_id) != (
+            self.primary_server_id,
+            self.backup_server_id,
+        )
+        # An unchanged assignment stays editable when a license lapses; the pages warn about it instead.
+        backup = reassigned and backup_problems(self.name or "this camera", self.primary_server, self.backup_server)
         if backup:
             problems["backup_server"] = backup
         if problems:
             raise ValidationError(problems)
+
+    def assignment_problems(self) -> list[str]:
+        """Rules the stored backup assignment breaks today (a license lapsed since it was made, say)."""
+        return backup_problems(self.name, self.primary_server, self.backup_server)
 
     @property
     def redundancy_mode(self) -> str:
@@ -150,6 +164,10 @@ class Camera(models.Model):
     def analytics_on(self, server: Server) -> list[str]:
         """Rule 3: analytics modules run on the camera's primary server only, never on its backup."""
         return list(self.analytics) if server.pk == self.primary_server_id else []
+
+    @property
+    def analytics_labels(self) -> list[str]:
+        return [AnalyticsModule(module).label for module in self.analytics if module in AnalyticsModule.values]
 
     @property
     def resolution(self) -> str:

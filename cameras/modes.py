@@ -72,9 +72,14 @@ def server_warnings(server, backed_up, primary_of, licensing) -> list[str]:
             f"Backup server(s) {', '.join(asking)} have fast redundancy on; enable it here too, "
             f"or the cameras of {server.name} they back up stay in normal mode."
         )
-    if settings.fast_redundancy:
+    if any(effective_mode(c).mode == RedundancyMode.FAST for c in [*backed_up, *primary_of]):
         warnings.append(
             "In fast mode a short outage between servers can raise a false alarm; the engine damps flapping."
+        )
+    if settings.constant_redundancy and settings.fast_redundancy:
+        warnings.append(
+            f"Constant redundancy wins for the cameras {server.name} backs up; its fast redundancy setting "
+            "matters only as a primary server (it cooperates with its cameras' fast backups)."
         )
     if settings.constant_redundancy and backed_up:
         warnings.append(

@@ -68,7 +68,11 @@ class SimulatedCamera:
             x = np.linspace(0, 255, self.width, dtype=np.float32)
             y = np.linspace(0, 255, self.height, dtype=np.float32)[:, None]
             self._background = np.dstack(
-                [(x + y) / 2 % 256, np.broadcast_to(x, (self.height, self.width)), np.broadcast_to(y, (self.height, self.width))]
+                [
+                    (x + y) / 2 % 256,
+                    np.broadcast_to(x, (self.height, self.width)),
+                    np.broadcast_to(y, (self.height, self.width)),
+                ]
             ).astype(np.uint8)
         image = self._background.copy()
         size = max(8, self.height // 6)
@@ -139,7 +143,7 @@ class SimulatedCamera:
             else:
                 writer.write(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n")
                 await writer.drain()
-        except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError, asyncio.LimitOverrunError):
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass
         except asyncio.CancelledError:
             pass  # shutting down: end the connection quietly rather than log a cancelled handler
@@ -222,12 +226,10 @@ class CameraSimulator:
                     await camera.set_state(parts[2])
                     status, body = "200 OK", camera.describe()
             payload = json.dumps(body).encode()
-            writer.write(
-                f"HTTP/1.0 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n".encode()
-                + payload
-            )
+            head = f"HTTP/1.0 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+            writer.write(head.encode() + payload)
             await writer.drain()
-        except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError, ValueError):
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, ValueError):
             pass
         finally:
             writer.close()

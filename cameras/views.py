@@ -3,6 +3,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 
 from cameras.forms import CONNECTION_FIELDS, GENERAL_FIELDS, CameraForm
 from cameras.models import Camera
@@ -14,7 +15,7 @@ TABS = {"connection": CONNECTION_FIELDS, "general": GENERAL_FIELDS}
 
 @login_required
 def camera_list(request):
-    cameras = Camera.objects.with_servers()
+    cameras = Camera.objects.with_servers().prefetch_related("primary_server__licenses", "backup_server__licenses")
     server_id = request.GET.get("server", "")
     if server_id.isdigit():
         cameras = cameras.filter(Q(primary_server_id=server_id) | Q(backup_server_id=server_id))
@@ -37,11 +38,16 @@ def camera_list(request):
 def camera_tab(request, pk, tab):
     camera = get_object_or_404(Camera.objects.with_servers(), pk=pk)
     can_configure = request.user.has_perm("cameras.change_camera")
-    form = CameraForm(instance=camera, tab_fields=TABS[tab])
+    options = {
+        "tab_fields": TABS[tab],
+        "backup_options_url": reverse("cameras:backup-options", args=[camera.pk]),
+        "read_only": not can_configure,
+    }
+    form = CameraForm(instance=camera, **options)
     if request.method == "POST":
         if not can_configure:
             raise PermissionDenied
-        form = CameraForm(request.POST, instance=camera, tab_fields=TABS[tab])
+        form = CameraForm(request.POST, instance=camera, **options)
         if form.is_valid():
             form.save()
             messages.success(request, f"Camera {camera.name} applied.")
@@ -66,7 +72,7 @@ def backup_options(request, pk=None):
 def camera_new(request):
     if not request.user.has_perm("cameras.add_camera"):
         raise PermissionDenied
-    form = CameraForm(request.POST or None)
+    form = CameraForm(request.POST or None, backup_options_url=reverse("cameras:backup-options-new"))
     if request.method == "POST" and form.is_valid():
         camera = form.save()
         messages.success(request, f"Camera {camera.name} added.")

@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "channels",
     "servers",
     "cameras",
+    "recording",
     "redundancy",
 ]
 
@@ -111,6 +112,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# Namespace of the live state (heartbeats, stream health, snapshots) in Redis.
+LIVE_KEY_PREFIX = env("LIVE_KEY_PREFIX", default="cr")
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 CHANNEL_LAYERS = {
@@ -121,6 +124,13 @@ CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
+
+# Video-server agents (python manage.py run_video_server --server NAME).
+AGENT_HEARTBEAT_SECONDS = env.float("AGENT_HEARTBEAT_SECONDS", default=1.0)
+AGENT_SWEEP_SECONDS = env.float("AGENT_SWEEP_SECONDS", default=5.0)
+AGENT_OPEN_TIMEOUT_SECONDS = env.float("AGENT_OPEN_TIMEOUT_SECONDS", default=2.0)
+AGENT_READ_TIMEOUT_SECONDS = env.float("AGENT_READ_TIMEOUT_SECONDS", default=2.0)
+AGENT_SEGMENT_SECONDS = env.float("AGENT_SEGMENT_SECONDS", default=10.0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -23,28 +23,31 @@ def _servers():
     return Server.objects.select_related("system", "redundancy").prefetch_related("licenses")
 
 
-def _backup_section(request, server, form=None, notice=""):
+def _server_page(request, server, form=None, notice="", open_mail_setup="", status=200):
+    """The Information tab; HTMX posts swap its whole content, so the camera tables follow the settings."""
     mail = MailSettings.objects.filter(system=server.system).first()
     backed_up = list(Camera.objects.with_servers().filter(backup_server=server))
     primary_of = list(Camera.objects.with_servers().filter(primary_server=server))
-    return {
+    licensing = server.licensing()
+    can_configure = request.user.has_perm("servers.change_redundancysettings")
+    context = {
         "server": server,
-        "form": form or RedundancySettingsForm(instance=server.redundancy),
-        "warnings": server_warnings(server, backed_up, primary_of, server.licensing()),
+        "licensing": licensing,
+        "form": form or RedundancySettingsForm(instance=server.redundancy, read_only=not can_configure),
+        "warnings": server_warnings(server, backed_up, primary_of, licensing),
         "mail_missing": server.redundancy.email_notifications and not (mail and mail.is_configured),
         "backed_up": backed_up,
         "primary_of": primary_of,
-        "can_configure": request.user.has_perm("servers.change_redundancysettings"),
+        "can_configure": can_configure,
         "notice": notice,
+        "open_mail_setup": open_mail_setup,
     }
+    return render(request, "redundancy/server_information.html", context, status=status)
 
 
 @login_required
 def server_information(request, pk):
-    server = get_object_or_404(_servers(), pk=pk)
-    context = _backup_section(request, server)
-    context["licensing"] = server.licensing()
-    return render(request, "redundancy/server_information.html", context)
+    return _server_page(request, get_object_or_404(_servers(), pk=pk))
 
 
 @require_POST
@@ -55,7 +58,7 @@ def backup_settings(request, pk):
     email_was_on = server.redundancy.email_notifications
     form = RedundancySettingsForm(request.POST, instance=server.redundancy)
     if not form.is_valid():
-        return render(request, "redundancy/_backup_section.html", _backup_section(request, server, form), status=400)
+        return _server_page(request, server, form, status=400)
     settings = form.save(commit=False)
     mail = MailSettings.objects.filter(system=server.system).first()
     needs_mail_setup = settings.email_notifications and not email_was_on and not (mail and mail.is_configured)
@@ -70,9 +73,7 @@ def backup_settings(request, pk):
     if not request.htmx:
         messages.success(request, notice)
         return redirect("redundancy:server", server.pk)
-    context = _backup_section(request, server, notice=notice)
-    context["open_mail_setup"] = mail_url if needs_mail_setup else ""
-    return render(request, "redundancy/_backup_section.html", context)
+    return _server_page(request, server, notice=notice, open_mail_setup=mail_url if needs_mail_setup else "")
 
 
 @dataclass
@@ -86,6 +87,12 @@ class CameraRow:
     @property
     def changed(self) -> bool:
         return self.chosen != self.camera.backup_server_id
+
+
+def _applied_notice(changed: int) -> str:
+    if not changed:
+        return "Nothing to apply: no row was changed."
+    return f"Applied: the backup server of {changed} camera(s) changed."
 
 
 def _parse_server_id(value: str):
@@ -116,10 +123,14 @@ def general_settings_cameras(request):
                 proposed[int(key[7:])] = _parse_server_id(value)
         if request.POST.get("action") == "fill":
             target = _parse_server_id(request.POST.get("bulk_backup", ""))
-            for camera_id in request.POST.getlist("selected"):
-                if camera_id.isdigit() and int(camera_id) in cameras:
-                    proposed[int(camera_id)] = target
-            notice = "Rows updated below. Nothing is stored until you press Apply."
+            checked = [int(c) for c in request.POST.getlist("selected") if c.isdigit() and int(c) in cameras]
+            for camera_id in checked:
+                proposed[camera_id] = target
+            notice = (
+                f"{len(checked)} row(s) updated below. Nothing is stored until you press Apply."
+                if checked
+                else "Check the rows to change first."
+            )
         elif request.POST.get("action") == "apply":
             errors = {cid: ["Choose a server from the list."] for cid, sid in proposed.items() if isinstance(sid, str)}
             changes = [
@@ -136,10 +147,10 @@ def general_settings_cameras(request):
             elif request.htmx:
                 return redirect(f"{request.path}?system={system_id}&applied={len(changed)}")
             else:
-                messages.success(request, f"Applied: the backup server of {len(changed)} camera(s) changed.")
+                messages.success(request, _applied_notice(len(changed)))
                 return redirect(request.get_full_path())
     if request.GET.get("applied", "").isdigit():
-        notice = f"Applied: the backup server of {request.GET['applied']} camera(s) changed."
+        notice = _applied_notice(int(request.GET["applied"]))
     today = timezone.localdate()
     by_system: dict[int, list[Server]] = {}
     for server in servers.values():

@@ -8,6 +8,11 @@ class RedundancySettingsForm(forms.ModelForm):
         model = RedundancySettings
         fields = ["email_notifications", "constant_redundancy", "fast_redundancy"]
 
+    def __init__(self, *args, read_only=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            field.disabled = read_only
+
 
 class MailSettingsForm(forms.ModelForm):
     password = forms.CharField(

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -89,6 +90,18 @@ class Server(models.Model):
     max_cameras = models.PositiveIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(100_000)]
     )
+    recordings_path = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Directory on the video server for segments and snapshots; empty for recordings/<server> "
+        "under the site's data directory.",
+    )
+    retention_hours = models.PositiveIntegerField(
+        "retention (hours)",
+        default=72,
+        validators=[MinValueValidator(1), MaxValueValidator(24 * 3650)],
+        help_text="Recorded segments older than this are deleted by housekeeping.",
+    )
 
     class Meta:
         ordering = ["system__name", "name"]
@@ -124,6 +137,10 @@ class Server(models.Model):
                     "remove those backup assignments first."
                 }
             )
+
+    @property
+    def storage_dir(self) -> Path:
+        return Path(self.recordings_path) if self.recordings_path else settings.VAR_DIR / "recordings" / self.name
 
     def licensing(self, today: date | None = None) -> Licensing:
         """Sum of the active licenses; reads ``self.licenses.all()`` so a prefetch serves it."""

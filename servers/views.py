@@ -44,12 +44,15 @@ def license_list(request):
             license = form.save()
             messages.success(request, f"License {license.key} added to {license.server}.")
             return redirect("servers:licenses")
+        messages.error(request, "The license was not added: correct the form below.")
     return render(
         request,
         "servers/license_list.html",
         {
             "usage": usage,
-            "licenses": License.objects.select_related("server"),
+            "licenses": License.objects.select_related("server").annotate(
+                backed_up=Count("server__backup_cameras", distinct=True)
+            ),
             "today": today,
             "form": form,
         },

@@ -196,3 +196,18 @@ def test_lapsed_license_does_not_lock_existing_cameras(site, make_camera):
     camera.refresh_from_db()
     camera.failover_priority = "high"
     camera.full_clean()  # takes no new channel: still editable
+
+
+def test_lapsed_backup_license_is_reported_but_does_not_block_other_edits(site, make_camera):
+    camera = make_camera(site["a"], site["b"])
+    site["b"].licenses.all().delete()
+    camera = Camera.objects.with_servers().get(pk=camera.pk)
+    assert "Rule 2: backup server srv-b has no active license" in camera.assignment_problems()[0]
+    camera.fps = 12
+    camera.full_clean()  # the assignment did not change: still editable
+    camera.backup_server = site["c"]
+    camera.full_clean()
+    camera.backup_server = site["b"]
+    camera.primary_server = site["c"]
+    with pytest.raises(ValidationError, match="srv-b has no active license"):
+        camera.full_clean()

@@ -131,3 +131,34 @@ def test_connection_tab_refuses_unlicensed_backup(admin_client, site, gate, make
     assert "Rule 2: backup server srv-nolic has no active license" in response.content.decode()
     gate.refresh_from_db()
     assert gate.backup_server == site["b"]
+
+
+def test_backup_refresh_never_carries_credentials(admin_client, gate):
+    page = admin_client.get(f"/cameras/{gate.pk}/").content.decode()
+    form_tag = page[page.index('<form method="post" class="form-grid"') :].split(">", 1)[0]
+    assert "hx-get" not in form_tag
+    primary_select = page[page.index('name="primary_server"') :].split(">", 1)[0]
+    assert f'hx-get="/cameras/{gate.pk}/backup-options/"' in primary_select
+    assert 'hx-include="#id_backup_server"' in primary_select
+
+
+def test_typed_password_is_not_kept_silently_after_an_error(admin_client, gate):
+    response = admin_client.post(
+        f"/cameras/{gate.pk}/", connection_data(gate, stream_url="ftp://127.0.0.1/x", password="typed-New-pw")
+    )
+    page = response.content.decode()
+    assert "The password you typed was not stored; type it again." in page and "typed-New-pw" not in page
+
+
+def test_viewer_sees_disabled_fields(client, viewer, gate):
+    client.force_login(viewer)
+    page = client.get(f"/cameras/{gate.pk}/").content.decode()
+    assert 'name="stream_url"' in page and "disabled" in page.split('name="stream_url"')[1].split(">")[0]
+
+
+def test_camera_page_warns_when_assignment_no_longer_holds(admin_client, site, gate):
+    site["b"].licenses.all().delete()
+    page = admin_client.get(f"/cameras/{gate.pk}/").content.decode()
+    assert "This backup assignment no longer holds: Rule 2: backup server srv-b has no active license" in page
+    response = admin_client.post(f"/cameras/{gate.pk}/", connection_data(gate, fps=12))
+    assert response.status_code == 302  # an unrelated change is still accepted

@@ -114,8 +114,11 @@ def test_server_information_shows_backup_section_and_warnings(admin_client, site
     assert "Fast redundancy must also be enabled on primary server(s) srv-a" in page
 
 
-def test_backup_section_applies_flags(admin_client, site):
+def test_backup_section_applies_flags(admin_client, site, make_camera):
     server = site["b"]
+    site["a"].redundancy.fast_redundancy = True
+    site["a"].redundancy.save()
+    make_camera(site["a"], server, name="hall")
     response = admin_client.post(
         f"/servers/{server.pk}/backup-settings/", {"fast_redundancy": "on"}, HTTP_HX_REQUEST="true"
     )
@@ -187,5 +190,31 @@ def test_analytics_are_listed_on_the_primary_only(admin_client, site, make_camer
     make_camera(site["a"], site["b"], name="hall", analytics=["motion_detection"])
     primary_page = admin_client.get(f"/servers/{site['a'].pk}/").content.decode()
     backup_page = admin_client.get(f"/servers/{site['b'].pk}/").content.decode()
-    assert "motion_detection" in primary_page.split("Cameras backed up by")[0]
-    assert "motion_detection" not in backup_page
+    assert "Motion detection" in primary_page.split("Cameras backed up by")[0]
+    assert "Motion detection" not in backup_page
+
+
+def test_htmx_is_told_to_show_refusals(admin_client, site):
+    page = admin_client.get(f"/servers/{site['a'].pk}/").content.decode()
+    assert '{"code": "400", "swap": true}' in page
+
+
+def test_backup_settings_refresh_the_camera_modes(admin_client, site, make_camera):
+    make_camera(site["a"], site["b"], name="hall")
+    site["a"].redundancy.fast_redundancy = True
+    site["a"].redundancy.save()
+    page = admin_client.post(
+        f"/servers/{site['b'].pk}/backup-settings/", {"fast_redundancy": "on"}, HTTP_HX_REQUEST="true"
+    ).content.decode()
+    backed_up = page.split("Cameras backed up by srv-b")[1]
+    assert 'badge fast">fast' in backed_up.split("</table>")[0]
+
+
+def test_fill_without_checked_rows_says_so(admin_client, site, cameras):
+    page = admin_client.post(URL, {"action": "fill", "bulk_backup": site["c"].pk}).content.decode()
+    assert "Check the rows to change first." in page
+
+
+def test_apply_without_changes_says_nothing_to_apply(admin_client, site, cameras):
+    response = admin_client.post(URL, {"action": "apply", **rows(cameras, gate=site["b"])}, follow=True)
+    assert "Nothing to apply: no row was changed." in response.content.decode()

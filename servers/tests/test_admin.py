@@ -20,6 +20,7 @@ def test_admin_adds_server_with_redundancy_inline(admin_client, site):
         "name": "srv-admin",
         "address": "127.0.0.1",
         "api_port": 8080,
+        "retention_hours": 48,
         "redundancy-TOTAL_FORMS": 1,
         "redundancy-INITIAL_FORMS": 0,
         "redundancy-MIN_NUM_FORMS": 1,

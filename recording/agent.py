@@ -1,0 +1,311 @@
+"""The video-server agent: plain code that a Celery worker (or a test) runs.
+
+Threads: a heartbeat (Redis only, never blocked by cameras or the database), a supervisor
+that reconciles the cameras ingested to the desired set and writes the index, and one
+ingest thread per camera. Redis or the database going away changes nothing that is being
+recorded: the supervisor keeps what it has and catches up when they return.
+"""
+
+import logging
+import os
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import redis
+from django.db import DatabaseError, close_old_connections, connection
+
+from cameras.models import Camera
+from recording import live
+from recording.analytics import detectors_for
+from recording.desired import baseline_camera_ids
+from recording.ingest import CameraFeed, Frame, IngestWorker
+from recording.models import Segment, StreamHealth
+from recording.outbox import Outbox
+from recording.segments import SegmentRecord, SegmentWriter, remove_file, unindexed_segments
+from servers.models import Server
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_EVERY = 1.0  # seconds between published snapshots of a camera
+HEALTH_TO_DATABASE_EVERY = 5.0
+HOUSEKEEPING_EVERY = 600.0
+
+
+class CameraPipeline:
+    """Where one camera's frames go: the recording, analytics (primary only), the snapshot."""
+
+    def __init__(self, agent: "VideoServerAgent", feed: CameraFeed):
+        self.agent = agent
+        self.feed = feed
+        self.writer = SegmentWriter(agent.storage, feed.camera_id, agent.name, agent.segment_seconds,
+                                    agent.segment_closed)  # fmt: skip
+        self.detectors = detectors_for(feed.analytics)
+        self._snapshot_at = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self, feed: CameraFeed, frame: Frame) -> None:
+        with self._lock:
+            self.writer.write(frame.jpeg, frame.at)
+        for detector in self.detectors:
+            event = detector.feed(frame.image, frame.at)
+            if event:
+                self.agent.outbox.put("analytics", {"camera_id": feed.camera_id, **event})
+        if frame.at - self._snapshot_at >= SNAPSHOT_EVERY:
+            self._snapshot_at = frame.at
+            self.agent.publish_snapshot(feed.camera_id, frame.jpeg)
+
+    def close(self) -> None:
+        with self._lock:
+            self.writer.close()
+
+
+class VideoServerAgent:
+    def __init__(
+        self,
+        name: str,
+        *,
+        heartbeat_interval: float = 1.0,
+        sweep_interval: float = 5.0,
+        open_timeout: float = 2.0,
+        read_timeout: float = 2.0,
+        segment_seconds: float = 10.0,
+        redis_client: redis.Redis | None = None,
+        clock=time.time,
+    ):
+        self.name = name
+        self.heartbeat_interval = heartbeat_interval
+        self.sweep_interval = sweep_interval
+        self.open_timeout = open_timeout
+        self.read_timeout = read_timeout
+        self.segment_seconds = segment_seconds
+        self.redis = redis_client or live.client()
+        self.clock = clock
+        self.server: Server | None = None
+        self.storage: Path | None = None
+        self.outbox: Outbox | None = None
+        self.workers: dict[int, IngestWorker] = {}
+        self.pipelines: dict[int, CameraPipeline] = {}
+        self._feeds: dict[int, CameraFeed] = {}
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._health_saved_at = 0.0
+        self._housekeeping_at = 0.0
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.server = Server.objects.get(name=self.name)
+        self.storage = self.server.storage_dir
+        self.storage.mkdir(parents=True, exist_ok=True)
+        self.outbox = Outbox(self.storage / "index-spool.jsonl")
+        self._recover_segments()
+        try:
+            live.clear_leaving(self.redis, self.name)
+        except redis.RedisError:
+            pass
+        for target, name in ((self._heartbeat_loop, "heartbeat"), (self._supervise_loop, "supervisor")):
+            thread = threading.Thread(target=target, name=f"{name}-{self.name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        log.info("server=%s event=agent_started storage=%s", self.name, self.storage)
+
+    def request_reconcile(self) -> None:
+        """Reconcile now rather than at the next sweep (the engine's change notice)."""
+        self._wake.set()
+
+    def leave(self) -> None:
+        """A graceful stop: announce it, then close every recording and index it."""
+        try:
+            live.announce_leaving(self.redis, self.name)
+        except redis.RedisError:
+            log.warning("server=%s event=leaving_not_announced", self.name)
+        self.stop()
+        try:
+            self.redis.delete(live.key("heartbeat", self.name))
+        except redis.RedisError:
+            pass
+        log.info("server=%s event=agent_left", self.name)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout=self.read_timeout + self.open_timeout + 5)
+        self._stop_cameras(list(self.workers))
+        if self.server is not None:
+            self.outbox.flush(self.server.pk)
+        connection.close()
+
+    # -- heartbeat --------------------------------------------------------------------------
+
+    def _heartbeat_loop(self) -> None:
+        ttl = max(3 * self.heartbeat_interval, 2.0)
+        while not self._stop.is_set():
+            started = time.monotonic()
+            reports = self.stream_reports()
+            try:
+                live.publish_heartbeat(
+                    self.redis,
+                    self.name,
+                    {"at": self.clock(), "pid": os.getpid(), "cameras": len(reports),
+                     "streaming": sum(1 for r in reports.values() if r["state"] == "streaming")},
+                    ttl,
+                )  # fmt: skip
+                live.publish_stream_health(self.redis, self.name, reports, ttl)
+            except redis.RedisError as exc:
+                log.warning("server=%s event=heartbeat_failed error=%s", self.name, type(exc).__name__)
+            self._stop.wait(max(0.0, self.heartbeat_interval - (time.monotonic() - started)))
+
+    def stream_reports(self) -> dict[int, dict]:
+        return {camera_id: worker.stats.report() for camera_id, worker in list(self.workers.items())}
+
+    def publish_snapshot(self, camera_id: int, jpeg: bytes) -> None:
+        try:
+            live.publish_snapshot(self.redis, camera_id, self.name, jpeg)
+        except redis.RedisError:
+            pass  # a missed snapshot is replaced a second later
+
+    # -- supervisor -------------------------------------------------------------------------
+
+    def _supervise_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                self.reconcile()
+                self.outbox.flush(self.server.pk)
+                self._save_health()
+                if self.clock() - self._housekeeping_at >= HOUSEKEEPING_EVERY:
+                    self.housekeeping()
+            except Exception:
+                log.exception("server=%s event=supervisor_error", self.name)
+            self._wake.wait(self.sweep_interval)
+
+    def desired_camera_ids(self) -> set[int] | None:
+        """The engine's desired set, else the configuration's baseline; None when neither can be read."""
+        try:
+            desired = live.read_desired(self.redis, self.name)
+        except redis.RedisError:
+            return None
+        if desired is not None:
+            return desired
+        try:
+            close_old_connections()
+            return baseline_camera_ids(self.server)
+        except DatabaseError:
+            connection.close()
+            return None
+
+    def reconcile(self) -> None:
+        """Start what is desired and missing, stop what runs and is not desired (level-triggered)."""
+        desired = self.desired_camera_ids()
+        if desired is None:
+            return  # nobody to ask: keep recording what we record
+        feeds = self._load_feeds(desired)
+        self._stop_cameras(
+            [
+                camera_id
+                for camera_id, worker in self.workers.items()
+                if camera_id not in desired or (camera_id in feeds and feeds[camera_id] != worker.feed)
+            ]
+        )
+        for camera_id in sorted(desired):
+            feed = feeds.get(camera_id)
+            if feed is not None and camera_id not in self.workers:
+                self._start_camera(feed)
+
+    def _load_feeds(self, camera_ids: set[int]) -> dict[int, CameraFeed]:
+        try:
+            close_old_connections()
+            cameras = Camera.objects.filter(pk__in=camera_ids, enabled=True)
+            self._feeds = {
+                camera.pk: CameraFeed(
+                    camera.pk,
+                    camera.name,
+                    camera.stream_url,
+                    camera.username,
+                    camera.password,
+                    camera.codec,
+                    tuple(camera.analytics_on(self.server)),
+                )  # fmt: skip
+                for camera in cameras
+            }
+        except DatabaseError:
+            connection.close()  # keep the last feeds we knew
+        return {camera_id: feed for camera_id, feed in self._feeds.items() if camera_id in camera_ids}
+
+    def _start_camera(self, feed: CameraFeed) -> None:
+        pipeline = CameraPipeline(self, feed)
+        worker = IngestWorker(feed, pipeline, self.open_timeout, self.read_timeout, self.clock)
+        self.pipelines[feed.camera_id], self.workers[feed.camera_id] = pipeline, worker
+        worker.start()
+        log.info("server=%s camera=%s event=ingest_started analytics=%s", self.name, feed.camera_id,
+                 ",".join(feed.analytics) or "-")  # fmt: skip
+
+    def _stop_cameras(self, camera_ids: list[int]) -> None:
+        """Signal all first, then wait: a worker stuck in a read holds up only itself."""
+        workers = [self.workers.pop(camera_id) for camera_id in camera_ids]
+        for worker in workers:
+            worker.stop()
+        for worker in workers:
+            worker.join(timeout=self.read_timeout + self.open_timeout + 1)
+            self.pipelines.pop(worker.feed.camera_id).close()
+            log.info("server=%s camera=%s event=ingest_stopped", self.name, worker.feed.camera_id)
+
+    def segment_closed(self, record: SegmentRecord) -> None:
+        self.outbox.put("segment", record.as_dict())
+
+    def _recover_segments(self) -> None:
+        """Index the segments a killed agent left open (or could not index before it died)."""
+        spooled = self.outbox.pending_paths()
+        try:
+            known = set(Segment.objects.filter(server=self.server).values_list("path", flat=True))
+        except DatabaseError:
+            connection.close()
+            return
+        max_age = self.server.retention_hours * 3600
+        for record in unindexed_segments(self.storage, self.name, known | spooled, self.clock(), max_age):
+            self.outbox.put("segment", record.as_dict())
+
+    def _save_health(self) -> None:
+        now = self.clock()
+        if now - self._health_saved_at < HEALTH_TO_DATABASE_EVERY:
+            return
+        self._health_saved_at = now
+        rows = [
+            StreamHealth(
+                camera_id=camera_id,
+                server=self.server,
+                state=r["state"],
+                fps=r["fps"],
+                bitrate_kbps=r["bitrate_kbps"],
+                reported_at=datetime.fromtimestamp(now, UTC),
+                last_frame_at=datetime.fromtimestamp(r["last_frame_at"], UTC) if r["last_frame_at"] else None,
+            )  # fmt: skip
+            for camera_id, r in self.stream_reports().items()
+        ]
+        try:
+            StreamHealth.objects.bulk_create(
+                rows, update_conflicts=True, unique_fields=["camera", "server"],
+                update_fields=["state", "fps", "bitrate_kbps", "reported_at", "last_frame_at"],
+            )  # fmt: skip
+        except DatabaseError:
+            connection.close()
+
+    def housekeeping(self) -> int:
+        """Delete this server's segments past its retention; returns how many went."""
+        self._housekeeping_at = self.clock()
+        cutoff = datetime.fromtimestamp(self.clock() - self.server.retention_hours * 3600, UTC)
+        try:
+            old = list(Segment.objects.filter(server=self.server, ended_at__lt=cutoff).values_list("pk", "path"))
+            for _, path in old:
+                remove_file(path)
+            Segment.objects.filter(pk__in=[pk for pk, _ in old]).delete()
+        except DatabaseError:
+            connection.close()
+            return 0
+        if old:
+            log.info("server=%s event=segments_expired count=%s", self.name, len(old))
+        return len(old)

@@ -1,0 +1,180 @@
+"""One thread per camera: pull frames with OpenCV, hand them on, keep stream statistics.
+
+Opening and reading are bounded by FFmpeg's timeouts, so a camera that never answers or
+stalls mid-stream costs its own thread a few seconds and nothing else. A lost stream is
+reopened with exponential backoff.
+"""
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import cv2
+import numpy as np
+
+from recording.models import StreamState
+
+log = logging.getLogger(__name__)
+
+BACKOFF_FIRST = 0.5
+BACKOFF_MAX = 10.0
+STATS_WINDOW = 5.0  # seconds of frames behind the fps and bitrate figures
+
+
+@dataclass(frozen=True)
+class CameraFeed:
+    """What an agent needs to ingest one camera; kept in memory so ingest survives a database outage."""
+
+    camera_id: int
+    name: str
+    stream_url: str
+    username: str
+    password: str
+    codec: str
+    analytics: tuple[str, ...]  # the modules to run on this server: empty unless it is the camera's primary
+
+    def open_url(self) -> str:
+        """The stream URL with credentials for FFmpeg. Never log it."""
+        if not self.username and not self.password:
+            return self.stream_url
+        parts = urlsplit(self.stream_url)
+        userinfo = quote(self.username, safe="") + (":" + quote(self.password, safe="") if self.password else "")
+        return urlunsplit(parts._replace(netloc=f"{userinfo}@{parts.netloc}"))
+
+    def __repr__(self):  # the dataclass default would print the password
+        return f"CameraFeed(camera_id={self.camera_id}, name={self.name!r})"
+
+
+@dataclass(frozen=True)
+class Frame:
+    jpeg: bytes  # as received for MJPEG cameras, encoded once otherwise
+    image: np.ndarray
+    at: float  # arrival time, seconds since the epoch
+
+
+class StreamStats:
+    """State, last frame time, fps and bitrate over a short sliding window; thread-safe reads."""
+
+    def __init__(self, clock: Callable[[], float] = time.time):
+        self.clock = clock
+        self.state = StreamState.CONNECTING
+        self.last_frame_at: float | None = None
+        self.since = clock()
+        self._window: deque[tuple[float, int]] = deque()
+        self._lock = threading.Lock()
+
+    def frame(self, at: float, size: int) -> None:
+        with self._lock:
+            self.last_frame_at = at
+            self._window.append((at, size))
+            while self._window and self._window[0][0] < at - STATS_WINDOW:
+                self._window.popleft()
+            if self.state != StreamState.STREAMING:
+                self.state, self.since = StreamState.STREAMING, at
+
+    def set_state(self, state: str) -> None:
+        with self._lock:
+            if self.state != state:
+                self.state, self.since = state, self.clock()
+                self._window.clear()
+
+    def report(self) -> dict:
+        with self._lock:
+            now = self.clock()
+            recent = [(t, size) for t, size in self._window if t >= now - STATS_WINDOW]
+            span = (recent[-1][0] - recent[0][0]) if len(recent) > 1 else 0.0
+            fps = (len(recent) - 1) / span if span > 0 else 0.0
+            kbps = sum(size for _, size in recent[1:]) * 8 / 1000 / span if span > 0 else 0.0
+            return {
+                "state": str(self.state),
+                "since": self.since,
+                "last_frame_at": self.last_frame_at,
+                "fps": round(fps, 2),
+                "bitrate_kbps": round(kbps, 1),
+            }
+
+
+class IngestWorker(threading.Thread):
+    def __init__(
+        self,
+        feed: CameraFeed,
+        on_frame: Callable[[CameraFeed, Frame], None],
+        open_timeout: float,
+        read_timeout: float,
+        clock: Callable[[], float] = time.time,
+    ):
+        super().__init__(name=f"ingest-{feed.camera_id}", daemon=True)
+        self.feed = feed
+        self.on_frame = on_frame
+        self.open_timeout_ms = int(open_timeout * 1000)
+        self.read_timeout_ms = int(read_timeout * 1000)
+        self.clock = clock
+        self.stats = StreamStats(clock)
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def run(self) -> None:
+        backoff = BACKOFF_FIRST
+        while not self._stopping.is_set():
+            self.stats.set_state(StreamState.CONNECTING)
+            if self._stream():
+                backoff = BACKOFF_FIRST
+            if self._stopping.is_set():
+                break
+            self.stats.set_state(StreamState.LOST)
+            log.warning("camera=%s event=stream_lost retry_in=%.1fs", self.feed.camera_id, backoff)
+            self._stopping.wait(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX)
+
+    def _stream(self) -> bool:
+        """Read until the stream ends or fails; True when at least one frame came."""
+        capture = cv2.VideoCapture(
+            self.feed.open_url(),
+            cv2.CAP_FFMPEG,
+            [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+                self.open_timeout_ms,
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                self.read_timeout_ms,
+            ],
+        )
+        got_frames = False
+        try:
+            if not capture.isOpened():
+                return False
+            # MJPEG: take the camera's own JPEGs (exact bitrate, recorded without re-encoding).
+            raw = self.feed.codec == "mjpeg" and capture.set(cv2.CAP_PROP_FORMAT, -1)
+            while not self._stopping.is_set():
+                ok, data = capture.read()
+                if not ok or data is None:
+                    return got_frames
+                frame = self._frame(data, raw)
+                if frame is None:
+                    log.warning("camera=%s event=undecodable_frame", self.feed.camera_id)
+                    return got_frames
+                got_frames = True
+                self.stats.frame(frame.at, len(frame.jpeg))
+                self.on_frame(self.feed, frame)
+            return got_frames
+        except Exception:
+            log.exception("camera=%s event=ingest_error", self.feed.camera_id)
+            return got_frames
+        finally:
+            capture.release()
+
+    def _frame(self, data: np.ndarray, raw: bool) -> Frame | None:
+        at = self.clock()
+        if raw:
+            jpeg = data.tobytes()
+            image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+            if image is None:
+                return None
+            return Frame(jpeg, image, at)
+        ok, encoded = cv2.imencode(".jpg", data, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        return Frame(encoded.tobytes(), data, at) if ok else None

@@ -1,0 +1,99 @@
+"""Live state in Redis, shared by the video-server agents, the engine and the web tier.
+
+Keys (under ``settings.LIVE_KEY_PREFIX``):
+
+- ``heartbeat:<server>``: the agent's last heartbeat (JSON), expiring after a few intervals;
+- ``leaving:<server>``: set when an agent stops gracefully (a planned shutdown);
+- ``health:<server>``: hash camera id → stream report (JSON) of that server's connections;
+- ``snapshot:<camera>``: the latest JPEG of a camera and the server that took it;
+- ``desired:<server>``: the camera ids the server should ingest now (written by the engine).
+
+Every call is short and bounded by socket timeouts: a missing Redis must never stall the
+caller, so agents catch ``redis.RedisError`` and keep recording.
+"""
+
+import json
+import time
+from functools import cache
+
+import redis
+from django.conf import settings
+
+SOCKET_TIMEOUT = 1.0
+
+
+@cache
+def _client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(
+        url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT, health_check_interval=15
+    )
+
+
+def client() -> redis.Redis:
+    return _client(settings.REDIS_URL)
+
+
+def key(*parts) -> str:
+    return ":".join([settings.LIVE_KEY_PREFIX, *map(str, parts)])
+
+
+def publish_heartbeat(r: redis.Redis, server: str, payload: dict, ttl: float) -> None:
+    r.set(key("heartbeat", server), json.dumps(payload), px=int(ttl * 1000))
+
+
+def read_heartbeats(r: redis.Redis, servers: list[str]) -> dict[str, dict | None]:
+    if not servers:
+        return {}
+    values = r.mget([key("heartbeat", name) for name in servers])
+    return {name: json.loads(value) if value else None for name, value in zip(servers, values, strict=True)}
+
+
+def announce_leaving(r: redis.Redis, server: str, ttl: float = 60) -> None:
+    r.set(key("leaving", server), json.dumps({"at": time.time()}), px=int(ttl * 1000))
+
+
+def clear_leaving(r: redis.Redis, server: str) -> None:
+    r.delete(key("leaving", server))
+
+
+def is_leaving(r: redis.Redis, server: str) -> bool:
+    return bool(r.exists(key("leaving", server)))
+
+
+def publish_stream_health(r: redis.Redis, server: str, reports: dict[int, dict], ttl: float) -> None:
+    """Replace the server's stream reports: cameras it no longer ingests disappear."""
+    name = key("health", server)
+    with r.pipeline() as pipe:
+        pipe.delete(name)
+        if reports:
+            pipe.hset(name, mapping={str(camera): json.dumps(report) for camera, report in reports.items()})
+            pipe.pexpire(name, int(ttl * 1000))
+        pipe.execute()
+
+
+def read_stream_health(r: redis.Redis, server: str) -> dict[int, dict]:
+    return {int(camera): json.loads(report) for camera, report in r.hgetall(key("health", server)).items()}
+
+
+def publish_snapshot(r: redis.Redis, camera_id: int, server: str, jpeg: bytes, ttl: float = 120) -> None:
+    with r.pipeline() as pipe:
+        pipe.hset(key("snapshot", camera_id), mapping={"jpeg": jpeg, "server": server, "at": time.time()})
+        pipe.pexpire(key("snapshot", camera_id), int(ttl * 1000))
+        pipe.execute()
+
+
+def read_snapshot(r: redis.Redis, camera_id: int) -> dict | None:
+    value = r.hgetall(key("snapshot", camera_id))
+    if not value:
+        return None
+    return {"jpeg": value[b"jpeg"], "server": value[b"server"].decode(), "at": float(value[b"at"])}
+
+
+def write_desired(r: redis.Redis, server: str, camera_ids) -> None:
+    r.set(key("desired", server), json.dumps(sorted(camera_ids)))
+
+
+def read_desired(r: redis.Redis, server: str) -> set[int] | None:
+    """The engine's word for ``server``, or None when it has written none yet."""
+    value = r.get(key("desired", server))
+    return None if value is None else set(json.loads(value))

@@ -1,0 +1,37 @@
+import socket
+
+from django.core.management.base import BaseCommand, CommandError
+
+from eocortex_web.celery import app
+from recording.tasks import AgentStep, queue_for
+from servers.models import Server
+
+
+class Command(BaseCommand):
+    help = (
+        "Run one video server's agent: a Celery worker on the server's own queue that heartbeats, "
+        "ingests and records its cameras, and runs analytics for the cameras it is primary for."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--server", required=True, help="the video server's name")
+        parser.add_argument("--loglevel", default="INFO")
+
+    def handle(self, *args, server, loglevel, **options):
+        if not Server.objects.filter(name=server).exists():
+            known = ", ".join(Server.objects.values_list("name", flat=True)) or "none"
+            raise CommandError(f"No video server named {server!r}. Known servers: {known}.")
+        app.steps["worker"].add(AgentStep)
+        worker = app.Worker(
+            hostname=f"{server}@{socket.gethostname()}",
+            queues=[queue_for(server)],
+            pool="solo",
+            concurrency=1,
+            loglevel=loglevel,
+            without_gossip=True,
+            without_mingle=True,
+            without_heartbeat=True,
+            video_server=server,
+        )
+        worker.start()
+        raise SystemExit(worker.exitcode or 0)

@@ -1,0 +1,71 @@
+"""Celery wiring of the video-server agent: its queue, its tasks, and the bootstep that runs it.
+
+The agent itself is plain code (``recording.agent``); this module only connects it to a
+worker that consumes the server's own queue.
+"""
+
+import logging
+
+from celery import bootsteps, shared_task
+from django.conf import settings
+
+from recording.agent import VideoServerAgent
+
+log = logging.getLogger(__name__)
+
+_running: VideoServerAgent | None = None
+
+
+def queue_for(server_name: str) -> str:
+    return f"video-server.{server_name}"
+
+
+@shared_task(name="recording.reconcile", ignore_result=True)
+def reconcile() -> None:
+    """Sent to a server's queue when its desired cameras changed: reconcile now."""
+    if _running is not None:
+        _running.request_reconcile()
+
+
+@shared_task(name="recording.housekeeping", ignore_result=True)
+def housekeeping() -> int:
+    """Delete the server's segments past its retention (also run by the agent on its own timer)."""
+    return _running.housekeeping() if _running is not None else 0
+
+
+def notify(server_name: str) -> None:
+    """Tell a server's agent to reconcile now; the periodic sweep covers a lost notice."""
+    reconcile.apply_async(queue=queue_for(server_name), expires=30)
+
+
+class AgentStep(bootsteps.StartStopStep):
+    """Runs the agent beside the worker's consumer; a warm shutdown (SIGTERM) is a graceful leave."""
+
+    requires = {"celery.worker.components:Pool"}
+
+    def __init__(self, worker, video_server=None, **kwargs):
+        super().__init__(worker, **kwargs)
+        self.server_name = video_server
+        self.agent = None
+
+    def include_if(self, worker):
+        return self.server_name is not None
+
+    def start(self, worker):
+        global _running
+        self.agent = VideoServerAgent(
+            self.server_name,
+            heartbeat_interval=settings.AGENT_HEARTBEAT_SECONDS,
+            sweep_interval=settings.AGENT_SWEEP_SECONDS,
+            open_timeout=settings.AGENT_OPEN_TIMEOUT_SECONDS,
+            read_timeout=settings.AGENT_READ_TIMEOUT_SECONDS,
+            segment_seconds=settings.AGENT_SEGMENT_SECONDS,
+        )
+        self.agent.start()
+        _running = self.agent
+
+    def stop(self, worker):
+        global _running
+        if self.agent is not None:
+            self.agent.leave()
+            self.agent = _running = None
