@@ -1,17 +1,34 @@
 """Fixtures shared by every app's tests: a small multiserver system and logged-in clients."""
 
+import uuid
 from datetime import timedelta
 from itertools import count
 
 import pytest
+import redis
 from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from cameras.models import Camera
+from recording import live
 from servers.models import License, MultiserverSystem, Server
 
 _serial = count(1)
+
+
+@pytest.fixture(autouse=True)
+def live_namespace(settings):
+    """Each test keeps its live state (heartbeats, health, snapshots) under its own Redis prefix."""
+    settings.LIVE_KEY_PREFIX = f"test-{uuid.uuid4().hex[:12]}"
+    yield settings.LIVE_KEY_PREFIX
+    try:
+        client = live.client()
+        keys = list(client.scan_iter(f"{settings.LIVE_KEY_PREFIX}:*", count=500))
+        if keys:
+            client.delete(*keys)
+    except redis.RedisError:
+        pass
 
 
 @pytest.fixture

@@ -184,19 +184,25 @@ class VideoServerAgent:
             self._wake.wait(self.sweep_interval)
 
     def desired_camera_ids(self) -> set[int] | None:
-        """The engine's desired set, else the configuration's baseline; None when neither can be read."""
+        """The engine's desired set; the configuration's baseline when the engine has said nothing.
+
+        Without Redis the engine cannot be heard: keep everything running and add the baseline
+        (when in doubt, record). None when nothing at all can be read.
+        """
         try:
             desired = live.read_desired(self.redis, self.name)
+            redis_ok = True
         except redis.RedisError:
-            return None
+            desired, redis_ok = None, False
         if desired is not None:
             return desired
         try:
             close_old_connections()
-            return baseline_camera_ids(self.server)
+            baseline = baseline_camera_ids(self.server)
         except DatabaseError:
             connection.close()
             return None
+        return baseline if redis_ok else baseline | set(self.workers)
 
     def reconcile(self) -> None:
         """Start what is desired and missing, stop what runs and is not desired (level-triggered)."""

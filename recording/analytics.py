@@ -1,7 +1,8 @@
 """Analytics modules, run by an agent for the cameras whose primary server it is (rule 3).
 
-Each detector takes decoded frames and returns a finished event (a dict) when something it
-watched for has started and ended, or run for its longest allowed stretch.
+Each detector takes decoded frames and reports an episode of what it watches for twice: when
+it starts, and when it ends (or has run for its longest allowed stretch). Both reports share
+the start time, so the second completes the first in the database.
 """
 
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ class _EpisodeDetector:
         raise NotImplementedError
 
     def feed(self, image: np.ndarray, at: float) -> dict | None:
+        """An event dict when an episode starts (``ended_at`` None) and again when it ends."""
         score = self.score(_small_gray(image))
         self._frames += 1
         if self._frames <= self.warmup_frames:
@@ -53,10 +55,10 @@ class _EpisodeDetector:
         if score >= self.threshold:
             if episode is None:
                 self._episode = _Episode(at, at, score)
-                return None
+                return self._event(self._episode, None)
             episode.last_seen, episode.peak = at, max(episode.peak, score)
             if at - episode.started_at >= self.longest:
-                self._episode = _Episode(at, at, score)  # a long episode is reported in parts
+                self._episode = None  # a long episode is reported in parts; the next frame starts the next
                 return self._event(episode, at)
             return None
         if episode is not None and at - episode.last_seen >= self.quiet:
@@ -64,7 +66,7 @@ class _EpisodeDetector:
             return self._event(episode, episode.last_seen)
         return None
 
-    def _event(self, episode: _Episode, ended_at: float) -> dict:
+    def _event(self, episode: _Episode, ended_at: float | None) -> dict:
         return {"module": self.module, "started_at": episode.started_at, "ended_at": ended_at,
                 "peak_score": round(float(episode.peak), 4)}  # fmt: skip
 

@@ -3,7 +3,7 @@
 An agent must keep recording while the database is away: segment index entries and
 analytics events are appended to a spool file first and written in batches; a failed
 write leaves them in the spool for the next attempt, also across a restart of the agent.
-Replays are harmless: segments are unique by path, events by camera, module and start.
+Replays are harmless: segments are unique by path, events by camera, server, module and start.
 """
 
 import json
@@ -79,6 +79,11 @@ class Outbox:
                 ],
                 ignore_conflicts=True,
             )
+            # An episode comes twice (started, then ended): the later report completes the row.
+            events = {}
+            for r in batch_known:
+                if r["kind"] == "analytics":
+                    events[(r["camera_id"], r["module"], r["started_at"])] = r
             AnalyticsEvent.objects.bulk_create(
                 [
                     AnalyticsEvent(
@@ -86,13 +91,14 @@ class Outbox:
                         server_id=server_id,
                         module=r["module"],
                         started_at=_when(r["started_at"]),
-                        ended_at=_when(r["ended_at"]),
+                        ended_at=_when(r["ended_at"]) if r["ended_at"] else None,
                         peak_score=r["peak_score"],
                     )  # fmt: skip
-                    for r in batch_known
-                    if r["kind"] == "analytics"
+                    for r in events.values()
                 ],
-                ignore_conflicts=True,
+                update_conflicts=True,
+                unique_fields=["camera", "server", "module", "started_at"],
+                update_fields=["ended_at", "peak_score"],
             )
         except DatabaseError as exc:
             log.warning("event=index_deferred pending=%s error=%s", len(batch), type(exc).__name__)

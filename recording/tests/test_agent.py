@@ -1,0 +1,176 @@
+"""The video-server agent against the real simulator, Redis and OpenCV, run in threads."""
+
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import redis
+
+from cameras.stamp import read_stamp
+from recording import live
+from recording.models import AnalyticsEvent, Segment, StreamHealth
+from recording.segments import iter_jpegs
+from recording.tests.conftest import wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def recorded_site(site, tmp_path):
+    for name in ("a", "b", "c"):
+        site[name].recordings_path = str(tmp_path / site[name].name)
+        site[name].save()
+    return site
+
+
+def counters(camera) -> list[int]:
+    """The stamped frame counters of everything recorded for a camera, segment by segment in time order."""
+    result = []
+    for segment in Segment.objects.filter(camera=camera).order_by("started_at"):
+        for jpeg in iter_jpegs(Path(segment.path)):
+            image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+            result.append(read_stamp(image).counter)
+    return result
+
+
+def test_agent_records_contiguous_frames_into_segments(recorded_site, simulator, agents, make_camera):
+    sim = simulator(2)
+    cameras = [make_camera(recorded_site["a"], stream_url=sim.url(n), codec="mjpeg") for n in (1, 2)]
+    agent = agents("srv-a", segment_seconds=1.0)
+    wait_for(lambda: all(Segment.objects.filter(camera=c).count() >= 3 for c in cameras), 20, message="segments")
+    agent.stop()
+    for camera in cameras:
+        seen = counters(camera)
+        assert len(seen) >= 10
+        assert seen == list(range(seen[0], seen[0] + len(seen))), "frames missing or repeated"
+        segments = list(Segment.objects.filter(camera=camera).order_by("started_at"))
+        assert sum(s.frame_count for s in segments) == len(seen)
+        assert all(s.server == recorded_site["a"] and s.size_bytes > 0 for s in segments)
+
+
+def test_agent_publishes_heartbeat_health_and_snapshots(recorded_site, simulator, agents, make_camera, redis_client):
+    sim = simulator(1)
+    camera = make_camera(recorded_site["a"], stream_url=sim.url(1), codec="mjpeg")
+    agents("srv-a")
+    report = wait_for(
+        lambda: live.read_stream_health(redis_client, "srv-a").get(camera.pk, {}).get("fps", 0) > 3 and
+        live.read_stream_health(redis_client, "srv-a")[camera.pk], message="stream report",
+    )  # fmt: skip
+    assert report["state"] == "streaming" and report["bitrate_kbps"] > 10
+    heartbeat = live.read_heartbeats(redis_client, ["srv-a"])["srv-a"]
+    assert heartbeat["cameras"] == 1 and heartbeat["streaming"] == 1
+    snapshot = live.read_snapshot(redis_client, camera.pk)
+    assert snapshot["server"] == "srv-a" and snapshot["jpeg"].startswith(b"\xff\xd8")
+    # Stream health reaches the database too, every few seconds.
+    wait_for(lambda: StreamHealth.objects.filter(camera=camera, server=recorded_site["a"], state="streaming").exists(),
+             12, message="stream health in the database")  # fmt: skip
+
+
+@pytest.mark.parametrize("fault", ["stalled", "stopped"])
+def test_lost_camera_is_reported_within_read_timeout_and_recovers(
+    recorded_site, simulator, agents, make_camera, redis_client, fault
+):
+    sim = simulator(1)
+    camera = make_camera(recorded_site["a"], stream_url=sim.url(1), codec="mjpeg")
+    agent = agents("srv-a", read_timeout=1.0)
+
+    def state():
+        return live.read_stream_health(redis_client, "srv-a").get(camera.pk, {}).get("state")
+
+    wait_for(lambda: state() == "streaming", message="streaming")
+    sim.set_state(1, fault)
+    started = time.monotonic()
+    wait_for(lambda: state() == "lost", timeout=agent.read_timeout + 2.0, message="lost within the read timeout")
+    assert time.monotonic() - started <= agent.read_timeout + 2.0
+    sim.set_state(1, "streaming")
+    wait_for(lambda: state() == "streaming", timeout=15, message="recovered")
+
+
+def test_analytics_run_on_the_primary_only(recorded_site, simulator, agents, make_camera, redis_client):
+    sim = simulator(1)
+    camera = make_camera(
+        recorded_site["a"], recorded_site["b"], stream_url=sim.url(1), codec="mjpeg", analytics=["motion_detection"]
+    )
+    # The backup records the camera too (as after a failover) but must not analyse it.
+    live.write_desired(redis_client, "srv-b", [camera.pk])
+    backup = agents("srv-b")
+    primary = agents("srv-a")
+    wait_for(lambda: AnalyticsEvent.objects.filter(camera=camera, server=recorded_site["a"]).exists(), 20,
+             message="a motion event on the primary")  # fmt: skip
+    wait_for(lambda: Segment.objects.filter(camera=camera, server=recorded_site["b"]).exists(), 20,
+             message="the backup recording")  # fmt: skip
+    assert [d.module for d in primary.pipelines[camera.pk].detectors] == ["motion_detection"]
+    assert backup.pipelines[camera.pk].detectors == []
+    assert not AnalyticsEvent.objects.filter(server=recorded_site["b"]).exists()
+
+
+def test_dead_cameras_do_not_delay_the_heartbeat(recorded_site, simulator, agents, make_camera, redis_client):
+    sim = simulator(3)
+    healthy = make_camera(recorded_site["a"], stream_url=sim.url(1), codec="mjpeg")
+    make_camera(recorded_site["a"], stream_url=sim.url(2), codec="mjpeg")
+    make_camera(recorded_site["a"], stream_url=sim.url(3), codec="mjpeg")
+    sim.set_state(2, "stalled")
+    sim.set_state(3, "garbage")
+    agents("srv-a", heartbeat_interval=0.25, open_timeout=3.0, read_timeout=3.0)
+    beats, deadline = [], time.monotonic() + 4
+    while time.monotonic() < deadline:
+        value = redis_client.get(live.key("heartbeat", "srv-a"))
+        if value and (not beats or json.loads(value)["at"] != beats[-1]):
+            beats.append(json.loads(value)["at"])
+        time.sleep(0.02)
+    gaps = [b - a for a, b in zip(beats, beats[1:], strict=False)]
+    # A heartbeat waiting on a camera would show a gap of at least the 3 s open timeout.
+    assert len(beats) >= 8 and max(gaps) < 1.5
+    reports = live.read_stream_health(redis_client, "srv-a")
+    assert reports[healthy.pk]["state"] == "streaming"
+
+
+def test_agent_follows_the_desired_set(recorded_site, simulator, agents, make_camera, redis_client):
+    sim = simulator(2)
+    own = make_camera(recorded_site["a"], stream_url=sim.url(1), codec="mjpeg")
+    other = make_camera(recorded_site["b"], recorded_site["a"], stream_url=sim.url(2), codec="mjpeg")
+    agent = agents("srv-a")
+    wait_for(lambda: set(agent.workers) == {own.pk}, message="the baseline: own cameras only")
+    live.write_desired(redis_client, "srv-a", [own.pk, other.pk])
+    agent.request_reconcile()
+    wait_for(lambda: set(agent.workers) == {own.pk, other.pk}, message="the backed-up camera added")
+    live.write_desired(redis_client, "srv-a", [other.pk])
+    agent.request_reconcile()
+    wait_for(lambda: set(agent.workers) == {other.pk}, message="the own camera released")
+
+
+def test_agent_keeps_recording_without_redis(recorded_site, simulator, make_camera, agents):
+    sim = simulator(1)
+    camera = make_camera(recorded_site["a"], stream_url=sim.url(1), codec="mjpeg")
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_timeout=0.2, socket_connect_timeout=0.2)
+    agent = agents("srv-a", redis_client=dead, segment_seconds=1.0)
+    wait_for(lambda: Segment.objects.filter(camera=camera).count() >= 2, 15, message="segments without Redis")
+    assert set(agent.workers) == {camera.pk}
+
+
+def test_constant_mode_backup_ingests_without_being_asked(recorded_site, simulator, agents, make_camera):
+    sim = simulator(1)
+    recorded_site["b"].redundancy.constant_redundancy = True
+    recorded_site["b"].redundancy.save()
+    camera = make_camera(recorded_site["a"], recorded_site["b"], stream_url=sim.url(1), codec="mjpeg")
+    backup = agents("srv-b")
+    wait_for(lambda: set(backup.workers) == {camera.pk}, message="the constant-mode second connection")
+
+
+def test_housekeeping_deletes_segments_past_retention(recorded_site, simulator, agents, make_camera):
+    sim = simulator(1)
+    camera = make_camera(recorded_site["a"], stream_url=sim.url(1), codec="mjpeg")
+    agent = agents("srv-a", segment_seconds=0.5)
+    wait_for(lambda: Segment.objects.filter(camera=camera).count() >= 2, 15, message="segments")
+    agent.stop()
+    old = Segment.objects.filter(camera=camera).order_by("started_at").first()
+    Segment.objects.filter(pk=old.pk).update(
+        started_at=old.started_at.replace(year=old.started_at.year - 1),
+        ended_at=old.ended_at.replace(year=old.ended_at.year - 1),
+    )
+    assert agent.housekeeping() == 1
+    assert not Segment.objects.filter(pk=old.pk).exists()
+    assert not Path(old.path).exists()
