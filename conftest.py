@@ -1,5 +1,6 @@
 """Fixtures shared by every app's tests: a small multiserver system and logged-in clients."""
 
+import os
 import uuid
 from datetime import timedelta
 from itertools import count
@@ -130,3 +131,23 @@ def viewer_api(viewer):
 def grant(user, *codenames):
     user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
     return User.objects.get(pk=user.pk)  # a fresh instance: permissions are cached per object
+
+
+@pytest.fixture
+def process_env(settings, transactional_db):
+    """Environment for child processes (agents, beat) that must see this test's database and Redis."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        url = f"sqlite:///{db['NAME']}"
+    else:
+        auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+        url = f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    return {
+        **os.environ,
+        "DATABASE_URL": url,
+        "REDIS_URL": settings.REDIS_URL,
+        "LIVE_KEY_PREFIX": settings.LIVE_KEY_PREFIX,
+        "PYTHONUNBUFFERED": "1",
+    }

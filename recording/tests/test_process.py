@@ -1,0 +1,86 @@
+"""The agent as operators run it: ``manage.py run_video_server``, a Celery worker process."""
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from recording import live
+from recording.models import Segment
+from recording.tasks import notify
+from recording.tests.conftest import wait_for
+
+pytestmark = [pytest.mark.process, pytest.mark.django_db(transaction=True)]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def agent_process(process_env, tmp_path):
+    started = []
+
+    def start(name, **settings):
+        env = {**process_env, "AGENT_HEARTBEAT_SECONDS": "0.25", "AGENT_SEGMENT_SECONDS": "1",
+               "AGENT_READ_TIMEOUT_SECONDS": "1", **{k: str(v) for k, v in settings.items()}}  # fmt: skip
+        log = open(tmp_path / f"{name}.log", "ab")  # noqa: SIM115 (closed below)
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "run_video_server", "--server", name],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        started.append((process, log))
+        return process
+
+    yield start
+    for process, log in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture
+def camera_on(site, tmp_path, make_camera, simulator):
+    site["a"].recordings_path = str(tmp_path / "srv-a")
+    site["a"].save()
+    sim = simulator(2)
+    return sim, [make_camera(site["a"], stream_url=sim.url(n), codec="mjpeg") for n in (1, 2)]
+
+
+def test_agent_process_heartbeats_records_and_leaves_gracefully(camera_on, agent_process, redis_client):
+    sim, cameras = camera_on
+    process = agent_process("srv-a")
+    wait_for(lambda: live.read_heartbeats(redis_client, ["srv-a"])["srv-a"], 30, message="the first heartbeat")
+    wait_for(lambda: Segment.objects.filter(camera=cameras[0]).count() >= 2, 30, message="indexed segments")
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    assert live.is_leaving(redis_client, "srv-a")
+    assert live.read_heartbeats(redis_client, ["srv-a"])["srv-a"] is None
+    # The segment open at the stop was closed and indexed: every file on disk is in the index.
+    on_disk = {str(p) for p in Path(Segment.objects.first().path).parents[2].glob("*/*/*.mjpeg")}
+    assert on_disk == set(Segment.objects.values_list("path", flat=True))
+
+
+def test_reconcile_notice_reaches_the_agent_queue(camera_on, agent_process, redis_client, site, make_camera):
+    sim, cameras = camera_on
+    live.write_desired(redis_client, "srv-a", [cameras[0].pk])
+    agent_process("srv-a", AGENT_SWEEP_SECONDS=600)  # only the notice can bring the second camera in time
+    wait_for(lambda: cameras[0].pk in live.read_stream_health(redis_client, "srv-a"), 30, message="first camera")
+    live.write_desired(redis_client, "srv-a", [cameras[0].pk, cameras[1].pk])
+    notify("srv-a")
+    wait_for(lambda: cameras[1].pk in live.read_stream_health(redis_client, "srv-a"), 15, message="second camera")
+
+
+def test_segments_of_a_killed_agent_are_indexed_on_restart(camera_on, agent_process, redis_client):
+    sim, cameras = camera_on
+    process = agent_process("srv-a", AGENT_SEGMENT_SECONDS=60)  # nothing closes a segment before the kill
+    wait_for(lambda: live.read_stream_health(redis_client, "srv-a").get(cameras[0].pk, {}).get("fps"), 30,
+             message="streaming")  # fmt: skip
+    process.kill()
+    process.wait(timeout=10)
+    assert not Segment.objects.exists()
+    agent_process("srv-a")
+    recovered = wait_for(lambda: Segment.objects.filter(camera=cameras[0]).order_by("started_at").first(), 30,
+                         message="the killed agent's segment indexed")  # fmt: skip
+    assert recovered.frame_count >= 2
