@@ -71,8 +71,15 @@ def prepare(count: int) -> Server:
                                    address="127.0.0.1", recordings_path=str(SCRATCH / f"rec-{count}"))  # fmt: skip
     License.objects.create(key=f"BENCH-{count:04d}", server=server, ip_camera_channels=count)
     Camera.objects.bulk_create(
-        Camera(name=f"bench-{n}", stream_url=f"http://127.0.0.1:{BASE_PORT + n - 1}/video.mjpg", codec="mjpeg",
-               width=320, height=180, fps=2, primary_server=server)  # fmt: skip
+        Camera(
+            name=f"bench-{n}",
+            stream_url=f"http://127.0.0.1:{BASE_PORT + n - 1}/video.mjpg",
+            codec="mjpeg",
+            width=320,
+            height=180,
+            fps=2,
+            primary_server=server,
+        )  # fmt: skip
         for n in range(1, count + 1)
     )
     return server
@@ -127,8 +134,11 @@ def open_to_first_frame(samples: int = 20) -> list[float]:
     try:
         for _ in range(samples):
             began = time.perf_counter()
-            capture = cv2.VideoCapture(f"http://127.0.0.1:{BASE_PORT}/video.mjpg", cv2.CAP_FFMPEG,
-                                       [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 2000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 2000])
+            capture = cv2.VideoCapture(
+                f"http://127.0.0.1:{BASE_PORT}/video.mjpg",
+                cv2.CAP_FFMPEG,
+                [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 2000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 2000],
+            )
             ok, _ = capture.read()
             capture.release()
             if ok:

@@ -101,7 +101,7 @@ class Outbox:
                 update_fields=["ended_at", "peak_score"],
             )
         except DatabaseError as exc:
-            log.warning("event=index_deferred pending=%s error=%s", len(batch), type(exc).__name__)
+            log.warning("event=index_deferred pending=%s error=%s", len(batch), exc)
             connection.close()
             return 0
         with self._lock:
