@@ -165,11 +165,31 @@ def run(env: dict) -> int:
         f"Camera redundancy is up on http://127.0.0.1:{port}/ — log in as admin (password in {password_file})",
         flush=True,
     )
-    manager = Manager(Printer(sys.stdout))
+    manager = Manager(Printer(_ConsoleOutput(sys.stdout)))
     for name, command in parse_procfile((ROOT / "Procfile").read_text()).processes.items():
         manager.add_process(name, command, env=env, cwd=str(ROOT))
-    manager.loop()  # handles SIGINT/SIGTERM itself: stops every process, then returns
+    try:
+        manager.loop()  # handles SIGINT/SIGTERM itself: stops every process, then returns
+    finally:
+        # Whatever still runs if the loop ended early (a no-op after a normal stop).
+        with contextlib.suppress(Exception):
+            manager.kill()
     return manager.returncode
+
+
+class _ConsoleOutput:
+    """The terminal, where a closed pipe (the reader went away) must not stop the shutdown."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text):
+        with contextlib.suppress(OSError, ValueError):
+            self.stream.write(text)
+
+    def flush(self):
+        with contextlib.suppress(OSError, ValueError):
+            self.stream.flush()
 
 
 def test(env: dict, pytest_args: list[str]) -> int:

@@ -131,11 +131,29 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 
 # Video-server agents (python manage.py run_video_server --server NAME).
-AGENT_HEARTBEAT_SECONDS = env.float("AGENT_HEARTBEAT_SECONDS", default=1.0)
+AGENT_HEARTBEAT_SECONDS = env.float("AGENT_HEARTBEAT_SECONDS", default=0.5)
+AGENT_HANDOVER_TIMEOUT_SECONDS = env.float("AGENT_HANDOVER_TIMEOUT_SECONDS", default=20.0)
 AGENT_SWEEP_SECONDS = env.float("AGENT_SWEEP_SECONDS", default=5.0)
 AGENT_OPEN_TIMEOUT_SECONDS = env.float("AGENT_OPEN_TIMEOUT_SECONDS", default=2.0)
 AGENT_READ_TIMEOUT_SECONDS = env.float("AGENT_READ_TIMEOUT_SECONDS", default=2.0)
 AGENT_SEGMENT_SECONDS = env.float("AGENT_SEGMENT_SECONDS", default=10.0)
+
+# The redundancy engine (a Celery worker on the control queue, ticked by Celery beat).
+ENGINE_TICK_SECONDS = env.float("ENGINE_TICK_SECONDS", default=1.0)
+ENGINE_NORMAL_WINDOW_SECONDS = env.float("ENGINE_NORMAL_WINDOW_SECONDS", default=30.0)
+ENGINE_FAST_WINDOW_SECONDS = env.float("ENGINE_FAST_WINDOW_SECONDS", default=1.5)
+ENGINE_HOLD_DOWN_SECONDS = env.float("ENGINE_HOLD_DOWN_SECONDS", default=10.0)
+ENGINE_LONGEST_HOLD_DOWN_SECONDS = env.float("ENGINE_LONGEST_HOLD_DOWN_SECONDS", default=1800.0)
+CONTROL_QUEUE = "control"
+CELERY_TASK_ROUTES = {"redundancy.tick": {"queue": CONTROL_QUEUE}}
+CELERY_BEAT_SCHEDULE = {
+    "redundancy-tick": {
+        "task": "redundancy.tick",
+        "schedule": ENGINE_TICK_SECONDS,
+        "options": {"queue": CONTROL_QUEUE, "expires": max(1.0, 2 * ENGINE_TICK_SECONDS)},
+    },
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import redis
+from celery import current_app
+from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
 from cameras.models import Camera
@@ -116,12 +118,26 @@ class VideoServerAgent:
         """Reconcile now rather than at the next sweep (the engine's change notice)."""
         self._wake.set()
 
-    def leave(self) -> None:
-        """A graceful stop: announce it, then close every recording and index it."""
+    def leave(self, handover_timeout: float = 20.0) -> None:
+        """A graceful stop: announce it, keep recording until the engine has moved what it can
+        (make before break), then close every recording and index it."""
         try:
             live.announce_leaving(self.redis, self.name)
+            engine_active = live.read_desired(self.redis, self.name) is not None
+            if engine_active:
+                current_app.send_task("redundancy.tick", queue=settings.CONTROL_QUEUE, expires=5)
         except redis.RedisError:
+            engine_active = False
             log.warning("server=%s event=leaving_not_announced", self.name)
+        deadline = time.monotonic() + handover_timeout
+        while engine_active and time.monotonic() < deadline and not self._stop.is_set():
+            try:
+                if live.is_handed_over(self.redis, self.name):
+                    break
+            except redis.RedisError:
+                break
+            self.request_reconcile()  # hand over camera by camera as the backups take them
+            time.sleep(0.1)
         self.stop()
         try:
             self.redis.delete(live.key("heartbeat", self.name))

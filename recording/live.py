@@ -6,7 +6,9 @@ Keys (under ``settings.LIVE_KEY_PREFIX``):
 - ``leaving:<server>``: set when an agent stops gracefully (a planned shutdown);
 - ``health:<server>``: hash camera id → stream report (JSON) of that server's connections;
 - ``snapshot:<camera>``: the latest JPEG of a camera and the server that took it;
-- ``desired:<server>``: the camera ids the server should ingest now (written by the engine).
+- ``desired:<server>``: the camera ids the server should ingest now (written by the engine);
+- ``last-seen``: hash server → time of its last heartbeat, kept after the heartbeat expires;
+- ``handed-over:<server>``: the engine's word that a leaving server may stop.
 
 Every call is short and bounded by socket timeouts: a missing Redis must never stall the
 caller, so agents catch ``redis.RedisError`` and keep recording.
@@ -38,7 +40,15 @@ def key(*parts) -> str:
 
 
 def publish_heartbeat(r: redis.Redis, server: str, payload: dict, ttl: float) -> None:
-    r.set(key("heartbeat", server), json.dumps(payload), px=int(ttl * 1000))
+    """The heartbeat (expiring) and the server's last-seen time (kept: silence is measured from it)."""
+    with r.pipeline() as pipe:
+        pipe.set(key("heartbeat", server), json.dumps(payload), px=int(ttl * 1000))
+        pipe.hset(key("last-seen"), server, payload["at"])
+        pipe.execute()
+
+
+def read_last_seen(r: redis.Redis) -> dict[str, float]:
+    return {name.decode(): float(at) for name, at in r.hgetall(key("last-seen")).items()}
 
 
 def read_heartbeats(r: redis.Redis, servers: list[str]) -> dict[str, dict | None]:
@@ -53,7 +63,25 @@ def announce_leaving(r: redis.Redis, server: str, ttl: float = 60) -> None:
 
 
 def clear_leaving(r: redis.Redis, server: str) -> None:
-    r.delete(key("leaving", server))
+    r.delete(key("leaving", server), key("handed-over", server))
+
+
+def leaving_servers(r: redis.Redis, servers: list[str]) -> set[str]:
+    if not servers:
+        return set()
+    with r.pipeline() as pipe:
+        for name in servers:
+            pipe.exists(key("leaving", name))
+        return {name for name, exists in zip(servers, pipe.execute(), strict=True) if exists}
+
+
+def mark_handed_over(r: redis.Redis, server: str, ttl: float = 60) -> None:
+    """The engine's word to a leaving server: everything that can move has moved; stop now."""
+    r.set(key("handed-over", server), "1", px=int(ttl * 1000))
+
+
+def is_handed_over(r: redis.Redis, server: str) -> bool:
+    return bool(r.exists(key("handed-over", server)))
 
 
 def is_leaving(r: redis.Redis, server: str) -> bool:
@@ -91,6 +119,24 @@ def read_snapshot(r: redis.Redis, camera_id: int) -> dict | None:
 
 def write_desired(r: redis.Redis, server: str, camera_ids) -> None:
     r.set(key("desired", server), json.dumps(sorted(camera_ids)))
+
+
+def read_all_desired(r: redis.Redis, servers: list[str]) -> dict[str, set[int] | None]:
+    if not servers:
+        return {}
+    values = r.mget([key("desired", name) for name in servers])
+    return {name: None if v is None else set(json.loads(v)) for name, v in zip(servers, values, strict=True)}
+
+
+def read_all_stream_health(r: redis.Redis, servers: list[str]) -> dict[str, dict[int, dict]]:
+    with r.pipeline() as pipe:
+        for name in servers:
+            pipe.hgetall(key("health", name))
+        results = pipe.execute()
+    return {
+        name: {int(camera): json.loads(report) for camera, report in reports.items()}
+        for name, reports in zip(servers, results, strict=True)
+    }
 
 
 def read_desired(r: redis.Redis, server: str) -> set[int] | None:

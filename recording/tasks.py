@@ -67,5 +67,5 @@ class AgentStep(bootsteps.StartStopStep):
     def stop(self, worker):
         global _running
         if self.agent is not None:
-            self.agent.leave()
+            self.agent.leave(settings.AGENT_HANDOVER_TIMEOUT_SECONDS)
             self.agent = _running = None

@@ -1,0 +1,214 @@
+"""The engine's decisions as pure functions of what it sees: testable without Redis, Celery or sleep.
+
+A camera moves between placements (see ``Placement``). Which servers ingest it follows from
+its placement (``ingesting_servers``): a primary that is up keeps trying its own cameras, so
+every failback is make-before-break; a backup takes a camera on before the primary lets go
+wherever the primary is still there (a planned shutdown, a drain, a lost stream).
+"""
+
+from dataclasses import dataclass, field
+
+from cameras.models import FailoverPriority
+from cameras.modes import RedundancyMode
+from redundancy.models import Placement
+
+# How long a camera may wait for its backup's first frames while its primary has it again.
+HANDOVER_GIVE_UP_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Seconds of heartbeat silence after which a server counts as down, per mode."""
+
+    normal: float = 30.0
+    fast: float = 1.5
+
+    def for_mode(self, mode: str) -> float:
+        return self.normal if mode == RedundancyMode.NORMAL else self.fast
+
+
+@dataclass
+class ServerView:
+    """What the engine knows of one server in this tick."""
+
+    pk: int
+    name: str
+    heartbeat_age: float | None  # seconds since its last heartbeat; None if never heard
+    leaving: bool = False
+    draining: bool = False
+    healthy_for: float = 0.0  # seconds it has been up without a break
+    hold_down: float = 0.0  # seconds it must stay healthy before cameras return
+    max_cameras: int | None = None
+    streams: dict[int, str] = field(default_factory=dict)  # camera id → stream state it reports
+
+    def alive(self, window: float) -> bool:
+        return self.heartbeat_age is not None and self.heartbeat_age <= window
+
+    def available(self, window: float) -> bool:
+        """Alive, and nobody is taking it out of service."""
+        return self.alive(window) and not self.leaving and not self.draining
+
+    def streaming(self, camera_id: int) -> bool:
+        return self.streams.get(camera_id) == "streaming"
+
+
+@dataclass(frozen=True)
+class CameraView:
+    pk: int
+    name: str
+    mode: str
+    priority: str
+    primary: ServerView
+    backup: ServerView | None
+    placement: str
+    in_placement_for: float  # seconds
+    fail_back_now: bool = False  # an operator asked for failback without the hold-down
+
+
+@dataclass(frozen=True)
+class Decision:
+    placement: str
+    reason: str = ""
+    # Event kinds this decision emits, in order.
+    events: tuple[str, ...] = ()
+
+
+def why_leave_primary(camera: CameraView, windows: Windows) -> str:
+    """Why the camera should leave its primary now, or ''."""
+    primary, window = camera.primary, windows.for_mode(camera.mode)
+    if not primary.alive(window):
+        return f"primary {primary.name} is down"
+    if primary.leaving:
+        return f"primary {primary.name} is shutting down"
+    if primary.draining:
+        return f"primary {primary.name} is being drained"
+    if camera.mode == RedundancyMode.FAST and primary.streams.get(camera.pk) == "lost":
+        return f"primary {primary.name} lost the camera's stream"
+    return ""
+
+
+def decide(camera: CameraView, windows: Windows, backup_has_room: bool = True) -> Decision:
+    """The camera's next placement. Level-triggered: the same views give the same answer."""
+    if camera.mode == RedundancyMode.CONSTANT:
+        return _decide_constant(camera, windows)
+    primary, backup, state = camera.primary, camera.backup, camera.placement
+    window = windows.for_mode(camera.mode)
+    primary_ok = primary.available(window)
+    can_move = (
+        backup is not None
+        and camera.priority != FailoverPriority.NEVER
+        and backup.available(window)
+        and camera.mode != RedundancyMode.NONE
+    )
+
+    if state == Placement.ON_PRIMARY:
+        reason = why_leave_primary(camera, windows)
+        if not reason:
+            return Decision(state)
+        if can_move and backup_has_room:
+            return Decision(Placement.TO_BACKUP, reason, ("failover_started",))
+        if not primary.alive(window):
+            return Decision(Placement.NOBODY, _nobody_reason(camera, window, backup_has_room), ("camera_unprotected",))
+        return Decision(state)  # the primary still records it; nowhere better to go
+
+    if state == Placement.TO_BACKUP:
+        if backup is not None and backup.alive(window) and backup.streaming(camera.pk):
+            return Decision(Placement.ON_BACKUP, f"backup {backup.name} records it", ("failover_completed",))
+        if backup is None or not backup.available(window):
+            if primary_ok:
+                return Decision(Placement.ON_PRIMARY, "the backup is gone; the primary keeps it")
+            return Decision(Placement.NOBODY, _nobody_reason(camera, window, True), ("camera_unprotected",))
+        if primary_ok and primary.streaming(camera.pk) and camera.in_placement_for >= HANDOVER_GIVE_UP_SECONDS:
+            return Decision(Placement.ON_PRIMARY, f"backup {backup.name} cannot read the camera; the primary can")
+        return Decision(state)
+
+    if state == Placement.ON_BACKUP:
+        backup_lost = backup is None or not backup.available(window)
+        waited = primary.healthy_for >= primary.hold_down or camera.fail_back_now
+        if primary_ok and (backup_lost or waited):
+            if primary.streaming(camera.pk):
+                return Decision(Placement.ON_PRIMARY, f"primary {primary.name} records it again",
+                                ("failback_started", "failback_completed"))  # fmt: skip
+            return Decision(Placement.TO_PRIMARY, f"primary {primary.name} is back", ("failback_started",))
+        if backup_lost:
+            return Decision(Placement.NOBODY, _nobody_reason(camera, window, True), ("camera_unprotected",))
+        return Decision(state)
+
+    if state == Placement.TO_PRIMARY:
+        if primary_ok and primary.streaming(camera.pk):
+            return Decision(Placement.ON_PRIMARY, f"primary {primary.name} records it again", ("failback_completed",))
+        if not primary_ok:
+            if backup is not None and backup.available(window):
+                return Decision(Placement.ON_BACKUP, f"primary {primary.name} is unavailable again")
+            return Decision(Placement.NOBODY, _nobody_reason(camera, window, True), ("camera_unprotected",))
+        return Decision(state)
+
+    # NOBODY: whoever can take it first.
+    if primary_ok:
+        return Decision(Placement.ON_PRIMARY, f"primary {primary.name} is back", ("camera_restored",))
+    if can_move and backup_has_room and why_leave_primary(camera, windows):
+        return Decision(Placement.TO_BACKUP, why_leave_primary(camera, windows), ("failover_started",))
+    return Decision(state)
+
+
+def _decide_constant(camera: CameraView, windows: Windows) -> Decision:
+    """Both servers record all the time; only which connection is the active one changes."""
+    primary, backup, state = camera.primary, camera.backup, camera.placement
+    window = windows.for_mode(camera.mode)
+    if primary.available(window) and primary.streaming(camera.pk):
+        target = Placement.ON_PRIMARY
+    elif backup is not None and backup.alive(window) and backup.streaming(camera.pk):
+        target = Placement.ON_BACKUP
+    elif primary.alive(window):
+        target = Placement.ON_PRIMARY
+    else:
+        target = Placement.NOBODY
+    if target == state:
+        return Decision(state)
+    if target == Placement.ON_BACKUP:
+        return Decision(target, why_leave_primary(camera, windows) or "the primary has no picture",
+                        ("failover_completed",))  # fmt: skip
+    if target == Placement.ON_PRIMARY:
+        kind = "failback_completed" if state in (Placement.ON_BACKUP, Placement.TO_BACKUP) else "camera_restored"
+        return Decision(target, f"primary {primary.name} records it", (kind,))
+    return Decision(target, _nobody_reason(camera, window, True), ("camera_unprotected",))
+
+
+def _nobody_reason(camera: CameraView, window: float, backup_has_room: bool) -> str:
+    backup = camera.backup
+    if backup is None or camera.mode == RedundancyMode.NONE:
+        return f"primary {camera.primary.name} is down and the camera has no backup server"
+    if camera.priority == FailoverPriority.NEVER:
+        return f"primary {camera.primary.name} is down and the camera's failover priority is 'never'"
+    if not backup_has_room:
+        return f"backup {backup.name} is full (max cameras reached)"
+    if not backup.alive(window):
+        return f"primary {camera.primary.name} and backup {backup.name} are both down"
+    return f"backup {backup.name} is unavailable"
+
+
+def ingesting_servers(camera: CameraView, windows: Windows) -> set[int]:
+    """The servers that should ingest the camera now."""
+    primary, backup, state = camera.primary, camera.backup, camera.placement
+    servers = set()
+    # A primary keeps its own cameras unless it is handing them over or has handed them over.
+    handing_over = primary.leaving or primary.draining
+    if not handing_over or state in (Placement.ON_PRIMARY, Placement.TO_BACKUP, Placement.NOBODY):
+        servers.add(primary.pk)
+    if backup is not None and (
+        camera.mode == RedundancyMode.CONSTANT
+        or state in (Placement.TO_BACKUP, Placement.ON_BACKUP, Placement.TO_PRIMARY)
+    ):
+        servers.add(backup.pk)
+    return servers
+
+
+PRIORITY_ORDER = {FailoverPriority.HIGH: 0, FailoverPriority.NORMAL: 1, FailoverPriority.LOW: 2,
+                  FailoverPriority.NEVER: 3}  # fmt: skip
+
+
+def hold_down_for(failures_in_last_hour: int, base: float, longest: float) -> float:
+    """Exponential flap damping: each failure within the hour doubles the wait before failback."""
+    if failures_in_last_hour <= 1:
+        return base
+    return min(longest, base * 2 ** (failures_in_last_hour - 1))

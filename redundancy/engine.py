@@ -1,0 +1,299 @@
+"""The redundancy engine: reads health, decides, stores, and tells the agents what to ingest.
+
+One ``tick()`` is a complete, idempotent pass. A Redis lock keeps overlapping ticks (two
+beats, a slow tick) from deciding twice; stored placements make a restarted engine carry on
+where the last one stopped. Without Redis the engine decides nothing: silence from an
+unreachable Redis is no evidence that servers died.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+import redis
+from django.conf import settings
+from django.db import transaction
+
+from cameras.models import Camera
+from cameras.modes import RedundancyMode
+from recording import live
+from recording.tasks import notify
+from redundancy import notifications
+from redundancy.decisions import (
+    PRIORITY_ORDER,
+    CameraView,
+    ServerView,
+    Windows,
+    decide,
+    hold_down_for,
+    ingesting_servers,
+)
+from redundancy.models import CameraPlacement, Event, EventKind, Placement, ServerState, ServerStatus
+from servers.models import Server
+
+log = logging.getLogger(__name__)
+
+LOCK_KEY = "engine-lock"
+FAILURE_MEMORY = 3600.0  # seconds of failures that count towards flap damping
+
+
+def _when(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+@dataclass
+class TickResult:
+    ran: bool
+    events: list[Event] = field(default_factory=list)
+    desired: dict[str, set[int]] = field(default_factory=dict)
+
+
+class Engine:
+    def __init__(self, redis_client: redis.Redis | None = None, clock=time.time, notify_agent=notify):
+        self.redis = redis_client or live.client()
+        self.clock = clock
+        self.notify_agent = notify_agent
+        self.windows = Windows(normal=settings.ENGINE_NORMAL_WINDOW_SECONDS, fast=settings.ENGINE_FAST_WINDOW_SECONDS)
+        self.base_hold_down = settings.ENGINE_HOLD_DOWN_SECONDS
+        self.longest_hold_down = settings.ENGINE_LONGEST_HOLD_DOWN_SECONDS
+
+    def tick(self) -> TickResult:
+        token = str(self.clock())
+        try:
+            if not self.redis.set(live.key(LOCK_KEY), token, nx=True, px=10_000):
+                return TickResult(ran=False)
+        except redis.RedisError:
+            log.warning("event=tick_skipped reason=redis_unreachable")
+            return TickResult(ran=False)
+        try:
+            return self._tick()
+        except redis.RedisError:
+            log.warning("event=tick_abandoned reason=redis_unreachable")
+            return TickResult(ran=False)
+        finally:
+            try:
+                if self.redis.get(live.key(LOCK_KEY)) == token.encode():
+                    self.redis.delete(live.key(LOCK_KEY))
+            except redis.RedisError:
+                pass
+
+    # -- one pass ---------------------------------------------------------------------------
+
+    def _tick(self) -> TickResult:
+        now = self.clock()
+        servers = list(Server.objects.select_related("redundancy", "system"))
+        names = [s.name for s in servers]
+        last_seen = live.read_last_seen(self.redis)
+        leaving = live.leaving_servers(self.redis, names)
+        health = live.read_all_stream_health(self.redis, names)
+        previous_desired = live.read_all_desired(self.redis, names)
+
+        cameras = list(Camera.objects.with_servers().filter(enabled=True))
+        modes = {camera.pk: camera.redundancy_mode for camera in cameras}
+        fast_primaries = {c.primary_server_id for c in cameras if modes[c.pk] == RedundancyMode.FAST}
+
+        self._dirty: set[ServerState] = set()
+        states = self._server_states(servers, now)
+        placements = self._placements(cameras, now)
+        events: list[Event] = []
+        views: dict[int, ServerView] = {}
+        for server in servers:
+            state = states[server.pk]
+            age = now - last_seen[server.name] if server.name in last_seen else None
+            down_window = self.windows.fast if server.pk in fast_primaries else self.windows.normal
+            events += self._server_status(server, state, age, server.name in leaving, down_window, now)
+            views[server.pk] = ServerView(
+                pk=server.pk, name=server.name, heartbeat_age=age, leaving=server.name in leaving,
+                draining=state.draining, max_cameras=server.max_cameras, streams={
+                    camera_id: report.get("state") for camera_id, report in health.get(server.name, {}).items()
+                },
+                healthy_for=(now - state.healthy_since.timestamp()) if state.healthy_since else 0.0,
+                hold_down=state.hold_down_seconds,
+            )  # fmt: skip
+
+        camera_views = {}
+        load = {server.pk: 0 for server in servers}
+        for camera in cameras:
+            placement = placements[camera.pk]
+            camera_views[camera.pk] = CameraView(
+                pk=camera.pk, name=camera.name, mode=modes[camera.pk], priority=camera.failover_priority,
+                primary=views[camera.primary_server_id],
+                backup=views.get(camera.backup_server_id) if camera.backup_server_id else None,
+                placement=placement.state, in_placement_for=now - placement.since.timestamp(),
+                fail_back_now=placement.reason == "fail back now",
+            )  # fmt: skip
+            for server_pk in ingesting_servers(camera_views[camera.pk], self.windows):
+                load[server_pk] += 1
+
+        changed = []
+        # High-priority cameras claim a full backup's last places first.
+        for camera in sorted(cameras, key=lambda c: (PRIORITY_ORDER[c.failover_priority], c.name)):
+            view = camera_views[camera.pk]
+            backup = view.backup
+            room = backup is None or backup.max_cameras is None or load[backup.pk] < backup.max_cameras
+            decision = decide(view, self.windows, backup_has_room=room)
+            if decision.placement == view.placement:
+                continue
+            if decision.placement == Placement.TO_BACKUP and backup is not None:
+                load[backup.pk] += 1
+            placement = placements[camera.pk]
+            placement.state, placement.since, placement.reason = decision.placement, _when(now), decision.reason
+            changed.append(placement)
+            camera_views[camera.pk] = replace(view, placement=decision.placement)
+            for kind in decision.events:
+                events.append(self._camera_event(kind, camera, view, decision.reason, now))
+            log.info("camera=%s event=%s placement=%s reason=%r", camera.pk, ",".join(decision.events) or "moved",
+                     decision.placement, decision.reason)  # fmt: skip
+        events += self._stream_events(cameras, camera_views, now)
+
+        with transaction.atomic():
+            CameraPlacement.objects.bulk_update(changed, ["state", "since", "reason"])
+            for state in self._dirty:
+                state.save()
+            Event.objects.bulk_create(events)
+
+        desired = self._desired_sets(servers, cameras, camera_views)
+        for server in servers:
+            if desired[server.name] != previous_desired.get(server.name):
+                live.write_desired(self.redis, server.name, desired[server.name])
+                self.notify_agent(server.name)
+        for server in servers:
+            if server.name in leaving and not any(
+                camera_views[c.pk].placement == Placement.TO_BACKUP
+                for c in cameras
+                if c.primary_server_id == server.pk
+            ):
+                live.mark_handed_over(self.redis, server.name)
+        if events:
+            transaction.on_commit(lambda: notifications.announce(events))
+        return TickResult(ran=True, events=events, desired=desired)
+
+    # -- servers ----------------------------------------------------------------------------
+
+    def _server_states(self, servers, now) -> dict[int, ServerState]:
+        states = {state.pk: state for state in ServerState.objects.filter(server__in=servers)}
+        missing = [ServerState(server=s, status_since=_when(now)) for s in servers if s.pk not in states]
+        ServerState.objects.bulk_create(missing, ignore_conflicts=True)
+        states.update({state.server_id: state for state in missing})
+        return states
+
+    def _server_status(self, server, state, age, leaving, down_window, now) -> list[Event]:
+        if age is None:
+            status = ServerStatus.UNKNOWN
+        elif age > down_window:
+            status = ServerStatus.DOWN
+        elif leaving:
+            status = ServerStatus.LEAVING
+        elif state.draining:
+            status = ServerStatus.DRAINING
+        elif age > self.windows.fast:
+            status = ServerStatus.SUSPECT
+        else:
+            status = ServerStatus.UP
+        events = []
+        healthy = status in (ServerStatus.UP, ServerStatus.DRAINING)
+        if healthy and state.healthy_since is None:
+            state.healthy_since = _when(now)
+            self._dirty.add(state)
+        elif not healthy and state.healthy_since is not None:
+            state.healthy_since = None
+            self._dirty.add(state)
+        if status == state.status:
+            return events
+        previous = state.status
+        state.status, state.status_since = status, _when(now)
+        self._dirty.add(state)
+        if status == ServerStatus.DOWN:
+            planned = previous == ServerStatus.LEAVING
+            text = f"{server.name} stopped after a planned shutdown" if planned else (
+                f"{server.name} is down: no heartbeat for {age:.1f} s"
+            )  # fmt: skip
+            events.append(self._server_event(EventKind.SERVER_DOWN, server, text, now))
+            if not planned:
+                events += self._count_failure(server, state, now)
+        elif status == ServerStatus.LEAVING:
+            events.append(self._server_event(EventKind.SERVER_LEAVING, server,
+                                             f"{server.name} announced a shutdown", now))  # fmt: skip
+        elif status == ServerStatus.UP and previous in (ServerStatus.DOWN, ServerStatus.UNKNOWN):
+            events.append(self._server_event(EventKind.SERVER_UP, server, f"{server.name} is up", now))
+        return events
+
+    def _count_failure(self, server, state, now) -> list[Event]:
+        state.failures = [t for t in state.failures if now - t < FAILURE_MEMORY] + [now]
+        before = state.hold_down_seconds
+        state.hold_down_seconds = hold_down_for(len(state.failures), self.base_hold_down, self.longest_hold_down)
+        if len(state.failures) > 1 and state.hold_down_seconds > before:
+            return [self._server_event(
+                EventKind.FLAP_DAMPED, server,
+                f"{server.name} failed {len(state.failures)} times within the hour: its cameras return only "
+                f"after {state.hold_down_seconds:.0f} s of good health", now,
+            )]  # fmt: skip
+        return []
+
+    # -- cameras ----------------------------------------------------------------------------
+
+    def _placements(self, cameras, now) -> dict[int, CameraPlacement]:
+        placements = {p.pk: p for p in CameraPlacement.objects.filter(camera__in=cameras)}
+        missing = [CameraPlacement(camera=c, state=Placement.ON_PRIMARY, since=_when(now))
+                   for c in cameras if c.pk not in placements]  # fmt: skip
+        CameraPlacement.objects.bulk_create(missing, ignore_conflicts=True)
+        placements.update({p.camera_id: p for p in missing})
+        return placements
+
+    def _stream_events(self, cameras, views, now) -> list[Event]:
+        """Lost and restored streams on the server that records each camera now."""
+        watched = []
+        for camera in cameras:
+            view = views[camera.pk]
+            active = view.backup if view.placement in (Placement.ON_BACKUP, Placement.TO_PRIMARY) else view.primary
+            if active is not None and active.alive(self.windows.for_mode(view.mode)):
+                state = active.streams.get(camera.pk)
+                if state in ("streaming", "lost"):
+                    watched.append((camera, view, active, f"{active.pk}:{state}"))
+        if not watched:
+            return []
+        keys = [live.key("stream-state", camera.pk) for camera, *_ in watched]
+        before = self.redis.mget(keys)
+        self.redis.mset({key: seen for key, (*_, seen) in zip(keys, watched, strict=True)})
+        events = []
+        for (camera, view, active, seen), old in zip(watched, before, strict=True):
+            old = old.decode() if old else None
+            # Only a change seen on the same server counts: a move to another server is its own event.
+            if old and old != seen and old.split(":")[0] == str(active.pk):
+                lost = seen.endswith(":lost")
+                events.append(Event(
+                    at=_when(now), kind=EventKind.CAMERA_LOST if lost else EventKind.CAMERA_RESTORED,
+                    camera=camera, server_id=active.pk, mode=view.mode,
+                    message=f"{active.name} {'lost' if lost else 'has again'} the stream of {camera.name}",
+                ))  # fmt: skip
+        return events
+
+    def _desired_sets(self, servers, cameras, views) -> dict[str, set[int]]:
+        by_pk = {server.pk: server.name for server in servers}
+        desired = {server.name: set() for server in servers}
+        for camera in cameras:
+            for server_pk in ingesting_servers(views[camera.pk], self.windows):
+                desired[by_pk[server_pk]].add(camera.pk)
+        return desired
+
+    # -- events -----------------------------------------------------------------------------
+
+    def _server_event(self, kind, server, message, now) -> Event:
+        return Event(at=_when(now), kind=kind, server=server, message=message)
+
+    def _camera_event(self, kind, camera, view: CameraView, reason, now) -> Event:
+        primary, backup = view.primary, view.backup
+        backup_name = backup.name if backup else "no backup"
+        texts = {
+            "failover_started": (f"{camera.name} moves from {primary.name} to {backup_name}: {reason}",
+                                 primary, backup),  # fmt: skip
+            "failover_completed": (f"{camera.name} records on {backup_name}", primary, backup),
+            "failback_started": (f"{camera.name} returns from {backup_name} to {primary.name}", backup, primary),
+            "failback_completed": (f"{camera.name} records on {primary.name} again", backup, primary),
+            "camera_unprotected": (f"{camera.name} is recorded by nobody: {reason}", primary, None),
+            "camera_restored": (f"{camera.name}: {reason}", None, primary),
+        }
+        text, source, target = texts[kind]
+        return Event(at=_when(now), kind=kind, camera=camera, mode=view.mode, message=text[:500],
+                     server_id=source.pk if source else None, to_server_id=target.pk if target else None)  # fmt: skip

@@ -1,0 +1,80 @@
+"""What the redundancy engine remembers between ticks: where each camera records, each
+server's health history, and every transition as an event."""
+
+from django.db import models
+
+from cameras.models import Camera
+from servers.models import Server
+
+
+class ServerStatus(models.TextChoices):
+    UP = "up", "Up"
+    SUSPECT = "suspect", "Suspect"  # silent past the fast window, not yet past the normal one
+    DOWN = "down", "Down"
+    LEAVING = "leaving", "Leaving"  # announced a planned shutdown
+    DRAINING = "draining", "Draining"  # an operator is moving its cameras away
+    UNKNOWN = "unknown", "Unknown"  # never heard of
+
+
+class ServerState(models.Model):
+    server = models.OneToOneField(Server, on_delete=models.CASCADE, primary_key=True, related_name="state")
+    status = models.CharField(max_length=10, choices=ServerStatus.choices, default=ServerStatus.UNKNOWN)
+    status_since = models.DateTimeField()
+    draining = models.BooleanField(default=False, help_text="Set by an operator: move its cameras to their backups.")
+    healthy_since = models.DateTimeField(null=True, blank=True)
+    failures = models.JSONField(default=list, help_text="Recent times (epoch seconds) it went down: flap damping.")
+    hold_down_seconds = models.FloatField(default=0)
+
+    def __str__(self):
+        return f"{self.server}: {self.status}"
+
+
+class Placement(models.TextChoices):
+    ON_PRIMARY = "on_primary", "On primary"
+    TO_BACKUP = "to_backup", "Moving to backup"
+    ON_BACKUP = "on_backup", "On backup"
+    TO_PRIMARY = "to_primary", "Returning to primary"
+    NOBODY = "nobody", "Recorded by nobody"
+
+
+class CameraPlacement(models.Model):
+    camera = models.OneToOneField(Camera, on_delete=models.CASCADE, primary_key=True, related_name="placement")
+    state = models.CharField(max_length=12, choices=Placement.choices, default=Placement.ON_PRIMARY)
+    since = models.DateTimeField()
+    reason = models.CharField(max_length=200, blank=True)
+
+    def __str__(self):
+        return f"{self.camera}: {self.get_state_display()}"
+
+
+class EventKind(models.TextChoices):
+    SERVER_DOWN = "server_down", "Server down"
+    SERVER_UP = "server_up", "Server up"
+    SERVER_LEAVING = "server_leaving", "Server announced a shutdown"
+    FAILOVER_STARTED = "failover_started", "Failover started"
+    FAILOVER_COMPLETED = "failover_completed", "Failover completed"
+    FAILBACK_STARTED = "failback_started", "Failback started"
+    FAILBACK_COMPLETED = "failback_completed", "Failback completed"
+    CAMERA_LOST = "camera_lost", "Camera lost"
+    CAMERA_RESTORED = "camera_restored", "Camera restored"
+    CAMERA_UNPROTECTED = "camera_unprotected", "Camera not recorded"
+    FLAP_DAMPED = "flap_damped", "Flapping damped"
+    DRAIN_STARTED = "drain_started", "Drain started"
+    DRAIN_ENDED = "drain_ended", "Drain ended"
+
+
+class Event(models.Model):
+    at = models.DateTimeField(db_index=True)
+    kind = models.CharField(max_length=20, choices=EventKind.choices)
+    camera = models.ForeignKey(Camera, on_delete=models.SET_NULL, null=True, blank=True, related_name="events")
+    server = models.ForeignKey(Server, on_delete=models.SET_NULL, null=True, blank=True, related_name="events")
+    to_server = models.ForeignKey(Server, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    mode = models.CharField(max_length=10, blank=True)
+    message = models.CharField(max_length=500)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["camera", "at"]), models.Index(fields=["kind", "at"])]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.get_kind_display()}: {self.message}"
