@@ -121,7 +121,7 @@ class Engine:
                 primary=views[camera.primary_server_id],
                 backup=views.get(camera.backup_server_id) if camera.backup_server_id else None,
                 placement=placement.state, in_placement_for=now - placement.since.timestamp(),
-                fail_back_now=placement.reason == "fail back now",
+                fail_back_now=placement.fail_back_requested,
             )  # fmt: skip
             for server_pk in ingesting_servers(camera_views[camera.pk], self.windows):
                 load[server_pk] += 1
@@ -139,6 +139,8 @@ class Engine:
                 load[backup.pk] += 1
             placement = placements[camera.pk]
             placement.state, placement.since, placement.reason = decision.placement, _when(now), decision.reason
+            if decision.placement == Placement.ON_PRIMARY:
+                placement.fail_back_requested = False
             changed.append(placement)
             camera_views[camera.pk] = replace(view, placement=decision.placement)
             for kind in decision.events:
@@ -148,7 +150,7 @@ class Engine:
         events += self._stream_events(cameras, camera_views, now)
 
         with transaction.atomic():
-            CameraPlacement.objects.bulk_update(changed, ["state", "since", "reason"])
+            CameraPlacement.objects.bulk_update(changed, ["state", "since", "reason", "fail_back_requested"])
             for state in self._dirty:
                 state.save()
             Event.objects.bulk_create(events)
@@ -160,9 +162,7 @@ class Engine:
                 self.notify_agent(server.name)
         for server in servers:
             if server.name in leaving and not any(
-                camera_views[c.pk].placement == Placement.TO_BACKUP
-                for c in cameras
-                if c.primary_server_id == server.pk
+                camera_views[c.pk].placement == Placement.TO_BACKUP for c in cameras if c.primary_server_id == server.pk
             ):
                 live.mark_handed_over(self.redis, server.name)
         if events:
@@ -286,8 +286,11 @@ class Engine:
         primary, backup = view.primary, view.backup
         backup_name = backup.name if backup else "no backup"
         texts = {
-            "failover_started": (f"{camera.name} moves from {primary.name} to {backup_name}: {reason}",
-                                 primary, backup),  # fmt: skip
+            "failover_started": (
+                f"{camera.name} moves from {primary.name} to {backup_name}: {reason}",
+                primary,
+                backup,
+            ),  # fmt: skip
             "failover_completed": (f"{camera.name} records on {backup_name}", primary, backup),
             "failback_started": (f"{camera.name} returns from {backup_name} to {primary.name}", backup, primary),
             "failback_completed": (f"{camera.name} records on {primary.name} again", backup, primary),

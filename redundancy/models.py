@@ -42,6 +42,7 @@ class CameraPlacement(models.Model):
     state = models.CharField(max_length=12, choices=Placement.choices, default=Placement.ON_PRIMARY)
     since = models.DateTimeField()
     reason = models.CharField(max_length=200, blank=True)
+    fail_back_requested = models.BooleanField(default=False, help_text="An operator asked to skip the hold-down.")
 
     def __str__(self):
         return f"{self.camera}: {self.get_state_display()}"

@@ -71,9 +71,7 @@ def mail(events) -> int:
         cameras = sorted({e.camera.name for e in batch if e.camera})
         subject = f"Redundancy {verb} on {backup.name}: {len(cameras)} camera(s)"
         lines = [f"{e.at:%Y-%m-%d %H:%M:%S %Z}  {e.message}" for e in batch]
-        body = (
-            f"Redundancy {verb} on backup server {backup.name} ({backup.system}).\n\n" + "\n".join(lines) + "\n"
-        )
+        body = f"Redundancy {verb} on backup server {backup.name} ({backup.system}).\n\n" + "\n".join(lines) + "\n"
         try:
             EmailMessage(subject, body, mail_settings.from_email or settings.DEFAULT_FROM_EMAIL,
                          mail_settings.recipient_list, connection=_connection(mail_settings)).send()  # fmt: skip

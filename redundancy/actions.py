@@ -1,0 +1,50 @@
+"""What operators do by hand: drain a server for maintenance, and fail its cameras back now."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from eocortex_web.celery import app
+from redundancy.models import CameraPlacement, Event, EventKind, Placement, ServerState
+
+
+def _state(server) -> ServerState:
+    state, _ = ServerState.objects.get_or_create(server=server, defaults={"status_since": timezone.now()})
+    return state
+
+
+def _tick_soon() -> None:
+    transaction.on_commit(lambda: app.send_task("redundancy.tick", queue="control", expires=5))
+
+
+@transaction.atomic
+def drain(server, user=None) -> Event | None:
+    """Move the server's cameras to their backups, each only once its backup records it."""
+    state = _state(server)
+    if state.draining:
+        return None
+    state.draining = True
+    state.save(update_fields=["draining"])
+    who = f" by {user}" if user else ""
+    event = Event.objects.create(at=timezone.now(), kind=EventKind.DRAIN_STARTED, server=server,
+                                 message=f"{server.name} is being drained for maintenance{who}")  # fmt: skip
+    _tick_soon()
+    return event
+
+
+@transaction.atomic
+def fail_back(server, user=None) -> int:
+    """End a drain and return the server's cameras now, without waiting for the hold-down.
+
+    Still make-before-break: each camera returns once the server records it again."""
+    state = _state(server)
+    who = f" by {user}" if user else ""
+    if state.draining:
+        state.draining = False
+        state.save(update_fields=["draining"])
+        Event.objects.create(at=timezone.now(), kind=EventKind.DRAIN_ENDED, server=server,
+                             message=f"{server.name} is back in service{who}")  # fmt: skip
+    count = CameraPlacement.objects.filter(
+        camera__primary_server=server, state__in=[Placement.ON_BACKUP, Placement.TO_BACKUP]
+    ).update(fail_back_requested=True)
+    _tick_soon()
+    return count

@@ -1,0 +1,235 @@
+"""The engine's tick against the real database and Redis, with heartbeats written by the test and a
+clock it moves: no agents, no sleeping."""
+
+import pytest
+from django.core import mail
+
+from recording import live
+from redundancy import actions
+from redundancy.engine import Engine
+from redundancy.models import CameraPlacement, Event, Placement, ServerState
+from servers.models import MailSettings
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class World:
+    """Servers that 'heartbeat' when the test says so, and a clock the test moves."""
+
+    def __init__(self, servers):
+        self.now = 1_800_000_000.0
+        self.redis = live.client()
+        self.servers = servers
+        self.notified = []
+        self.engine = Engine(self.redis, clock=lambda: self.now, notify_agent=self.notified.append)
+
+    def beat(self, *names, streams=None):
+        for name in names:
+            live.publish_heartbeat(self.redis, name, {"at": self.now}, ttl=60)
+            if streams is not None:
+                live.publish_stream_health(self.redis, name, {c.pk: {"state": s} for c, s in streams.items()}, 60)
+
+    def tick(self, seconds=0.0):
+        self.now += seconds
+        return self.engine.tick()
+
+    def placement(self, camera):
+        return CameraPlacement.objects.get(camera=camera).state
+
+    def desired(self, name):
+        return live.read_desired(self.redis, name)
+
+
+@pytest.fixture
+def world(site):
+    return World(site)
+
+
+@pytest.fixture
+def fast_site(site, make_server):
+    for name in ("a", "b"):
+        site[name].redundancy.fast_redundancy = True
+        site[name].redundancy.save()
+    return site
+
+
+def test_healthy_servers_keep_their_cameras_and_agents_get_desired_sets(world, site, make_camera):
+    camera = make_camera(site["a"], site["b"])
+    world.beat("srv-a", "srv-b", "srv-c")
+    result = world.tick()
+    assert result.ran and world.placement(camera) == Placement.ON_PRIMARY
+    assert world.desired("srv-a") == {camera.pk} and world.desired("srv-b") == set()
+    assert set(world.notified) >= {"srv-a", "srv-b"}
+    world.notified.clear()
+    world.tick(0.5)
+    assert world.notified == []  # nothing changed: no notice
+
+
+def test_fast_failover_and_failback_with_events(world, fast_site, make_camera):
+    site = fast_site
+    camera = make_camera(site["a"], site["b"], name="gate")
+    world.beat("srv-a", "srv-b", streams={camera: "streaming"})
+    world.tick()
+    # srv-a dies: after the fast window its camera moves to srv-b.
+    world.now += 1.0
+    world.beat("srv-b")
+    world.tick()
+    assert world.placement(camera) == Placement.ON_PRIMARY
+    world.now += 1.0
+    world.beat("srv-b")
+    world.tick()
+    assert world.placement(camera) == Placement.TO_BACKUP
+    assert world.desired("srv-b") == {camera.pk}
+    world.beat("srv-b", streams={camera: "streaming"})
+    world.tick(0.2)
+    assert world.placement(camera) == Placement.ON_BACKUP
+    kinds = list(Event.objects.order_by("at", "id").values_list("kind", flat=True))
+    assert kinds[-3:] == ["server_down", "failover_started", "failover_completed"]
+    # srv-a returns: it ingests its camera again at once, but the camera stays on srv-b for the hold-down.
+    world.beat("srv-a", streams={camera: "streaming"})
+    world.beat("srv-b", streams={camera: "streaming"})
+    world.tick(0.1)
+    assert world.desired("srv-a") == {camera.pk} and world.placement(camera) == Placement.ON_BACKUP
+    world.now += 11
+    world.beat("srv-a", streams={camera: "streaming"})
+    world.beat("srv-b", streams={camera: "streaming"})
+    world.tick()
+    assert world.placement(camera) == Placement.ON_PRIMARY
+    assert world.desired("srv-b") == set()
+    assert list(Event.objects.order_by("-at", "-id").values_list("kind", flat=True)[:2]) == [
+        "failback_completed", "failback_started",
+    ]  # fmt: skip
+
+
+def test_normal_mode_waits_for_the_normal_window(world, site, make_camera):
+    camera = make_camera(site["a"], site["b"])
+    world.beat("srv-a", "srv-b")
+    world.tick()
+    for _ in range(5):  # 25 s of silence: ridden out
+        world.now += 5
+        world.beat("srv-b")
+        world.tick()
+    assert world.placement(camera) == Placement.ON_PRIMARY
+    assert ServerState.objects.get(server=site["a"]).status == "suspect"
+    world.now += 6
+    world.beat("srv-b")
+    world.tick()
+    assert world.placement(camera) == Placement.TO_BACKUP
+
+
+def test_overlapping_ticks_decide_once(world, site, make_camera):
+    make_camera(site["a"], site["b"])
+    world.beat("srv-a", "srv-b")
+    world.redis.set(live.key("engine-lock"), "other", px=5000)
+    assert not world.tick().ran
+    world.redis.delete(live.key("engine-lock"))
+    assert world.tick().ran
+
+
+def test_flapping_server_gets_longer_hold_downs_and_no_ping_pong(world, fast_site, make_camera):
+    site = fast_site
+    camera = make_camera(site["a"], site["b"])
+    moves = 0
+    for cycle in range(3):
+        world.beat("srv-a", "srv-b", streams={camera: "streaming"})
+        world.tick(0.5)
+        world.now += 2.0  # a short outage of the link
+        world.beat("srv-b", streams={camera: "streaming"})
+        world.tick()
+        world.beat("srv-b", streams={camera: "streaming"})
+        world.tick(0.2)
+        for _ in range(10):  # 5 s of health, shorter than any hold-down
+            world.beat("srv-a", "srv-b", streams={camera: "streaming"})
+            world.tick(0.5)
+    state = ServerState.objects.get(server=site["a"])
+    assert state.hold_down_seconds == 40 and len(state.failures) == 3
+    assert Event.objects.filter(kind="flap_damped").count() == 2
+    moves = Event.objects.filter(kind__in=["failover_started", "failback_started"]).count()
+    assert moves == 1, "the camera stayed on the backup through the flapping"
+    assert world.placement(camera) == Placement.ON_BACKUP
+
+
+def test_backup_also_down_is_reported(world, fast_site, make_camera):
+    camera = make_camera(fast_site["a"], fast_site["b"])
+    world.beat("srv-a", "srv-b")
+    world.tick()
+    world.tick(40)
+    assert world.placement(camera) == Placement.NOBODY
+    event = Event.objects.get(kind="camera_unprotected")
+    assert "srv-a and backup srv-b are both down" in event.message
+
+
+def test_priorities_decide_who_gets_a_full_backup(world, site, make_camera):
+    site["b"].max_cameras = 2
+    site["b"].save()
+    low = make_camera(site["a"], site["b"], name="low", failover_priority="low")
+    high = make_camera(site["a"], site["b"], name="high", failover_priority="high")
+    normal = make_camera(site["a"], site["b"], name="normal")
+    never = make_camera(site["a"], site["b"], name="never", failover_priority="never")
+    make_camera(site["b"], name="own")  # srv-b's own camera takes one of its two places
+    world.beat("srv-a", "srv-b")
+    world.tick()
+    world.now += 31
+    world.beat("srv-b")
+    world.tick()
+    assert world.placement(high) == Placement.TO_BACKUP
+    assert {world.placement(c) for c in (low, normal, never)} == {Placement.NOBODY}
+    assert "srv-b is full" in Event.objects.get(kind="camera_unprotected", camera=normal).message
+    assert "'never'" in Event.objects.get(kind="camera_unprotected", camera=never).message
+
+
+def test_one_mail_per_incident_and_none_in_constant_mode(world, site, make_camera, settings):
+    settings.EMAIL_FROM_ENVIRONMENT = True
+    MailSettings.objects.create(system=site["system"], recipients="ops@example.com", from_email="vms@example.com")
+    site["b"].redundancy.email_notifications = True
+    site["b"].redundancy.save()
+    site["c"].redundancy.email_notifications = True
+    site["c"].redundancy.constant_redundancy = True
+    site["c"].redundancy.save()
+    normal = [make_camera(site["a"], site["b"], name=f"n{i}") for i in range(3)]
+    constant = make_camera(site["a"], site["c"], name="k")
+    world.beat("srv-a", "srv-b", "srv-c")
+    world.tick()
+    world.now += 31
+    world.beat("srv-b", "srv-c", streams={constant: "streaming"})
+    world.tick()
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].subject == "Redundancy started on srv-b: 3 camera(s)"
+    assert mail.outbox[0].to == ["ops@example.com"]
+    assert all(c.name in mail.outbox[0].body for c in normal) and "k " not in mail.outbox[0].body
+    assert Event.objects.filter(camera=constant, kind="failover_completed").exists()
+
+
+def test_drain_moves_cameras_make_before_break_and_fail_back_returns_them(world, site, make_camera):
+    camera = make_camera(site["a"], site["b"])
+    world.beat("srv-a", "srv-b", streams={camera: "streaming"})
+    world.tick()
+    actions.drain(site["a"])
+    world.beat("srv-a", "srv-b", streams={camera: "streaming"})
+    world.tick(0.1)
+    assert world.placement(camera) == Placement.TO_BACKUP
+    assert world.desired("srv-a") == {camera.pk} and world.desired("srv-b") == {camera.pk}
+    world.beat("srv-a", streams={camera: "streaming"})
+    world.beat("srv-b", streams={camera: "streaming"})
+    world.tick(0.1)
+    assert world.placement(camera) == Placement.ON_BACKUP and world.desired("srv-a") == set()
+    actions.fail_back(site["a"])
+    world.beat("srv-a", "srv-b", streams={camera: "streaming"})
+    world.tick(0.1)  # the primary takes the camera back on: it records before the backup lets go
+    assert world.desired("srv-a") == {camera.pk} and world.placement(camera) in (
+        Placement.ON_BACKUP, Placement.ON_PRIMARY,
+    )  # fmt: skip
+    world.beat("srv-a", "srv-b", streams={camera: "streaming"})
+    world.tick(0.1)
+    assert world.placement(camera) == Placement.ON_PRIMARY and world.desired("srv-b") == set()
+    kinds = set(Event.objects.values_list("kind", flat=True))
+    assert {"drain_started", "drain_ended", "failover_completed", "failback_completed"} <= kinds
+
+
+def test_without_redis_the_engine_decides_nothing(site, make_camera):
+    import redis as redis_lib
+
+    make_camera(site["a"], site["b"])
+    dead = redis_lib.Redis(host="127.0.0.1", port=1, socket_timeout=0.2, socket_connect_timeout=0.2)
+    assert not Engine(dead, notify_agent=lambda name: None).tick().ran
+    assert not Event.objects.exists() and not CameraPlacement.objects.exists()
