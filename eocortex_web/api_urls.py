@@ -1,6 +1,8 @@
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from cameras.api.views import CameraViewSet
+from redundancy.api.views import DrainView, EventViewSet, FailBackView, StatusView
 from servers.api.views import LicenseViewSet, MultiserverSystemViewSet, ServerViewSet
 
 router = DefaultRouter()
@@ -8,4 +10,10 @@ router.register("systems", MultiserverSystemViewSet)
 router.register("servers", ServerViewSet)
 router.register("licenses", LicenseViewSet)
 router.register("cameras", CameraViewSet)
-urlpatterns = router.urls
+router.register("events", EventViewSet)
+urlpatterns = [
+    path("status/", StatusView.as_view(), name="status"),
+    path("servers/<int:pk>/drain/", DrainView.as_view(), name="server-drain"),
+    path("servers/<int:pk>/fail-back/", FailBackView.as_view(), name="server-fail-back"),
+    *router.urls,
+]

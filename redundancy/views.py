@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -15,6 +17,8 @@ from cameras.models import Camera
 from cameras.modes import server_warnings
 from cameras.rules import valid_backups
 from cameras.services import BackupAssignment, BackupAssignmentError, assign_backups
+from redundancy import actions
+from redundancy.models import Event, EventKind, ServerState
 from servers.forms import RedundancySettingsForm
 from servers.models import MailSettings, MultiserverSystem, Server
 
@@ -41,6 +45,9 @@ def _server_page(request, server, form=None, notice="", open_mail_setup="", stat
         "can_configure": can_configure,
         "notice": notice,
         "open_mail_setup": open_mail_setup,
+        "state": ServerState.objects.filter(server=server).first(),
+        "can_operate": request.user.has_perm("redundancy.change_serverstate"),
+        "recent_events": Event.objects.filter(Q(server=server) | Q(to_server=server)).select_related("camera")[:10],
     }
     return render(request, "redundancy/server_information.html", context, status=status)
 
@@ -174,3 +181,41 @@ def general_settings_cameras(request):
         "can_configure": request.user.has_perm("cameras.change_camera"),
     }
     return render(request, "redundancy/general_cameras.html", context, status=status)
+
+
+@login_required
+def event_list(request):
+    events = Event.objects.select_related("camera", "server", "to_server")
+    kind = request.GET.get("kind", "")
+    server_id = request.GET.get("server", "")
+    camera_id = request.GET.get("camera", "")
+    if kind in EventKind.values:
+        events = events.filter(kind=kind)
+    if server_id.isdigit():
+        events = events.filter(Q(server_id=server_id) | Q(to_server_id=server_id))
+    if camera_id.isdigit():
+        events = events.filter(camera_id=camera_id)
+    page = Paginator(events, 100).get_page(request.GET.get("page"))
+    return render(request, "redundancy/event_list.html", {
+        "page": page, "kinds": EventKind.choices, "servers": Server.objects.all(),
+        "kind": kind, "server_id": server_id, "camera_id": camera_id,
+    })  # fmt: skip
+
+
+@require_POST
+@login_required
+@permission_required("redundancy.change_serverstate", raise_exception=True)
+def server_action(request, pk, action):
+    server = get_object_or_404(Server, pk=pk)
+    if action == "drain":
+        started = actions.drain(server, request.user)
+        messages.success(
+            request,
+            f"{server.name} is being drained: its cameras move to their backups as each backup records them."
+            if started
+            else f"{server.name} was already being drained.",
+        )
+    else:
+        count = actions.fail_back(server, request.user)
+        messages.success(request, f"{count} camera(s) return to {server.name} as soon as it records them.")
+    return redirect("redundancy:server", server.pk)

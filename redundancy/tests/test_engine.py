@@ -129,8 +129,7 @@ def test_overlapping_ticks_decide_once(world, site, make_camera):
 def test_flapping_server_gets_longer_hold_downs_and_no_ping_pong(world, fast_site, make_camera):
     site = fast_site
     camera = make_camera(site["a"], site["b"])
-    moves = 0
-    for cycle in range(3):
+    for _ in range(3):
         world.beat("srv-a", "srv-b", streams={camera: "streaming"})
         world.tick(0.5)
         world.now += 2.0  # a short outage of the link

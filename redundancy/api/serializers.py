@@ -1,0 +1,54 @@
+from rest_framework import serializers
+
+from redundancy.models import Event
+
+
+class EventSerializer(serializers.ModelSerializer):
+    camera_name = serializers.CharField(source="camera.name", read_only=True, default=None)
+    server_name = serializers.CharField(source="server.name", read_only=True, default=None)
+    to_server_name = serializers.CharField(source="to_server.name", read_only=True, default=None)
+
+    class Meta:
+        model = Event
+        fields = ["id", "at", "kind", "camera", "camera_name", "server", "server_name", "to_server",
+                  "to_server_name", "mode", "message"]  # fmt: skip
+
+
+class ServerHealthSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    system = serializers.CharField()
+    status = serializers.CharField()
+    status_since = serializers.DateTimeField(allow_null=True)
+    heartbeat_age = serializers.FloatField(allow_null=True, help_text="Seconds since the last heartbeat.")
+    draining = serializers.BooleanField()
+    leaving = serializers.BooleanField()
+    hold_down_seconds = serializers.FloatField()
+    ingesting = serializers.IntegerField(help_text="Cameras the server ingests now.")
+    max_cameras = serializers.IntegerField(allow_null=True)
+
+
+class CameraStatusSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    enabled = serializers.BooleanField()
+    mode = serializers.CharField()
+    primary_server = serializers.IntegerField()
+    backup_server = serializers.IntegerField(allow_null=True)
+    placement = serializers.CharField()
+    since = serializers.DateTimeField(allow_null=True)
+    reason = serializers.CharField()
+    active_server = serializers.IntegerField(allow_null=True, help_text="The server whose recording counts now.")
+    ingesting_servers = serializers.ListField(child=serializers.IntegerField())
+    streams = serializers.DictField(child=serializers.CharField(), help_text="Server id → stream state it reports.")
+
+
+class StatusSerializer(serializers.Serializer):
+    at = serializers.FloatField()
+    live = serializers.BooleanField(help_text="False when Redis could not be read: heartbeats and streams missing.")
+    servers = ServerHealthSerializer(many=True)
+    cameras = CameraStatusSerializer(many=True)
+
+
+class ActionResultSerializer(serializers.Serializer):
+    detail = serializers.CharField()

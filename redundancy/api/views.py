@@ -1,0 +1,73 @@
+import django_filters
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import permissions, viewsets
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from redundancy import actions
+from redundancy.api.serializers import ActionResultSerializer, EventSerializer, StatusSerializer
+from redundancy.models import Event, EventKind
+from redundancy.status import current_status
+from servers.models import Server
+
+
+class EventFilter(django_filters.FilterSet):
+    since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
+    until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+    kind = django_filters.MultipleChoiceFilter(choices=EventKind.choices)
+
+    class Meta:
+        model = Event
+        fields = ["kind", "camera", "server", "to_server", "mode", "since", "until"]
+
+
+class EventViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = Event.objects.select_related("camera", "server", "to_server")
+    serializer_class = EventSerializer
+    filterset_class = EventFilter
+    ordering_fields = ["at"]
+
+
+class StatusView(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses=StatusSerializer, description="Every server's health and every camera's placement.")
+    def get(self, request):
+        return Response(current_status())
+
+
+class CanOperate(permissions.BasePermission):
+    """Drain and fail back are operator actions on the engine's state."""
+
+    def has_permission(self, request, view):
+        return request.user.has_perm("redundancy.change_serverstate")
+
+
+class DrainView(APIView):
+    permission_classes = [permissions.IsAuthenticated, CanOperate]
+
+    @extend_schema(
+        request=None,
+        responses=ActionResultSerializer,
+        description="Move the server's cameras to their backups for maintenance, make-before-break.",
+    )
+    def post(self, request, pk):
+        server = get_object_or_404(Server, pk=pk)
+        started = actions.drain(server, request.user)
+        text = f"{server.name} is being drained." if started else f"{server.name} was already being drained."
+        return Response({"detail": text}, status=202)
+
+
+class FailBackView(APIView):
+    permission_classes = [permissions.IsAuthenticated, CanOperate]
+
+    @extend_schema(
+        request=None,
+        responses=ActionResultSerializer,
+        description="End a drain and return the server's cameras now, without the hold-down.",
+    )
+    def post(self, request, pk):
+        server = get_object_or_404(Server, pk=pk)
+        count = actions.fail_back(server, request.user)
+        return Response({"detail": f"{count} camera(s) return to {server.name} once it records them."}, status=202)

@@ -1,0 +1,77 @@
+"""The state of the whole system now: every server's health and every camera's placement.
+
+Stored placements and statuses come from the engine; heartbeat ages and stream reports are
+read live from Redis, so the answer is at most a heartbeat old. Without Redis the stored
+part is still given, with ``live`` false.
+"""
+
+import time
+
+import redis
+from django.conf import settings
+
+from cameras.models import Camera
+from recording import live
+from redundancy.decisions import CameraView, ServerView, Windows, ingesting_servers
+from redundancy.models import CameraPlacement, Placement, ServerState
+from servers.models import Server
+
+ACTIVE_ON_BACKUP = (Placement.ON_BACKUP, Placement.TO_PRIMARY)
+
+
+def current_status(redis_client=None, clock=time.time) -> dict:
+    now = clock()
+    r = redis_client or live.client()
+    servers = list(Server.objects.select_related("system"))
+    states = {s.pk: s for s in ServerState.objects.all()}
+    names = [s.name for s in servers]
+    try:
+        last_seen, leaving = live.read_last_seen(r), live.leaving_servers(r, names)
+        health = live.read_all_stream_health(r, names)
+        reachable = True
+    except redis.RedisError:
+        last_seen, leaving, health, reachable = {}, set(), {}, False
+    views = {}
+    server_rows = []
+    for server in servers:
+        state = states.get(server.pk)
+        age = now - last_seen[server.name] if server.name in last_seen else None
+        views[server.pk] = ServerView(
+            pk=server.pk, name=server.name, heartbeat_age=age, leaving=server.name in leaving,
+            draining=bool(state and state.draining),
+            streams={c: report.get("state") for c, report in health.get(server.name, {}).items()},
+        )  # fmt: skip
+        server_rows.append({
+            "id": server.pk, "name": server.name, "system": server.system.name,
+            "status": state.status if state else "unknown",
+            "status_since": state.status_since.isoformat() if state else None,
+            "heartbeat_age": round(age, 2) if age is not None else None,
+            "draining": bool(state and state.draining), "leaving": server.name in leaving,
+            "hold_down_seconds": state.hold_down_seconds if state else 0,
+            "ingesting": len(health.get(server.name, {})), "max_cameras": server.max_cameras,
+        })  # fmt: skip
+    placements = {p.pk: p for p in CameraPlacement.objects.all()}
+    windows = Windows(normal=settings.ENGINE_NORMAL_WINDOW_SECONDS, fast=settings.ENGINE_FAST_WINDOW_SECONDS)
+    camera_rows = []
+    for camera in Camera.objects.with_servers():
+        placement = placements.get(camera.pk)
+        state = placement.state if placement else Placement.ON_PRIMARY
+        view = CameraView(
+            pk=camera.pk, name=camera.name, mode=camera.redundancy_mode, priority=camera.failover_priority,
+            primary=views[camera.primary_server_id], backup=views.get(camera.backup_server_id),
+            placement=state, in_placement_for=0,
+        )  # fmt: skip
+        if state == Placement.NOBODY or not camera.enabled:
+            active = None
+        else:
+            active = camera.backup_server_id if state in ACTIVE_ON_BACKUP else camera.primary_server_id
+        camera_rows.append({
+            "id": camera.pk, "name": camera.name, "enabled": camera.enabled, "mode": view.mode,
+            "primary_server": camera.primary_server_id, "backup_server": camera.backup_server_id,
+            "placement": state, "since": placement.since.isoformat() if placement else None,
+            "reason": placement.reason if placement else "",
+            "active_server": active,
+            "ingesting_servers": sorted(ingesting_servers(view, windows)) if camera.enabled else [],
+            "streams": {str(pk): v.streams[camera.pk] for pk, v in views.items() if camera.pk in v.streams},
+        })  # fmt: skip
+    return {"at": now, "live": reachable, "servers": server_rows, "cameras": camera_rows}
