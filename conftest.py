@@ -1,9 +1,17 @@
 """Fixtures shared by every app's tests: a small multiserver system and logged-in clients."""
 
+import asyncio
 import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
 import uuid
 from datetime import timedelta
 from itertools import count
+from pathlib import Path
 
 import pytest
 import redis
@@ -12,6 +20,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from cameras.models import Camera
+from cameras.simulator import CameraSimulator
 from recording import live
 from servers.models import License, MultiserverSystem, Server
 
@@ -151,3 +160,122 @@ def process_env(settings, transactional_db):
         "LIVE_KEY_PREFIX": settings.LIVE_KEY_PREFIX,
         "PYTHONUNBUFFERED": "1",
     }
+
+
+# -- real processes: the camera simulator, agents -------------------------------------------
+
+ROOT = Path(__file__).resolve().parent
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+class RunningSimulator:
+    """A CameraSimulator on its own event loop thread, driven synchronously from a test."""
+
+    def __init__(self, count: int, **options):
+        # Consecutive free ports: ask for a block and check it.
+        for _ in range(20):
+            base = free_ports(1)[0]
+            if base + count < 65000 and all(_port_free(base + i) for i in range(count)):
+                break
+        self.simulator = CameraSimulator(count, base, None, **options)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.call(self.simulator.start())
+
+    def call(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=10)
+
+    def url(self, number: int) -> str:
+        return self.simulator.cameras[number].url
+
+    def set_state(self, number: int, state: str) -> None:
+        self.call(self.simulator.cameras[number].set_state(state))
+
+    def close(self) -> None:
+        self.call(self.simulator.stop())
+        self.call(_cancel_other_tasks())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+
+
+async def _cancel_other_tasks() -> None:
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+@pytest.fixture
+def simulator():
+    running = []
+
+    def start(count=3, width=320, height=180, fps=5.0):
+        sim = RunningSimulator(count, width=width, height=height, fps=fps)
+        running.append(sim)
+        return sim
+
+    yield start
+    for sim in running:
+        sim.close()
+
+
+def wait_for(condition, timeout=10.0, interval=0.05, message="condition"):
+    """Poll ``condition`` until it returns something truthy; bounded in time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+@pytest.fixture
+def redis_client():
+    return live.client()
+
+
+@pytest.fixture
+def agent_process(process_env, tmp_path):
+    """Start ``manage.py run_video_server`` processes with short timings; all are killed after the test."""
+    started = []
+
+    def start(name, **settings):
+        env = {**process_env, "AGENT_HEARTBEAT_SECONDS": "0.25", "AGENT_SEGMENT_SECONDS": "2",
+               "AGENT_READ_TIMEOUT_SECONDS": "1", "AGENT_SWEEP_SECONDS": "1",
+               **{k: str(v) for k, v in settings.items()}}  # fmt: skip
+        log = open(tmp_path / f"{name}.log", "ab")  # noqa: SIM115 (closed below)
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "run_video_server", "--server", name],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        started.append((process, log))
+        return process
+
+    yield start
+    for process, log in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGCONT)
+            process.kill()
+            process.wait(timeout=10)
+        log.close()

@@ -10,10 +10,10 @@ import pytest
 import redis
 
 from cameras.stamp import read_stamp
+from conftest import wait_for
 from recording import live
 from recording.models import AnalyticsEvent, Segment, StreamHealth
 from recording.segments import iter_jpegs
-from recording.tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,44 +1,16 @@
 """The agent as operators run it: ``manage.py run_video_server``, a Celery worker process."""
 
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import wait_for
 from recording import live
 from recording.models import Segment
 from recording.tasks import notify
-from recording.tests.conftest import wait_for
 
 pytestmark = [pytest.mark.process, pytest.mark.django_db(transaction=True)]
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def agent_process(process_env, tmp_path):
-    started = []
-
-    def start(name, **settings):
-        env = {**process_env, "AGENT_HEARTBEAT_SECONDS": "0.25", "AGENT_SEGMENT_SECONDS": "1",
-               "AGENT_READ_TIMEOUT_SECONDS": "1", **{k: str(v) for k, v in settings.items()}}  # fmt: skip
-        log = open(tmp_path / f"{name}.log", "ab")  # noqa: SIM115 (closed below)
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "run_video_server", "--server", name],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        started.append((process, log))
-        return process
-
-    yield start
-    for process, log in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-        log.close()
-
 
 @pytest.fixture
 def camera_on(site, tmp_path, make_camera, simulator):
