@@ -102,6 +102,8 @@ def decide(camera: CameraView, windows: Windows, backup_has_room: bool = True) -
     )
 
     if state == Placement.ON_PRIMARY:
+        if primary.heartbeat_age is None:
+            return Decision(state)  # never heard from yet (starting up): nothing to fail over from
         reason = why_leave_primary(camera, windows)
         if not reason:
             return Decision(state)

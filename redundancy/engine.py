@@ -108,7 +108,8 @@ class Engine:
                 draining=state.draining, max_cameras=server.max_cameras, streams={
                     camera_id: report.get("state") for camera_id, report in health.get(server.name, {}).items()
                 },
-                healthy_for=(now - state.healthy_since.timestamp()) if state.healthy_since else 0.0,
+                # Up to its last heartbeat: a silence not yet past the window is not health.
+                healthy_for=(last_seen[server.name] - state.healthy_since.timestamp()) if state.healthy_since else 0.0,
                 hold_down=state.hold_down_seconds,
             )  # fmt: skip
 

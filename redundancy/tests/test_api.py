@@ -14,10 +14,24 @@ def events(site, make_camera):
     now = timezone.now()
     return [
         Event.objects.create(at=now - timedelta(minutes=5), kind="server_down", server=site["a"], message="a down"),
-        Event.objects.create(at=now - timedelta(minutes=4), kind="failover_started", camera=camera,
-                             server=site["a"], to_server=site["b"], mode="normal", message="gate moves"),  # fmt: skip
-        Event.objects.create(at=now, kind="failover_completed", camera=camera, server=site["a"],
-                             to_server=site["b"], mode="normal", message="gate on b"),  # fmt: skip
+        Event.objects.create(
+            at=now - timedelta(minutes=4),
+            kind="failover_started",
+            camera=camera,
+            server=site["a"],
+            to_server=site["b"],
+            mode="normal",
+            message="gate moves",
+        ),  # fmt: skip
+        Event.objects.create(
+            at=now,
+            kind="failover_completed",
+            camera=camera,
+            server=site["a"],
+            to_server=site["b"],
+            mode="normal",
+            message="gate on b",
+        ),  # fmt: skip
     ]
 
 

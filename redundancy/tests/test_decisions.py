@@ -126,3 +126,7 @@ def test_camera_without_backup_goes_unrecorded_when_its_server_dies():
 def test_flap_damping_doubles_the_hold_down():
     assert [hold_down_for(n, 10, 1800) for n in (1, 2, 3, 4)] == [10, 20, 40, 80]
     assert hold_down_for(20, 10, 1800) == 1800
+
+
+def test_a_primary_never_heard_from_is_waited_for():
+    assert decide(camera(server(1, age=None), server(2)), W) == decide(camera(server(1), server(2)), W)

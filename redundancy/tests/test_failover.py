@@ -1,0 +1,236 @@
+"""Failover, handover and failback with real agent processes, the real simulator and Redis.
+
+The engine ticks in a thread of the test (as beat would have it tick in a worker); agents
+are ``manage.py run_video_server`` processes, killed with SIGKILL, stopped with SIGTERM or
+paused with SIGSTOP. Recordings are checked frame by frame from the stamps in the frames.
+"""
+
+import signal
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from django.core import mail
+from django.db import connection
+
+from cameras.stamp import read_stamp
+from conftest import wait_for
+from recording.models import AnalyticsEvent, Segment
+from recording.segments import iter_jpegs
+from redundancy import actions
+from redundancy.engine import Engine
+from redundancy.models import CameraPlacement, Event, Placement, ServerState
+from servers.models import MailSettings
+
+pytestmark = [pytest.mark.process, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def engine(settings):
+    """The engine ticking every 0.25 s in a background thread, until the test ends."""
+    settings.ENGINE_NORMAL_WINDOW_SECONDS = 4.0
+    settings.ENGINE_HOLD_DOWN_SECONDS = 2.0
+    stop = threading.Event()
+    instance = Engine()
+
+    def loop():
+        while not stop.is_set():
+            instance.tick()
+            stop.wait(0.25)
+        connection.close()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    yield instance
+    stop.set()
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def pair(site, tmp_path, simulator, make_camera):
+    """srv-a records camera 'gate' (motion analytics on) with srv-b as its backup."""
+
+    def build(mode="fast", cameras=1):
+        for name in ("a", "b"):
+            server = site[name]
+            server.recordings_path = str(tmp_path / server.name)
+            server.save()
+            server.redundancy.fast_redundancy = mode == "fast"
+            server.redundancy.constant_redundancy = mode == "constant" and name == "b"
+            server.redundancy.save()
+        sim = simulator(cameras, fps=5.0)
+        made = [
+            make_camera(
+                site["a"],
+                site["b"],
+                name=f"gate{n}",
+                stream_url=sim.url(n),
+                codec="mjpeg",
+                analytics=["motion_detection"],
+            )  # fmt: skip
+            for n in range(1, cameras + 1)
+        ]
+        return sim, made
+
+    return build
+
+
+def frames_by_server(camera) -> dict[str, list[int]]:
+    """Every stamped frame counter each server recorded for the camera, read from its files on disk
+    (a killed agent's last segment is not indexed until it starts again)."""
+    result: dict[str, list[int]] = {}
+    for server in (camera.primary_server, camera.backup_server):
+        for path in sorted(Path(server.storage_dir).glob(f"{camera.pk}/*/*.mjpeg")):
+            for jpeg in iter_jpegs(path):
+                stamp = read_stamp(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR))
+                result.setdefault(server.name, []).append(stamp.counter)
+    return result
+
+
+def missing_between(counters: list[int]) -> list[int]:
+    seen = sorted(set(counters))
+    return sorted(set(range(seen[0], seen[-1] + 1)) - set(seen))
+
+
+def placement(camera):
+    record = CameraPlacement.objects.filter(camera=camera).first()
+    return record.state if record else None
+
+
+def streaming(agent_name, camera, redis_client):
+    from recording import live
+
+    return live.read_stream_health(redis_client, agent_name).get(camera.pk, {}).get("state") == "streaming"
+
+
+def stop_gracefully(process):
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=40) == 0
+
+
+@pytest.mark.parametrize("mode", ["fast", "normal"])
+def test_sigkill_failover(mode, pair, agent_process, engine, redis_client):
+    sim, (camera,) = pair(mode)
+    primary, backup = agent_process("srv-a"), agent_process("srv-b")
+    wait_for(lambda: streaming("srv-a", camera, redis_client), 30, message="the primary streaming")
+    wait_for(lambda: AnalyticsEvent.objects.filter(camera=camera, server__name="srv-a").exists(), 20,
+             message="motion analytics on the primary")  # fmt: skip
+    primary.kill()
+    wait_for(lambda: placement(camera) == Placement.ON_BACKUP, 30, message="the camera on its backup")
+    wait_for(lambda: streaming("srv-b", camera, redis_client), 10, message="the backup streaming")
+    stop_gracefully(backup)
+    frames = frames_by_server(camera)
+    assert frames["srv-b"] and max(frames["srv-b"]) > max(frames["srv-a"]), "the backup recorded on"
+    kinds = list(Event.objects.filter(camera=camera).order_by("at", "id").values_list("kind", flat=True))
+    assert kinds[:2] == ["failover_started", "failover_completed"]
+    assert Event.objects.get(kind="server_down", server__name="srv-a")
+    # Rule 3: the backup records the camera but never analyses it.
+    assert not AnalyticsEvent.objects.filter(server__name="srv-b").exists()
+
+
+def test_constant_mode_loses_no_frame_when_the_primary_dies(pair, agent_process, engine, redis_client):
+    sim, (camera,) = pair("constant")
+    primary, backup = agent_process("srv-a"), agent_process("srv-b")
+    wait_for(lambda: streaming("srv-a", camera, redis_client) and streaming("srv-b", camera, redis_client), 30,
+             message="both connections streaming")  # fmt: skip
+    primary.kill()
+    wait_for(lambda: placement(camera) == Placement.ON_BACKUP, 30, message="the backup connection active")
+    wait_for(lambda: Segment.objects.filter(camera=camera, server__name="srv-b").count() >= 3, 30, message="segments")
+    stop_gracefully(backup)
+    frames = frames_by_server(camera)
+    assert missing_between(frames["srv-b"]) == [] and max(frames["srv-b"]) > max(frames["srv-a"])
+    assert not Event.objects.filter(kind="failover_started").exists()  # nothing moved: the active one switched
+
+
+@pytest.mark.parametrize("how", ["graceful stop", "drain"])
+def test_planned_handover_misses_no_frame(how, pair, agent_process, engine, redis_client, site):
+    sim, cameras = pair("fast", cameras=2)
+    primary, backup = agent_process("srv-a"), agent_process("srv-b")
+    wait_for(lambda: all(streaming("srv-a", c, redis_client) for c in cameras), 30, message="the primary streaming")
+    if how == "drain":
+        actions.drain(site["a"])
+    else:
+        primary.send_signal(signal.SIGTERM)
+    wait_for(lambda: all(placement(c) == Placement.ON_BACKUP for c in cameras), 30, message="handed over")
+    if how == "graceful stop":
+        assert primary.wait(timeout=30) == 0
+    wait_for(lambda: all(Segment.objects.filter(camera=c, server__name="srv-b").exists() for c in cameras), 20,
+             message="the backup's segments")  # fmt: skip
+    if how == "drain":
+        wait_for(lambda: not any(streaming("srv-a", c, redis_client) for c in cameras), 10, message="released")
+        stop_gracefully(primary)
+    stop_gracefully(backup)
+    for camera in cameras:
+        frames = frames_by_server(camera)
+        assert missing_between(frames["srv-a"] + frames["srv-b"]) == [], f"{camera.name} lost frames"
+        assert max(frames["srv-b"]) > max(frames["srv-a"])
+
+
+def test_failback_is_make_before_break(pair, agent_process, engine, redis_client):
+    sim, (camera,) = pair("fast")
+    primary, _backup = agent_process("srv-a"), agent_process("srv-b")
+    wait_for(lambda: streaming("srv-a", camera, redis_client), 30, message="the primary streaming")
+    primary.kill()
+    wait_for(lambda: placement(camera) == Placement.ON_BACKUP, 30, message="failed over")
+    wait_for(lambda: streaming("srv-b", camera, redis_client), 10, message="the backup streaming")
+    agent_process("srv-a")  # the primary returns
+    wait_for(lambda: placement(camera) == Placement.ON_PRIMARY, 40, message="failed back after the hold-down")
+    wait_for(lambda: not streaming("srv-b", camera, redis_client), 10, message="the backup let go")
+    last_on_backup = max(frames_by_server(camera)["srv-b"])
+    wait_for(lambda: max(frames_by_server(camera).get("srv-a", [0])) > last_on_backup + 5, 30,
+             message="the primary recording after the failback")  # fmt: skip
+    frames = frames_by_server(camera)
+    after_kill = [c for c in frames["srv-a"] + frames["srv-b"] if c >= min(frames["srv-b"])]
+    assert missing_between(after_kill) == [], "frames lost around the failback"
+    kinds = list(Event.objects.filter(camera=camera).order_by("at", "id").values_list("kind", flat=True))
+    assert kinds == ["failover_started", "failover_completed", "failback_started", "failback_completed"]
+
+
+def test_flapping_primary_causes_no_ping_pong(pair, agent_process, engine, redis_client, site):
+    sim, (camera,) = pair("fast")
+    engine.base_hold_down = 3.0
+    primary, _backup = agent_process("srv-a"), agent_process("srv-b")
+    wait_for(lambda: streaming("srv-a", camera, redis_client), 30, message="the primary streaming")
+    for _ in range(3):  # the primary's link goes silent for 2.5 s, three times in a row
+        primary.send_signal(signal.SIGSTOP)
+        wait_for(lambda: ServerState.objects.get(server=site["a"]).status == "down", 10, message="declared down")
+        primary.send_signal(signal.SIGCONT)
+        wait_for(lambda: ServerState.objects.get(server=site["a"]).status == "up", 10, message="up again")
+        threading.Event().wait(1.0)
+    state = ServerState.objects.get(server=site["a"])
+    assert len(state.failures) == 3 and state.hold_down_seconds == 12.0
+    assert Event.objects.filter(kind="flap_damped").count() == 2
+    moves = Event.objects.filter(camera=camera, kind__in=["failover_started", "failback_started"]).count()
+    assert moves == 1, "the camera moved once and stayed on the backup while the primary flapped"
+    assert placement(camera) == Placement.ON_BACKUP
+
+
+def test_backup_also_down_is_reported(pair, agent_process, engine, redis_client):
+    sim, (camera,) = pair("fast")
+    primary, backup = agent_process("srv-a"), agent_process("srv-b")
+    wait_for(lambda: streaming("srv-a", camera, redis_client), 30, message="the primary streaming")
+    backup.kill()
+    primary.kill()
+    wait_for(lambda: placement(camera) == Placement.NOBODY, 30, message="reported as recorded by nobody")
+    assert "both down" in Event.objects.get(kind="camera_unprotected", camera=camera).message
+
+
+@pytest.mark.parametrize("mode", ["fast", "normal", "constant"])
+def test_one_mail_per_incident_never_in_constant_mode(mode, pair, agent_process, engine, redis_client, site,
+                                                      settings):  # fmt: skip
+    settings.EMAIL_FROM_ENVIRONMENT = True
+    MailSettings.objects.create(system=site["system"], recipients="ops@example.com", from_email="vms@example.com")
+    sim, cameras = pair(mode, cameras=2)
+    site["b"].redundancy.email_notifications = True
+    site["b"].redundancy.save()
+    primary, _backup = agent_process("srv-a"), agent_process("srv-b")
+    wait_for(lambda: all(streaming("srv-a", c, redis_client) for c in cameras), 30, message="the primary streaming")
+    primary.kill()
+    wait_for(lambda: all(placement(c) == Placement.ON_BACKUP for c in cameras), 30, message="failed over")
+    if mode == "constant":
+        assert mail.outbox == []
+    else:
+        assert len(mail.outbox) == 1
+        assert mail.outbox[0].subject == "Redundancy started on srv-b: 2 camera(s)"
