@@ -15,51 +15,20 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-SCRATCH = Path(tempfile.mkdtemp(prefix="bench-agent-"))
-os.environ.update({"VAR_DIR": str(SCRATCH), "DJANGO_SETTINGS_MODULE": "eocortex_web.settings",
-                   "LIVE_KEY_PREFIX": f"bench-{os.getpid()}"})  # fmt: skip
-
-import django  # noqa: E402
-
-django.setup()
-
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import psutil  # noqa: E402
+import cv2  # noqa: E402  (after common: Django is set up there)
+import psutil
+from common import OUT, SCRATCH, recorded_stamps, start, stop
 from django.core.management import call_command  # noqa: E402
 
 from cameras.models import Camera  # noqa: E402
-from cameras.stamp import read_stamp  # noqa: E402
 from recording.models import Segment  # noqa: E402
-from recording.segments import iter_jpegs  # noqa: E402
 from servers.models import License, MultiserverSystem, Server  # noqa: E402
 
 BASE_PORT = 19001
 FPS = 2.0
-
-
-def start(args: list[str], name: str, **env) -> subprocess.Popen:
-    log = open(SCRATCH / f"{name}.log", "ab")  # noqa: SIM115 (inherited by the child)
-    return subprocess.Popen([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, stdout=log,
-                            stderr=subprocess.STDOUT, env={**os.environ, **env})  # fmt: skip
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def prepare(count: int) -> Server:
@@ -85,14 +54,9 @@ def prepare(count: int) -> Server:
     return server
 
 
-def missing_frames(camera: Camera, warmup_until: float) -> tuple[int, int]:
+def missing_frames(camera: Camera, storage: Path, warmup_until: float) -> tuple[int, int]:
     """(frames recorded after the warm-up, frames missing between them) from the stamps."""
-    counters = []
-    for segment in Segment.objects.filter(camera=camera).order_by("started_at"):
-        for jpeg in iter_jpegs(Path(segment.path)):
-            stamp = read_stamp(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR))
-            if stamp and stamp.captured_ms / 1000 >= warmup_until:
-                counters.append(stamp.counter)
+    counters = [s.counter for s in recorded_stamps(storage, camera.pk) if s.captured_ms / 1000 >= warmup_until]
     if len(counters) < 2:
         return len(counters), 0
     return len(counters), (counters[-1] - counters[0] + 1) - len(counters)
@@ -104,7 +68,7 @@ def run_step(count: int, seconds: float) -> dict:
                  "--width", "320", "--height", "180", "--fps", str(FPS)], f"sim-{count}")  # fmt: skip
     time.sleep(1.5)
     agent = start(["run_video_server", "--server", "bench-srv", "--loglevel", "WARNING"], f"agent-{count}",
-                  AGENT_SEGMENT_SECONDS="5", AGENT_SWEEP_SECONDS="2")  # fmt: skip
+                  AGENT_SEGMENT_SECONDS=5, AGENT_SWEEP_SECONDS=2)  # fmt: skip
     try:
         time.sleep(8)  # worker start-up and every stream opened
         process = psutil.Process(agent.pid)
@@ -117,8 +81,9 @@ def run_step(count: int, seconds: float) -> dict:
         stop(agent)  # a graceful stop closes and indexes every segment
         stop(sim)
     recorded = missing = silent = 0
+    storage = Server.objects.get(name="bench-srv").storage_dir
     for camera in Camera.objects.all():
-        got, lost = missing_frames(camera, warmup_until)
+        got, lost = missing_frames(camera, storage, warmup_until)
         recorded, missing = recorded + got, missing + lost
         silent += got < seconds * FPS * 0.5
     return {"cameras": count, "seconds": seconds, "frames_recorded": recorded, "frames_missing": missing,
@@ -174,9 +139,8 @@ def main() -> None:
     if opens:
         print(f"Open to first frame, MJPEG over HTTP: median {statistics.median(opens) * 1000:.0f} ms, "
               f"max {max(opens) * 1000:.0f} ms over {len(opens)} opens")  # fmt: skip
-    out = ROOT / "bench" / "out"
-    out.mkdir(exist_ok=True)
-    (out / "agent_capacity.json").write_text(json.dumps({"steps": rows, "carried": carried, "open_seconds": opens},
+    OUT.mkdir(exist_ok=True)
+    (OUT / "agent_capacity.json").write_text(json.dumps({"steps": rows, "carried": carried, "open_seconds": opens},
                                                         indent=2))  # fmt: skip
 
 

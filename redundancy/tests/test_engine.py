@@ -232,3 +232,27 @@ def test_without_redis_the_engine_decides_nothing(site, make_camera):
     dead = redis_lib.Redis(host="127.0.0.1", port=1, socket_timeout=0.2, socket_connect_timeout=0.2)
     assert not Engine(dead, notify_agent=lambda name: None).tick().ran
     assert not Event.objects.exists() and not CameraPlacement.objects.exists()
+
+
+def test_events_are_pushed_to_the_live_group(world, fast_site, make_camera):
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from redundancy.notifications import EVENTS_GROUP
+
+    make_camera(fast_site["a"], fast_site["b"], name="gate")
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(EVENTS_GROUP, channel)
+    world.beat("srv-a", "srv-b")
+    world.tick()
+    world.now += 2
+    world.beat("srv-b")
+    world.tick()
+    kinds = []
+    for _ in range(2):
+        message = async_to_sync(layer.receive)(channel)
+        kinds.append(message["event"]["kind"])
+        assert message["type"] == "redundancy.event"
+    assert kinds == ["server_down", "failover_started"]
+    async_to_sync(layer.group_discard)(EVENTS_GROUP, channel)

@@ -1,0 +1,64 @@
+"""What the benchmarks share: a scratch site directory, Django set up on it, child processes.
+
+Import this module first: it points Django at a scratch VAR_DIR (SQLite database, recordings)
+and a Redis key prefix of its own, so a benchmark never touches a real site's data.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SCRATCH = Path(tempfile.mkdtemp(prefix="bench-"))
+os.environ.update({"VAR_DIR": str(SCRATCH), "DJANGO_SETTINGS_MODULE": "eocortex_web.settings",
+                   "LIVE_KEY_PREFIX": f"bench-{os.getpid()}"})  # fmt: skip
+
+import django  # noqa: E402
+
+django.setup()
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from cameras.stamp import Stamp, read_stamp  # noqa: E402
+from recording.segments import iter_jpegs  # noqa: E402
+
+OUT = ROOT / "bench" / "out"
+
+
+def start(args: list[str], name: str, manage: bool = True, **env) -> subprocess.Popen:
+    """A child process with its output in the scratch directory."""
+    log = open(SCRATCH / f"{name}.log", "ab")  # noqa: SIM115 (inherited by the child)
+    command = [sys.executable, str(ROOT / "manage.py"), *args] if manage else args
+    return subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, **{k: str(v) for k, v in env.items()}})  # fmt: skip
+
+
+def stop(process: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 40) -> None:
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def recorded_stamps(storage: Path, camera_id: int) -> list[Stamp]:
+    """Every frame a server recorded of a camera, from its files (indexed or not), in order."""
+    stamps = []
+    for path in sorted(Path(storage).glob(f"{camera_id}/*/*.mjpeg")):
+        for jpeg in iter_jpegs(path):
+            stamp = read_stamp(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR))
+            if stamp:
+                stamps.append(stamp)
+    return stamps
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))]
