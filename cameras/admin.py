@@ -1,46 +1,9 @@
-from django import forms
 from django.contrib import admin, messages
 
-from cameras.models import AnalyticsModule, Camera
+from cameras.forms import CameraForm
+from cameras.models import Camera
 from cameras.modes import RedundancyMode
 from cameras.services import BackupAssignment, BackupAssignmentError, assign_backups
-
-
-class CameraAdminForm(forms.ModelForm):
-    password = forms.CharField(
-        required=False,
-        widget=forms.PasswordInput(render_value=False),
-        help_text="Leave empty to keep the stored password.",
-    )
-    analytics = forms.MultipleChoiceField(
-        choices=AnalyticsModule.choices,
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-        help_text="Run on the primary server only.",
-    )
-
-    class Meta:
-        model = Camera
-        fields = [
-            "name",
-            "enabled",
-            "stream_url",
-            "username",
-            "password",
-            "codec",
-            "width",
-            "height",
-            "fps",
-            "expected_bitrate_kbps",
-            "primary_server",
-            "backup_server",
-            "failover_priority",
-            "analytics",
-        ]
-        widgets = {"username": forms.TextInput()}
-
-    def clean_password(self):
-        return self.cleaned_data["password"] or (self.instance.password if self.instance.pk else "")
 
 
 class ModeFilter(admin.SimpleListFilter):
@@ -59,7 +22,7 @@ class ModeFilter(admin.SimpleListFilter):
 
 @admin.register(Camera)
 class CameraAdmin(admin.ModelAdmin):
-    form = CameraAdminForm
+    form = CameraForm  # the pages' form: write-only credentials, only valid backups offered
     list_display = (
         "name",
         "primary_server",

@@ -5,6 +5,21 @@ from cameras.models import AnalyticsModule, Camera
 from cameras.rules import valid_backups
 from servers.models import Server
 
+CONNECTION_FIELDS = [
+    "stream_url",
+    "username",
+    "password",
+    "clear_credentials",
+    "codec",
+    "width",
+    "height",
+    "fps",
+    "expected_bitrate_kbps",
+    "primary_server",
+    "backup_server",
+]
+GENERAL_FIELDS = ["name", "enabled", "failover_priority", "analytics"]
+
 
 class CameraForm(forms.ModelForm):
     """All of a camera's settings; the tabs use subsets through ``tab_fields``."""
@@ -32,23 +47,7 @@ class CameraForm(forms.ModelForm):
 
     class Meta:
         model = Camera
-        fields = [
-            "name",
-            "enabled",
-            "failover_priority",
-            "analytics",
-            "stream_url",
-            "username",
-            "password",
-            "clear_credentials",
-            "codec",
-            "width",
-            "height",
-            "fps",
-            "expected_bitrate_kbps",
-            "primary_server",
-            "backup_server",
-        ]
+        fields = GENERAL_FIELDS + CONNECTION_FIELDS
 
     def __init__(self, *args, tab_fields=None, backup_options_url=None, read_only=False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -112,19 +111,3 @@ class CameraForm(forms.ModelForm):
             self.instance.username = ""
             self.instance.password = ""
         return cleaned
-
-
-CONNECTION_FIELDS = [
-    "stream_url",
-    "username",
-    "password",
-    "clear_credentials",
-    "codec",
-    "width",
-    "height",
-    "fps",
-    "expected_bitrate_kbps",
-    "primary_server",
-    "backup_server",
-]
-GENERAL_FIELDS = ["name", "enabled", "failover_priority", "analytics"]

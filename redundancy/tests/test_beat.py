@@ -24,8 +24,9 @@ def test_beat_ticks_the_engine_worker(process_env, site, make_camera, tmp_path, 
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
     ]  # fmt: skip
     try:
-        wait_for(lambda: CameraPlacement.objects.filter(camera=camera).exists(), 40, message="a tick")
-        assert live.read_desired(redis_client, "srv-a") == {camera.pk}
+        # The end of a tick: the desired sets are written for the agents.
+        wait_for(lambda: live.read_desired(redis_client, "srv-a") == {camera.pk}, 40, message="a tick")
+        assert CameraPlacement.objects.get(camera=camera).state == "on_primary"
         assert ServerState.objects.get(server=site["a"]).status == "up"
     finally:
         for process in processes:
