@@ -198,6 +198,7 @@ class VideoServerAgent:
             except Exception:
                 log.exception("server=%s event=supervisor_error", self.name)
             self._wake.wait(self.sweep_interval)
+        connection.close()  # this thread's own connection
 
     def desired_camera_ids(self) -> set[int] | None:
         """The engine's desired set; the configuration's baseline when the engine has said nothing.

@@ -30,6 +30,7 @@ from redundancy.decisions import (
     ingesting_servers,
 )
 from redundancy.models import CameraPlacement, Event, EventKind, Placement, ServerState, ServerStatus
+from redundancy.observation import observe
 from servers.models import Server
 
 log = logging.getLogger(__name__)
@@ -84,9 +85,7 @@ class Engine:
         now = self.clock()
         servers = list(Server.objects.select_related("redundancy", "system"))
         names = [s.name for s in servers]
-        last_seen = live.read_last_seen(self.redis)
-        leaving = live.leaving_servers(self.redis, names)
-        health = live.read_all_stream_health(self.redis, names)
+        seen = observe(self.redis, names, now)
         previous_desired = live.read_all_desired(self.redis, names)
 
         cameras = list(Camera.objects.with_servers().filter(enabled=True))
@@ -100,18 +99,10 @@ class Engine:
         views: dict[int, ServerView] = {}
         for server in servers:
             state = states[server.pk]
-            age = now - last_seen[server.name] if server.name in last_seen else None
             down_window = self.windows.fast if server.pk in fast_primaries else self.windows.normal
-            events += self._server_status(server, state, age, server.name in leaving, down_window, now)
-            views[server.pk] = ServerView(
-                pk=server.pk, name=server.name, heartbeat_age=age, leaving=server.name in leaving,
-                draining=state.draining, max_cameras=server.max_cameras, streams={
-                    camera_id: report.get("state") for camera_id, report in health.get(server.name, {}).items()
-                },
-                # Up to its last heartbeat: a silence not yet past the window is not health.
-                healthy_for=(last_seen[server.name] - state.healthy_since.timestamp()) if state.healthy_since else 0.0,
-                hold_down=state.hold_down_seconds,
-            )  # fmt: skip
+            age, leaving = seen.heartbeat_age(server.name), server.name in seen.leaving
+            events += self._server_status(server, state, age, leaving, down_window, now)
+            views[server.pk] = seen.server_view(server, state)
 
         camera_views = {}
         load = {server.pk: 0 for server in servers}
@@ -162,7 +153,7 @@ class Engine:
                 live.write_desired(self.redis, server.name, desired[server.name])
                 self.notify_agent(server.name)
         for server in servers:
-            if server.name in leaving and not any(
+            if server.name in seen.leaving and not any(
                 camera_views[c.pk].placement == Placement.TO_BACKUP for c in cameras if c.primary_server_id == server.pk
             ):
                 live.mark_handed_over(self.redis, server.name)

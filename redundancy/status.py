@@ -12,8 +12,9 @@ from django.conf import settings
 
 from cameras.models import Camera
 from recording import live
-from redundancy.decisions import CameraView, ServerView, Windows, ingesting_servers
+from redundancy.decisions import CameraView, Windows, ingesting_servers
 from redundancy.models import CameraPlacement, Placement, ServerState
+from redundancy.observation import Observation, observe
 from servers.models import Server
 
 ACTIVE_ON_BACKUP = (Placement.ON_BACKUP, Placement.TO_PRIMARY)
@@ -26,29 +27,22 @@ def current_status(redis_client=None, clock=time.time) -> dict:
     states = {s.pk: s for s in ServerState.objects.all()}
     names = [s.name for s in servers]
     try:
-        last_seen, leaving = live.read_last_seen(r), live.leaving_servers(r, names)
-        health = live.read_all_stream_health(r, names)
-        reachable = True
+        seen, reachable = observe(r, names, now), True
     except redis.RedisError:
-        last_seen, leaving, health, reachable = {}, set(), {}, False
+        seen, reachable = Observation(now, {}, set(), {}), False
     views = {}
     server_rows = []
     for server in servers:
         state = states.get(server.pk)
-        age = now - last_seen[server.name] if server.name in last_seen else None
-        views[server.pk] = ServerView(
-            pk=server.pk, name=server.name, heartbeat_age=age, leaving=server.name in leaving,
-            draining=bool(state and state.draining),
-            streams={c: report.get("state") for c, report in health.get(server.name, {}).items()},
-        )  # fmt: skip
+        views[server.pk] = view = seen.server_view(server, state)
+        age = view.heartbeat_age
         server_rows.append({
             "id": server.pk, "name": server.name, "system": server.system.name,
             "status": state.status if state else "unknown",
             "status_since": state.status_since.isoformat() if state else None,
             "heartbeat_age": round(age, 2) if age is not None else None,
-            "draining": bool(state and state.draining), "leaving": server.name in leaving,
-            "hold_down_seconds": state.hold_down_seconds if state else 0,
-            "ingesting": len(health.get(server.name, {})), "max_cameras": server.max_cameras,
+            "draining": view.draining, "leaving": view.leaving,
+            "hold_down_seconds": view.hold_down, "ingesting": len(view.streams), "max_cameras": server.max_cameras,
         })  # fmt: skip
     placements = {p.pk: p for p in CameraPlacement.objects.all()}
     windows = Windows(normal=settings.ENGINE_NORMAL_WINDOW_SECONDS, fast=settings.ENGINE_FAST_WINDOW_SECONDS)

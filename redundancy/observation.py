@@ -1,0 +1,45 @@
+"""What the engine and the status API see of the servers in Redis, read once per pass."""
+
+from dataclasses import dataclass
+
+from recording import live
+from redundancy.decisions import ServerView
+
+
+@dataclass(frozen=True)
+class Observation:
+    now: float
+    last_seen: dict[str, float]  # server name → time of its last heartbeat
+    leaving: set[str]
+    health: dict[str, dict[int, dict]]  # server name → camera id → stream report
+
+    def heartbeat_age(self, name: str) -> float | None:
+        seen = self.last_seen.get(name)
+        return None if seen is None else self.now - seen
+
+    def server_view(self, server, state) -> ServerView:
+        """The engine's view of one server; ``state`` is its stored ServerState, or None."""
+        seen = self.last_seen.get(server.name)
+        healthy_since = state.healthy_since.timestamp() if state and state.healthy_since else None
+        return ServerView(
+            pk=server.pk,
+            name=server.name,
+            heartbeat_age=self.heartbeat_age(server.name),
+            leaving=server.name in self.leaving,
+            draining=bool(state and state.draining),
+            max_cameras=server.max_cameras,
+            streams={camera: report.get("state") for camera, report in self.health.get(server.name, {}).items()},
+            # Up to its last heartbeat: a silence not yet past the window is not health.
+            healthy_for=seen - healthy_since if seen is not None and healthy_since is not None else 0.0,
+            hold_down=state.hold_down_seconds if state else 0.0,
+        )
+
+
+def observe(redis_client, server_names: list[str], now: float) -> Observation:
+    """Raises redis.RedisError when Redis cannot be read: silence from Redis is no observation."""
+    return Observation(
+        now=now,
+        last_seen=live.read_last_seen(redis_client),
+        leaving=live.leaving_servers(redis_client, server_names),
+        health=live.read_all_stream_health(redis_client, server_names),
+    )
