@@ -74,9 +74,13 @@ def run_step(count: int, seconds: float) -> dict:
         process = psutil.Process(agent.pid)
         warmup_until = time.time()
         cpu_before = sum(process.cpu_times()[:2])
-        time.sleep(seconds)
+        rss = []  # sampled through the window: a long run shows whether memory stays flat
+        ends = time.monotonic() + seconds
+        while time.monotonic() < ends:
+            rss.append(process.memory_info().rss / 2**20)
+            time.sleep(min(10.0, max(0.0, ends - time.monotonic())))
         cpu = sum(process.cpu_times()[:2]) - cpu_before
-        rss_mb = process.memory_info().rss / 2**20
+        rss.append(process.memory_info().rss / 2**20)
     finally:
         stop(agent)  # a graceful stop closes and indexes every segment
         stop(sim)
@@ -88,7 +92,8 @@ def run_step(count: int, seconds: float) -> dict:
         silent += got < seconds * FPS * 0.5
     return {"cameras": count, "seconds": seconds, "frames_recorded": recorded, "frames_missing": missing,
             "cameras_short_of_frames": silent, "agent_cpu_percent": round(100 * cpu / seconds, 1),
-            "cpu_percent_per_camera": round(100 * cpu / seconds / count, 2), "agent_rss_mb": round(rss_mb)}  # fmt: skip
+            "cpu_percent_per_camera": round(100 * cpu / seconds / count, 2), "agent_rss_mb": round(rss[-1]),
+            "agent_rss_first_mb": round(rss[0]), "agent_rss_max_mb": round(max(rss))}  # fmt: skip
 
 
 def open_to_first_frame(samples: int = 20) -> list[float]:
@@ -130,11 +135,11 @@ def main() -> None:
     carried = max((r["cameras"] for r in rows if not r["frames_missing"] and not r["cameras_short_of_frames"]),
                   default=0)  # fmt: skip
     print(f"\nAgent capacity, 320x180 MJPEG at {FPS:g} fps, {os.cpu_count()} cores, {args.seconds:g} s per step")
-    print("| cameras | frames recorded | frames missing | agent CPU | CPU per camera | agent memory |")
+    print("| cameras | frames recorded | frames missing | agent CPU | CPU per camera | agent memory (start → end) |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         print(f"| {r['cameras']} | {r['frames_recorded']} | {r['frames_missing']} | {r['agent_cpu_percent']} % | "
-              f"{r['cpu_percent_per_camera']} % | {r['agent_rss_mb']} MB |")  # fmt: skip
+              f"{r['cpu_percent_per_camera']} % | {r['agent_rss_first_mb']} → {r['agent_rss_mb']} MB |")  # fmt: skip
     print(f"\nLargest step with no frame missing: {carried} cameras")
     if opens:
         print(f"Open to first frame, MJPEG over HTTP: median {statistics.median(opens) * 1000:.0f} ms, "

@@ -1,2 +1,5 @@
-# Websocket routes of every app; the live status page (redundancy) adds its consumer here.
-websocket_urlpatterns = []
+from django.urls import path
+
+from redundancy.consumers import LiveConsumer
+
+websocket_urlpatterns = [path("ws/live/", LiveConsumer.as_asgi())]

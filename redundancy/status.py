@@ -59,8 +59,13 @@ def current_status(redis_client=None, clock=time.time) -> dict:
             active = None
         else:
             active = camera.backup_server_id if state in ACTIVE_ON_BACKUP else camera.primary_server_id
+        recording_on = _recording_on(camera, view)
+        reporter = {"primary": camera.primary_server, "both": camera.primary_server,
+                    "backup": camera.backup_server}.get(recording_on)  # fmt: skip
+        report = seen.health.get(reporter.name, {}).get(camera.pk, {}) if reporter else {}
         camera_rows.append({
             "id": camera.pk, "name": camera.name, "enabled": camera.enabled, "mode": view.mode,
+            "recording_on": recording_on, "fps": report.get("fps", 0.0),
             "primary_server": camera.primary_server_id, "backup_server": camera.backup_server_id,
             "placement": state, "since": placement.since.isoformat() if placement else None,
             "reason": placement.reason if placement else "",
@@ -69,3 +74,12 @@ def current_status(redis_client=None, clock=time.time) -> dict:
             "streams": {str(pk): v.streams[camera.pk] for pk, v in views.items() if camera.pk in v.streams},
         })  # fmt: skip
     return {"at": now, "live": reachable, "servers": server_rows, "cameras": camera_rows}
+
+
+def _recording_on(camera, view: CameraView) -> str:
+    """Where the camera's frames are being recorded now, from the servers' own stream reports."""
+    on_primary = view.primary.streaming(camera.pk)
+    on_backup = view.backup is not None and view.backup.streaming(camera.pk)
+    if on_primary and on_backup:
+        return "both"
+    return "primary" if on_primary else "backup" if on_backup else "nobody"

@@ -11,6 +11,7 @@ from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from cameras.models import Camera
@@ -218,4 +219,7 @@ def server_action(request, pk, action):
     else:
         count = actions.fail_back(server, request.user)
         messages.success(request, f"{count} camera(s) return to {server.name} as soon as it records them.")
+    back = request.GET.get("next", "")
+    if url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return redirect(back)
     return redirect("redundancy:server", server.pk)

@@ -33,6 +33,10 @@ class CameraStatusSerializer(serializers.Serializer):
     name = serializers.CharField()
     enabled = serializers.BooleanField()
     mode = serializers.CharField()
+    recording_on = serializers.ChoiceField(
+        choices=["primary", "backup", "both", "nobody"], help_text="Which servers report its stream streaming now."
+    )
+    fps = serializers.FloatField(help_text="Frames per second measured by the recording server.")
     primary_server = serializers.IntegerField()
     backup_server = serializers.IntegerField(allow_null=True)
     placement = serializers.CharField()

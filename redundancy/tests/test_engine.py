@@ -252,6 +252,7 @@ def test_events_are_pushed_to_the_live_group(world, fast_site, make_camera):
     world.now += 2
     world.beat("srv-b")
     world.tick()
+
     async def collect(until_kind):  # one event loop for all receives, as a consumer has
         kinds = []
         while until_kind not in kinds and len(kinds) < 10:

@@ -1,0 +1,90 @@
+"""The live status page, its snapshots and the per-camera recording timeline."""
+
+from datetime import timedelta
+
+import redis
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+
+from cameras.models import Camera
+from cameras.modes import RedundancyMode
+from recording import live
+from recording.models import Segment
+from redundancy.models import Event
+from redundancy.status import current_status
+
+WHERE = [("primary", "On primary"), ("backup", "On backup"), ("both", "On both"), ("nobody", "Recorded by nobody")]
+
+
+@login_required
+def live_page(request):
+    status = current_status()
+    servers = {row["id"]: row for row in status["servers"]}
+    for row in status["cameras"]:
+        row["primary_name"] = servers[row["primary_server"]]["name"]
+        row["backup_name"] = servers[row["backup_server"]]["name"] if row["backup_server"] else ""
+    return render(request, "redundancy/live.html", {
+        "status": status,
+        "events": Event.objects.select_related("camera", "server", "to_server")[:30],
+        "modes": RedundancyMode.choices,
+        "wheres": WHERE,
+        "can_operate": request.user.has_perm("redundancy.change_serverstate"),
+    })  # fmt: skip
+
+
+@login_required
+def snapshot(request, camera_id):
+    """The latest JPEG of a camera, as its recording server published it."""
+    try:
+        shot = live.read_snapshot(live.client(), camera_id)
+    except redis.RedisError:
+        shot = None
+    if shot is None:
+        raise Http404("No recent snapshot of this camera.")
+    response = HttpResponse(shot["jpeg"], content_type="image/jpeg")
+    response["Cache-Control"] = "no-store"
+    response["X-Recorded-By"] = shot["server"]
+    return response
+
+
+@login_required
+def camera_timeline(request, pk):
+    """Recorded segments by server over the last hour, with the gaps marked."""
+    camera = get_object_or_404(Camera.objects.with_servers(), pk=pk)
+    minutes = 60
+    until = timezone.now()
+    since = until - timedelta(minutes=minutes)
+    span = (until - since).total_seconds()
+    segments = (
+        Segment.objects.filter(camera=camera, ended_at__gte=since).select_related("server").order_by("started_at")
+    )
+    rows: dict[str, list[dict]] = {}
+    covered = []
+    for segment in segments:
+        start = max(segment.started_at, since)
+        left = (start - since).total_seconds() / span * 100
+        width = max(0.15, (segment.ended_at - start).total_seconds() / span * 100)
+        rows.setdefault(segment.server.name, []).append({"left": left, "width": width, "segment": segment})
+        covered.append((start, segment.ended_at))
+    gaps = []
+    cursor = None
+    for start, end in sorted(covered):
+        if cursor is not None and (start - cursor).total_seconds() > 2:
+            gaps.append({"left": (cursor - since).total_seconds() / span * 100,
+                         "width": (start - cursor).total_seconds() / span * 100,
+                         "seconds": (start - cursor).total_seconds(), "from": cursor})  # fmt: skip
+        cursor = end if cursor is None else max(cursor, end)
+    # The segment being written is indexed when it closes: only a longer silence is a gap.
+    if cursor is not None and (until - cursor).total_seconds() > settings.AGENT_SEGMENT_SECONDS + 5:
+        gaps.append({"left": (cursor - since).total_seconds() / span * 100,
+                     "width": (until - cursor).total_seconds() / span * 100,
+                     "seconds": (until - cursor).total_seconds(), "from": cursor})  # fmt: skip
+    events = Event.objects.filter(camera=camera, at__gte=since).select_related("server", "to_server")
+    marks = [{"left": (e.at - since).total_seconds() / span * 100, "event": e} for e in events]
+    return render(request, "redundancy/timeline.html", {
+        "camera": camera, "rows": rows, "gaps": gaps, "marks": marks, "since": since, "until": until,
+        "minutes": minutes, "events": events,
+    })  # fmt: skip

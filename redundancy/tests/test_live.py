@@ -1,0 +1,108 @@
+"""The live status page: its websocket (real Channels layer on Redis), snapshots and timeline."""
+
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.utils import timezone
+
+from eocortex_web.asgi import application
+from recording import live
+from recording.models import Segment
+from redundancy.models import Event
+from redundancy.notifications import EVENTS_GROUP, event_payload
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def socket(client=None, origin=b"http://127.0.0.1:8000"):
+    headers = [(b"origin", origin), (b"host", b"127.0.0.1:8000")]
+    if client is not None:
+        headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
+    return WebsocketCommunicator(application, "/ws/live/", headers=headers)
+
+
+def test_anonymous_socket_is_refused(db):
+    async def run():
+        communicator = socket()
+        connected, code = await communicator.connect(timeout=5)
+        await communicator.disconnect()
+        return connected, code
+
+    assert async_to_sync(run)() == (False, 4401)
+
+
+def test_cross_origin_socket_is_refused(admin_client):
+    async def run():
+        communicator = socket(admin_client, origin=b"http://evil.example")
+        connected, _ = await communicator.connect(timeout=5)
+        await communicator.disconnect()
+        return connected
+
+    assert async_to_sync(run)() is False
+
+
+def test_socket_pushes_status_every_second_and_events_at_once(admin_client, site, make_camera):
+    camera = make_camera(site["a"], site["b"], name="gate")
+    live.publish_stream_health(live.client(), "srv-b", {camera.pk: {"state": "streaming", "fps": 5.0}}, 30)
+
+    async def run():
+        communicator = socket(admin_client)
+        connected, _ = await communicator.connect(timeout=5)
+        assert connected
+        first = await communicator.receive_json_from(timeout=5)
+        second = await communicator.receive_json_from(timeout=5)
+        event = Event(pk=1, at=timezone.now(), kind="failover_started", camera=camera, message="gate moves")
+        await get_channel_layer().group_send(EVENTS_GROUP, {"type": "redundancy.event", "event": event_payload(event)})
+        pushed = []
+        while not any(m["type"] == "event" for m in pushed):
+            pushed.append(await communicator.receive_json_from(timeout=5))
+        await communicator.disconnect()
+        return first, second, pushed
+
+    first, second, pushed = async_to_sync(run)()
+    assert first["type"] == second["type"] == "status"
+    (row,) = first["status"]["cameras"]
+    assert row["recording_on"] == "backup" and row["fps"] == 5.0
+    assert [m for m in pushed if m["type"] == "event"][0]["event"]["message"] == "gate moves"
+
+
+def test_live_page_shows_the_wall_and_the_feed(admin_client, site, make_camera):
+    camera = make_camera(site["a"], site["b"], name="gate")
+    Event.objects.create(at=timezone.now(), kind="server_down", server=site["a"], message="srv-a is down")
+    page = admin_client.get("/live/").content.decode()
+    assert f'id="tile-{camera.pk}"' in page and "srv-a is down" in page and 'data-socket="/ws/live/"' in page
+    assert 'id="server-' in page
+
+
+def test_snapshot_comes_from_the_recording_server(admin_client, site, make_camera):
+    camera = make_camera(site["a"])
+    assert admin_client.get(f"/live/snapshot/{camera.pk}.jpg").status_code == 404
+    live.publish_snapshot(live.client(), camera.pk, "srv-a", b"\xff\xd8jpeg")
+    response = admin_client.get(f"/live/snapshot/{camera.pk}.jpg")
+    assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
+    assert response.content == b"\xff\xd8jpeg" and response["X-Recorded-By"] == "srv-a"
+
+
+def test_timeline_marks_segments_by_server_and_gaps(admin_client, site, make_camera):
+    camera = make_camera(site["a"], site["b"], name="gate")
+    now = timezone.now()
+
+    def segment(server, start, end, n):
+        Segment.objects.create(camera=camera, server=server, started_at=now - timedelta(seconds=start),
+                               ended_at=now - timedelta(seconds=end), frame_count=10, path=f"/rec/{n}")  # fmt: skip
+
+    segment(site["a"], 120, 110, 1)
+    segment(site["a"], 110, 100, 2)
+    segment(site["b"], 90, 10, 3)  # 10 s with nothing recorded before the backup took over
+    page = admin_client.get(f"/cameras/{camera.pk}/timeline/").content.decode()
+    assert 'data-server="srv-a"' in page and 'data-server="srv-b"' in page
+    assert "nothing recorded for 10.0 s" in page
+
+
+def test_live_pages_need_login(client, site, make_camera):
+    camera = make_camera(site["a"])
+    for url in ["/live/", f"/live/snapshot/{camera.pk}.jpg", f"/cameras/{camera.pk}/timeline/"]:
+        assert client.get(url).status_code == 302
