@@ -3,13 +3,19 @@ PYTHON := $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PYTEST_ARGS ?=
 
-.PHONY: run test lint clean
+.PHONY: run test lint clean chromium
 
 run: $(VENV)/.installed
 	$(VENV)/bin/python -m eocortex_web.launcher run
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed chromium
 	$(VENV)/bin/python -m eocortex_web.launcher test $(PYTEST_ARGS)
+
+# The browser tests drive Debian's chromium (never a downloaded browser); installed when we may.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+	  else echo "make: the browser tests need Debian's chromium: sudo apt-get install chromium" >&2; fi; }
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

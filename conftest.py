@@ -279,3 +279,28 @@ def agent_process(process_env, tmp_path):
             process.kill()
             process.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture
+def engine(settings, transactional_db):
+    """The engine ticking every 0.25 s in a background thread (as beat would tick a worker), until the test ends."""
+    from django.db import connection
+
+    from redundancy.engine import Engine
+
+    settings.ENGINE_NORMAL_WINDOW_SECONDS = 4.0
+    settings.ENGINE_HOLD_DOWN_SECONDS = 2.0
+    stop = threading.Event()
+    instance = Engine()
+
+    def loop():
+        while not stop.is_set():
+            instance.tick()
+            stop.wait(0.25)
+        connection.close()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    yield instance
+    stop.set()
+    thread.join(timeout=10)

@@ -51,9 +51,16 @@ def reset(mode: str, count: int, run: str, fps: float) -> list[Camera]:
         server.redundancy.save()
         servers.append(server)
     return [
-        Camera.objects.create(name=f"{run}-{n}", stream_url=f"http://127.0.0.1:{BASE_PORT + n - 1}/video.mjpg",
-                              codec="mjpeg", width=320, height=180, fps=int(fps), primary_server=servers[0],
-                              backup_server=servers[1])  # fmt: skip
+        Camera.objects.create(
+            name=f"{run}-{n}",
+            stream_url=f"http://127.0.0.1:{BASE_PORT + n - 1}/video.mjpg",
+            codec="mjpeg",
+            width=320,
+            height=180,
+            fps=int(fps),
+            primary_server=servers[0],
+            backup_server=servers[1],
+        )  # fmt: skip
         for n in range(1, count + 1)
     ]
 
@@ -169,8 +176,15 @@ def timeline(cameras, server, began, failed_back, fps) -> None:
             x = left + int((at - start_t) / span * (width - left - 10))
             cv2.line(image, (x, 25), (x, image.shape[0] - 5), (0, 0, 220), 1)
             cv2.putText(image, label, (x + 4, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 220), 1)
-    cv2.putText(image, f"frames recorded per server, {span:.0f} s, {fps:g} fps (blue: primary, orange: backup)",
-                (left, image.shape[0] - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (60, 60, 60), 1)
+    cv2.putText(
+        image,
+        f"frames recorded per server, {span:.0f} s, {fps:g} fps (blue: primary, orange: backup)",
+        (left, image.shape[0] - 10),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.4,
+        (60, 60, 60),
+        1,
+    )
     OUT.mkdir(exist_ok=True)
     cv2.imwrite(str(OUT / "failover_timeline.png"), image)
 

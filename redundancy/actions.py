@@ -4,6 +4,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from eocortex_web.celery import app
+from redundancy import notifications
 from redundancy.models import CameraPlacement, Event, EventKind, Placement, ServerState
 
 
@@ -12,8 +13,11 @@ def _state(server) -> ServerState:
     return state
 
 
-def _tick_soon() -> None:
+def _tick_soon(*events) -> None:
+    """Let the engine act now rather than at its next beat, and show the operator's action live."""
     transaction.on_commit(lambda: app.send_task("redundancy.tick", queue="control", expires=5))
+    if events:
+        transaction.on_commit(lambda: notifications.push(events))
 
 
 @transaction.atomic
@@ -27,7 +31,7 @@ def drain(server, user=None) -> Event | None:
     who = f" by {user}" if user else ""
     event = Event.objects.create(at=timezone.now(), kind=EventKind.DRAIN_STARTED, server=server,
                                  message=f"{server.name} is being drained for maintenance{who}")  # fmt: skip
-    _tick_soon()
+    _tick_soon(event)
     return event
 
 
@@ -38,13 +42,14 @@ def fail_back(server, user=None) -> int:
     Still make-before-break: each camera returns once the server records it again."""
     state = _state(server)
     who = f" by {user}" if user else ""
+    events = []
     if state.draining:
         state.draining = False
         state.save(update_fields=["draining"])
-        Event.objects.create(at=timezone.now(), kind=EventKind.DRAIN_ENDED, server=server,
-                             message=f"{server.name} is back in service{who}")  # fmt: skip
+        events.append(Event.objects.create(at=timezone.now(), kind=EventKind.DRAIN_ENDED, server=server,
+                                           message=f"{server.name} is back in service{who}"))  # fmt: skip
     count = CameraPlacement.objects.filter(
         camera__primary_server=server, state__in=[Placement.ON_BACKUP, Placement.TO_BACKUP]
     ).update(fail_back_requested=True)
-    _tick_soon()
+    _tick_soon(*events)
     return count

@@ -12,6 +12,7 @@ from recording.tasks import notify
 
 pytestmark = [pytest.mark.process, pytest.mark.django_db(transaction=True)]
 
+
 @pytest.fixture
 def camera_on(site, tmp_path, make_camera, simulator):
     site["a"].recordings_path = str(tmp_path / "srv-a")

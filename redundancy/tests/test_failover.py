@@ -13,39 +13,16 @@ import cv2
 import numpy as np
 import pytest
 from django.core import mail
-from django.db import connection
 
 from cameras.stamp import read_stamp
 from conftest import wait_for
 from recording.models import AnalyticsEvent, Segment
 from recording.segments import iter_jpegs
 from redundancy import actions
-from redundancy.engine import Engine
 from redundancy.models import CameraPlacement, Event, Placement, ServerState
 from servers.models import MailSettings
 
 pytestmark = [pytest.mark.process, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def engine(settings):
-    """The engine ticking every 0.25 s in a background thread, until the test ends."""
-    settings.ENGINE_NORMAL_WINDOW_SECONDS = 4.0
-    settings.ENGINE_HOLD_DOWN_SECONDS = 2.0
-    stop = threading.Event()
-    instance = Engine()
-
-    def loop():
-        while not stop.is_set():
-            instance.tick()
-            stop.wait(0.25)
-        connection.close()
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    yield instance
-    stop.set()
-    thread.join(timeout=10)
 
 
 @pytest.fixture
