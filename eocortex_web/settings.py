@@ -122,7 +122,11 @@ LIVE_KEY_PREFIX = env("LIVE_KEY_PREFIX", default="cr")
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 CHANNEL_LAYERS = {
-    "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}},
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        # Live pages renew their group membership every minute; a dead one drops out in ten.
+        "CONFIG": {"hosts": [REDIS_URL], "group_expiry": 600, "capacity": 500},
+    },
 }
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)

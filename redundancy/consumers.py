@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 STATUS_EVERY = 1.0  # seconds
 UNAUTHENTICATED = 4401
+REJOIN_EVERY = 60.0  # seconds; well inside the channel layer's group expiry
 
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
@@ -25,6 +26,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             return
         await self.channel_layer.group_add(EVENTS_GROUP, self.channel_name)
         await self.accept()
+        self._status_due = asyncio.Event()
         self._pusher = asyncio.create_task(self._push_status())
 
     async def disconnect(self, code):
@@ -35,18 +37,26 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                 await pusher
         await self.channel_layer.group_discard(EVENTS_GROUP, self.channel_name)
 
-    async def redundancy_event(self, message):
-        """An engine event: to the page at once, with the status it changed."""
-        await self.send_json({"type": "event", "event": message["event"]})
-        await self.send_json({"type": "status", "status": await self._status()})
+    async def redundancy_events(self, message):
+        """Engine events: to the page at once, and the status they changed right after them."""
+        for event in message["events"]:
+            await self.send_json({"type": "event", "event": event})
+        self._status_due.set()
 
     async def _push_status(self):
+        joined = asyncio.get_running_loop().time()
         while True:
+            if asyncio.get_running_loop().time() - joined > REJOIN_EVERY:
+                # Group membership expires (so dead sockets drop out); a live one renews it.
+                await self.channel_layer.group_add(EVENTS_GROUP, self.channel_name)
+                joined = asyncio.get_running_loop().time()
             try:
                 await self.send_json({"type": "status", "status": await self._status()})
             except Exception:  # the page resynchronises from /api/status/ on its own; keep the socket
                 log.warning("event=live_status_failed", exc_info=True)
-            await asyncio.sleep(STATUS_EVERY)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._status_due.wait(), STATUS_EVERY)
+            self._status_due.clear()
 
     @database_sync_to_async
     def _status(self):

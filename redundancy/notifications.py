@@ -37,12 +37,14 @@ def announce(events) -> None:
 
 
 def push(events) -> None:
+    """One message per batch: a whole server failing over is one push, not one per camera."""
     layer = get_channel_layer()
-    if layer is None:
+    if layer is None or not events:
         return
     try:
-        for event in events:
-            async_to_sync(layer.group_send)(EVENTS_GROUP, {"type": "redundancy.event", "event": event_payload(event)})
+        async_to_sync(layer.group_send)(
+            EVENTS_GROUP, {"type": "redundancy.events", "events": [event_payload(e) for e in events]}
+        )
     except Exception:  # the live page resynchronises from the API; a lost push must not stop the engine
         log.warning("event=push_failed count=%s", len(events), exc_info=True)
 

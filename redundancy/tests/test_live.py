@@ -55,7 +55,9 @@ def test_socket_pushes_status_every_second_and_events_at_once(admin_client, site
         first = await communicator.receive_json_from(timeout=5)
         second = await communicator.receive_json_from(timeout=5)
         event = Event(pk=1, at=timezone.now(), kind="failover_started", camera=camera, message="gate moves")
-        await get_channel_layer().group_send(EVENTS_GROUP, {"type": "redundancy.event", "event": event_payload(event)})
+        await get_channel_layer().group_send(
+            EVENTS_GROUP, {"type": "redundancy.events", "events": [event_payload(event)]}
+        )
         pushed = []
         while not any(m["type"] == "event" for m in pushed):
             pushed.append(await communicator.receive_json_from(timeout=5))

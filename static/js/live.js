@@ -10,6 +10,7 @@
   const visible = new Set();
   let socket = null;
   let retry = 1000;
+  const timings = (window.liveTimings = []);
 
   function setConnection(text, ok) {
     badge.textContent = text;
@@ -91,9 +92,12 @@
       setConnection("live", true);
     };
     socket.onmessage = function (message) {
+      const began = performance.now();
       const data = JSON.parse(message.data);
       if (data.type === "status") applyStatus(data.status);
       if (data.type === "event") addEvent(data.event);
+      timings.push({ type: data.type, ms: performance.now() - began });  // read by bench/live_latency.py
+      if (timings.length > 200) timings.shift();
     };
     socket.onclose = function () {
       setConnection("reconnecting…", false);
