@@ -9,6 +9,7 @@ import time
 
 import redis
 from django.conf import settings
+from django.db.models import Count
 
 from cameras.models import Camera
 from recording import live
@@ -23,7 +24,7 @@ ACTIVE_ON_BACKUP = (Placement.ON_BACKUP, Placement.TO_PRIMARY)
 def current_status(redis_client=None, clock=time.time) -> dict:
     now = clock()
     r = redis_client or live.client()
-    servers = list(Server.objects.select_related("system"))
+    servers = list(Server.objects.select_related("system").annotate(own=Count("primary_cameras")))
     states = {s.pk: s for s in ServerState.objects.all()}
     names = [s.name for s in servers]
     try:
@@ -42,7 +43,8 @@ def current_status(redis_client=None, clock=time.time) -> dict:
             "status_since": state.status_since.isoformat() if state else None,
             "heartbeat_age": round(age, 2) if age is not None else None,
             "draining": view.draining, "leaving": view.leaving,
-            "hold_down_seconds": view.hold_down, "ingesting": len(view.streams), "max_cameras": server.max_cameras,
+            "hold_down_seconds": view.hold_down, "ingesting": len(view.streams), "own_cameras": server.own,
+            "max_cameras": server.max_cameras,
         })  # fmt: skip
     placements = {p.pk: p for p in CameraPlacement.objects.all()}
     windows = Windows(normal=settings.ENGINE_NORMAL_WINDOW_SECONDS, fast=settings.ENGINE_FAST_WINDOW_SECONDS)

@@ -25,6 +25,7 @@ class ServerHealthSerializer(serializers.Serializer):
     leaving = serializers.BooleanField()
     hold_down_seconds = serializers.FloatField()
     ingesting = serializers.IntegerField(help_text="Cameras the server ingests now.")
+    own_cameras = serializers.IntegerField(help_text="Cameras it is the primary server of.")
     max_cameras = serializers.IntegerField(allow_null=True)
 
 
