@@ -76,7 +76,7 @@ def test_live_page_shows_the_wall_and_the_feed(admin_client, site, make_camera):
     Event.objects.create(at=timezone.now(), kind="server_down", server=site["a"], message="srv-a is down")
     page = admin_client.get("/live/").content.decode()
     assert f'id="tile-{camera.pk}"' in page and "srv-a is down" in page and 'data-socket="/ws/live/"' in page
-    assert f'id="server-{site["a"].pk}"' in page and 'ingests <span data-field="load">0</span> of its own 1' in page
+    assert f'id="server-{site["a"].pk}"' in page and '<span data-field="load">0</span> ingested / 1 own' in page
 
 
 def test_snapshot_comes_from_the_recording_server(admin_client, site, make_camera):
