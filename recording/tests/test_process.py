@@ -1,11 +1,14 @@
 """The agent as operators run it: ``manage.py run_video_server``, a Celery worker process."""
 
+import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import wait_for
+from conftest import ROOT, wait_for
 from recording import live
 from recording.models import Segment
 from recording.tasks import notify
@@ -57,3 +60,26 @@ def test_segments_of_a_killed_agent_are_indexed_on_restart(camera_on, agent_proc
     recovered = wait_for(lambda: Segment.objects.filter(camera=cameras[0]).order_by("started_at").first(), 30,
                          message="the killed agent's segment indexed")  # fmt: skip
     assert recovered.frame_count >= 2
+
+
+def test_a_killed_agent_is_restarted_and_the_others_keep_running(site, process_env, redis_client, tmp_path):
+    for name in ("a", "b"):
+        site[name].recordings_path = str(tmp_path / site[name].name)
+        site[name].save()
+    env = {**process_env, "AGENT_HEARTBEAT_SECONDS": "0.25"}
+    supervisor = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "run_video_servers", "--server", "srv-a", "--server", "srv-b",
+         "--restart-after", "1"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        beats = wait_for(lambda: all(live.read_heartbeats(redis_client, ["srv-a", "srv-b"]).values()) and
+                         live.read_heartbeats(redis_client, ["srv-a", "srv-b"]), 40, message="both agents")  # fmt: skip
+        first_pid = beats["srv-a"]["pid"]
+        os.kill(first_pid, signal.SIGKILL)
+        wait_for(lambda: (live.read_heartbeats(redis_client, ["srv-a"])["srv-a"] or {}).get("pid") not in
+                 (None, first_pid), 40, message="srv-a restarted")  # fmt: skip
+        assert live.read_heartbeats(redis_client, ["srv-b"])["srv-b"]["pid"] == beats["srv-b"]["pid"]
+    finally:
+        supervisor.send_signal(signal.SIGTERM)
+        supervisor.wait(timeout=60)
+    assert live.read_heartbeats(redis_client, ["srv-a", "srv-b"]) == {"srv-a": None, "srv-b": None}
