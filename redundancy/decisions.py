@@ -157,6 +157,8 @@ def _decide_constant(camera: CameraView, windows: Windows) -> Decision:
     """Both servers record all the time; only which connection is the active one changes."""
     primary, backup, state = camera.primary, camera.backup, camera.placement
     window = windows.for_mode(camera.mode)
+    if state == Placement.ON_PRIMARY and primary.heartbeat_age is None:
+        return Decision(state)  # never heard from yet (starting up)
     if primary.available(window) and primary.streaming(camera.pk):
         target = Placement.ON_PRIMARY
     elif backup is not None and backup.alive(window) and backup.streaming(camera.pk):

@@ -128,5 +128,7 @@ def test_flap_damping_doubles_the_hold_down():
     assert hold_down_for(20, 10, 1800) == 1800
 
 
-def test_a_primary_never_heard_from_is_waited_for():
-    assert decide(camera(server(1, age=None), server(2)), W) == decide(camera(server(1), server(2)), W)
+@pytest.mark.parametrize("mode", ["fast", "normal", "constant"])
+def test_a_primary_never_heard_from_is_waited_for(mode):
+    decision = decide(camera(server(1, age=None), server(2), mode=mode), W)
+    assert decision.placement == Placement.ON_PRIMARY and decision.events == ()
