@@ -52,6 +52,8 @@ def assign_backups(assignments: list[BackupAssignment], today=None) -> list[Came
                 errors[index] = [f"Camera {camera.name} is listed more than once."]
                 continue
             seen.add(item.camera_id)
+            if camera.backup_server_id == item.backup_server_id:
+                continue  # unchanged: stays as it is, like an unchanged camera saved through its form
             backup = None
             if item.backup_server_id is not None:
                 backup = servers.get(item.backup_server_id)
@@ -61,7 +63,7 @@ def assign_backups(assignments: list[BackupAssignment], today=None) -> list[Came
             problems = backup_problems(camera.name, camera.primary_server, backup, today)
             if problems:
                 errors[index] = problems
-            elif camera.backup_server_id != item.backup_server_id:
+            else:
                 camera.backup_server = backup
                 changed.append(camera)
         if errors:

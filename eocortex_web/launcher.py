@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
@@ -87,7 +88,7 @@ def start_private_redis(timeout: float = REDIS_START_TIMEOUT) -> tuple[subproces
 def ensure_redis(env: dict) -> subprocess.Popen | None:
     """Put a working REDIS_URL into ``env``; returns the private server to stop later, if one was started."""
     if env.get("REDIS_URL"):
-        log.info("redis=configured url=%s", env["REDIS_URL"])
+        log.info("redis=configured url=%s", _without_password(env["REDIS_URL"]))
         return None
     # REDIS_PROBE_URL exists so the private-Redis path can be tried on a machine that has a Redis on 6379.
     probe = env.get("REDIS_PROBE_URL", DEFAULT_REDIS_URL)
@@ -97,6 +98,13 @@ def ensure_redis(env: dict) -> subprocess.Popen | None:
         return None
     server, env["REDIS_URL"] = start_private_redis()
     return server
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
 
 
 def stop(process: subprocess.Popen | None) -> None:

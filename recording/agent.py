@@ -46,9 +46,12 @@ class CameraPipeline:
         self.detectors = detectors_for(feed.analytics)
         self._snapshot_at = 0.0
         self._lock = threading.Lock()
+        self._closed = False
 
     def __call__(self, feed: CameraFeed, frame: Frame) -> None:
         with self._lock:
+            if self._closed:
+                return  # a worker that outlived its stop must not open a segment nobody closes
             self.writer.write(frame.jpeg, frame.at)
         for detector in self.detectors:
             event = detector.feed(frame.image, frame.at)
@@ -60,6 +63,7 @@ class CameraPipeline:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self.writer.close()
 
 
@@ -208,9 +212,8 @@ class VideoServerAgent:
         """
         try:
             desired = live.read_desired(self.redis, self.name)
-            redis_ok = True
         except redis.RedisError:
-            desired, redis_ok = None, False
+            desired = None
         if desired is not None:
             return desired
         try:
@@ -219,7 +222,8 @@ class VideoServerAgent:
         except DatabaseError:
             connection.close()
             return None
-        return baseline if redis_ok else baseline | set(self.workers)
+        # No word from the engine (not running yet, or Redis emptied): add, never drop.
+        return baseline | set(self.workers)
 
     def reconcile(self) -> None:
         """Start what is desired and missing, stop what runs and is not desired (level-triggered)."""

@@ -24,7 +24,8 @@ class Windows:
     fast: float = 1.5
 
     def for_mode(self, mode: str) -> float:
-        return self.normal if mode == RedundancyMode.NORMAL else self.fast
+        """Only fast mode acts on a short silence; constant mode and cameras without backup wait like normal."""
+        return self.fast if mode == RedundancyMode.FAST else self.normal
 
 
 @dataclass
@@ -40,6 +41,7 @@ class ServerView:
     hold_down: float = 0.0  # seconds it must stay healthy before cameras return
     max_cameras: int | None = None
     streams: dict[int, str] = field(default_factory=dict)  # camera id → stream state it reports
+    streaming_for: dict[int, float] = field(default_factory=dict)  # camera id → seconds streaming without a break
 
     def alive(self, window: float) -> bool:
         return self.heartbeat_age is not None and self.heartbeat_age <= window
@@ -101,9 +103,9 @@ def decide(camera: CameraView, windows: Windows, backup_has_room: bool = True) -
         and camera.mode != RedundancyMode.NONE
     )
 
+    if _unheard(camera):
+        return Decision(state)  # a server it depends on was never heard from (starting up, Redis emptied)
     if state == Placement.ON_PRIMARY:
-        if primary.heartbeat_age is None:
-            return Decision(state)  # never heard from yet (starting up): nothing to fail over from
         reason = why_leave_primary(camera, windows)
         if not reason:
             return Decision(state)
@@ -126,7 +128,9 @@ def decide(camera: CameraView, windows: Windows, backup_has_room: bool = True) -
 
     if state == Placement.ON_BACKUP:
         backup_lost = backup is None or not backup.available(window)
-        waited = primary.healthy_for >= primary.hold_down or camera.fail_back_now
+        # Both the server and the camera's own stream must have held: a flaky link damps too.
+        stream_held = primary.streaming_for.get(camera.pk, primary.healthy_for)
+        waited = min(primary.healthy_for, stream_held) >= primary.hold_down or camera.fail_back_now
         if primary_ok and (backup_lost or waited):
             if primary.streaming(camera.pk):
                 return Decision(Placement.ON_PRIMARY, f"primary {primary.name} records it again",
@@ -157,8 +161,8 @@ def _decide_constant(camera: CameraView, windows: Windows) -> Decision:
     """Both servers record all the time; only which connection is the active one changes."""
     primary, backup, state = camera.primary, camera.backup, camera.placement
     window = windows.for_mode(camera.mode)
-    if state == Placement.ON_PRIMARY and primary.heartbeat_age is None:
-        return Decision(state)  # never heard from yet (starting up)
+    if _unheard(camera):
+        return Decision(state)  # never heard from yet (starting up, Redis emptied)
     if primary.available(window) and primary.streaming(camera.pk):
         target = Placement.ON_PRIMARY
     elif backup is not None and backup.alive(window) and backup.streaming(camera.pk):
@@ -176,6 +180,16 @@ def _decide_constant(camera: CameraView, windows: Windows) -> Decision:
         kind = "failback_completed" if state in (Placement.ON_BACKUP, Placement.TO_BACKUP) else "camera_restored"
         return Decision(target, f"primary {primary.name} records it", (kind,))
     return Decision(target, _nobody_reason(camera, window, True), ("camera_unprotected",))
+
+
+def _unheard(camera: CameraView) -> bool:
+    """The server whose word the camera's placement waits for has never been heard from: no decision."""
+    if camera.primary.heartbeat_age is None and camera.placement in (Placement.ON_PRIMARY, Placement.TO_PRIMARY):
+        return True
+    backup = camera.backup
+    return backup is not None and backup.heartbeat_age is None and camera.placement in (
+        Placement.TO_BACKUP, Placement.ON_BACKUP,
+    )  # fmt: skip
 
 
 def _nobody_reason(camera: CameraView, window: float, backup_has_room: bool) -> str:

@@ -131,8 +131,6 @@ class Engine:
                 load[backup.pk] += 1
             placement = placements[camera.pk]
             placement.state, placement.since, placement.reason = decision.placement, _when(now), decision.reason
-            if decision.placement == Placement.ON_PRIMARY:
-                placement.fail_back_requested = False
             changed.append(placement)
             camera_views[camera.pk] = replace(view, placement=decision.placement)
             for kind in decision.events:
@@ -142,9 +140,13 @@ class Engine:
         events += self._stream_events(cameras, camera_views, now)
 
         with transaction.atomic():
-            CameraPlacement.objects.bulk_update(changed, ["state", "since", "reason", "fail_back_requested"])
+            # Only the engine's own fields: an operator's drain or fail-back made meanwhile must survive.
+            CameraPlacement.objects.bulk_update(changed, ["state", "since", "reason"])
+            CameraPlacement.objects.filter(
+                pk__in=[p.pk for p in changed if p.state == Placement.ON_PRIMARY], fail_back_requested=True
+            ).update(fail_back_requested=False)
             for state in self._dirty:
-                state.save()
+                state.save(update_fields=["status", "status_since", "healthy_since", "failures", "hold_down_seconds"])
             Event.objects.bulk_create(events)
 
         desired = self._desired_sets(servers, cameras, camera_views)
@@ -184,6 +186,11 @@ class Engine:
         else:
             status = ServerStatus.UP
         events = []
+        recent = [t for t in state.failures if now - t < FAILURE_MEMORY]
+        if recent != state.failures:  # old failures no longer lengthen the hold-down
+            state.failures = recent
+            state.hold_down_seconds = hold_down_for(len(recent), self.base_hold_down, self.longest_hold_down)
+            self._dirty.add(state)
         healthy = status in (ServerStatus.UP, ServerStatus.DRAINING)
         if healthy and state.healthy_since is None:
             state.healthy_since = _when(now)

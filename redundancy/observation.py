@@ -29,6 +29,11 @@ class Observation:
             draining=bool(state and state.draining),
             max_cameras=server.max_cameras,
             streams={camera: report.get("state") for camera, report in self.health.get(server.name, {}).items()},
+            streaming_for={
+                camera: self.now - report["since"]
+                for camera, report in self.health.get(server.name, {}).items()
+                if report.get("state") == "streaming" and report.get("since")
+            },
             # Up to its last heartbeat: a silence not yet past the window is not health.
             healthy_for=seen - healthy_since if seen is not None and healthy_since is not None else 0.0,
             hold_down=state.hold_down_seconds if state else 0.0,

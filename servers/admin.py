@@ -15,6 +15,7 @@ class MailSettingsInline(admin.StackedInline):
     model = MailSettings
     can_delete = False
     max_num = 1
+    exclude = ("password",)  # never shown; set it on the mail settings page
 
 
 @admin.register(MultiserverSystem)

@@ -66,6 +66,8 @@ def mail_settings(request, system_id):
     system = get_object_or_404(MultiserverSystem, pk=system_id)
     instance = MailSettings.objects.filter(system=system).first() or MailSettings(system=system)
     enable_for = _server_of_system(system, request.GET.get("enable_for") or request.POST.get("enable_for"))
+    if enable_for and not request.user.has_perm("servers.change_redundancysettings"):
+        enable_for = None  # turning notifications on is a redundancy setting
     form = MailSettingsForm(request.POST or None, instance=instance)
     if request.method == "POST" and form.is_valid():
         form.save()

@@ -211,3 +211,11 @@ def test_lapsed_backup_license_is_reported_but_does_not_block_other_edits(site, 
     camera.primary_server = site["c"]
     with pytest.raises(ValidationError, match="srv-b has no active license"):
         camera.full_clean()
+
+
+def test_resending_an_unchanged_assignment_is_accepted_after_a_license_lapsed(site, make_camera):
+    camera = make_camera(site["a"], site["b"])
+    site["b"].licenses.all().delete()
+    assert assign_backups([BackupAssignment(camera.pk, site["b"].pk)]) == []
+    with pytest.raises(BackupAssignmentError, match="srv-b has no active license"):
+        assign_backups([BackupAssignment(make_camera(site["a"]).pk, site["b"].pk)])

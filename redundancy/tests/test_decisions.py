@@ -132,3 +132,25 @@ def test_flap_damping_doubles_the_hold_down():
 def test_a_primary_never_heard_from_is_waited_for(mode):
     decision = decide(camera(server(1, age=None), server(2), mode=mode), W)
     assert decision.placement == Placement.ON_PRIMARY and decision.events == ()
+
+
+@pytest.mark.parametrize("mode", ["none", "constant", "normal"])
+def test_only_fast_mode_acts_on_a_short_silence(mode):
+    backup = None if mode == "none" else server(2, streams=STREAMING)
+    decision = decide(camera(server(1, age=2.0, streams=STREAMING), backup, mode=mode), W)
+    assert decision.placement == Placement.ON_PRIMARY and decision.events == ()
+
+
+def test_no_decision_while_the_servers_it_waits_for_were_never_heard_from():
+    # Redis was emptied: the backup that records the camera has not heartbeated yet.
+    cam = camera(server(1, age=None), server(2, age=None), placement=Placement.ON_BACKUP)
+    assert decide(cam, W).placement == Placement.ON_BACKUP
+    assert ingesting_servers(cam, W) == {1, 2}
+
+
+def test_a_camera_the_primary_only_lost_waits_for_its_stream_to_hold_before_returning():
+    # The server has been healthy for hours, but the camera's stream came back 1 s ago (a flaky link).
+    flaky = server(1, healthy_for=7200, hold_down=10, streams=STREAMING, streaming_for={7: 1.0})
+    assert decide(camera(flaky, server(2), placement=Placement.ON_BACKUP), W).placement == Placement.ON_BACKUP
+    steady = server(1, healthy_for=7200, hold_down=10, streams=STREAMING, streaming_for={7: 12.0})
+    assert decide(camera(steady, server(2), placement=Placement.ON_BACKUP), W).placement == Placement.ON_PRIMARY

@@ -218,3 +218,16 @@ def test_fill_without_checked_rows_says_so(admin_client, site, cameras):
 def test_apply_without_changes_says_nothing_to_apply(admin_client, site, cameras):
     response = admin_client.post(URL, {"action": "apply", **rows(cameras, gate=site["b"])}, follow=True)
     assert "Nothing to apply: no row was changed." in response.content.decode()
+
+
+def test_mail_settings_cannot_switch_notifications_on_without_the_redundancy_permission(client, viewer, site,
+                                                                                        settings):  # fmt: skip
+    settings.EMAIL_FROM_ENVIRONMENT = False
+    client.force_login(grant(viewer, "change_mailsettings"))
+    client.post(
+        f"/servers/systems/{site['system'].pk}/mail/",
+        {"enable_for": site["b"].pk, "smtp_host": "smtp.example.com", "smtp_port": 587,
+         "from_email": "vms@example.com", "recipients": "ops@example.com"},
+    )  # fmt: skip
+    assert MailSettings.objects.filter(system=site["system"]).exists()
+    assert not RedundancySettings.objects.get(server=site["b"]).email_notifications

@@ -40,3 +40,12 @@ def test_admin_adds_server_with_redundancy_inline(admin_client, site):
     server = Server.objects.get(name="srv-admin")
     assert RedundancySettings.objects.get(server=server).fast_redundancy
     assert server.licensing().ip_camera_channels == 4
+
+
+def test_admin_never_shows_the_smtp_password(admin_client, site):
+    from servers.models import MailSettings
+
+    MailSettings.objects.create(system=site["system"], smtp_host="smtp.example.com", password="planted-SMTP-pw")
+    for url in (f"/admin/servers/multiserversystem/{site['system'].pk}/change/",
+                f"/admin/servers/mailsettings/{site['system'].pk}/change/"):  # fmt: skip
+        assert "planted-SMTP-pw" not in admin_client.get(url).content.decode()
