@@ -44,7 +44,7 @@ class CameraPipeline:
         self.writer = SegmentWriter(agent.storage, feed.camera_id, agent.name, agent.segment_seconds,
                                     agent.segment_closed)  # fmt: skip
         self.detectors = detectors_for(feed.analytics)
-        self._snapshot_at = 0.0
+        self.latest_jpeg: bytes | None = None
         self._lock = threading.Lock()
         self._closed = False
 
@@ -57,9 +57,7 @@ class CameraPipeline:
             event = detector.feed(frame.image, frame.at)
             if event:
                 self.agent.outbox.put("analytics", {"camera_id": feed.camera_id, **event})
-        if frame.at - self._snapshot_at >= SNAPSHOT_EVERY:
-            self._snapshot_at = frame.at
-            self.agent.publish_snapshot(feed.camera_id, frame.jpeg)
+        self.latest_jpeg = frame.jpeg  # published by the heartbeat thread: ingest never waits on Redis
 
     def close(self) -> None:
         with self._lock:
@@ -98,6 +96,7 @@ class VideoServerAgent:
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
         self._health_saved_at = 0.0
+        self._snapshots_at = 0.0
         self._housekeeping_at = 0.0
 
     # -- life cycle -------------------------------------------------------------------------
@@ -175,6 +174,7 @@ class VideoServerAgent:
                     ttl,
                 )  # fmt: skip
                 live.publish_stream_health(self.redis, self.name, reports, ttl)
+                self.publish_snapshots()
             except redis.RedisError as exc:
                 log.warning("server=%s event=heartbeat_failed error=%s", self.name, type(exc).__name__)
             self._stop.wait(max(0.0, self.heartbeat_interval - (time.monotonic() - started)))
@@ -182,11 +182,19 @@ class VideoServerAgent:
     def stream_reports(self) -> dict[int, dict]:
         return {camera_id: worker.stats.report() for camera_id, worker in list(self.workers.items())}
 
-    def publish_snapshot(self, camera_id: int, jpeg: bytes) -> None:
-        try:
-            live.publish_snapshot(self.redis, camera_id, self.name, jpeg)
-        except redis.RedisError:
-            pass  # a missed snapshot is replaced a second later
+    def publish_snapshots(self) -> None:
+        """The latest picture of each camera, at most once a second, all in one round trip."""
+        now = time.monotonic()
+        if now - self._snapshots_at < SNAPSHOT_EVERY:
+            return
+        self._snapshots_at = now
+        pictures = {}
+        for camera_id, pipeline in list(self.pipelines.items()):
+            jpeg, pipeline.latest_jpeg = pipeline.latest_jpeg, None
+            if jpeg:
+                pictures[camera_id] = jpeg
+        if pictures:
+            live.publish_snapshots(self.redis, self.name, pictures)
 
     # -- supervisor -------------------------------------------------------------------------
 

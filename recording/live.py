@@ -20,15 +20,19 @@ from functools import cache
 
 import redis
 from django.conf import settings
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 SOCKET_TIMEOUT = 1.0
 
 
 @cache
 def _client(url: str) -> redis.Redis:
+    # One quick retry at most: a missing Redis must cost a caller about a second, not many.
     return redis.Redis.from_url(
-        url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT, health_check_interval=15
-    )
+        url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT, health_check_interval=15,
+        retry=Retry(NoBackoff(), 1),
+    )  # fmt: skip
 
 
 def client() -> redis.Redis:
@@ -103,10 +107,11 @@ def read_stream_health(r: redis.Redis, server: str) -> dict[int, dict]:
     return {int(camera): json.loads(report) for camera, report in r.hgetall(key("health", server)).items()}
 
 
-def publish_snapshot(r: redis.Redis, camera_id: int, server: str, jpeg: bytes, ttl: float = 120) -> None:
+def publish_snapshots(r: redis.Redis, server: str, pictures: dict[int, bytes], ttl: float = 120) -> None:
     with r.pipeline() as pipe:
-        pipe.hset(key("snapshot", camera_id), mapping={"jpeg": jpeg, "server": server, "at": time.time()})
-        pipe.pexpire(key("snapshot", camera_id), int(ttl * 1000))
+        for camera_id, jpeg in pictures.items():
+            pipe.hset(key("snapshot", camera_id), mapping={"jpeg": jpeg, "server": server, "at": time.time()})
+            pipe.pexpire(key("snapshot", camera_id), int(ttl * 1000))
         pipe.execute()
 
 

@@ -82,7 +82,7 @@ def test_live_page_shows_the_wall_and_the_feed(admin_client, site, make_camera):
 def test_snapshot_comes_from_the_recording_server(admin_client, site, make_camera):
     camera = make_camera(site["a"])
     assert admin_client.get(f"/live/snapshot/{camera.pk}.jpg").status_code == 404
-    live.publish_snapshot(live.client(), camera.pk, "srv-a", b"\xff\xd8jpeg")
+    live.publish_snapshots(live.client(), "srv-a", {camera.pk: b"\xff\xd8jpeg"})
     response = admin_client.get(f"/live/snapshot/{camera.pk}.jpg")
     assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
     assert response.content == b"\xff\xd8jpeg" and response["X-Recorded-By"] == "srv-a"
