@@ -159,6 +159,7 @@ def manage(env: dict, *args: str) -> None:
 
 
 def run(env: dict) -> int:
+    import honcho.manager
     from honcho.environ import parse_procfile
     from honcho.manager import Manager
     from honcho.printer import Printer
@@ -173,6 +174,8 @@ def run(env: dict) -> int:
         f"Camera redundancy is up on http://127.0.0.1:{port}/ — log in as admin (password in {password_file})",
         flush=True,
     )
+    # Agents hand their cameras over before they stop: give them that time before any SIGKILL.
+    honcho.manager.KILL_WAIT = 30
     manager = Manager(Printer(_ConsoleOutput(sys.stdout)))
     for name, command in parse_procfile((ROOT / "Procfile").read_text()).processes.items():
         manager.add_process(name, command, env=env, cwd=str(ROOT))

@@ -126,7 +126,8 @@ class VideoServerAgent:
         (make before break), then close every recording and index it."""
         try:
             live.announce_leaving(self.redis, self.name)
-            engine_active = live.read_desired(self.redis, self.name) is not None
+            # Nobody to hand over to when no engine ticks (the whole site is stopping, say).
+            engine_active = live.engine_ticking(self.redis) and live.read_desired(self.redis, self.name) is not None
             if engine_active:
                 current_app.send_task("redundancy.tick", queue=settings.CONTROL_QUEUE, expires=5)
         except redis.RedisError:
@@ -135,7 +136,7 @@ class VideoServerAgent:
         deadline = time.monotonic() + handover_timeout
         while engine_active and time.monotonic() < deadline and not self._stop.is_set():
             try:
-                if live.is_handed_over(self.redis, self.name):
+                if live.is_handed_over(self.redis, self.name) or not live.engine_ticking(self.redis):
                     break
             except redis.RedisError:
                 break

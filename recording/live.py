@@ -79,6 +79,15 @@ def leaving_servers(r: redis.Redis, servers: list[str]) -> set[str]:
         return {name for name, exists in zip(servers, pipe.execute(), strict=True) if exists}
 
 
+def mark_engine_ticked(r: redis.Redis, ttl: float = 3.0) -> None:
+    r.set(key("engine-ticked"), "1", px=int(ttl * 1000))
+
+
+def engine_ticking(r: redis.Redis) -> bool:
+    """Whether an engine ticked within the last few seconds: somebody to hand cameras over to."""
+    return bool(r.exists(key("engine-ticked")))
+
+
 def mark_handed_over(r: redis.Redis, server: str, ttl: float = 60) -> None:
     """The engine's word to a leaving server: everything that can move has moved; stop now."""
     r.set(key("handed-over", server), "1", px=int(ttl * 1000))

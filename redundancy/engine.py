@@ -159,6 +159,7 @@ class Engine:
                 camera_views[c.pk].placement == Placement.TO_BACKUP for c in cameras if c.primary_server_id == server.pk
             ):
                 live.mark_handed_over(self.redis, server.name)
+        live.mark_engine_ticked(self.redis)
         if events:
             transaction.on_commit(lambda: notifications.announce(events))
         return TickResult(ran=True, events=events, desired=desired)
