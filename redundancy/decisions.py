@@ -23,6 +23,12 @@ class Windows:
     normal: float = 30.0
     fast: float = 1.5
 
+    @classmethod
+    def from_settings(cls) -> "Windows":
+        from django.conf import settings
+
+        return cls(normal=settings.ENGINE_NORMAL_WINDOW_SECONDS, fast=settings.ENGINE_FAST_WINDOW_SECONDS)
+
     def for_mode(self, mode: str) -> float:
         """Only fast mode acts on a short silence; constant mode and cameras without backup wait like normal."""
         return self.fast if mode == RedundancyMode.FAST else self.normal
@@ -73,6 +79,13 @@ class Decision:
     reason: str = ""
     # Event kinds this decision emits, in order.
     events: tuple[str, ...] = ()
+
+
+def active_server(camera: CameraView) -> ServerView | None:
+    """The server whose recording of the camera counts now."""
+    if camera.placement == Placement.NOBODY:
+        return None
+    return camera.backup if camera.placement in (Placement.ON_BACKUP, Placement.TO_PRIMARY) else camera.primary
 
 
 def why_leave_primary(camera: CameraView, windows: Windows) -> str:

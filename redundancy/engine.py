@@ -25,6 +25,7 @@ from redundancy.decisions import (
     CameraView,
     ServerView,
     Windows,
+    active_server,
     decide,
     hold_down_for,
     ingesting_servers,
@@ -55,7 +56,7 @@ class Engine:
         self.redis = redis_client or live.client()
         self.clock = clock
         self.notify_agent = notify_agent
-        self.windows = Windows(normal=settings.ENGINE_NORMAL_WINDOW_SECONDS, fast=settings.ENGINE_FAST_WINDOW_SECONDS)
+        self.windows = Windows.from_settings()
         self.base_hold_down = settings.ENGINE_HOLD_DOWN_SECONDS
         self.longest_hold_down = settings.ENGINE_LONGEST_HOLD_DOWN_SECONDS
 
@@ -246,7 +247,7 @@ class Engine:
         watched = []
         for camera in cameras:
             view = views[camera.pk]
-            active = view.backup if view.placement in (Placement.ON_BACKUP, Placement.TO_PRIMARY) else view.primary
+            active = active_server(view)
             if active is not None and active.alive(self.windows.for_mode(view.mode)):
                 state = active.streams.get(camera.pk)
                 if state in ("streaming", "lost"):

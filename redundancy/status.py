@@ -8,17 +8,14 @@ part is still given, with ``live`` false.
 import time
 
 import redis
-from django.conf import settings
 from django.db.models import Count
 
 from cameras.models import Camera
 from recording import live
-from redundancy.decisions import CameraView, Windows, ingesting_servers
+from redundancy.decisions import CameraView, Windows, active_server, ingesting_servers
 from redundancy.models import CameraPlacement, Placement, ServerState
 from redundancy.observation import Observation, observe
 from servers.models import Server
-
-ACTIVE_ON_BACKUP = (Placement.ON_BACKUP, Placement.TO_PRIMARY)
 
 
 def current_status(redis_client=None, clock=time.time) -> dict:
@@ -47,7 +44,7 @@ def current_status(redis_client=None, clock=time.time) -> dict:
             "max_cameras": server.max_cameras,
         })  # fmt: skip
     placements = {p.pk: p for p in CameraPlacement.objects.all()}
-    windows = Windows(normal=settings.ENGINE_NORMAL_WINDOW_SECONDS, fast=settings.ENGINE_FAST_WINDOW_SECONDS)
+    windows = Windows.from_settings()
     camera_rows = []
     for camera in Camera.objects.with_servers():
         placement = placements.get(camera.pk)
@@ -57,10 +54,8 @@ def current_status(redis_client=None, clock=time.time) -> dict:
             primary=views[camera.primary_server_id], backup=views.get(camera.backup_server_id),
             placement=state, in_placement_for=0,
         )  # fmt: skip
-        if state == Placement.NOBODY or not camera.enabled:
-            active = None
-        else:
-            active = camera.backup_server_id if state in ACTIVE_ON_BACKUP else camera.primary_server_id
+        active_view = active_server(view) if camera.enabled else None
+        active = active_view.pk if active_view else None
         recording_on = _recording_on(camera, view)
         reporter = {"primary": camera.primary_server, "both": camera.primary_server,
                     "backup": camera.backup_server}.get(recording_on)  # fmt: skip
