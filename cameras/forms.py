@@ -14,6 +14,7 @@ CONNECTION_FIELDS = [
     "width",
     "height",
     "fps",
+    "quality",
     "expected_bitrate_kbps",
     "primary_server",
     "backup_server",

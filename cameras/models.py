@@ -38,6 +38,14 @@ class Codec(models.TextChoices):
     MJPEG = "mjpeg", "MJPEG"
 
 
+class StreamQuality(models.TextChoices):
+    """How hard the camera's encoder is pushed; the capacity planner's bitrate estimate scales with it."""
+
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+
+
 class FailoverPriority(models.TextChoices):
     HIGH = "high", "High"
     NORMAL = "normal", "Normal"
@@ -88,6 +96,12 @@ class Camera(models.Model):
     height = models.PositiveIntegerField(default=1080, validators=[MinValueValidator(16), MaxValueValidator(8192)])
     fps = models.PositiveIntegerField(
         "frames per second", default=25, validators=[MinValueValidator(1), MaxValueValidator(120)]
+    )
+    quality = models.CharField(
+        max_length=8,
+        choices=StreamQuality.choices,
+        default=StreamQuality.MEDIUM,
+        help_text="Encoder quality; used to estimate the bitrate when none is configured or measured.",
     )
     expected_bitrate_kbps = models.PositiveIntegerField(
         "expected bitrate (kbit/s)",

@@ -18,29 +18,34 @@ class ModeDecision:
     warnings: list[str] = field(default_factory=list)
 
 
-def effective_mode(camera) -> ModeDecision:
-    """The mode follows the backup server's settings; fast also needs the primary's half.
+def mode_for(backup_constant: bool, backup_fast: bool, primary_fast: bool) -> str:
+    """The mode of a camera that has a backup, from the two servers' Backup (redundancy) flags.
 
     Constant wins over fast: with a permanent second connection there is nothing to detect.
     """
+    if backup_constant:
+        return RedundancyMode.CONSTANT
+    if backup_fast and primary_fast:
+        return RedundancyMode.FAST
+    return RedundancyMode.NORMAL
+
+
+def effective_mode(camera) -> ModeDecision:
+    """The mode follows the backup server's settings; fast also needs the primary's half."""
     backup = camera.backup_server
     if backup is None:
         return ModeDecision(RedundancyMode.NONE)
-    on_backup = backup.redundancy
-    if on_backup.constant_redundancy:
-        return ModeDecision(RedundancyMode.CONSTANT)
-    if on_backup.fast_redundancy:
-        primary = camera.primary_server
-        if primary.redundancy.fast_redundancy:
-            return ModeDecision(RedundancyMode.FAST)
+    on_backup, primary = backup.redundancy, camera.primary_server
+    mode = mode_for(on_backup.constant_redundancy, on_backup.fast_redundancy, primary.redundancy.fast_redundancy)
+    if on_backup.fast_redundancy and mode == RedundancyMode.NORMAL:
         return ModeDecision(
-            RedundancyMode.NORMAL,
+            mode,
             [
                 f"Fast redundancy is on for backup server {backup.name} but not for primary server "
                 f"{primary.name}: camera {camera.name} uses normal redundancy until it is enabled on {primary.name}."
             ],
         )
-    return ModeDecision(RedundancyMode.NORMAL)
+    return ModeDecision(mode)
 
 
 def server_warnings(server, backed_up, primary_of, licensing) -> list[str]:

@@ -9,10 +9,11 @@ from datetime import date
 from django.utils import timezone
 
 
-def backup_problems(camera_name: str, primary, backup, today: date | None = None) -> list[str]:
+def backup_problems(camera_name: str, primary, backup, today: date | None = None, licensing_of=None) -> list[str]:
     """Why ``backup`` cannot back up a camera recorded by ``primary``; empty when it can.
 
-    Reads licenses through ``server.licenses.all()``, so a prefetch serves many calls.
+    Reads licenses through ``server.licenses.all()``, so a prefetch serves many calls; a caller
+    judging many pairs may pass ``licensing_of(server)`` returning each server's Licensing once.
     """
     if backup is None:
         return []
@@ -27,13 +28,14 @@ def backup_problems(camera_name: str, primary, backup, today: date | None = None
             "the backup must be in the same system."
         ]
     today = today or timezone.localdate()
+    licensing_of = licensing_of or (lambda server: server.licensing(today))
     problems = []
-    if not primary.licensing(today).active:
+    if not licensing_of(primary).active:
         problems.append(
             f"Rule 2: primary server {primary.name} of camera {camera_name} has no active license; "
             "configuring redundancy needs active licenses."
         )
-    backup_licensing = backup.licensing(today)
+    backup_licensing = licensing_of(backup)
     if not backup_licensing.active:
         problems.append(
             f"Rule 2: backup server {backup.name} has no active license; configuring redundancy needs active licenses."

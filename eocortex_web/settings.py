@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "cameras",
     "recording",
     "redundancy",
+    "capacity",
 ]
 
 MIDDLEWARE = [

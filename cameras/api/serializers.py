@@ -29,6 +29,7 @@ class CameraSerializer(serializers.ModelSerializer):
             "width",
             "height",
             "fps",
+            "quality",
             "expected_bitrate_kbps",
             "primary_server",
             "backup_server",

@@ -1,0 +1,143 @@
+"""Every coefficient of the capacity planner, with where it comes from. Tune them here only.
+
+The Capacity page shows this table to operators (``TABLE``), so each entry says in words what
+it is and what it rests on. "Measured here" figures come from
+
+    .venv/bin/python bench/planner_coefficients.py        (single thread, real OpenCV)
+    .venv/bin/python bench/agent_capacity.py               (the real agent process)
+
+on the 2-core development machine; rerun them on the site's own server hardware and put the
+results here when sizing a real site.
+"""
+
+from dataclasses import dataclass
+
+# --- Bitrate of a camera's stream ---------------------------------------------------------
+# Bits per pixel per frame at medium quality. A stream's bitrate is
+#     width x height x fps x BITS_PER_PIXEL[codec] x QUALITY_FACTOR[quality].
+BITS_PER_PIXEL = {
+    # The "Kush gauge" rule of thumb for H.264: pixels x fps x motion rank x 0.07 bit/s; a fixed
+    # camera watching a scene of low motion is rank 1. 1920x1080 at 25 fps gives 3.6 Mbit/s,
+    # where camera makers' own calculators put medium-quality 1080p H.264.
+    "h264": 0.07,
+    # H.265/HEVC needs about half the bitrate of H.264 for the same picture in the standard's
+    # own comparison (Ohm, Sullivan et al., "Comparison of the coding efficiency of video coding
+    # standards", IEEE TCSVT 2012); surveillance encoders reach less, so 0.6 of H.264, not 0.5.
+    "h265": 0.042,
+    # Motion JPEG sends every frame as a JPEG picture. Measured here: a textured scene at JPEG
+    # quality 90 takes 1.27 bit per pixel (bench/planner_coefficients.py); cameras' default
+    # MJPEG quality is lower, so 1.0.
+    "mjpeg": 1.0,
+}
+# Low quality is the encoder pushed for size, high quality doubles the bits (Kush rank 2).
+QUALITY_FACTOR = {"low": 0.6, "medium": 1.0, "high": 2.0}
+
+# --- What this agent writes to disk --------------------------------------------------------
+# The agent records MJPEG streams as they come. Streams of other codecs are decoded by OpenCV
+# and each frame is written as a JPEG at quality 90 (no ffmpeg to copy the stream as is), so
+# they take far more storage than their stream: measured here, 1.27 bit per pixel.
+RECORDED_AS_JPEG_BITS_PER_PIXEL = 1.27
+RECORDED_AS_STREAM = {"mjpeg"}
+
+# --- CPU, in core-seconds -------------------------------------------------------------------
+# Handling one frame besides decoding it: reading it off the socket, the segment write, stream
+# statistics and the snapshot. Measured here with the real agent (bench/agent_capacity.py):
+# 100 cameras at 320x180, 2 fps cost 11.6 % of a core, 0.58 ms a frame, of which the JPEG
+# decode below is 0.14 ms.
+FRAME_HANDLING_SECONDS = 0.00044
+# Decoding per megapixel of picture, per frame. The agent decodes every frame it ingests (to
+# check the stream, for snapshots and analytics).
+DECODE_SECONDS_PER_MPX = {
+    # libjpeg-turbo through cv2.imdecode, measured here: 5.1 ms for a 1920x1080 frame.
+    "mjpeg": 0.00248,
+    # Software H.264 decoding (libavcodec, one thread) runs at roughly 250 frames of 1920x1080
+    # a second on a current x86 core: 1.9 ms per megapixel. Not measurable here (no encoder).
+    "h264": 0.0019,
+    # H.265 decodes at roughly two thirds of H.264's speed in the same decoder.
+    "h265": 0.0029,
+}
+# Re-encoding a frame as JPEG quality 90 for the recording (codecs not recorded as they come),
+# cv2.imencode measured here: 4.6 ms for a 1920x1080 frame.
+RECORD_ENCODE_SECONDS_PER_MPX = 0.00221
+
+
+@dataclass(frozen=True)
+class AnalyticsCost:
+    """A module's CPU per analysed frame: a fixed part and a part per megapixel of the source
+    picture (each module scales the frame down to 160 pixels wide before it looks)."""
+
+    seconds_per_frame: float
+    seconds_per_mpx: float
+
+
+# Measured here (bench/planner_coefficients.py), fitted over 640x360, 1280x720 and 1920x1080.
+ANALYTICS_COST = {
+    "motion_detection": AnalyticsCost(0.00030, 0.00068),  # MOG2 background subtraction
+    "tamper_detection": AnalyticsCost(0.00019, 0.00068),  # loss of detail (Laplacian variance)
+}
+
+# --- Planning -------------------------------------------------------------------------------
+# A server without any capacity figure is compared with a 1 Gbit/s network port when the
+# proposal balances backups, so it still takes a fair share; its table row says "not set".
+NOMINAL_INBOUND_MBPS = 1000
+
+STORAGE_BYTES_PER_GB = 1_000_000_000  # decimal gigabytes, as disks are sold
+
+
+@dataclass(frozen=True)
+class Coefficient:
+    name: str
+    value: str
+    source: str
+
+
+TABLE = [
+    Coefficient(
+        "H.264 bits per pixel",
+        f"{BITS_PER_PIXEL['h264']}",
+        "Kush gauge, low-motion scene (rank 1); 1080p25 = 3.6 Mbit/s",
+    ),
+    Coefficient(
+        "H.265 bits per pixel",
+        f"{BITS_PER_PIXEL['h265']}",
+        "0.6 of H.264 (the standard's comparison shows about 0.5; surveillance encoders reach less)",
+    ),
+    Coefficient("MJPEG bits per pixel", f"{BITS_PER_PIXEL['mjpeg']}", "JPEG of a textured scene, measured here"),
+    Coefficient(
+        "Quality factor",
+        ", ".join(f"{k} {v}" for k, v in QUALITY_FACTOR.items()),
+        "low pushes the encoder for size; high doubles the bits (Kush rank 2)",
+    ),
+    Coefficient(
+        "Recording of H.264/H.265",
+        f"JPEG q90, {RECORDED_AS_JPEG_BITS_PER_PIXEL} bit/pixel",
+        "the agent re-encodes frames it cannot record as they come; measured here",
+    ),
+    Coefficient(
+        "Frame handling", f"{FRAME_HANDLING_SECONDS * 1000:.2f} ms/frame", "real agent, bench/agent_capacity.py"
+    ),
+    *[
+        Coefficient(f"{codec.upper()} decode", f"{seconds * 1000:.2f} ms/megapixel", source)
+        for codec, seconds, source in (
+            ("mjpeg", DECODE_SECONDS_PER_MPX["mjpeg"], "cv2.imdecode measured here"),
+            ("h264", DECODE_SECONDS_PER_MPX["h264"], "libavcodec, one thread: ~250 fps of 1080p per core"),
+            ("h265", DECODE_SECONDS_PER_MPX["h265"], "about two thirds of H.264's decoding speed"),
+        )
+    ],
+    Coefficient(
+        "JPEG encode for recording",
+        f"{RECORD_ENCODE_SECONDS_PER_MPX * 1000:.2f} ms/megapixel",
+        "cv2.imencode measured here",
+    ),
+    *[
+        Coefficient(
+            f"{module.replace('_', ' ').capitalize()}",
+            f"{cost.seconds_per_frame * 1000:.2f} ms + {cost.seconds_per_mpx * 1000:.2f} ms/megapixel per frame",
+            "recording.analytics measured here",
+        )
+        for module, cost in ANALYTICS_COST.items()
+    ],
+    Coefficient(
+        "Server without capacity figures", f"{NOMINAL_INBOUND_MBPS} Mbit/s", "assumed 1 GbE port when balancing backups"
+    ),
+]

@@ -1,0 +1,103 @@
+"""What one camera costs a server that records it: the CCTV calculator, on plain numbers.
+
+Every figure comes from ``capacity.coefficients``; nothing here reads the database.
+"""
+
+from dataclasses import dataclass
+
+from capacity import coefficients as k
+
+SECONDS_PER_HOUR = 3600
+
+
+def megapixels(width: int, height: int) -> float:
+    return width * height / 1_000_000
+
+
+def estimated_stream_kbps(codec: str, width: int, height: int, fps: float, quality: str) -> float:
+    """The stream's bitrate from its settings (kbit/s)."""
+    bits = width * height * fps * k.BITS_PER_PIXEL[codec] * k.QUALITY_FACTOR[quality]
+    return bits / 1000
+
+
+def recorded_kbps(codec: str, width: int, height: int, fps: float, stream_kbps: float) -> float:
+    """What the agent writes to disk a second (kbit/s): the stream itself, or JPEG frames."""
+    if codec in k.RECORDED_AS_STREAM:
+        return stream_kbps
+    return width * height * fps * k.RECORDED_AS_JPEG_BITS_PER_PIXEL / 1000
+
+
+def gb_per_hour(kbps: float) -> float:
+    return kbps * 1000 / 8 * SECONDS_PER_HOUR / k.STORAGE_BYTES_PER_GB
+
+
+def ingest_cores(codec: str, width: int, height: int, fps: float) -> float:
+    """CPU to receive, decode and record the stream (cores); the same on primary and backup."""
+    per_frame = k.FRAME_HANDLING_SECONDS + k.DECODE_SECONDS_PER_MPX[codec] * megapixels(width, height)
+    if codec not in k.RECORDED_AS_STREAM:
+        per_frame += k.RECORD_ENCODE_SECONDS_PER_MPX * megapixels(width, height)
+    return per_frame * fps
+
+
+def analytics_cores(module: str, width: int, height: int, fps: float) -> float:
+    """CPU of one analytics module on every frame (cores); primary server only (rule 3)."""
+    cost = k.ANALYTICS_COST[module]
+    return (cost.seconds_per_frame + cost.seconds_per_mpx * megapixels(width, height)) * fps
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The calculator's answer for one camera's settings."""
+
+    stream_kbps: float  # what the planner counts on the network
+    stream_source: str  # "measured", "configured" or "estimated"
+    estimated_kbps: float
+    configured_kbps: float | None
+    measured_kbps: float | None  # what the agent reported it records
+    recorded_kbps: float
+    storage_gb_per_day: float
+    ingest_cores: float
+    analytics_cores: dict[str, float]
+
+    @property
+    def cores_on_primary(self) -> float:
+        return self.ingest_cores + sum(self.analytics_cores.values())
+
+
+def estimate(
+    codec: str,
+    width: int,
+    height: int,
+    fps: float,
+    quality: str = "medium",
+    analytics=(),
+    configured_kbps: float | None = None,
+    measured_kbps: float | None = None,
+    measured_fps: float | None = None,
+) -> Estimate:
+    """Measured beats configured beats estimated; a measured frame rate drives the CPU figures.
+
+    The agent measures what it records. For MJPEG that is the stream itself; for codecs it
+    re-encodes it is the recording's rate, and the stream's rate stays configured or estimated.
+    """
+    estimated = estimated_stream_kbps(codec, width, height, fps, quality)
+    rate = measured_fps or fps
+    measured_is_stream = bool(measured_kbps) and codec in k.RECORDED_AS_STREAM
+    if measured_is_stream:
+        stream, source = float(measured_kbps), "measured"
+    elif configured_kbps:
+        stream, source = float(configured_kbps), "configured"
+    else:
+        stream, source = estimated, "estimated"
+    recorded = float(measured_kbps) if measured_kbps else recorded_kbps(codec, width, height, rate, stream)
+    return Estimate(
+        stream_kbps=stream,
+        stream_source=source,
+        estimated_kbps=estimated,
+        configured_kbps=float(configured_kbps) if configured_kbps else None,
+        measured_kbps=float(measured_kbps) if measured_kbps else None,
+        recorded_kbps=recorded,
+        storage_gb_per_day=gb_per_hour(recorded) * 24,
+        ingest_cores=ingest_cores(codec, width, height, rate),
+        analytics_cores={module: analytics_cores(module, width, height, rate) for module in analytics},
+    )

@@ -1,0 +1,99 @@
+"""The planner's view of the configuration: servers and cameras, read in a few queries.
+
+Cameras are read as plain values (10 000 of them in tens of milliseconds); credentials are
+never read here.
+"""
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from django.utils import timezone
+
+from cameras.models import Camera
+from cameras.modes import RedundancyMode, mode_for
+from capacity.estimates import Estimate, estimate
+from recording.models import StreamHealth, StreamState
+from servers.models import Licensing, Server
+
+# The four things a server runs out of; storage is carried per hour and turned into GB with
+# the retention of the server that records.
+DIMENSIONS = ("mbps", "cores", "storage_gb", "cameras")
+DIMENSION_LABELS = {"mbps": "inbound Mbit/s", "cores": "CPU cores", "storage_gb": "storage GB", "cameras": "cameras"}
+
+
+@dataclass(frozen=True)
+class CameraInput:
+    id: int
+    name: str
+    primary_id: int
+    backup_id: int | None
+    enabled: bool
+    priority: str
+    codec: str
+    width: int
+    height: int
+    fps: int
+    quality: str
+    expected_kbps: int | None
+    analytics: tuple[str, ...]
+    measured_kbps: float | None = None
+    measured_fps: float | None = None
+
+    def estimate(self) -> Estimate:
+        return estimate(self.codec, self.width, self.height, self.fps, self.quality, self.analytics,
+                        self.expected_kbps, self.measured_kbps, self.measured_fps)  # fmt: skip
+
+
+@dataclass
+class Site:
+    """Servers by id, cameras, and what each server's licenses allow today."""
+
+    servers: dict[int, Server]
+    cameras: list[CameraInput]
+    licensing: dict[int, Licensing]
+    today: date
+    estimates: dict[int, Estimate] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.estimates = {camera.id: camera.estimate() for camera in self.cameras}
+
+    def mode_of(self, camera: CameraInput, backup_id: int | None = None) -> str:
+        """The camera's effective mode with its backup, or with ``backup_id`` instead."""
+        backup_id = camera.backup_id if backup_id is None else backup_id
+        if backup_id is None:
+            return RedundancyMode.NONE
+        backup, primary = self.servers[backup_id].redundancy, self.servers[camera.primary_id].redundancy
+        return mode_for(backup.constant_redundancy, backup.fast_redundancy, primary.fast_redundancy)
+
+
+def load_site(system_id: int | None = None, today: date | None = None) -> Site:
+    today = today or timezone.localdate()
+    servers = Server.objects.select_related("system", "redundancy").prefetch_related("licenses")
+    cameras = Camera.objects.all()
+    if system_id is not None:
+        servers = servers.filter(system_id=system_id)
+        cameras = cameras.filter(primary_server__system_id=system_id)
+    servers = {server.pk: server for server in servers}
+    measured = _measured_streams(system_id)
+    rows = cameras.order_by("pk").values_list(
+        "pk", "name", "primary_server_id", "backup_server_id", "enabled", "failover_priority", "codec", "width",
+        "height", "fps", "quality", "expected_bitrate_kbps", "analytics",
+    )  # fmt: skip
+    inputs = [
+        CameraInput(*row[:12], tuple(row[12] or ()), *measured.get(row[0], (None, None)))
+        for row in rows
+        if row[2] in servers
+    ]
+    return Site(servers, inputs, {pk: server.licensing(today) for pk, server in servers.items()}, today)
+
+
+def _measured_streams(system_id: int | None) -> dict[int, tuple[float, float]]:
+    """The newest report of a streaming connection per camera: (kbit/s, fps) as the agent measured."""
+    health = StreamHealth.objects.filter(state=StreamState.STREAMING, bitrate_kbps__gt=0, fps__gt=0)
+    if system_id is not None:
+        health = health.filter(camera__primary_server__system_id=system_id)
+    newest: dict[int, tuple] = {}
+    for camera_id, kbps, fps, at in health.values_list("camera_id", "bitrate_kbps", "fps", "reported_at"):
+        if camera_id not in newest or at > newest[camera_id][2]:
+            newest[camera_id] = (kbps, fps, at)
+    return {camera_id: (kbps, fps) for camera_id, (kbps, fps, _) in newest.items()}
