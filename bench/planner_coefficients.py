@@ -95,10 +95,10 @@ def main() -> None:
             for module, (fixed, per_mpx) in ((m, fit(points)) for m, points in modules.items())
         },
     }
-    header = f"{'resolution':>10} {'JPEG bpp':>9} {'decode ms':>10} {'encode ms':>10} {'motion ms':>10} {'tamper ms':>10}"
-    print(header)
+    columns = ("resolution", "JPEG bpp", "decode ms", "encode ms", "motion ms", "tamper ms")
+    print(" ".join(f"{c:>10}" for c in columns))
     for row in rows:
-        print(f"{row['resolution']:>10} {row['jpeg_bits_per_pixel']:>9} {row['decode_ms']:>10} {row['encode_ms']:>10} "
+        print(f"{row['resolution']:>10} {row['jpeg_bits_per_pixel']:>10} {row['decode_ms']:>10} {row['encode_ms']:>10} "
               f"{row['motion_detection_ms']:>10} {row['tamper_detection_ms']:>10}")  # fmt: skip
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=2))
     OUT.mkdir(parents=True, exist_ok=True)
