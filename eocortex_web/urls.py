@@ -11,6 +11,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("servers/", include("servers.urls")),
     path("cameras/", include("cameras.urls")),
+    path("capacity/", include("capacity.urls")),
     path("", include("redundancy.urls")),
     path("api/", include("eocortex_web.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

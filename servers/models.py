@@ -45,6 +45,33 @@ def host_validator(value: str) -> None:
         raise ValidationError("Enter a host name or an IP address.", code="invalid") from None
 
 
+MAX_RETENTION_HOURS = 24 * 3650
+
+# The planner's capacity figures: (label, smallest, largest). Zero or a negative figure is a
+# mistake, not "unlimited"; an unknown figure is left empty.
+CAPACITY_FIGURES = {
+    "max_inbound_mbps": ("Max inbound Mbit/s", 1, 100_000),
+    "cpu_budget_cores": ("The CPU budget", Decimal("0.1"), Decimal("1024")),
+    "storage_gb": ("Storage (GB)", 1, 10_000_000),
+    "max_cameras": ("Max cameras", 1, 100_000),
+}
+
+
+def capacity_messages(field: str) -> dict[str, str]:
+    label, smallest, largest = CAPACITY_FIGURES[field]
+    return {
+        "min_value": f"{label} must be at least {smallest}; leave it empty if it is not known yet "
+        "(the planner then says it is not checked).",
+        "max_value": f"{label} cannot be more than {largest:,}.",
+    }
+
+
+def capacity_validators(field: str) -> list:
+    _, smallest, largest = CAPACITY_FIGURES[field]
+    messages = capacity_messages(field)
+    return [MinValueValidator(smallest, messages["min_value"]), MaxValueValidator(largest, messages["max_value"])]
+
+
 class MultiserverSystem(models.Model):
     name = models.CharField(max_length=100, unique=True)
     description = models.TextField(blank=True, max_length=1000)
@@ -74,7 +101,7 @@ class Server(models.Model):
     )
     # Capacity figures for the planner; empty means "not yet measured" and the planner says so.
     max_inbound_mbps = models.PositiveIntegerField(
-        "max inbound Mbit/s", null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(100_000)]
+        "max inbound Mbit/s", null=True, blank=True, validators=capacity_validators("max_inbound_mbps")
     )
     cpu_budget_cores = models.DecimalField(
         "CPU budget (cores)",
@@ -82,14 +109,12 @@ class Server(models.Model):
         decimal_places=1,
         null=True,
         blank=True,
-        validators=[MinValueValidator(Decimal("0.1")), MaxValueValidator(Decimal("1024"))],
+        validators=capacity_validators("cpu_budget_cores"),
     )
     storage_gb = models.PositiveIntegerField(
-        "storage (GB)", null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(10_000_000)]
+        "storage (GB)", null=True, blank=True, validators=capacity_validators("storage_gb")
     )
-    max_cameras = models.PositiveIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(100_000)]
-    )
+    max_cameras = models.PositiveIntegerField(null=True, blank=True, validators=capacity_validators("max_cameras"))
     recordings_path = models.CharField(
         max_length=500,
         blank=True,
@@ -99,7 +124,7 @@ class Server(models.Model):
     retention_hours = models.PositiveIntegerField(
         "retention (hours)",
         default=72,
-        validators=[MinValueValidator(1), MaxValueValidator(24 * 3650)],
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_RETENTION_HOURS)],
         help_text="Recorded segments older than this are deleted by housekeeping.",
     )
 

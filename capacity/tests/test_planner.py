@@ -60,10 +60,28 @@ def hand_system(make_system, make_server, make_camera):
     cams = {
         "a1": make_camera(a, b, "a1", codec="h264", analytics=["motion_detection"], **HD),
         "a2": make_camera(a, b, "a2", codec="mjpeg", width=640, height=360, fps=10, expected_bitrate_kbps=2000),
-        "a3": make_camera(a, c, "a3", codec="mjpeg", width=640, height=360, fps=10, expected_bitrate_kbps=1000,
-                          analytics=["tamper_detection"]),  # fmt: skip
-        "b1": make_camera(b, a, "b1", codec="mjpeg", width=640, height=360, fps=10, expected_bitrate_kbps=4000,
-                          analytics=["motion_detection"]),  # fmt: skip
+        "a3": make_camera(
+            a,
+            c,
+            "a3",
+            codec="mjpeg",
+            width=640,
+            height=360,
+            fps=10,
+            expected_bitrate_kbps=1000,
+            analytics=["tamper_detection"],
+        ),  # fmt: skip
+        "b1": make_camera(
+            b,
+            a,
+            "b1",
+            codec="mjpeg",
+            width=640,
+            height=360,
+            fps=10,
+            expected_bitrate_kbps=4000,
+            analytics=["motion_detection"],
+        ),  # fmt: skip
         "c1": make_camera(c, None, "c1", codec="mjpeg", width=640, height=360, fps=10, expected_bitrate_kbps=500),
     }
     return {"A": a, "B": b, "C": c, **cams}

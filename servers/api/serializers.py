@@ -2,7 +2,7 @@ from django.db import transaction
 from rest_framework import serializers
 
 from eocortex_web.serializers import model_clean
-from servers.models import License, MultiserverSystem, RedundancySettings, Server
+from servers.models import CAPACITY_FIGURES, License, MultiserverSystem, RedundancySettings, Server, capacity_messages
 
 
 class MultiserverSystemSerializer(serializers.ModelSerializer):
@@ -55,8 +55,11 @@ class ServerSerializer(serializers.ModelSerializer):
             "cpu_budget_cores",
             "storage_gb",
             "max_cameras",
+            "retention_hours",
             "redundancy",
         ]
+        # DRF turns the model's limits into its own min/max checks: keep the model's clear messages.
+        extra_kwargs = {field: {"error_messages": capacity_messages(field)} for field in CAPACITY_FIGURES}
 
     def validate(self, attrs):
         fields = {k: v for k, v in attrs.items() if k != "redundancy"}
