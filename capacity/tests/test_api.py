@@ -50,8 +50,9 @@ def test_capacity_refuses_an_unknown_system(api, loaded):
 
 
 def test_estimate(api, db):
-    response = api.get("/api/capacity/estimate/", {"codec": "h264", "width": 1920, "height": 1080, "fps": 25,
-                                                    "analytics": ["motion_detection"], "retention_hours": 24})  # fmt: skip
+    query = {"codec": "h264", "width": 1920, "height": 1080, "fps": 25, "analytics": ["motion_detection"],
+             "retention_hours": 24}  # fmt: skip
+    response = api.get("/api/capacity/estimate/", query)
     assert response.status_code == 200
     body = response.json()
     assert body["stream_kbps"] == pytest.approx(3628.8)
