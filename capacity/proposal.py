@@ -2,7 +2,8 @@
 
 Greedy, largest camera first: each camera goes to the valid backup (rules 1 and 2 through
 ``backup_problems``) whose worst case after taking it is lowest, among those that stay within
-their capacity figures. A backup's worst case is the largest of its normal load and its load
+their capacity figures; a camera that has a backup only moves to one giving it the same mode.
+A backup's worst case is the largest of its normal load and its load
 after any one server fails; taking a camera from primary P only raises the "P fails" case (or,
 for a constant-mode backup, its normal load and so every case). Ties go to the backup that
 holds fewer of P's cameras, which spreads one server's cameras over several backups.
@@ -32,6 +33,8 @@ class Change:
     current_backup: str | None
     proposed_backup: str
     proposed_backup_id: int
+    current_mode: str
+    proposed_mode: str  # the mode follows the backup's settings: a constant-mode backup makes it constant
 
 
 @dataclass
@@ -110,6 +113,7 @@ def propose(site: Site, scope: str = "unassigned") -> Proposal:
     constant = np.array([site.servers[pk].redundancy.constant_redundancy for pk in ids], dtype=bool)
     chosen: dict[int, int | None] = {}
     unplaced = []
+    same_mode: dict[tuple[int, str], np.ndarray] = {}  # the mode depends on the two servers only
     movable.sort(key=lambda c: (-loads[c.id][0].mbps, c.id))
     for camera in movable:
         p = index[camera.primary_id]
@@ -117,6 +121,16 @@ def propose(site: Site, scope: str = "unassigned") -> Proposal:
         if options.size == 0:
             unplaced.append((camera, "no server in its multiserver system may back it up (rules 1 and 2)"))
             continue
+        if camera.backup_id is not None:
+            # Reconsidering a camera's backup keeps its redundancy mode: the operator chose that protection.
+            mode = site.mode_of(camera)
+            key = (camera.primary_id, mode)
+            if key not in same_mode:
+                same_mode[key] = options[[site.mode_of(camera, ids[i]) == mode for i in options]]
+            options = same_mode[key]
+            if options.size == 0:
+                unplaced.append((camera, f"no other valid backup server gives it {mode} redundancy"))
+                continue
         vector = _vector(loads[camera.id][0])
         taking = state.normal[options] + state.moves[p, options] + vector
         fits = np.all(taking <= state.limit[options], axis=1)
@@ -154,7 +168,9 @@ def propose(site: Site, scope: str = "unassigned") -> Proposal:
             names.get(camera.backup_id),
             names[chosen[camera.id]],
             chosen[camera.id],
-        )  # fmt: skip
+            site.mode_of(camera),
+            site.mode_of(camera, chosen[camera.id]),
+        )
         for camera in sorted(movable, key=lambda c: c.name)
         if camera.id in chosen and chosen[camera.id] != camera.backup_id
     ]

@@ -139,9 +139,13 @@ def server_capacity(request, pk):
     server_plan = next(p for p in plan(site, pairs=True).servers if p.server.pk == server.pk)
     names = {s.pk: s.name for s in site.servers.values()}
     cameras = [
-        {"camera": camera, "estimate": site.estimates[camera.id], "role": "primary" if camera.primary_id == pk
-         else "backup", "partner": names.get(camera.backup_id if camera.primary_id == pk else camera.primary_id),
-         "mode": site.mode_of(camera)}  # fmt: skip
+        {
+            "camera": camera,
+            "estimate": site.estimates[camera.id],
+            "role": "primary" if camera.primary_id == pk else "backup",
+            "partner": names.get(camera.backup_id if camera.primary_id == pk else camera.primary_id),
+            "mode": site.mode_of(camera),
+        }  # fmt: skip
         for camera in site.cameras
         if pk in (camera.primary_id, camera.backup_id)
     ]

@@ -119,6 +119,8 @@ class ChangeSerializer(serializers.Serializer):
     current_backup = serializers.CharField(allow_null=True)
     proposed_backup = serializers.CharField()
     proposed_backup_id = serializers.IntegerField()
+    current_mode = serializers.CharField()
+    proposed_mode = serializers.CharField()
 
 
 class UnplacedSerializer(serializers.Serializer):

@@ -126,3 +126,20 @@ def test_apply_refuses_everything_when_a_license_lapsed_since_the_proposal(skewe
 def test_unknown_scope_is_refused(skewed):
     with pytest.raises(ValueError, match="Unknown scope"):
         propose(load_site(), "some")
+
+
+def test_reconsidering_all_cameras_keeps_each_cameras_mode(make_system, make_server, make_camera):
+    system = make_system("Modes")
+    a = make_server("M-A", system)
+    constant = make_server("M-const", system, constant=True)
+    plain = [make_server(f"M-plain-{n}", system) for n in range(2)]
+    for n in range(6):
+        make_camera(a, constant, f"const-{n}", expected_bitrate_kbps=4000, **MJPEG)
+    for n in range(6):
+        make_camera(a, plain[0], f"plain-{n}", expected_bitrate_kbps=4000, **MJPEG)
+    proposal = propose(load_site(), "all")
+    assert proposal.changes, "the plain cameras are spread over both plain servers"
+    assert all(change.current_mode == change.proposed_mode == "normal" for change in proposal.changes)
+    apply(proposal)
+    assert set(Camera.objects.filter(name__startswith="const").values_list("backup_server__name", flat=True)) == {
+        "M-const"}  # fmt: skip
