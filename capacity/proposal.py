@@ -16,11 +16,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cameras.models import FailoverPriority
+from cameras.modes import mode_for
 from cameras.rules import backup_problems
 from cameras.services import BackupAssignment, assign_backups
 from capacity import coefficients
 from capacity.inputs import CameraInput, Site
 from capacity.planner import camera_loads, capacity_of, tally
+
+# A camera keeps its backup when that leaves the backup within this share of capacity of the best
+# choice (0.02 = two percentage points): a proposal should not move cameras for nothing.
+KEEP_MARGIN = 0.02
 
 SCOPES = {"unassigned": "cameras without a backup", "all": "all cameras"}
 
@@ -86,6 +91,30 @@ class _State:
         return float(np.max(self.scores(self.normal[s] + self.moves[:, s], s)))
 
 
+class _Options:
+    """The servers that may back up cameras of one primary (in one mode), with their figures."""
+
+    def __init__(self, servers: np.ndarray, state: _State, constant: np.ndarray):
+        self.servers = servers
+        self.limit = state.limit[servers]
+        self.rank = state.rank_capacity[servers]
+        self.constant = np.flatnonzero(constant[servers])
+
+    def price(self, state: _State, worst: np.ndarray, p: int, vector: np.ndarray):
+        """Per option: whether it stays within its limits after taking the camera, and its new worst case."""
+        servers = self.servers
+        taking = state.normal[servers] + state.moves[p, servers] + vector
+        fits = (taking <= self.limit).all(axis=1)
+        peak = np.maximum(worst[servers], (taking / self.rank).max(axis=1))
+        if self.constant.size:
+            # A constant-mode backup records the camera all the time: every one of its cases grows.
+            cs = servers[self.constant]
+            cases = state.normal[cs][:, None, :] + vector + state.moves[:, cs].transpose(1, 0, 2)
+            peak[self.constant] = (cases / self.rank[self.constant][:, None, :]).max(axis=(1, 2))
+            fits[self.constant] = (cases <= self.limit[self.constant][:, None, :]).all(axis=(1, 2))
+        return fits, peak
+
+
 def _vector(load) -> np.ndarray:
     return np.array([load.mbps, load.cores, load.gb_per_hour, load.cameras], dtype=float)
 
@@ -110,43 +139,47 @@ def propose(site: Site, scope: str = "unassigned") -> Proposal:
     held = np.zeros((len(ids), len(ids)))  # cameras of primary p placed on s by this proposal
 
     candidates = _candidates(site, ids, {camera.primary_id for camera in movable})
-    constant = np.array([site.servers[pk].redundancy.constant_redundancy for pk in ids], dtype=bool)
+    settings = [site.servers[pk].redundancy for pk in ids]
+    constant = np.array([s.constant_redundancy for s in settings], dtype=bool)
+    # A camera's mode with backup b depends on b's flags and on whether its primary has fast redundancy.
+    modes = {fast: np.array([mode_for(s.constant_redundancy, s.fast_redundancy, fast) for s in settings])
+             for fast in (False, True)}  # fmt: skip
+    options_cache: dict[tuple, _Options | None] = {}
     chosen: dict[int, int | None] = {}
     unplaced = []
-    same_mode: dict[tuple[int, str], np.ndarray] = {}  # the mode depends on the two servers only
     movable.sort(key=lambda c: (-loads[c.id][0].mbps, c.id))
     for camera in movable:
         p = index[camera.primary_id]
-        options = candidates[camera.primary_id]
-        if options.size == 0:
-            unplaced.append((camera, "no server in its multiserver system may back it up (rules 1 and 2)"))
+        # Reconsidering a camera's backup keeps its redundancy mode: the operator chose that protection.
+        mode = site.mode_of(camera) if camera.backup_id is not None else None
+        key = (camera.primary_id, mode)
+        if key not in options_cache:
+            servers = candidates[camera.primary_id]
+            if mode is not None:
+                servers = servers[modes[settings[p].fast_redundancy][servers] == mode]
+            options_cache[key] = _Options(servers, state, constant) if servers.size else None
+        options = options_cache[key]
+        if options is None:
+            why = "no server in its multiserver system may back it up (rules 1 and 2)"
+            if mode and candidates[camera.primary_id].size:
+                why = f"no other valid backup server gives it {mode} redundancy"
+            unplaced.append((camera, why))
             continue
-        if camera.backup_id is not None:
-            # Reconsidering a camera's backup keeps its redundancy mode: the operator chose that protection.
-            mode = site.mode_of(camera)
-            key = (camera.primary_id, mode)
-            if key not in same_mode:
-                same_mode[key] = options[[site.mode_of(camera, ids[i]) == mode for i in options]]
-            options = same_mode[key]
-            if options.size == 0:
-                unplaced.append((camera, f"no other valid backup server gives it {mode} redundancy"))
-                continue
         vector = _vector(loads[camera.id][0])
-        taking = state.normal[options] + state.moves[p, options] + vector
-        fits = np.all(taking <= state.limit[options], axis=1)
-        peak = np.maximum(worst[options], state.scores(taking, options))
-        for j in np.flatnonzero(constant[options]):
-            # A constant-mode backup records the camera all the time: every one of its cases grows.
-            s = options[j]
-            cases = state.normal[s] + vector + state.moves[:, s]
-            peak[j] = float(np.max(state.scores(cases, s)))
-            fits[j] = bool(np.all(cases <= state.limit[s]))
-        if not fits.any():
+        fits, peak = options.price(state, worst, p, vector)
+        masked = np.where(fits, peak, np.inf)
+        best = masked.min()
+        if best == np.inf:
             unplaced.append((camera, "no valid backup server has room for it within its capacity figures"))
             continue
-        order = np.lexsort((options, held[p, options], peak, ~fits))
-        j = order[0]
-        s = options[j]
+        ties = np.flatnonzero(masked == best)
+        j = ties[np.argmin(held[p, options.servers[ties]])] if ties.size > 1 else ties[0]
+        if camera.backup_id is not None:
+            # Moving a camera costs a reconnection: keep its backup unless another is clearly better.
+            here = np.flatnonzero(options.servers == index.get(camera.backup_id, -1))
+            if here.size and masked[here[0]] <= best + KEEP_MARGIN:
+                j = here[0]
+        s = options.servers[j]
         if constant[s]:
             state.normal[s] += vector
         else:

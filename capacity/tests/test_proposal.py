@@ -132,7 +132,7 @@ def test_reconsidering_all_cameras_keeps_each_cameras_mode(make_system, make_ser
     system = make_system("Modes")
     a = make_server("M-A", system)
     constant = make_server("M-const", system, constant=True)
-    plain = [make_server(f"M-plain-{n}", system) for n in range(2)]
+    plain = [make_server(f"M-plain-{n}", system, max_inbound_mbps=40) for n in range(2)]
     for n in range(6):
         make_camera(a, constant, f"const-{n}", expected_bitrate_kbps=4000, **MJPEG)
     for n in range(6):
@@ -143,3 +143,10 @@ def test_reconsidering_all_cameras_keeps_each_cameras_mode(make_system, make_ser
     apply(proposal)
     assert set(Camera.objects.filter(name__startswith="const").values_list("backup_server__name", flat=True)) == {
         "M-const"}  # fmt: skip
+
+
+def test_a_second_proposal_moves_nothing_for_nothing(skewed):
+    apply(propose(load_site(), "all"))
+    again = propose(load_site(), "all")
+    assert again.changes == []
+    assert again.kept == Camera.objects.count()
