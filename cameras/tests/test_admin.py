@@ -22,6 +22,7 @@ def test_admin_refuses_invalid_backup(admin_client, site, make_camera):
         "width": 1920,
         "height": 1080,
         "fps": 25,
+        "quality": "medium",
         "expected_bitrate_kbps": "",
         "primary_server": site["a"].pk,
         "backup_server": site["other"].pk,

@@ -17,6 +17,7 @@ def connection_data(camera, **changes):
         "width": camera.width,
         "height": camera.height,
         "fps": camera.fps,
+        "quality": "medium",
         "expected_bitrate_kbps": "",
         "primary_server": camera.primary_server_id,
         "backup_server": camera.backup_server_id or "",
@@ -100,12 +101,14 @@ def test_add_camera_page(admin_client, site):
             "width": 1280,
             "height": 720,
             "fps": 15,
+            "quality": "high",
             "primary_server": site["a"].pk,
             "backup_server": site["b"].pk,
         },
     )
     assert response.status_code == 302
     assert Camera.objects.get(name="lobby").redundancy_mode == "normal"
+    assert Camera.objects.get(name="lobby").quality == "high"
 
 
 def test_camera_list_filters_by_mode(admin_client, site, make_camera):
