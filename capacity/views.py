@@ -30,16 +30,21 @@ class Bar:
 
 
 def chart(capacity_plan, dimension: str) -> list[Bar]:
-    """Normal and worst-case load against capacity, one bar per server, on one scale."""
+    """Normal and worst-case load per server as a share of its own capacity, so a small server reads
+    as well as a big one; servers without a capacity figure are drawn against the largest of them."""
     rows = []
     for p in capacity_plan.servers:
         worst = (p.worst_pair or p.worst or p.normal) if capacity_plan.pairs else (p.worst or p.normal)
         rows.append((p, p.normal.figures.get(dimension), worst.figures.get(dimension), p.capacity[dimension]))
-    scale = max([max(n, w, c or 0) for _, n, w, c in rows] or [0]) or 1
-    return [
-        Bar(p.server.name, n, w, c, 100 * n / scale, 100 * w / scale, c and 100 * c / scale, bool(c and w > c))
-        for p, n, w, c in rows
-    ]
+    axis = max([1.25, *(w / c for _, _, w, c in rows if c)])  # in shares of capacity
+    unmeasured = max([w for _, _, w, c in rows if not c] or [0]) or 1
+    bars = []
+    for p, normal, worst, capacity in rows:
+        full = capacity or unmeasured  # what 100 % of capacity means on this row
+        bars.append(Bar(p.server.name, normal, worst, capacity, 100 * normal / full / axis,
+                        100 * worst / full / axis, 100 / axis if capacity else None,
+                        bool(capacity and worst > capacity)))  # fmt: skip
+    return bars
 
 
 def _system_filter(request):
