@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from accounts import audit
 from cameras.models import Camera
 from cameras.rules import backup_problems
 from servers.models import Server
@@ -43,6 +44,7 @@ def assign_backups(assignments: list[BackupAssignment], today=None) -> list[Came
         errors: dict[int, list[str]] = {}
         seen: set[int] = set()
         changed = []
+        previous: dict[int, int | None] = {}
         for index, item in enumerate(assignments):
             camera = cameras.get(item.camera_id)
             if camera is None:
@@ -64,11 +66,16 @@ def assign_backups(assignments: list[BackupAssignment], today=None) -> list[Came
             if problems:
                 errors[index] = problems
             else:
+                previous[camera.pk] = camera.backup_server_id
                 camera.backup_server = backup
                 changed.append(camera)
         if errors:
             raise BackupAssignmentError(errors)
         Camera.objects.bulk_update(changed, ["backup_server"])
+        audit.record_changes(
+            (camera, {"backup_server_id": previous[camera.pk]}, {"backup_server_id": camera.backup_server_id})
+            for camera in changed
+        )
         # Logged once stored: an outer transaction may still roll the assignment back.
         transaction.on_commit(lambda: _log_assignments(changed))
     return changed

@@ -1,6 +1,7 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
+from accounts.api.views import AuditEntryViewSet
 from cameras.api.views import CameraViewSet
 from capacity.api.views import CapacityView, EstimateView, ProposalView
 from redundancy.api.views import DrainView, EventViewSet, FailBackView, StatusView
@@ -12,6 +13,7 @@ router.register("servers", ServerViewSet)
 router.register("licenses", LicenseViewSet)
 router.register("cameras", CameraViewSet)
 router.register("events", EventViewSet)
+router.register("audit", AuditEntryViewSet)
 urlpatterns = [
     path("status/", StatusView.as_view(), name="status"),
     path("capacity/", CapacityView.as_view(), name="capacity"),

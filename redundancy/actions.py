@@ -3,6 +3,8 @@
 from django.db import transaction
 from django.utils import timezone
 
+from accounts import audit
+from accounts.models import AuditAction
 from eocortex_web.celery import app
 from redundancy import notifications
 from redundancy.models import CameraPlacement, Event, EventKind, Placement, ServerState
@@ -28,6 +30,7 @@ def drain(server, user=None) -> Event | None:
         return None
     state.draining = True
     state.save(update_fields=["draining"])
+    audit.record(AuditAction.DRAIN, server, {"draining": False}, {"draining": True}, user=user)
     who = f" by {user}" if user else ""
     event = Event.objects.create(at=timezone.now(), kind=EventKind.DRAIN_STARTED, server=server,
                                  message=f"{server.name} is being drained for maintenance{who}")  # fmt: skip
@@ -51,5 +54,8 @@ def fail_back(server, user=None) -> int:
     count = CameraPlacement.objects.filter(
         camera__primary_server=server, state__in=[Placement.ON_BACKUP, Placement.TO_BACKUP]
     ).update(fail_back_requested=True)
+    was_draining = bool(events)
+    audit.record(AuditAction.FAIL_BACK, server, {"draining": was_draining}, {"draining": False,
+                 "cameras_returning": count}, user=user)  # fmt: skip
     _tick_soon(*events)
     return count

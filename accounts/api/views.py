@@ -1,0 +1,36 @@
+import django_filters
+from rest_framework import permissions, serializers, viewsets
+
+from accounts.models import AuditAction, AuditEntry
+
+
+class AuditEntrySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditEntry
+        fields = ["id", "at", "user", "username", "action", "object_type", "object_id", "object_repr", "before",
+                  "after"]  # fmt: skip
+
+
+class AuditFilter(django_filters.FilterSet):
+    since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
+    until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+    action = django_filters.MultipleChoiceFilter(choices=AuditAction.choices)
+
+    class Meta:
+        model = AuditEntry
+        fields = ["user", "action", "object_type", "object_id", "since", "until"]
+
+
+class CanReadAuditLog(permissions.BasePermission):
+    """Administrators only: the log shows who changed what across the site."""
+
+    def has_permission(self, request, view):
+        return request.user.has_perm("accounts.view_auditentry")
+
+
+class AuditEntryViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = AuditEntry.objects.all()
+    serializer_class = AuditEntrySerializer
+    permission_classes = [permissions.IsAuthenticated, CanReadAuditLog]
+    filterset_class = AuditFilter
+    ordering_fields = ["at"]
