@@ -22,6 +22,13 @@ CONNECTION_FIELDS = [
 GENERAL_FIELDS = ["name", "enabled", "failover_priority", "analytics"]
 
 
+class WriteOnlyTextInput(forms.TextInput):
+    """A text box that never shows a value: what is typed goes in, nothing comes back out."""
+
+    def format_value(self, value):
+        return None
+
+
 class CameraForm(forms.ModelForm):
     """All of a camera's settings; the tabs use subsets through ``tab_fields``."""
 
@@ -29,7 +36,7 @@ class CameraForm(forms.ModelForm):
     username = forms.CharField(
         required=False,
         max_length=128,
-        widget=forms.TextInput(attrs={"autocomplete": "off", "value": ""}),
+        widget=WriteOnlyTextInput(attrs={"autocomplete": "off"}),
         help_text="Leave empty to keep the stored user name.",
     )
     password = forms.CharField(
@@ -75,9 +82,11 @@ class CameraForm(forms.ModelForm):
 
     def full_clean(self):
         super().full_clean()
-        if self.errors and self.data.get(self.add_prefix("password")):
-            # Typed passwords are never sent back to the browser: say so rather than drop it silently.
-            self.add_error("password", "The password you typed was not stored; type it again.")
+        if self.errors:
+            # Typed credentials are never sent back to the browser: say so rather than drop them silently.
+            for name, what in (("username", "user name"), ("password", "password")):
+                if name in self.fields and self.data.get(self.add_prefix(name)):
+                    self.add_error(name, f"The {what} you typed was not stored; type it again.")
 
     def _offer_valid_backups(self):
         """The drop-down offers only servers that keep the rules; any submitted one is still checked by clean()."""

@@ -1,0 +1,100 @@
+"""A planted camera password (and SMTP password) never leaves the encrypted columns: not in API
+responses, pages, error pages, logs, events, mail, the audit log or the Redis live state."""
+
+import logging
+import time
+
+import pytest
+from django.core import mail
+from django.db import connection
+from rest_framework.test import APIClient
+
+from cameras.models import Camera
+from conftest import free_ports
+from recording import live
+from recording.ingest import CameraFeed, IngestWorker
+from redundancy.models import Event
+from redundancy.tests.test_engine import World
+from servers.models import MailSettings
+
+PASSWORD = "Planted-Pw-4419"
+USERNAME = "planted-user-77"
+SMTP_PASSWORD = "Planted-Smtp-5521"
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _assert_clean(text: str, where: str) -> None:
+    for secret in (PASSWORD, USERNAME, SMTP_PASSWORD):
+        assert secret not in text, f"{secret!r} found in {where}"
+
+
+def test_planted_credentials_appear_nowhere(site, admin_user, admin_client, caplog, capfd, settings):
+    free_port = free_ports(1)[0]
+    caplog.set_level(logging.DEBUG)
+    settings.EMAIL_FROM_ENVIRONMENT = True
+    api = APIClient()
+    api.force_authenticate(admin_user)
+    created = api.post("/api/cameras/", {"name": "vault", "stream_url": f"http://127.0.0.1:{free_port}/video.mjpg",
+                                         "codec": "mjpeg", "primary_server": site["a"].pk,
+                                         "backup_server": site["b"].pk, "username": USERNAME,
+                                         "password": PASSWORD}, format="json")  # fmt: skip
+    assert created.status_code == 201
+    camera = Camera.objects.get(name="vault")
+    assert camera.password == PASSWORD  # stored, and readable by the application
+    with connection.cursor() as cursor:  # but encrypted at rest
+        cursor.execute("SELECT username, password FROM cameras_camera WHERE id = %s", [camera.pk])
+        _assert_clean(str(cursor.fetchone()), "the database row")
+    MailSettings.objects.create(system=site["system"], recipients="ops@example.com", from_email="vms@example.com",
+                                username="mailer", password=SMTP_PASSWORD)  # fmt: skip
+    site["b"].redundancy.email_notifications = True
+    site["b"].redundancy.save()
+
+    seen = [("create response", created.content.decode())]
+    # Refusals must not echo what was typed either.
+    refused = api.patch(f"/api/cameras/{camera.pk}/", {"password": PASSWORD, "fps": 0}, format="json")
+    assert refused.status_code == 400
+    seen.append(("API refusal", refused.content.decode()))
+    form = admin_client.post(f"/cameras/{camera.pk}/", {"stream_url": "ftp://nowhere", "password": PASSWORD,
+                                                         "username": USERNAME})  # fmt: skip
+    assert form.status_code == 400
+    seen.append(("form refusal", form.content.decode()))
+
+    # A failover with mail and events.
+    world = World(site)
+    world.beat("srv-a", "srv-b")
+    world.tick()
+    world.now += 31
+    world.beat("srv-b")
+    world.tick()
+    assert Event.objects.filter(camera=camera, kind="failover_started").exists()
+    assert len(mail.outbox) == 1
+    seen += [("mail", mail.outbox[0].subject + mail.outbox[0].body)]
+    seen += [("events", str(list(Event.objects.values_list("message", flat=True))))]
+
+    # An agent's ingest of the camera failing against a closed loopback port, with its logs.
+    feed = CameraFeed(camera.pk, camera.name, camera.stream_url, camera.username, camera.password, "mjpeg", ())
+    worker = IngestWorker(feed, on_frame=lambda *a: None, open_timeout=0.5, read_timeout=0.5)
+    worker.start()
+    time.sleep(1.5)
+    worker.stop()
+    worker.join(5)
+    seen.append(("repr of the feed", repr(feed)))
+
+    for url in ["/api/cameras/", f"/api/cameras/{camera.pk}/", "/api/status/", "/api/events/", "/api/audit/",
+                "/api/capacity/", "/api/schema/", "/api/systems/", "/api/servers/"]:  # fmt: skip
+        seen.append((url, api.get(url).content.decode()))
+    pages = ["/cameras/", f"/cameras/{camera.pk}/", f"/cameras/{camera.pk}/general/", "/live/", "/servers/",
+             f"/cameras/{camera.pk}/timeline/", f"/servers/{site['a'].pk}/", "/servers/settings/cameras/", "/events/",
+             "/capacity/", f"/capacity/servers/{site['a'].pk}/", f"/servers/systems/{site['system'].pk}/mail/",
+             f"/admin/cameras/camera/{camera.pk}/change/", "/admin/accounts/auditentry/",
+             f"/admin/servers/mailsettings/{site['system'].pk}/change/"]  # fmt: skip
+    for url in pages:
+        response = admin_client.get(url)
+        assert response.status_code == 200, url
+        seen.append((url, response.content.decode()))
+    redis = live.client()
+    seen.append(("Redis", str([(key, redis.dump(key)) for key in redis.scan_iter(f"{settings.LIVE_KEY_PREFIX}*")])))
+    out, err = capfd.readouterr()
+    seen += [("logs", caplog.text), ("stdout", out), ("stderr", err)]
+    for where, text in seen:
+        _assert_clean(text, where)
