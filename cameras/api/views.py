@@ -1,5 +1,6 @@
-from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import permissions, serializers, status, viewsets
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -24,15 +25,17 @@ class CameraViewSet(viewsets.ModelViewSet):
         request=BackupAssignmentsSerializer,
         responses={
             200: CameraSerializer(many=True),
-            400: inline_serializer(
-                "BackupAssignmentErrors",
-                {"assignments": serializers.ListField(child=serializers.DictField())},
+            400: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="Nothing changed. A malformed body gets field errors; a rule broken by any item gets "
+                '{"assignments": [...]} with one object of errors per item, in order.',
             ),
         },
         description="Set or clear the backup server of many cameras at once. All items are applied or none: "
         "when any item breaks a rule, the response lists the errors per item and nothing changes.",
     )
-    @action(detail=False, methods=["post"], url_path="assign-backup", permission_classes=[CanChangeCameras])
+    @action(detail=False, methods=["post"], url_path="assign-backup", permission_classes=[CanChangeCameras],
+            filter_backends=[], pagination_class=None)  # fmt: skip
     def assign_backup(self, request):
         payload = BackupAssignmentsSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
