@@ -214,7 +214,7 @@ def propose(site: Site, scope: str = "unassigned") -> Proposal:
         kept=len(movable) - len(changes) - len(unplaced),
         peak_before=max(before.values(), default=None),
         peak_after=max(after.values(), default=None),
-        server_peaks={names[pk]: (before[pk], after[pk]) for pk in ids if before[pk] != after[pk]},
+        server_peaks={names[pk]: (before[pk], after[pk]) for pk in before if before[pk] != after[pk]},
     )
 
 
@@ -239,13 +239,20 @@ def _candidates(site: Site, ids: list[int], primaries: set[int]) -> dict[int, np
 
 
 def _peaks(site: Site, ids: list[int], index: dict[int, int], backup_of=None) -> dict[int, float]:
-    """Every server's worst case (normal or any single failure) as a share of its tightest figure."""
+    """Each server's worst case (normal or any single failure) as a share of its tightest capacity
+    figure, as the planner reports it; servers without figures are left out."""
     state = _State(site, index)
     for pk, t in tally(site, backup_of=backup_of).items():
         state.normal[index[pk]] = _vector(t.normal)
         for failed, load in t.moves.items():
             state.moves[index[failed], index[pk]] = _vector(load)
-    return {pk: state.worst(index[pk]) for pk in ids}
+    peaks = {}
+    for pk in ids:
+        s = index[pk]
+        if np.all(np.isinf(state.limit[s])):
+            continue  # no capacity figure: balanced against a nominal port, but no share to report
+        peaks[pk] = float(np.max((state.normal[s] + state.moves[:, s]) / state.limit[s]))
+    return peaks
 
 
 def apply(proposal: Proposal, today=None) -> int:
