@@ -83,6 +83,19 @@ def mark_engine_ticked(r: redis.Redis, ttl: float = 3.0) -> None:
     r.set(key("engine-ticked"), "1", px=int(ttl * 1000))
 
 
+def mark_engine_pass(r: redis.Redis, now: float, gap: float) -> float:
+    """Record an engine pass at ``now``; returns when the engine's unbroken run of passes began.
+
+    A pass more than ``gap`` seconds after the previous one (Redis was unreachable, or no engine
+    ran) starts a new run: whatever silence came before it says nothing about the servers.
+    """
+    last, since = r.mget(key("engine-last-pass"), key("engine-run-since"))
+    if last is None or since is None or now - float(last) > gap or now < float(last):
+        since = now
+    r.mset({key("engine-last-pass"): repr(now), key("engine-run-since"): repr(float(since))})
+    return float(since)
+
+
 def engine_ticking(r: redis.Redis) -> bool:
     """Whether an engine ticked within the last few seconds: somebody to hand cameras over to."""
     return bool(r.exists(key("engine-ticked")))

@@ -86,7 +86,12 @@ class Engine:
         now = self.clock()
         servers = list(Server.objects.select_related("redundancy", "system"))
         names = [s.name for s in servers]
-        seen = observe(self.redis, names, now)
+        # After a Redis outage (or with no engine running) the servers' silence meant nothing:
+        # their heartbeats are counted from when the engine could see again.
+        run_since = live.mark_engine_pass(self.redis, now, gap=max(3.0, 3 * settings.ENGINE_TICK_SECONDS))
+        seen = observe(self.redis, names, now).heard_since(run_since)
+        if run_since == now:
+            log.info("event=engine_resumed servers_heard=%d", len(seen.last_seen))
         previous_desired = live.read_all_desired(self.redis, names)
 
         cameras = list(Camera.objects.with_servers().filter(enabled=True))

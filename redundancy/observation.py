@@ -13,6 +13,12 @@ class Observation:
     leaving: set[str]
     health: dict[str, dict[int, dict]]  # server name → camera id → stream report
 
+    def heard_since(self, moment: float) -> "Observation":
+        """The same observation, counting no silence before ``moment`` (when the engine could see again):
+        a server heard before an outage of Redis or of the engine is taken as heard at its end."""
+        last_seen = {name: max(at, moment) for name, at in self.last_seen.items()}
+        return Observation(self.now, last_seen, self.leaving, self.health)
+
     def heartbeat_age(self, name: str) -> float | None:
         seen = self.last_seen.get(name)
         return None if seen is None else self.now - seen

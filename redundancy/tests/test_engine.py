@@ -24,6 +24,8 @@ class World:
         self.redis = live.client()
         self.servers = servers
         self.notified = []
+        self.in_outage = False
+        self.last_pass = None
         self.engine = Engine(self.redis, clock=lambda: self.now, notify_agent=self.notified.append)
 
     def beat(self, *names, streams=None):
@@ -33,8 +35,22 @@ class World:
                 live.publish_stream_health(self.redis, name, {c.pk: {"state": s} for c, s in streams.items()}, 60)
 
     def tick(self, seconds=0.0):
+        """A pass of the engine after ``seconds``; time the test moved on passed with the engine
+        running (as beat ticks it every second), unless the test made it an outage."""
         self.now += seconds
+        if not self.in_outage and self.last_pass is not None:
+            moment = self.last_pass + 1.0
+            while moment < self.now:
+                live.mark_engine_pass(self.redis, moment, gap=3.0)
+                moment += 1.0
+        self.in_outage = False
+        self.last_pass = self.now
         return self.engine.tick()
+
+    def outage(self, seconds):
+        """Redis unreachable for ``seconds``: no heartbeat gets through and the engine cannot pass."""
+        self.now += seconds
+        self.in_outage = True
 
     def placement(self, camera):
         return CameraPlacement.objects.get(camera=camera).state
@@ -264,3 +280,37 @@ def test_events_are_pushed_to_the_live_group(world, fast_site, make_camera):
     kinds = async_to_sync(collect)("failover_started")
     assert kinds == ["server_up", "server_up", "server_down", "failover_started"]
     async_to_sync(layer.group_discard)(EVENTS_GROUP, channel)
+
+
+def test_silence_during_a_redis_outage_is_no_failure(world, fast_site, make_camera):
+    """While Redis is unreachable neither heartbeats nor ticks get through; when it answers again
+    the old heartbeats must not read as dead servers."""
+    camera = make_camera(fast_site["a"], fast_site["b"])
+    world.beat("srv-a", "srv-b", "srv-c", streams={camera: "streaming"})
+    world.tick()
+    world.tick(0.5)
+    world.outage(20)
+    world.tick()
+    assert world.placement(camera) == Placement.ON_PRIMARY
+    assert not Event.objects.filter(kind__in=["server_down", "failover_started"]).exists()
+    world.beat("srv-a", "srv-b", "srv-c", streams={camera: "streaming"})
+    world.tick(0.5)
+    assert not Event.objects.filter(kind__in=["server_down", "failover_started"]).exists()
+    # A server that really died during the outage is found one window after Redis came back.
+    world.now += 1.0
+    world.beat("srv-b", "srv-c")
+    world.tick(1.0)
+    assert Event.objects.filter(kind="server_down", server__name="srv-a").exists()
+    assert world.placement(camera) in (Placement.TO_BACKUP, Placement.ON_BACKUP)
+
+
+def test_a_tick_gap_without_outage_keeps_fresh_heartbeats_fresh(world, fast_site, make_camera):
+    camera = make_camera(fast_site["a"], fast_site["b"])
+    world.beat("srv-a", "srv-b", streams={camera: "streaming"})
+    world.tick()
+    world.now += 10  # the engine ran all along; srv-a fell silent long ago, srv-b is fresh
+    world.beat("srv-b")
+    world.tick()
+    world.beat("srv-b")
+    world.tick(2.0)
+    assert Event.objects.filter(kind="server_down", server__name="srv-a").exists()
