@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 SNAPSHOT_EVERY = 1.0  # seconds between published snapshots of a camera
 HEALTH_TO_DATABASE_EVERY = 5.0
 HOUSEKEEPING_EVERY = 600.0
+STORAGE_RETRY_EVERY = 5.0  # seconds between attempts to write again after the storage failed
 
 
 class CameraPipeline:
@@ -47,22 +48,42 @@ class CameraPipeline:
         self.latest_jpeg: bytes | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._retry_at = 0.0  # after a storage failure: when to try writing again
 
     def __call__(self, feed: CameraFeed, frame: Frame) -> None:
         with self._lock:
             if self._closed:
                 return  # a worker that outlived its stop must not open a segment nobody closes
-            self.writer.write(frame.jpeg, frame.at)
+            self._record(frame)
         for detector in self.detectors:
             event = detector.feed(frame.image, frame.at)
             if event:
                 self.agent.outbox.put("analytics", {"camera_id": feed.camera_id, **event})
         self.latest_jpeg = frame.jpeg  # published by the heartbeat thread: ingest never waits on Redis
 
+    def _record(self, frame: Frame) -> None:
+        """Write the frame; a full disk or a lost storage path is reported, never raised into the stream."""
+        if self._retry_at and frame.at < self._retry_at:
+            return
+        try:
+            self.writer.write(frame.jpeg, frame.at)
+        except OSError as exc:
+            self.writer.abandon()
+            self._retry_at = frame.at + STORAGE_RETRY_EVERY
+            self.agent.storage_failed(self.feed.camera_id, exc)
+            return
+        if self._retry_at:
+            self._retry_at = 0.0
+            self.agent.storage_recovered(self.feed.camera_id)
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            self.writer.close()
+            try:
+                self.writer.close()
+            except OSError as exc:
+                self.writer.abandon()
+                self.agent.storage_failed(self.feed.camera_id, exc)
 
 
 class VideoServerAgent:
@@ -96,6 +117,7 @@ class VideoServerAgent:
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
         self._health_saved_at = 0.0
+        self._storage_problems: dict[int | None, str] = {}  # camera (None: the storage itself) -> error
         self._snapshots_at = 0.0
         self._housekeeping_at = 0.0
 
@@ -104,7 +126,10 @@ class VideoServerAgent:
     def start(self) -> None:
         self.server = Server.objects.get(name=self.name)
         self.storage = self.server.storage_dir
-        self.storage.mkdir(parents=True, exist_ok=True)
+        try:
+            self.storage.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.storage_failed(None, exc)  # cameras still connect; the error is reported, not a crash loop
         self.outbox = Outbox(self.storage / "index-spool.jsonl")
         self._recover_segments()
         try:
@@ -171,7 +196,8 @@ class VideoServerAgent:
                     self.redis,
                     self.name,
                     {"at": self.clock(), "pid": os.getpid(), "cameras": len(reports),
-                     "streaming": sum(1 for r in reports.values() if r["state"] == "streaming")},
+                     "streaming": sum(1 for r in reports.values() if r["state"] == "streaming"),
+                     "storage_error": self.storage_error},
                     ttl,
                 )  # fmt: skip
                 live.publish_stream_health(self.redis, self.name, reports, ttl)
@@ -181,7 +207,32 @@ class VideoServerAgent:
             self._stop.wait(max(0.0, self.heartbeat_interval - (time.monotonic() - started)))
 
     def stream_reports(self) -> dict[int, dict]:
-        return {camera_id: worker.stats.report() for camera_id, worker in list(self.workers.items())}
+        reports = {camera_id: worker.stats.report() for camera_id, worker in list(self.workers.items())}
+        problems = dict(self._storage_problems)
+        for camera_id, report in reports.items():
+            error = problems.get(camera_id) or problems.get(None)
+            if error and report["state"] == "streaming":
+                # Frames that cannot be written are not recorded: the engine must not count on them.
+                report.update(state="lost", reason=f"storage: {error}")
+        return reports
+
+    # -- storage ----------------------------------------------------------------------------
+
+    @property
+    def storage_error(self) -> str | None:
+        problems = dict(self._storage_problems)
+        return next(iter(problems.values()), None)
+
+    def storage_failed(self, camera_id: int | None, exc: OSError) -> None:
+        error = exc.strerror or str(exc)
+        if self._storage_problems.get(camera_id) != error:
+            log.error("server=%s camera=%s event=storage_failed error=%s", self.name, camera_id or "-", error)
+        self._storage_problems[camera_id] = error
+
+    def storage_recovered(self, camera_id: int) -> None:
+        self._storage_problems.pop(None, None)  # a frame was written: the storage itself is back
+        if self._storage_problems.pop(camera_id, None) is not None:
+            log.info("server=%s camera=%s event=storage_recovered", self.name, camera_id)
 
     def publish_snapshots(self) -> None:
         """The latest picture of each camera, at most once a second, all in one round trip."""

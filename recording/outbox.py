@@ -27,9 +27,12 @@ def _when(seconds: float) -> datetime:
 class Outbox:
     def __init__(self, spool: Path):
         self.spool = spool
-        self.spool.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._pending: list[dict] = []
+        try:
+            self.spool.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            log.warning("event=spool_unwritable path=%s error=%s", self.spool, exc.strerror)
         if self.spool.exists():
             for line in self.spool.read_text().splitlines():
                 try:
@@ -49,8 +52,7 @@ class Outbox:
         item = {"kind": kind, **record}
         with self._lock:
             self._pending.append(item)
-            with self.spool.open("a") as spool:
-                spool.write(json.dumps(item) + "\n")
+            self._save(lambda: self._append(json.dumps(item) + "\n"))
 
     def flush(self, server_id: int) -> int:
         """Write what is pending; returns how many records went in (0 when the database is away)."""
@@ -106,5 +108,17 @@ class Outbox:
             return 0
         with self._lock:
             self._pending = self._pending[len(batch) :]
-            self.spool.write_text("".join(json.dumps(item) + "\n" for item in self._pending))
+            pending = "".join(json.dumps(item) + "\n" for item in self._pending)
+            self._save(lambda: self.spool.write_text(pending))
         return len(batch)
+
+    def _append(self, line: str) -> None:
+        with self.spool.open("a") as spool:
+            spool.write(line)
+
+    def _save(self, write) -> None:
+        """Keep the spool on disk when the disk lets us; in memory the records still reach the database."""
+        try:
+            write()
+        except OSError as exc:
+            log.warning("event=spool_unwritable path=%s error=%s", self.spool, exc.strerror)

@@ -99,10 +99,24 @@ class SegmentWriter:
         self._file = open(path, "ab")  # noqa: SIM115 (kept open across frames, closed in close())
         self._path, self._started_at, self._frames, self._size = path, at, 0, 0
 
+    def abandon(self) -> None:
+        """After a write failed (disk full, storage gone): let go of the file, keeping what reached it."""
+        if self._file is None:
+            return
+        try:
+            self._file.close()
+        except OSError:
+            pass
+        self._file = None  # the frames written so far are still indexed
+        self._finish()
+
     def close(self) -> None:
         if self._file is None:
             return
         self._file.close()
+        self._finish()
+
+    def _finish(self) -> None:
         record = SegmentRecord(
             self.camera_id, self.server, self._started_at, self._last_at, self._frames, self._size, str(self._path)
         )

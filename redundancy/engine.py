@@ -108,6 +108,7 @@ class Engine:
             down_window = self.windows.fast if server.pk in fast_primaries else self.windows.normal
             age, leaving = seen.heartbeat_age(server.name), server.name in seen.leaving
             events += self._server_status(server, state, age, leaving, down_window, now)
+            events += self._storage(server, state, seen.storage_errors, now)
             views[server.pk] = seen.server_view(server, state)
 
         camera_views = {}
@@ -152,7 +153,8 @@ class Engine:
                 pk__in=[p.pk for p in changed if p.state == Placement.ON_PRIMARY], fail_back_requested=True
             ).update(fail_back_requested=False)
             for state in self._dirty:
-                state.save(update_fields=["status", "status_since", "healthy_since", "failures", "hold_down_seconds"])
+                state.save(update_fields=["status", "status_since", "healthy_since", "failures", "hold_down_seconds",
+                                          "storage_error"])  # fmt: skip
             Event.objects.bulk_create(events)
 
         desired = self._desired_sets(servers, cameras, camera_views)
@@ -284,6 +286,24 @@ class Engine:
         return desired
 
     # -- events -----------------------------------------------------------------------------
+
+    def _storage(self, server, state, storage_errors, now) -> list[Event]:
+        """A server whose agent cannot write its recordings (disk full, path gone): an event each way.
+        Its cameras are reported lost by the agent, so fast mode moves them to their backups."""
+        if server.name not in storage_errors:
+            return []  # not heard this pass: nothing new about its storage
+        error = (storage_errors[server.name] or "")[:200]
+        if error == state.storage_error:
+            return []
+        state.storage_error = error
+        self._dirty.add(state)
+        if error:
+            log.error("server=%s event=storage_failed error=%s", server.name, error)
+            text = f"{server.name} cannot write its recordings: {error}"
+            return [self._server_event(EventKind.STORAGE_FAILED, server, text, now)]
+        log.info("server=%s event=storage_restored", server.name)
+        text = f"{server.name} writes its recordings again"
+        return [self._server_event(EventKind.STORAGE_RESTORED, server, text, now)]
 
     def _server_event(self, kind, server, message, now) -> Event:
         return Event(at=_when(now), kind=kind, server=server, message=message)

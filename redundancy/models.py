@@ -24,6 +24,9 @@ class ServerState(models.Model):
     healthy_since = models.DateTimeField(null=True, blank=True)
     failures = models.JSONField(default=list, help_text="Recent times (epoch seconds) it went down: flap damping.")
     hold_down_seconds = models.FloatField(default=0)
+    storage_error = models.CharField(
+        max_length=200, blank=True, help_text="Why the server cannot write its recordings, as its agent reports."
+    )
 
     def __str__(self):
         return f"{self.server}: {self.status}"
@@ -62,6 +65,8 @@ class EventKind(models.TextChoices):
     FLAP_DAMPED = "flap_damped", "Flapping damped"
     DRAIN_STARTED = "drain_started", "Drain started"
     DRAIN_ENDED = "drain_ended", "Drain ended"
+    STORAGE_FAILED = "storage_failed", "Storage failed"
+    STORAGE_RESTORED = "storage_restored", "Storage restored"
 
 
 class Event(models.Model):

@@ -1,6 +1,6 @@
 """What the engine and the status API see of the servers in Redis, read once per pass."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from recording import live
 from redundancy.decisions import ServerView
@@ -12,12 +12,14 @@ class Observation:
     last_seen: dict[str, float]  # server name → time of its last heartbeat
     leaving: set[str]
     health: dict[str, dict[int, dict]]  # server name → camera id → stream report
+    # server name → its agent's storage error; only servers whose heartbeat was read
+    storage_errors: dict[str, str | None] = field(default_factory=dict)
 
     def heard_since(self, moment: float) -> "Observation":
         """The same observation, counting no silence before ``moment`` (when the engine could see again):
         a server heard before an outage of Redis or of the engine is taken as heard at its end."""
         last_seen = {name: max(at, moment) for name, at in self.last_seen.items()}
-        return Observation(self.now, last_seen, self.leaving, self.health)
+        return Observation(self.now, last_seen, self.leaving, self.health, self.storage_errors)
 
     def heartbeat_age(self, name: str) -> float | None:
         seen = self.last_seen.get(name)
@@ -48,9 +50,11 @@ class Observation:
 
 def observe(redis_client, server_names: list[str], now: float) -> Observation:
     """Raises redis.RedisError when Redis cannot be read: silence from Redis is no observation."""
+    heartbeats = live.read_heartbeats(redis_client, server_names)
     return Observation(
         now=now,
         last_seen=live.read_last_seen(redis_client),
         leaving=live.leaving_servers(redis_client, server_names),
         health=live.read_all_stream_health(redis_client, server_names),
+        storage_errors={name: (beat or {}).get("storage_error") for name, beat in heartbeats.items() if beat},
     )

@@ -42,6 +42,7 @@ def current_status(redis_client=None, clock=time.time) -> dict:
             "draining": view.draining, "leaving": view.leaving,
             "hold_down_seconds": view.hold_down, "ingesting": len(view.streams), "own_cameras": server.own,
             "max_cameras": server.max_cameras,
+            "storage_error": state.storage_error if state else "",
         })  # fmt: skip
     placements = {p.pk: p for p in CameraPlacement.objects.all()}
     windows = Windows.from_settings()

@@ -233,3 +233,29 @@ def test_engine_and_beat_killed_mid_failover_decide_once(recorded_pair, agent_pr
     assert Event.objects.filter(kind="server_down", server__name="srv-a").count() == 1
     assert live.read_desired(redis_client, "srv-a") == {camera.pk}
     backup.send_signal(signal.SIGTERM)
+
+
+def test_unwritable_storage_is_reported_not_a_crash_loop(recorded_pair, agent_process, engine, tmp_path, api):
+    camera = recorded_pair
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the recordings directory should be")
+    server = camera.primary_server
+    server.recordings_path = str(blocker / "recordings")  # cannot be created, not even by root
+    server.save()
+    primary, backup = agent_process("srv-a"), agent_process("srv-b")
+    wait_for(lambda: Event.objects.filter(kind="storage_failed", server=server).exists(), 30,
+             message="a storage_failed event")  # fmt: skip
+    status = {s["name"]: s for s in api.get("/api/status/").json()["servers"]}
+    assert status["srv-a"]["storage_error"] == "Not a directory"
+    assert status["srv-a"]["status"] == "up", "the agent itself is alive and heard"
+    # Fast mode: cameras the primary cannot record move to the backup.
+    wait_for(lambda: placement(camera) == Placement.ON_BACKUP, 30, message="the camera on its backup")
+    time.sleep(3)
+    assert primary.poll() is None, "the agent did not exit"
+    assert Event.objects.filter(kind="storage_failed", server=server).count() == 1
+    # The path is fixed: the storage comes back on its own.
+    blocker.unlink()
+    wait_for(lambda: Event.objects.filter(kind="storage_restored", server=server).exists(), 30,
+             message="a storage_restored event")  # fmt: skip
+    wait_for(lambda: placement(camera) == Placement.ON_PRIMARY, 40, message="the camera back on its primary")
+    backup.send_signal(signal.SIGTERM)

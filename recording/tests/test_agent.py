@@ -1,6 +1,7 @@
 """The video-server agent against the real simulator, Redis and OpenCV, run in threads."""
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -178,3 +179,38 @@ def test_housekeeping_deletes_segments_past_retention(recorded_site, simulator, 
     assert agent.housekeeping() == 1
     assert not Segment.objects.filter(pk=old.pk).exists()
     assert not Path(old.path).exists()
+
+
+def test_a_full_disk_is_reported_and_recording_resumes_when_it_frees(recorded_site, simulator, agents, make_camera,
+                                                                     redis_client, monkeypatch):  # fmt: skip
+    import errno
+
+    from recording import segments
+
+    sim = simulator(1)
+    camera = make_camera(recorded_site["a"], stream_url=sim.url(1), codec="mjpeg")
+    disk_full = threading.Event()
+    real_write = segments.SegmentWriter.write
+
+    def write(self, jpeg, at):
+        if disk_full.is_set():
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(self, jpeg, at)
+
+    monkeypatch.setattr(segments.SegmentWriter, "write", write)
+    agent = agents("srv-a")
+    wait_for(lambda: Segment.objects.filter(camera=camera).exists(), 20, message="a first segment")
+    disk_full.set()
+    heartbeat = wait_for(lambda: (live.read_heartbeats(redis_client, ["srv-a"])["srv-a"] or {}).get("storage_error")
+                         and live.read_heartbeats(redis_client, ["srv-a"])["srv-a"], 10,
+                         message="the storage error in the heartbeat")  # fmt: skip
+    assert heartbeat["storage_error"] == "No space left on device"
+    report = live.read_stream_health(redis_client, "srv-a")[camera.pk]
+    assert report["state"] == "lost" and report["reason"] == "storage: No space left on device"
+    assert all(thread.is_alive() for thread in agent._threads), "no crash"
+    disk_full.clear()
+    wait_for(lambda: (live.read_heartbeats(redis_client, ["srv-a"])["srv-a"] or {}).get("storage_error") is None
+             and live.read_stream_health(redis_client, "srv-a")[camera.pk]["state"] == "streaming", 15,
+             message="recording again once the disk has room")  # fmt: skip
+    written = Segment.objects.filter(camera=camera).count()
+    wait_for(lambda: Segment.objects.filter(camera=camera).count() > written, 15, message="new segments")

@@ -27,6 +27,9 @@ class ServerHealthSerializer(serializers.Serializer):
     ingesting = serializers.IntegerField(help_text="Cameras the server ingests now.")
     own_cameras = serializers.IntegerField(help_text="Cameras it is the primary server of.")
     max_cameras = serializers.IntegerField(allow_null=True)
+    storage_error = serializers.CharField(
+        allow_blank=True, help_text="Why the server cannot write its recordings; empty when it can."
+    )
 
 
 class CameraStatusSerializer(serializers.Serializer):

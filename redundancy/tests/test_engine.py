@@ -314,3 +314,23 @@ def test_a_tick_gap_without_outage_keeps_fresh_heartbeats_fresh(world, fast_site
     world.beat("srv-b")
     world.tick(2.0)
     assert Event.objects.filter(kind="server_down", server__name="srv-a").exists()
+
+
+def test_storage_failure_and_recovery_are_events_and_server_health(world, site, make_camera):
+    make_camera(site["a"], site["b"])
+    world.beat("srv-a", "srv-b")
+    world.tick()
+    live.publish_heartbeat(world.redis, "srv-a", {"at": world.now, "storage_error": "No space left on device"}, 60)
+    world.beat("srv-b")
+    world.tick(0.5)
+    world.tick(0.5)  # reported again: no second event
+    failed = Event.objects.filter(kind="storage_failed", server=site["a"])
+    assert failed.count() == 1
+    assert failed.get().message == "srv-a cannot write its recordings: No space left on device"
+    assert ServerState.objects.get(server=site["a"]).storage_error == "No space left on device"
+    world.tick(5)  # srv-a silent: its storage is not guessed at
+    assert ServerState.objects.get(server=site["a"]).storage_error == "No space left on device"
+    world.beat("srv-a", "srv-b")
+    world.tick(0.5)
+    assert Event.objects.filter(kind="storage_restored", server=site["a"]).count() == 1
+    assert ServerState.objects.get(server=site["a"]).storage_error == ""

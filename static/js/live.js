@@ -26,6 +26,9 @@
       state.textContent = server.status;
       state.className = "badge status-" + server.status;
       card.querySelector('[data-field="load"]').textContent = server.ingesting;
+      const storage = card.querySelector('[data-field="storage"]');
+      storage.hidden = !server.storage_error;
+      storage.textContent = server.storage_error ? "Storage: " + server.storage_error : "";
       card.querySelector('[data-field="age"]').textContent =
         server.heartbeat_age === null ? "—" : server.heartbeat_age.toFixed(1) + " s";
     }
