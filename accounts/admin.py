@@ -1,6 +1,8 @@
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 
-from accounts.models import AuditEntry
+from accounts.models import AuditEntry, SystemAccess
 
 
 @admin.register(AuditEntry)
@@ -19,3 +21,19 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class SystemAccessInline(admin.TabularInline):
+    model = SystemAccess
+    extra = 0
+    verbose_name = "multiserver system this user is limited to"
+    verbose_name_plural = "Multiserver systems this user is limited to (none: the whole site)"
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class ScopedUserAdmin(UserAdmin):
+    inlines = [*UserAdmin.inlines, SystemAccessInline]

@@ -18,3 +18,4 @@ class AccountsConfig(AppConfig):
         audit.track(get_user_model())
         audit.track(Group)
         audit.track_roles(get_user_model())
+        audit.track(self.get_model("SystemAccess"))

@@ -31,3 +31,19 @@ class AuditEntry(models.Model):
 
     def __str__(self):
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.username or 'system'} {self.action} {self.object_repr}"
+
+
+class SystemAccess(models.Model):
+    """Limits a user to the multiserver systems listed for them: pages, API and live updates show
+    only those systems' servers, cameras and events, and actions on anything else are refused.
+    A user with no entry works across the whole site, as do superusers."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="system_access")
+    system = models.ForeignKey("servers.MultiserverSystem", on_delete=models.CASCADE, related_name="user_access")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "system"], name="one_access_per_user_and_system")]
+        verbose_name_plural = "system access"
+
+    def __str__(self):
+        return f"{self.user} → {self.system}"

@@ -1,6 +1,7 @@
 from django import forms
 from django.utils import timezone
 
+from accounts.scope import limit
 from cameras.models import AnalyticsModule, Camera
 from cameras.rules import valid_backups
 from servers.models import Server
@@ -57,8 +58,11 @@ class CameraForm(forms.ModelForm):
         model = Camera
         fields = GENERAL_FIELDS + CONNECTION_FIELDS
 
-    def __init__(self, *args, tab_fields=None, backup_options_url=None, read_only=False, **kwargs):
+    def __init__(self, *args, tab_fields=None, backup_options_url=None, read_only=False, user=None, **kwargs):
         super().__init__(*args, **kwargs)
+        if user is not None:  # only servers of the user's systems can be chosen
+            for name in ("primary_server", "backup_server"):
+                self.fields[name].queryset = limit(self.fields[name].queryset, user, "system")
         self.initial.pop("username", None)
         if tab_fields is not None:
             for name in list(self.fields):

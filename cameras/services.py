@@ -28,14 +28,17 @@ class BackupAssignmentError(Exception):
         super().__init__("; ".join(message for messages in errors.values() for message in messages))
 
 
-def assign_backups(assignments: list[BackupAssignment], today=None) -> list[Camera]:
-    """Apply every assignment or none of them; returns the cameras whose backup changed."""
+def assign_backups(assignments: list[BackupAssignment], today=None, cameras=None) -> list[Camera]:
+    """Apply every assignment or none of them; returns the cameras whose backup changed.
+
+    ``cameras`` narrows which cameras may be changed (a user's systems): others do not exist here."""
     today = today or timezone.localdate()
     camera_ids = {a.camera_id for a in assignments}
     server_ids = {a.backup_server_id for a in assignments if a.backup_server_id is not None}
     with transaction.atomic():
         cameras = (
-            Camera.objects.select_for_update(of=("self",))
+            (cameras if cameras is not None else Camera.objects.all())
+            .select_for_update(of=("self",))
             .select_related("primary_server__system")
             .prefetch_related("primary_server__licenses")
             .in_bulk(camera_ids)

@@ -5,6 +5,7 @@ from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
+from accounts.scope import limit
 from cameras.forms import CONNECTION_FIELDS, GENERAL_FIELDS, CameraForm
 from cameras.models import Camera
 from cameras.modes import RedundancyMode
@@ -13,9 +14,13 @@ from servers.models import Server
 TABS = {"connection": CONNECTION_FIELDS, "general": GENERAL_FIELDS}
 
 
+def _cameras(user):
+    return limit(Camera.objects.with_servers(), user, "primary_server__system")
+
+
 @login_required
 def camera_list(request):
-    cameras = Camera.objects.with_servers().prefetch_related("primary_server__licenses", "backup_server__licenses")
+    cameras = _cameras(request.user).prefetch_related("primary_server__licenses", "backup_server__licenses")
     server_id = request.GET.get("server", "")
     if server_id.isdigit():
         cameras = cameras.filter(Q(primary_server_id=server_id) | Q(backup_server_id=server_id))
@@ -26,7 +31,7 @@ def camera_list(request):
         "cameras/camera_list.html",
         {
             "cameras": cameras,
-            "servers": Server.objects.all(),
+            "servers": limit(Server.objects.all(), request.user, "system"),
             "modes": RedundancyMode.choices,
             "server_id": server_id,
             "mode": mode,
@@ -36,12 +41,13 @@ def camera_list(request):
 
 @login_required
 def camera_tab(request, pk, tab):
-    camera = get_object_or_404(Camera.objects.with_servers(), pk=pk)
+    camera = get_object_or_404(_cameras(request.user), pk=pk)
     can_configure = request.user.has_perm("cameras.change_camera")
     options = {
         "tab_fields": TABS[tab],
         "backup_options_url": reverse("cameras:backup-options", args=[camera.pk]),
         "read_only": not can_configure,
+        "user": request.user,
     }
     form = CameraForm(instance=camera, **options)
     if request.method == "POST":
@@ -63,8 +69,8 @@ def camera_tab(request, pk, tab):
 @login_required
 def backup_options(request, pk=None):
     """The Backup server drop-down for the primary chosen in the form (HTMX partial)."""
-    camera = get_object_or_404(Camera.objects.with_servers(), pk=pk) if pk else Camera()
-    form = CameraForm(request.GET, instance=camera, tab_fields=["primary_server", "backup_server"])
+    camera = get_object_or_404(_cameras(request.user), pk=pk) if pk else Camera()
+    form = CameraForm(request.GET, instance=camera, tab_fields=["primary_server", "backup_server"], user=request.user)
     return render(request, "cameras/_backup_select.html", {"form": form})
 
 
@@ -72,7 +78,7 @@ def backup_options(request, pk=None):
 def camera_new(request):
     if not request.user.has_perm("cameras.add_camera"):
         raise PermissionDenied
-    form = CameraForm(request.POST or None, backup_options_url=reverse("cameras:backup-options-new"))
+    form = CameraForm(request.POST or None, backup_options_url=reverse("cameras:backup-options-new"), user=request.user)
     if request.method == "POST" and form.is_valid():
         camera = form.save()
         messages.success(request, f"Camera {camera.name} added.")

@@ -1,5 +1,6 @@
 from django import forms
 
+from accounts.scope import limit
 from cameras.models import AnalyticsModule, Camera
 from capacity.proposal import SCOPES
 from servers.models import CAPACITY_FIGURES, MultiserverSystem, Server, capacity_messages
@@ -39,3 +40,8 @@ class CapacityFiguresForm(forms.ModelForm):
 class ProposalForm(forms.Form):
     scope = forms.ChoiceField(choices=list(SCOPES.items()), initial="unassigned", widget=forms.RadioSelect)
     system = forms.ModelChoiceField(MultiserverSystem.objects.all(), required=False, empty_label="All systems")
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if user is not None:
+            self.fields["system"].queryset = limit(self.fields["system"].queryset, user, "pk")

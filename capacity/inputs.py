@@ -66,13 +66,17 @@ class Site:
         return mode_for(backup.constant_redundancy, backup.fast_redundancy, primary.fast_redundancy)
 
 
-def load_site(system_id: int | None = None, today: date | None = None) -> Site:
+def load_site(system_id: int | None = None, today: date | None = None, systems: set[int] | None = None) -> Site:
+    """One system, or the whole site; ``systems`` limits it to those a user may see."""
     today = today or timezone.localdate()
     servers = Server.objects.select_related("system", "redundancy").prefetch_related("licenses")
     cameras = Camera.objects.all()
     if system_id is not None:
         servers = servers.filter(system_id=system_id)
         cameras = cameras.filter(primary_server__system_id=system_id)
+    if systems is not None:
+        servers = servers.filter(system_id__in=systems)
+        cameras = cameras.filter(primary_server__system_id__in=systems)
     servers = {server.pk: server for server in servers}
     measured = _measured_streams(system_id)
     rows = cameras.order_by("pk").values_list(

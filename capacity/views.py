@@ -7,6 +7,8 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
 
+from accounts.scope import allowed_systems, limit
+from cameras.models import Camera
 from cameras.services import BackupAssignment, BackupAssignmentError, assign_backups
 from capacity import coefficients
 from capacity.estimates import estimate
@@ -49,7 +51,13 @@ def chart(capacity_plan, dimension: str) -> list[Bar]:
 
 def _system_filter(request):
     value = request.GET.get("system", "") or request.POST.get("system", "")
-    return int(value) if value.isdigit() else None
+    system_id = int(value) if value.isdigit() else None
+    return system_id if system_id is None or limit(MultiserverSystem.objects.filter(pk=system_id), request.user,
+                                                   "pk").exists() else None  # fmt: skip
+
+
+def _site(request, system_id):
+    return load_site(system_id, systems=allowed_systems(request.user))
 
 
 @login_required
@@ -58,18 +66,18 @@ def capacity_page(request):
     pairs = request.GET.get("pairs") == "1"
     dimension = request.GET.get("dimension", "mbps")
     dimension = dimension if dimension in DIMENSIONS else "mbps"
-    capacity_plan = plan(load_site(system_id), pairs=pairs)
+    capacity_plan = plan(_site(request, system_id), pairs=pairs)
     context = {
         "plan": capacity_plan,
         "bars": chart(capacity_plan, dimension),
         "dimension": dimension,
         "dimension_label": DIMENSION_LABELS[dimension],
         "dimensions": DIMENSION_LABELS,
-        "systems": MultiserverSystem.objects.all(),
+        "systems": limit(MultiserverSystem.objects.all(), request.user, "pk"),
         "system_id": system_id,
         "pairs": pairs,
         "calculator": CalculatorForm(),
-        "proposal_form": ProposalForm(initial={"system": system_id}),
+        "proposal_form": ProposalForm(initial={"system": system_id}, user=request.user),
         "coefficients": coefficients.TABLE,
         "can_assign": request.user.has_perm("cameras.change_camera"),
     }
@@ -95,11 +103,11 @@ def calculator(request):
 def proposal(request):
     if not request.user.has_perm("cameras.change_camera"):
         raise PermissionDenied
-    form = ProposalForm(request.POST)
+    form = ProposalForm(request.POST, user=request.user)
     if not form.is_valid():
         return render(request, "capacity/_proposal.html", {"proposal_form": form}, status=400)
     system = form.cleaned_data["system"]
-    result = propose(load_site(system.pk if system else None), form.cleaned_data["scope"])
+    result = propose(_site(request, system.pk if system else None), form.cleaned_data["scope"])
     return render(request, "capacity/_proposal.html", {"proposal_form": form, "proposal": result})
 
 
@@ -116,7 +124,9 @@ def apply_proposal(request):
     if not assignments:
         return render(request, "capacity/_applied.html", {"error": "Nothing to apply."}, status=400)
     try:
-        changed = assign_backups(assignments)
+        changed = assign_backups(
+            assignments, cameras=limit(Camera.objects.all(), request.user, "primary_server__system")
+        )
     except BackupAssignmentError as exc:
         errors = [message for messages in exc.errors.values() for message in messages]
         return render(request, "capacity/_applied.html", {"errors": errors}, status=400)
@@ -126,7 +136,7 @@ def apply_proposal(request):
 @login_required
 def server_capacity(request, pk):
     """One server's cameras with their bitrates side by side, and its capacity figures."""
-    server = get_object_or_404(Server.objects.select_related("system"), pk=pk)
+    server = get_object_or_404(limit(Server.objects.select_related("system"), request.user, "system"), pk=pk)
     can_edit = request.user.has_perm("servers.change_server")
     form = CapacityFiguresForm(instance=server, read_only=not can_edit)
     status, saved = 200, False

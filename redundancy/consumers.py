@@ -8,6 +8,7 @@ import logging
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from accounts.scope import allowed_systems
 from redundancy.notifications import EVENTS_GROUP
 from redundancy.status import current_status
 
@@ -24,6 +25,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=UNAUTHENTICATED)
             return
+        # Object-level: the socket carries only the servers, cameras and events of the user's systems.
+        self.systems = await database_sync_to_async(allowed_systems)(user)
         await self.channel_layer.group_add(EVENTS_GROUP, self.channel_name)
         await self.accept()
         self._status_due = asyncio.Event()
@@ -40,6 +43,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def redundancy_events(self, message):
         """Engine events: to the page at once, and the status they changed right after them."""
         for event in message["events"]:
+            if self.systems is not None and event.get("system") not in self.systems:
+                continue
             await self.send_json({"type": "event", "event": event})
         self._status_due.set()
 
@@ -60,4 +65,4 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 
     @database_sync_to_async
     def _status(self):
-        return current_status()
+        return current_status(systems=self.systems)

@@ -9,11 +9,12 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 
+from accounts.scope import allowed_systems, limit
 from cameras.models import Camera
 from cameras.modes import RedundancyMode
 from recording import live
 from recording.models import Segment
-from redundancy.models import Event
+from redundancy.models import EVENT_SYSTEM, Event
 from redundancy.status import current_status
 
 WHERE = [("primary", "On primary"), ("backup", "On backup"), ("both", "On both"), ("nobody", "Recorded by nobody")]
@@ -21,14 +22,15 @@ WHERE = [("primary", "On primary"), ("backup", "On backup"), ("both", "On both")
 
 @login_required
 def live_page(request):
-    status = current_status()
+    status = current_status(systems=allowed_systems(request.user))
     servers = {row["id"]: row for row in status["servers"]}
     for row in status["cameras"]:
         row["primary_name"] = servers[row["primary_server"]]["name"]
         row["backup_name"] = servers[row["backup_server"]]["name"] if row["backup_server"] else ""
     return render(request, "redundancy/live.html", {
         "status": status,
-        "events": Event.objects.select_related("camera", "server", "to_server")[:30],
+        "events": limit(Event.objects.select_related("camera", "server", "to_server"), request.user,
+                        *EVENT_SYSTEM)[:30],  # fmt: skip
         "modes": RedundancyMode.choices,
         "wheres": WHERE,
         "can_operate": request.user.has_perm("redundancy.change_serverstate"),
@@ -38,6 +40,8 @@ def live_page(request):
 @login_required
 def snapshot(request, camera_id):
     """The latest JPEG of a camera, as its recording server published it."""
+    if not limit(Camera.objects.filter(pk=camera_id), request.user, "primary_server__system").exists():
+        raise Http404("No such camera.")
     try:
         shot = live.read_snapshot(live.client(), camera_id)
     except redis.RedisError:
@@ -53,7 +57,7 @@ def snapshot(request, camera_id):
 @login_required
 def camera_timeline(request, pk):
     """Recorded segments by server over the last hour, with the gaps marked."""
-    camera = get_object_or_404(Camera.objects.with_servers(), pk=pk)
+    camera = get_object_or_404(limit(Camera.objects.with_servers(), request.user, "primary_server__system"), pk=pk)
     minutes = 60
     until = timezone.now()
     since = until - timedelta(minutes=minutes)

@@ -69,6 +69,10 @@ class EventKind(models.TextChoices):
     STORAGE_RESTORED = "storage_restored", "Storage restored"
 
 
+# Lookup paths from an event to the multiserver systems it concerns (to limit what a user sees).
+EVENT_SYSTEM = ("server__system", "to_server__system", "camera__primary_server__system")
+
+
 class Event(models.Model):
     at = models.DateTimeField(db_index=True)
     kind = models.CharField(max_length=20, choices=EventKind.choices)

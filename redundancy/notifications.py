@@ -28,7 +28,17 @@ def event_payload(event) -> dict:
         "to_server": event.to_server_id,
         "mode": event.mode,
         "message": event.message,
+        "system": _system_of(event),
     }
+
+
+def _system_of(event) -> int | None:
+    """The multiserver system an event belongs to: live pages show each user only their systems."""
+    if event.server_id:
+        return event.server.system_id
+    if event.camera_id:
+        return event.camera.primary_server.system_id
+    return None
 
 
 def announce(events) -> None:

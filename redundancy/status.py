@@ -18,10 +18,16 @@ from redundancy.observation import Observation, observe
 from servers.models import Server
 
 
-def current_status(redis_client=None, clock=time.time) -> dict:
+def current_status(redis_client=None, clock=time.time, systems: set[int] | None = None) -> dict:
+    """Every server's health and every camera's placement; ``systems`` limits it to those systems."""
     now = clock()
     r = redis_client or live.client()
-    servers = list(Server.objects.select_related("system").annotate(own=Count("primary_cameras")))
+    servers = Server.objects.select_related("system").annotate(own=Count("primary_cameras"))
+    cameras = Camera.objects.with_servers()
+    if systems is not None:
+        servers = servers.filter(system__in=systems)
+        cameras = cameras.filter(primary_server__system__in=systems)
+    servers = list(servers)
     states = {s.pk: s for s in ServerState.objects.all()}
     names = [s.name for s in servers]
     try:
@@ -47,7 +53,7 @@ def current_status(redis_client=None, clock=time.time) -> dict:
     placements = {p.pk: p for p in CameraPlacement.objects.all()}
     windows = Windows.from_settings()
     camera_rows = []
-    for camera in Camera.objects.with_servers():
+    for camera in cameras:
         placement = placements.get(camera.pk)
         state = placement.state if placement else Placement.ON_PRIMARY
         view = CameraView(

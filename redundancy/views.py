@@ -14,18 +14,19 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from accounts.scope import limit
 from cameras.models import Camera
 from cameras.modes import server_warnings
 from cameras.rules import valid_backups
 from cameras.services import BackupAssignment, BackupAssignmentError, assign_backups
 from redundancy import actions
-from redundancy.models import Event, EventKind, ServerState
+from redundancy.models import EVENT_SYSTEM, Event, EventKind, ServerState
 from servers.forms import RedundancySettingsForm
 from servers.models import MailSettings, MultiserverSystem, Server
 
 
-def _servers():
-    return Server.objects.select_related("system", "redundancy").prefetch_related("licenses")
+def _servers(user):
+    return limit(Server.objects.select_related("system", "redundancy").prefetch_related("licenses"), user, "system")
 
 
 def _server_page(request, server, form=None, notice="", open_mail_setup="", status=200):
@@ -55,14 +56,14 @@ def _server_page(request, server, form=None, notice="", open_mail_setup="", stat
 
 @login_required
 def server_information(request, pk):
-    return _server_page(request, get_object_or_404(_servers(), pk=pk))
+    return _server_page(request, get_object_or_404(_servers(request.user), pk=pk))
 
 
 @require_POST
 @login_required
 @permission_required("servers.change_redundancysettings", raise_exception=True)
 def backup_settings(request, pk):
-    server = get_object_or_404(_servers(), pk=pk)
+    server = get_object_or_404(_servers(request.user), pk=pk)
     email_was_on = server.redundancy.email_notifications
     form = RedundancySettingsForm(request.POST, instance=server.redundancy)
     if not form.is_valid():
@@ -112,10 +113,12 @@ def _parse_server_id(value: str):
 @login_required
 def general_settings_cameras(request):
     """Every camera with a backup select per row; bulk fill; Apply stores all rows or none."""
-    systems = MultiserverSystem.objects.all()
+    systems = limit(MultiserverSystem.objects.all(), request.user, "pk")
     system_id = request.GET.get("system") or request.POST.get("system") or ""
-    servers = {server.pk: server for server in _servers()}
-    cameras = Camera.objects.with_servers().order_by("primary_server__system__name", "primary_server__name", "name")
+    servers = {server.pk: server for server in _servers(request.user)}
+    cameras = limit(Camera.objects.with_servers(), request.user, "primary_server__system").order_by(
+        "primary_server__system__name", "primary_server__name", "name"
+    )
     if system_id.isdigit():
         cameras = cameras.filter(primary_server__system_id=system_id)
     cameras = {camera.pk: camera for camera in cameras}
@@ -146,7 +149,8 @@ def general_settings_cameras(request):
             ]
             if not errors:
                 try:
-                    changed = assign_backups(changes)
+                    changed = assign_backups(changes, cameras=limit(Camera.objects.all(), request.user,
+                                                                    "primary_server__system"))  # fmt: skip
                 except BackupAssignmentError as exc:
                     errors = {changes[i].camera_id: problems for i, problems in exc.errors.items()}
             if errors:
@@ -186,7 +190,7 @@ def general_settings_cameras(request):
 
 @login_required
 def event_list(request):
-    events = Event.objects.select_related("camera", "server", "to_server")
+    events = limit(Event.objects.select_related("camera", "server", "to_server"), request.user, *EVENT_SYSTEM)
     kind = request.GET.get("kind", "")
     server_id = request.GET.get("server", "")
     camera_id = request.GET.get("camera", "")
@@ -198,7 +202,7 @@ def event_list(request):
         events = events.filter(camera_id=camera_id)
     page = Paginator(events, 100).get_page(request.GET.get("page"))
     return render(request, "redundancy/event_list.html", {
-        "page": page, "kinds": EventKind.choices, "servers": Server.objects.all(),
+        "page": page, "kinds": EventKind.choices, "servers": limit(Server.objects.all(), request.user, "system"),
         "kind": kind, "server_id": server_id, "camera_id": camera_id,
     })  # fmt: skip
 
@@ -207,7 +211,7 @@ def event_list(request):
 @login_required
 @permission_required("redundancy.change_serverstate", raise_exception=True)
 def server_action(request, pk, action):
-    server = get_object_or_404(Server, pk=pk)
+    server = get_object_or_404(limit(Server.objects.all(), request.user, "system"), pk=pk)
     if action == "drain":
         started = actions.drain(server, request.user)
         messages.success(

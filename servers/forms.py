@@ -1,5 +1,6 @@
 from django import forms
 
+from accounts.scope import limit
 from servers.models import License, MailSettings, RedundancySettings
 
 
@@ -48,3 +49,8 @@ class LicenseForm(forms.ModelForm):
             "valid_from": forms.DateInput(attrs={"type": "date"}),
             "valid_until": forms.DateInput(attrs={"type": "date"}),
         }
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if user is not None:
+            self.fields["server"].queryset = limit(self.fields["server"].queryset, user, "system")

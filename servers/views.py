@@ -5,13 +5,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from accounts.scope import limit
 from servers.forms import LicenseForm, MailSettingsForm
 from servers.models import License, MailSettings, MultiserverSystem, RedundancySettings, Server
 
 
 @login_required
 def server_list(request):
-    systems = MultiserverSystem.objects.prefetch_related(
+    systems = limit(MultiserverSystem.objects.all(), request.user, "pk").prefetch_related(
         Prefetch(
             "servers",
             queryset=Server.objects.select_related("redundancy")
@@ -29,17 +30,18 @@ def server_list(request):
 def license_list(request):
     today = timezone.localdate()
     servers = (
-        Server.objects.select_related("system")
+        limit(Server.objects.all(), request.user, "system")
+        .select_related("system")
         .prefetch_related("licenses")
         .annotate(primary_total=Count("primary_cameras"))
     )
     usage = [(server, server.licensing(today)) for server in servers]
-    form = LicenseForm()
+    form = LicenseForm(user=request.user)
     if request.method == "POST":
         if not request.user.has_perm("servers.add_license"):
             messages.error(request, "You may view licenses but not add them.")
             return redirect("servers:licenses")
-        form = LicenseForm(request.POST)
+        form = LicenseForm(request.POST, user=request.user)
         if form.is_valid():
             license = form.save()
             messages.success(request, f"License {license.key} added to {license.server}.")
@@ -50,7 +52,7 @@ def license_list(request):
         "servers/license_list.html",
         {
             "usage": usage,
-            "licenses": License.objects.select_related("server").annotate(
+            "licenses": limit(License.objects.select_related("server"), request.user, "server__system").annotate(
                 backed_up=Count("server__backup_cameras", distinct=True)
             ),
             "today": today,
@@ -63,7 +65,7 @@ def license_list(request):
 @permission_required("servers.change_mailsettings", raise_exception=True)
 def mail_settings(request, system_id):
     """The mail setup form; ``enable_for`` turns a server's notifications on once mail works."""
-    system = get_object_or_404(MultiserverSystem, pk=system_id)
+    system = get_object_or_404(limit(MultiserverSystem.objects.all(), request.user, "pk"), pk=system_id)
     instance = MailSettings.objects.filter(system=system).first() or MailSettings(system=system)
     enable_for = _server_of_system(system, request.GET.get("enable_for") or request.POST.get("enable_for"))
     if enable_for and not request.user.has_perm("servers.change_redundancysettings"):
@@ -95,7 +97,7 @@ def _server_of_system(system, server_id):
 @login_required
 @permission_required("servers.delete_license", raise_exception=True)
 def license_delete(request, pk):
-    license = get_object_or_404(License, pk=pk)
+    license = get_object_or_404(limit(License.objects.all(), request.user, "server__system"), pk=pk)
     license.delete()
     messages.success(request, f"License {license.key} removed from {license.server}.")
     return redirect("servers:licenses")

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from accounts.scope import ScopedChoicesMixin
 from cameras.models import AnalyticsModule, Camera
 from cameras.modes import RedundancyMode
 from eocortex_web.serializers import model_clean
@@ -7,7 +8,9 @@ from eocortex_web.serializers import model_clean
 MAX_ASSIGNMENTS = 10_000
 
 
-class CameraSerializer(serializers.ModelSerializer):
+class CameraSerializer(ScopedChoicesMixin, serializers.ModelSerializer):
+    scoped_choices = {"primary_server": "system", "backup_server": "system"}
+
     analytics = serializers.ListField(
         child=serializers.ChoiceField(choices=AnalyticsModule.choices), required=False, max_length=len(AnalyticsModule)
     )

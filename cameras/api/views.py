@@ -4,6 +4,7 @@ from rest_framework import permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from accounts.scope import ScopedQuerysetMixin, limit
 from cameras.api.serializers import BackupAssignmentsSerializer, CameraSerializer
 from cameras.models import Camera
 from cameras.services import BackupAssignment, BackupAssignmentError, assign_backups
@@ -15,7 +16,8 @@ class CanChangeCameras(permissions.DjangoModelPermissions):
     perms_map = {**permissions.DjangoModelPermissions.perms_map, "POST": ["%(app_label)s.change_%(model_name)s"]}
 
 
-class CameraViewSet(viewsets.ModelViewSet):
+class CameraViewSet(ScopedQuerysetMixin, viewsets.ModelViewSet):
+    scope_paths = ("primary_server__system",)
     queryset = Camera.objects.with_servers()
     serializer_class = CameraSerializer
     filterset_fields = ["primary_server", "backup_server", "enabled", "failover_priority", "codec"]
@@ -41,7 +43,8 @@ class CameraViewSet(viewsets.ModelViewSet):
         payload.is_valid(raise_exception=True)
         items = payload.validated_data["assignments"]
         try:
-            assign_backups([BackupAssignment(item["camera"], item["backup_server"]) for item in items])
+            assign_backups([BackupAssignment(item["camera"], item["backup_server"]) for item in items],
+                           cameras=limit(Camera.objects.all(), request.user, "primary_server__system"))  # fmt: skip
         except BackupAssignmentError as exc:
             errors = [{"backup_server": exc.errors[i]} if i in exc.errors else {} for i in range(len(items))]
             return Response({"assignments": errors}, status=status.HTTP_400_BAD_REQUEST)

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from accounts.scope import ScopedChoicesMixin
 from cameras.models import AnalyticsModule, Camera
 from capacity.proposal import SCOPES
 from servers.models import MAX_RETENTION_HOURS, MultiserverSystem
@@ -72,7 +73,9 @@ class CapacityPlanSerializer(serializers.Serializer):
     servers = ServerPlanSerializer(many=True)
 
 
-class CapacityQuerySerializer(serializers.Serializer):
+class CapacityQuerySerializer(ScopedChoicesMixin, serializers.Serializer):
+    scoped_choices = {"system": "pk"}
+
     system = serializers.PrimaryKeyRelatedField(queryset=MultiserverSystem.objects.all(), required=False)
     pairs = serializers.BooleanField(required=False, default=False)
 
@@ -106,7 +109,9 @@ class EstimateSerializer(serializers.Serializer):
     cores_on_primary = serializers.FloatField()
 
 
-class ProposalRequestSerializer(serializers.Serializer):
+class ProposalRequestSerializer(ScopedChoicesMixin, serializers.Serializer):
+    scoped_choices = {"system": "pk"}
+
     scope = serializers.ChoiceField(choices=list(SCOPES.items()), default="unassigned")
     system = serializers.PrimaryKeyRelatedField(queryset=MultiserverSystem.objects.all(), required=False)
     apply = serializers.BooleanField(default=False, help_text="Store the proposal at once, all or nothing.")

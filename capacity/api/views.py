@@ -3,6 +3,7 @@ from rest_framework import permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.scope import allowed_systems
 from cameras.services import BackupAssignmentError
 from capacity.api.serializers import (
     CapacityPlanSerializer,
@@ -28,10 +29,11 @@ class CapacityView(APIView):
         "double) server failure, against its capacity figures, with license use and warnings.",
     )
     def get(self, request):
-        query = CapacityQuerySerializer(data=request.query_params)
+        query = CapacityQuerySerializer(data=request.query_params, context={"request": request})
         query.is_valid(raise_exception=True)
         system = query.validated_data.get("system")
-        capacity_plan = plan(load_site(system.pk if system else None), pairs=query.validated_data["pairs"])
+        site = load_site(system.pk if system else None, systems=allowed_systems(request.user))
+        capacity_plan = plan(site, pairs=query.validated_data["pairs"])
         return Response(CapacityPlanSerializer(capacity_plan).data)
 
 
@@ -75,10 +77,11 @@ class ProposalView(APIView):
         "assignments to /api/cameras/assign-backup/ after review.",
     )
     def post(self, request):
-        body = ProposalRequestSerializer(data=request.data)
+        body = ProposalRequestSerializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)
         system = body.validated_data.get("system")
-        proposal = propose(load_site(system.pk if system else None), body.validated_data["scope"])
+        proposal = propose(load_site(system.pk if system else None, systems=allowed_systems(request.user)),
+                           body.validated_data["scope"])  # fmt: skip
         applied = False
         if body.validated_data["apply"] and proposal.changes:
             try:

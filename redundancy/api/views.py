@@ -5,9 +5,10 @@ from rest_framework import permissions, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.scope import ScopedQuerysetMixin, allowed_systems, limit
 from redundancy import actions
 from redundancy.api.serializers import ActionResultSerializer, EventSerializer, StatusSerializer
-from redundancy.models import Event, EventKind
+from redundancy.models import EVENT_SYSTEM, Event, EventKind
 from redundancy.status import current_status
 from servers.models import Server
 
@@ -22,7 +23,8 @@ class EventFilter(django_filters.FilterSet):
         fields = ["kind", "camera", "server", "to_server", "mode", "since", "until"]
 
 
-class EventViewSet(viewsets.ReadOnlyModelViewSet):
+class EventViewSet(ScopedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
+    scope_paths = EVENT_SYSTEM
     queryset = Event.objects.select_related("camera", "server", "to_server")
     serializer_class = EventSerializer
     filterset_class = EventFilter
@@ -34,7 +36,7 @@ class StatusView(APIView):
 
     @extend_schema(responses=StatusSerializer, description="Every server's health and every camera's placement.")
     def get(self, request):
-        return Response(current_status())
+        return Response(current_status(systems=allowed_systems(request.user)))
 
 
 class CanOperate(permissions.BasePermission):
@@ -53,7 +55,7 @@ class DrainView(APIView):
         description="Move the server's cameras to their backups for maintenance, make-before-break.",
     )
     def post(self, request, pk):
-        server = get_object_or_404(Server, pk=pk)
+        server = get_object_or_404(limit(Server.objects.all(), request.user, "system"), pk=pk)
         started = actions.drain(server, request.user)
         text = f"{server.name} is being drained." if started else f"{server.name} was already being drained."
         return Response({"detail": text}, status=202)
@@ -68,6 +70,6 @@ class FailBackView(APIView):
         description="End a drain and return the server's cameras now, without the hold-down.",
     )
     def post(self, request, pk):
-        server = get_object_or_404(Server, pk=pk)
+        server = get_object_or_404(limit(Server.objects.all(), request.user, "system"), pk=pk)
         count = actions.fail_back(server, request.user)
         return Response({"detail": f"{count} camera(s) return to {server.name} once it records them."}, status=202)

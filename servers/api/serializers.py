@@ -1,6 +1,7 @@
 from django.db import transaction
 from rest_framework import serializers
 
+from accounts.scope import ScopedChoicesMixin
 from eocortex_web.serializers import model_clean
 from servers.models import CAPACITY_FIGURES, License, MultiserverSystem, RedundancySettings, Server, capacity_messages
 
@@ -17,7 +18,9 @@ class RedundancySettingsSerializer(serializers.ModelSerializer):
         fields = ["email_notifications", "constant_redundancy", "fast_redundancy"]
 
 
-class LicenseSerializer(serializers.ModelSerializer):
+class LicenseSerializer(ScopedChoicesMixin, serializers.ModelSerializer):
+    scoped_choices = {"server": "system"}
+
     is_active = serializers.SerializerMethodField()
 
     class Meta:
@@ -40,7 +43,9 @@ class LicenseSerializer(serializers.ModelSerializer):
         return model_clean(self.instance, License, attrs)
 
 
-class ServerSerializer(serializers.ModelSerializer):
+class ServerSerializer(ScopedChoicesMixin, serializers.ModelSerializer):
+    scoped_choices = {"system": "pk"}
+
     redundancy = RedundancySettingsSerializer(required=False)
 
     class Meta:

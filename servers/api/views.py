@@ -1,5 +1,6 @@
 from rest_framework import viewsets
 
+from accounts.scope import ScopedQuerysetMixin
 from servers.api.serializers import (
     LicenseSerializer,
     MultiserverSystemSerializer,
@@ -8,19 +9,22 @@ from servers.api.serializers import (
 from servers.models import License, MultiserverSystem, Server
 
 
-class MultiserverSystemViewSet(viewsets.ModelViewSet):
+class MultiserverSystemViewSet(ScopedQuerysetMixin, viewsets.ModelViewSet):
+    scope_paths = ("pk",)
     queryset = MultiserverSystem.objects.all()
     serializer_class = MultiserverSystemSerializer
     search_fields = ["name"]
 
 
-class ServerViewSet(viewsets.ModelViewSet):
+class ServerViewSet(ScopedQuerysetMixin, viewsets.ModelViewSet):
+    scope_paths = ("system",)
     queryset = Server.objects.select_related("system", "redundancy")
     serializer_class = ServerSerializer
     filterset_fields = ["system", "redundancy__fast_redundancy", "redundancy__constant_redundancy"]
 
 
-class LicenseViewSet(viewsets.ModelViewSet):
+class LicenseViewSet(ScopedQuerysetMixin, viewsets.ModelViewSet):
+    scope_paths = ("server__system",)
     queryset = License.objects.select_related("server")
     serializer_class = LicenseSerializer
     filterset_fields = ["server", "server__system"]

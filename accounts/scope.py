@@ -1,0 +1,66 @@
+"""Which multiserver systems a user may see and act on: the object-level check of pages, API and
+live updates. Querysets are narrowed by the lookup path from their model to its system."""
+
+from django.db.models import Q
+from django.http import Http404
+
+from accounts.models import SystemAccess
+
+
+def allowed_systems(user) -> set[int] | None:
+    """The ids of the systems the user is limited to, or None for the whole site."""
+    if user is None or not user.is_authenticated:
+        return set()
+    if user.is_superuser:
+        return None
+    if not hasattr(user, "_allowed_systems"):
+        user._allowed_systems = set(SystemAccess.objects.filter(user=user).values_list("system_id", flat=True)) or None
+    return user._allowed_systems
+
+
+def limit(queryset, user, *paths: str):
+    """``queryset`` narrowed to the user's systems; ``paths`` lead from its model to the system id."""
+    systems = allowed_systems(user)
+    if systems is None:
+        return queryset
+    condition = Q()
+    for path in paths:
+        condition |= Q(**{f"{path}__in": systems})
+    return queryset.filter(condition).distinct() if len(paths) > 1 else queryset.filter(condition)
+
+
+def may_see(user, system_id: int | None) -> bool:
+    systems = allowed_systems(user)
+    return systems is None or system_id in systems
+
+
+def require(user, system_id: int | None) -> None:
+    """Outside the user's systems a thing does not exist for them: 404, not a hint that it does."""
+    if not may_see(user, system_id):
+        raise Http404("No such object.")
+
+
+class ScopedQuerysetMixin:
+    """For API views: only the objects of the user's systems exist (``scope_paths`` lead to the system)."""
+
+    scope_paths: tuple[str, ...] = ()
+
+    def get_queryset(self):
+        return limit(super().get_queryset(), self.request.user, *self.scope_paths)
+
+
+class ScopedChoicesMixin:
+    """For serializers: related objects outside the user's systems cannot be chosen
+    (``scoped_choices`` maps a field to the path from its model to the system)."""
+
+    scoped_choices: dict[str, str] = {}
+
+    def get_fields(self):
+        fields = super().get_fields()
+        request = self.context.get("request")
+        user = getattr(request, "user", None)
+        for name, path in self.scoped_choices.items():
+            field = fields.get(name)
+            if field is not None and getattr(field, "queryset", None) is not None and user is not None:
+                field.queryset = limit(field.queryset, user, path)
+        return fields

@@ -1,0 +1,111 @@
+"""A user limited to one multiserver system sees and acts on nothing else: pages, API, websocket."""
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.contrib.auth.models import Group, User
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from accounts.models import SystemAccess
+from accounts.roles import ADMINISTRATORS
+from cameras.models import Camera
+from redundancy.models import Event, EventKind
+from redundancy.notifications import EVENTS_GROUP, event_payload
+from redundancy.tests.test_live import socket
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def scoped(site, make_camera):
+    """Sam administers the system 'Site' only; 'Other site' has its own server and camera."""
+    sam = User.objects.create_user("sam", "sam@example.com", "a-long-test-passphrase")
+    sam.groups.add(Group.objects.get(name=ADMINISTRATORS))
+    SystemAccess.objects.create(user=sam, system=site["system"])
+    mine = make_camera(site["a"], site["b"], name="mine")
+    theirs = make_camera(site["other"], name="theirs")
+    Event.objects.create(at=timezone.now(), kind=EventKind.SERVER_DOWN, server=site["other"], message="other down")
+    Event.objects.create(at=timezone.now(), kind=EventKind.SERVER_DOWN, server=site["a"], message="a down")
+    return {"user": User.objects.get(pk=sam.pk), "mine": mine, "theirs": theirs, **site}
+
+
+def _api(user):
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def test_api_lists_and_acts_only_within_the_users_systems(scoped):
+    api, other = _api(scoped["user"]), scoped["other"]
+    assert {s["name"] for s in api.get("/api/servers/").json()["results"]} == {"srv-a", "srv-b", "srv-c"}
+    assert {c["name"] for c in api.get("/api/cameras/").json()["results"]} == {"mine"}
+    assert [e["message"] for e in api.get("/api/events/").json()["results"]] == ["a down"]
+    assert [s["name"] for s in api.get("/api/systems/").json()["results"]] == ["Site"]
+    status = api.get("/api/status/").json()
+    assert {s["name"] for s in status["servers"]} == {"srv-a", "srv-b", "srv-c"}
+    assert {c["name"] for c in status["cameras"]} == {"mine"}
+    assert {s["name"] for s in api.get("/api/capacity/").json()["servers"]} == {"srv-a", "srv-b", "srv-c"}
+    assert api.get(f"/api/servers/{other.pk}/").status_code == 404
+    assert api.get(f"/api/cameras/{scoped['theirs'].pk}/").status_code == 404
+    assert api.post(f"/api/servers/{other.pk}/drain/").status_code == 404
+    assert api.post(f"/api/servers/{scoped['a'].pk}/drain/").status_code == 202
+    assert api.get("/api/capacity/", {"system": other.system_id}).status_code == 400
+    # Nothing outside can be chosen or changed.
+    moved = api.patch(f"/api/cameras/{scoped['mine'].pk}/", {"primary_server": other.pk}, format="json")
+    assert moved.status_code == 400 and "primary_server" in moved.json()
+    body = {"assignments": [{"camera": scoped["theirs"].pk, "backup_server": None}]}
+    refused = api.post("/api/cameras/assign-backup/", body, format="json")
+    assert refused.status_code == 400 and "does not exist" in str(refused.json())
+    created = api.post("/api/licenses/", {"key": "SCOPE-0001", "server": other.pk, "ip_camera_channels": 4},
+                       format="json")  # fmt: skip
+    assert created.status_code == 400 and "server" in created.json()
+    assert Camera.objects.get(pk=scoped["mine"].pk).primary_server == scoped["a"]
+
+
+def test_pages_show_only_the_users_systems(scoped, client):
+    client.force_login(scoped["user"])
+    servers_page = client.get("/servers/").content.decode()
+    assert "srv-a" in servers_page and "srv-other" not in servers_page
+    assert client.get(f"/servers/{scoped['other'].pk}/").status_code == 404
+    assert client.get(f"/cameras/{scoped['theirs'].pk}/").status_code == 404
+    assert client.get(f"/cameras/{scoped['theirs'].pk}/timeline/").status_code == 404
+    assert client.get(f"/live/snapshot/{scoped['theirs'].pk}.jpg").status_code == 404
+    assert client.get(f"/capacity/servers/{scoped['other'].pk}/").status_code == 404
+    assert client.get(f"/servers/systems/{scoped['other'].system_id}/mail/").status_code == 404
+    for url in ("/cameras/", "/live/", "/events/", "/capacity/", "/servers/settings/cameras/", "/servers/licenses/"):
+        page = client.get(url).content.decode()
+        assert "theirs" not in page and "srv-other" not in page and "other down" not in page, url
+    new = client.get("/cameras/new/").content.decode()
+    assert f'value="{scoped["other"].pk}"' not in new.split('name="primary_server"')[1].split("</select>")[0]
+
+
+def test_the_websocket_carries_only_the_users_systems(scoped, client):
+    client.force_login(scoped["user"])
+    mine, theirs = scoped["mine"], scoped["theirs"]
+
+    async def run():
+        communicator = socket(client)
+        connected, _ = await communicator.connect(timeout=5)
+        assert connected
+        status = await communicator.receive_json_from(timeout=5)
+        events = [Event(pk=901, at=timezone.now(), kind="camera_lost", camera=theirs, message="theirs lost"),
+                  Event(pk=902, at=timezone.now(), kind="camera_lost", camera=mine, message="mine lost")]  # fmt: skip
+        payloads = [event_payload(e) for e in events]
+        await get_channel_layer().group_send(EVENTS_GROUP, {"type": "redundancy.events", "events": payloads})
+        pushed = []
+        while not any(m["type"] == "event" for m in pushed):
+            pushed.append(await communicator.receive_json_from(timeout=5))
+        await communicator.disconnect()
+        return status, pushed
+
+    status, pushed = async_to_sync(run)()
+    assert {c["name"] for c in status["status"]["cameras"]} == {"mine"}
+    assert {s["name"] for s in status["status"]["servers"]} == {"srv-a", "srv-b", "srv-c"}
+    # The batch held the other system's event first: had it passed, it would be the first to arrive.
+    assert [m["event"]["message"] for m in pushed if m["type"] == "event"] == ["mine lost"]
+
+
+def test_a_user_without_limits_sees_the_whole_site(site, make_camera, api):
+    make_camera(site["other"], name="theirs")
+    assert {c["name"] for c in api.get("/api/cameras/").json()["results"]} == {"theirs"}
