@@ -2,6 +2,8 @@ import django_filters
 from rest_framework import permissions, serializers, viewsets
 
 from accounts.models import AuditAction, AuditEntry
+from accounts.scope import allowed_systems
+from eocortex_web.filters import UtcDateTimeFilter
 
 
 class AuditEntrySerializer(serializers.ModelSerializer):
@@ -12,8 +14,8 @@ class AuditEntrySerializer(serializers.ModelSerializer):
 
 
 class AuditFilter(django_filters.FilterSet):
-    since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+    since = UtcDateTimeFilter(field_name="at", lookup_expr="gte")
+    until = UtcDateTimeFilter(field_name="at", lookup_expr="lt")
     action = django_filters.MultipleChoiceFilter(choices=AuditAction.choices)
 
     class Meta:
@@ -22,10 +24,10 @@ class AuditFilter(django_filters.FilterSet):
 
 
 class CanReadAuditLog(permissions.BasePermission):
-    """Administrators only: the log shows who changed what across the site."""
+    """Administrators of the whole site only: the log shows who changed what in every system."""
 
     def has_permission(self, request, view):
-        return request.user.has_perm("accounts.view_auditentry")
+        return request.user.has_perm("accounts.view_auditentry") and allowed_systems(request.user) is None
 
 
 class AuditEntryViewSet(viewsets.ReadOnlyModelViewSet):

@@ -95,3 +95,14 @@ def test_viewer_cannot_drain_from_the_page(client, viewer, site):
     client.force_login(viewer)
     assert client.post(f"/servers/{site['a'].pk}/drain/").status_code == 403
     assert not ServerState.objects.filter(server=site["a"], draining=True).exists()
+
+
+@pytest.mark.parametrize("since", ["8799-12-10T17:05:03+18:43", "0590-06-11T09:37:31+19:54"])
+def test_event_times_with_any_offset_are_compared_in_utc(api, site, since):
+    response = api.get("/api/events/", {"since": since})
+    assert response.status_code == 200
+
+
+def test_an_event_time_outside_the_calendar_in_utc_is_refused(api, site):
+    response = api.get("/api/events/", {"since": "0001-01-01T00:10:00+05:00"})
+    assert response.status_code == 400 and "since" in response.json()
