@@ -111,10 +111,22 @@ def track(model) -> None:
 
 def _groups_changed(sender, instance, action, pk_set, model, **kwargs):
     """A user's roles are configuration too: record who gave or took them."""
-    if action not in ("post_add", "post_remove", "post_clear") or not hasattr(instance, "get_username"):
+    if not hasattr(instance, "get_username"):  # changed from the group's side: group.user_set.add(...)
+        if action in ("post_add", "post_remove"):
+            change = "groups_added" if action == "post_add" else "groups_removed"
+            for user in model.objects.filter(pk__in=pk_set or ()):
+                record(AuditAction.CHANGED, user, None, {change: [instance.name]})
         return
-    names = sorted(model.objects.filter(pk__in=pk_set or ()).values_list("name", flat=True))
-    change = {"post_add": "added", "post_remove": "removed", "post_clear": "cleared"}[action]
+    if action == "pre_clear":
+        instance._audit_cleared_groups = sorted(instance.groups.values_list("name", flat=True))
+        return
+    if action not in ("post_add", "post_remove", "post_clear"):
+        return
+    if action == "post_clear":
+        names = getattr(instance, "_audit_cleared_groups", [])
+    else:
+        names = sorted(model.objects.filter(pk__in=pk_set or ()).values_list("name", flat=True))
+    change = {"post_add": "added", "post_remove": "removed", "post_clear": "removed"}[action]
     record(AuditAction.CHANGED, instance, None, {"groups_" + change: names})
 
 

@@ -39,7 +39,8 @@ class SystemAccess(models.Model):
     A user with no entry works across the whole site, as do superusers."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="system_access")
-    system = models.ForeignKey("servers.MultiserverSystem", on_delete=models.CASCADE, related_name="user_access")
+    # PROTECT: deleting a user's last system must not leave them, without a limit, with the whole site.
+    system = models.ForeignKey("servers.MultiserverSystem", on_delete=models.PROTECT, related_name="user_access")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "system"], name="one_access_per_user_and_system")]

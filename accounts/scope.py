@@ -7,13 +7,14 @@ from django.http import Http404
 from accounts.models import SystemAccess
 
 
-def allowed_systems(user) -> set[int] | None:
-    """The ids of the systems the user is limited to, or None for the whole site."""
+def allowed_systems(user, fresh: bool = False) -> set[int] | None:
+    """The ids of the systems the user is limited to, or None for the whole site (read once per
+    request; ``fresh`` reads it again, for a long-lived websocket)."""
     if user is None or not user.is_authenticated:
         return set()
     if user.is_superuser:
         return None
-    if not hasattr(user, "_allowed_systems"):
+    if fresh or not hasattr(user, "_allowed_systems"):
         user._allowed_systems = set(SystemAccess.objects.filter(user=user).values_list("system_id", flat=True)) or None
     return user._allowed_systems
 

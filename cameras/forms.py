@@ -94,7 +94,9 @@ class CameraForm(forms.ModelForm):
 
     def _offer_valid_backups(self):
         """The drop-down offers only servers that keep the rules; any submitted one is still checked by clean()."""
-        servers = Server.objects.select_related("system").prefetch_related("licenses")
+        # The primary field's servers: only the user's systems when the form has a user.
+        choosable = self.fields["primary_server"].queryset if "primary_server" in self.fields else Server.objects
+        servers = list(choosable.select_related("system").prefetch_related("licenses"))
         primary = self.instance.primary_server if self.instance.primary_server_id else None
         submitted = self.data.get(self.add_prefix("primary_server")) if self.is_bound else None
         if submitted and str(submitted).isdigit():

@@ -28,10 +28,11 @@ class BackupAssignmentError(Exception):
         super().__init__("; ".join(message for messages in errors.values() for message in messages))
 
 
-def assign_backups(assignments: list[BackupAssignment], today=None, cameras=None) -> list[Camera]:
+def assign_backups(assignments: list[BackupAssignment], today=None, cameras=None, servers=None) -> list[Camera]:
     """Apply every assignment or none of them; returns the cameras whose backup changed.
 
-    ``cameras`` narrows which cameras may be changed (a user's systems): others do not exist here."""
+    ``cameras`` and ``servers`` narrow what may be changed and chosen (a user's systems): others do
+    not exist here, and no message names them."""
     today = today or timezone.localdate()
     camera_ids = {a.camera_id for a in assignments}
     server_ids = {a.backup_server_id for a in assignments if a.backup_server_id is not None}
@@ -43,7 +44,12 @@ def assign_backups(assignments: list[BackupAssignment], today=None, cameras=None
             .prefetch_related("primary_server__licenses")
             .in_bulk(camera_ids)
         )
-        servers = Server.objects.select_related("system").prefetch_related("licenses").in_bulk(server_ids)
+        servers = (
+            (servers if servers is not None else Server.objects.all())
+            .select_related("system")
+            .prefetch_related("licenses")
+            .in_bulk(server_ids)
+        )
         errors: dict[int, list[str]] = {}
         seen: set[int] = set()
         changed = []

@@ -147,6 +147,18 @@ def propose(site: Site, scope: str = "unassigned") -> Proposal:
     options_cache: dict[tuple, _Options | None] = {}
     chosen: dict[int, int | None] = {}
     unplaced = []
+
+    def keep(camera) -> None:
+        """A camera left as it is keeps loading its current backup: later choices must see that."""
+        if camera.backup_id not in index:
+            return
+        s, vector = index[camera.backup_id], _vector(loads[camera.id][0])
+        if constant[s]:
+            state.normal[s] += vector
+        else:
+            state.moves[index[camera.primary_id], s] += vector
+        worst[s] = state.worst(s)
+
     movable.sort(key=lambda c: (-loads[c.id][0].mbps, c.id))
     for camera in movable:
         p = index[camera.primary_id]
@@ -164,6 +176,7 @@ def propose(site: Site, scope: str = "unassigned") -> Proposal:
             if mode and candidates[camera.primary_id].size:
                 why = f"no other valid backup server gives it {mode} redundancy"
             unplaced.append((camera, why))
+            keep(camera)
             continue
         vector = _vector(loads[camera.id][0])
         fits, peak = options.price(state, worst, p, vector)
@@ -171,6 +184,7 @@ def propose(site: Site, scope: str = "unassigned") -> Proposal:
         best = masked.min()
         if best == np.inf:
             unplaced.append((camera, "no valid backup server has room for it within its capacity figures"))
+            keep(camera)
             continue
         ties = np.flatnonzero(masked == best)
         j = ties[np.argmin(held[p, options.servers[ties]])] if ties.size > 1 else ties[0]

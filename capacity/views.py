@@ -125,7 +125,9 @@ def apply_proposal(request):
         return render(request, "capacity/_applied.html", {"error": "Nothing to apply."}, status=400)
     try:
         changed = assign_backups(
-            assignments, cameras=limit(Camera.objects.all(), request.user, "primary_server__system")
+            assignments,
+            cameras=limit(Camera.objects.all(), request.user, "primary_server__system"),
+            servers=limit(Server.objects.all(), request.user, "system"),
         )
     except BackupAssignmentError as exc:
         errors = [message for messages in exc.errors.values() for message in messages]

@@ -72,7 +72,7 @@ class CameraPipeline:
             self._retry_at = frame.at + STORAGE_RETRY_EVERY
             self.agent.storage_failed(self.feed.camera_id, exc)
             return
-        if self._retry_at:
+        if self._retry_at or self.agent.storage_error:
             self._retry_at = 0.0
             self.agent.storage_recovered(self.feed.camera_id)
 
@@ -81,9 +81,9 @@ class CameraPipeline:
             self._closed = True
             try:
                 self.writer.close()
-            except OSError as exc:
+            except OSError:
                 self.writer.abandon()
-                self.agent.storage_failed(self.feed.camera_id, exc)
+            self.agent.storage_forget(self.feed.camera_id)  # a camera no longer recorded here has no error
 
 
 class VideoServerAgent:
@@ -118,6 +118,7 @@ class VideoServerAgent:
         self._threads: list[threading.Thread] = []
         self._health_saved_at = 0.0
         self._storage_problems: dict[int | None, str] = {}  # camera (None: the storage itself) -> error
+        self._storage_lock = threading.Lock()
         self._snapshots_at = 0.0
         self._housekeeping_at = 0.0
 
@@ -188,27 +189,36 @@ class VideoServerAgent:
 
     def _heartbeat_loop(self) -> None:
         ttl = max(3 * self.heartbeat_interval, 2.0)
+        last_ok, lost = self.clock(), False
         while not self._stop.is_set():
             started = time.monotonic()
-            reports = self.stream_reports()
+            problems = self._storage_snapshot()  # one view of the storage for the heartbeat and the reports
+            reports = self.stream_reports(problems)
             try:
                 live.publish_heartbeat(
                     self.redis,
                     self.name,
                     {"at": self.clock(), "pid": os.getpid(), "cameras": len(reports),
                      "streaming": sum(1 for r in reports.values() if r["state"] == "streaming"),
-                     "storage_error": self.storage_error},
+                     "storage_error": next(iter(problems.values()), None)},
                     ttl,
                 )  # fmt: skip
                 live.publish_stream_health(self.redis, self.name, reports, ttl)
+                if lost:
+                    # Witness for the engine: the silence of every server meanwhile was Redis's, not theirs.
+                    live.report_outage(self.redis, self.name, last_ok, self.clock())
+                    log.info("server=%s event=redis_back lost_for=%.1fs", self.name, self.clock() - last_ok)
+                    lost = False
+                last_ok = self.clock()
                 self.publish_snapshots()
             except redis.RedisError as exc:
+                lost = True
                 log.warning("server=%s event=heartbeat_failed error=%s", self.name, type(exc).__name__)
             self._stop.wait(max(0.0, self.heartbeat_interval - (time.monotonic() - started)))
 
-    def stream_reports(self) -> dict[int, dict]:
+    def stream_reports(self, problems: dict | None = None) -> dict[int, dict]:
         reports = {camera_id: worker.stats.report() for camera_id, worker in list(self.workers.items())}
-        problems = dict(self._storage_problems)
+        problems = self._storage_snapshot() if problems is None else problems
         for camera_id, report in reports.items():
             error = problems.get(camera_id) or problems.get(None)
             if error and report["state"] == "streaming":
@@ -218,21 +228,33 @@ class VideoServerAgent:
 
     # -- storage ----------------------------------------------------------------------------
 
+    def _storage_snapshot(self) -> dict[int | None, str]:
+        with self._storage_lock:
+            return dict(self._storage_problems)
+
     @property
     def storage_error(self) -> str | None:
-        problems = dict(self._storage_problems)
-        return next(iter(problems.values()), None)
+        return next(iter(self._storage_snapshot().values()), None)
 
     def storage_failed(self, camera_id: int | None, exc: OSError) -> None:
         error = exc.strerror or str(exc)
-        if self._storage_problems.get(camera_id) != error:
+        with self._storage_lock:
+            known = self._storage_problems.get(camera_id)
+            self._storage_problems[camera_id] = error
+        if known != error:
             log.error("server=%s camera=%s event=storage_failed error=%s", self.name, camera_id or "-", error)
-        self._storage_problems[camera_id] = error
 
     def storage_recovered(self, camera_id: int) -> None:
-        self._storage_problems.pop(None, None)  # a frame was written: the storage itself is back
-        if self._storage_problems.pop(camera_id, None) is not None:
+        """A frame of the camera was written: its storage, and the storage itself, work."""
+        with self._storage_lock:
+            self._storage_problems.pop(None, None)
+            known = self._storage_problems.pop(camera_id, None)
+        if known is not None:
             log.info("server=%s camera=%s event=storage_recovered", self.name, camera_id)
+
+    def storage_forget(self, camera_id: int) -> None:
+        with self._storage_lock:
+            self._storage_problems.pop(camera_id, None)
 
     def publish_snapshots(self) -> None:
         """The latest picture of each camera, at most once a second, all in one round trip."""

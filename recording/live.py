@@ -83,17 +83,23 @@ def mark_engine_ticked(r: redis.Redis, ttl: float = 3.0) -> None:
     r.set(key("engine-ticked"), "1", px=int(ttl * 1000))
 
 
-def mark_engine_pass(r: redis.Redis, now: float, gap: float) -> float:
-    """Record an engine pass at ``now``; returns when the engine's unbroken run of passes began.
+OUTAGE_MEMORY = 600.0  # seconds an outage of Redis is remembered for the engine's judgement
 
-    A pass more than ``gap`` seconds after the previous one (Redis was unreachable, or no engine
-    ran) starts a new run: whatever silence came before it says nothing about the servers.
-    """
-    last, since = r.mget(key("engine-last-pass"), key("engine-run-since"))
-    if last is None or since is None or now - float(last) > gap or now < float(last):
-        since = now
-    r.mset({key("engine-last-pass"): repr(now), key("engine-run-since"): repr(float(since))})
-    return float(since)
+
+def mark_engine_pass(r: redis.Redis, now: float) -> float | None:
+    """Record an engine pass at ``now``; returns the time of the previous one, if Redis holds it."""
+    last = r.getset(key("engine-last-pass"), repr(now))
+    return float(last) if last is not None else None
+
+
+def report_outage(r: redis.Redis, witness: str, lost_at: float, back_at: float) -> None:
+    """Redis could not be reached from ``lost_at`` (the witness's last success) until ``back_at``."""
+    r.set(key("outage", witness), f"{lost_at!r} {back_at!r}", ex=int(OUTAGE_MEMORY))
+
+
+def read_outages(r: redis.Redis, witnesses: list[str]) -> list[tuple[float, float]]:
+    values = r.mget([key("outage", name) for name in witnesses]) if witnesses else []
+    return [tuple(float(part) for part in value.split()) for value in values if value]
 
 
 def engine_ticking(r: redis.Redis) -> bool:

@@ -8,6 +8,7 @@ Replays are harmless: segments are unique by path, events by camera, server, mod
 
 import json
 import logging
+import os
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,8 +110,14 @@ class Outbox:
         with self._lock:
             self._pending = self._pending[len(batch) :]
             pending = "".join(json.dumps(item) + "\n" for item in self._pending)
-            self._save(lambda: self.spool.write_text(pending))
+            self._save(lambda: self._replace(pending))
         return len(batch)
+
+    def _replace(self, text: str) -> None:
+        """The spool rewritten whole or not at all: a full disk must not leave it truncated."""
+        fresh = self.spool.with_suffix(".tmp")
+        fresh.write_text(text)
+        os.replace(fresh, self.spool)
 
     def _append(self, line: str) -> None:
         with self.spool.open("a") as spool:

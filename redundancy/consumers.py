@@ -65,4 +65,6 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 
     @database_sync_to_async
     def _status(self):
+        # Read again each time: a limit given or taken away applies within a second, not at reconnect.
+        self.systems = allowed_systems(self.scope["user"], fresh=True)
         return current_status(systems=self.systems)

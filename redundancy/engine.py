@@ -37,6 +37,8 @@ from servers.models import Server
 log = logging.getLogger(__name__)
 
 LOCK_KEY = "engine-lock"
+ENGINE_WITNESS = "engine"  # the engine's own report of an outage, beside the agents'
+OUTAGE_GAP = 3.0  # seconds without a pass, and without any heartbeat, that mean Redis was away
 FAILURE_MEMORY = 3600.0  # seconds of failures that count towards flap damping
 
 
@@ -88,10 +90,10 @@ class Engine:
         names = [s.name for s in servers]
         # After a Redis outage (or with no engine running) the servers' silence meant nothing:
         # their heartbeats are counted from when the engine could see again.
-        run_since = live.mark_engine_pass(self.redis, now, gap=max(3.0, 3 * settings.ENGINE_TICK_SECONDS))
-        seen = observe(self.redis, names, now).heard_since(run_since)
-        if run_since == now:
-            log.info("event=engine_resumed servers_heard=%d", len(seen.last_seen))
+        seen = observe(self.redis, names, now)
+        self._witness_outage(seen, live.mark_engine_pass(self.redis, now), now)
+        # While Redis was unreachable nobody's heartbeat got through: that silence is no failure.
+        seen = seen.without_outages(live.read_outages(self.redis, [*names, ENGINE_WITNESS]))
         previous_desired = live.read_all_desired(self.redis, names)
 
         cameras = list(Camera.objects.with_servers().filter(enabled=True))
@@ -171,6 +173,16 @@ class Engine:
         if events:
             transaction.on_commit(lambda: notifications.announce(events))
         return TickResult(ran=True, events=events, desired=desired)
+
+    def _witness_outage(self, seen, previous_pass: float | None, now: float) -> None:
+        """After a gap in its passes in which no server was heard at all, the engine reports the
+        gap as an outage of Redis itself: agents report theirs only once they reach Redis again."""
+        if previous_pass is None or now - previous_pass <= OUTAGE_GAP or not seen.last_seen:
+            return
+        last_heard = max(seen.last_seen.values())
+        if now - last_heard > OUTAGE_GAP and last_heard <= previous_pass + 1.0:
+            live.report_outage(self.redis, ENGINE_WITNESS, last_heard, now)
+            log.warning("event=redis_outage_seen silent_for=%.1fs", now - last_heard)
 
     # -- servers ----------------------------------------------------------------------------
 

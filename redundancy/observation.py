@@ -15,10 +15,20 @@ class Observation:
     # server name → its agent's storage error; only servers whose heartbeat was read
     storage_errors: dict[str, str | None] = field(default_factory=dict)
 
-    def heard_since(self, moment: float) -> "Observation":
-        """The same observation, counting no silence before ``moment`` (when the engine could see again):
-        a server heard before an outage of Redis or of the engine is taken as heard at its end."""
-        last_seen = {name: max(at, moment) for name, at in self.last_seen.items()}
+    def without_outages(self, outages: list[tuple[float, float]], slack: float = 1.0) -> "Observation":
+        """The same observation with outages of Redis taken out of the silences they caused.
+
+        An outage (lost, back) comes from a witness: an agent that could not reach Redis from its
+        last success ``lost`` until ``back``, or the engine, which heard nobody across a gap in its
+        passes. A server last heard around the start of an outage (within ``slack`` seconds of it)
+        was alive when Redis went away: it is aged as if the outage had not happened. A server
+        silent long before stays silent; one heard after the outage is judged on that heartbeat.
+        """
+        last_seen = dict(self.last_seen)
+        for name, at in self.last_seen.items():
+            for lost, back in outages:
+                if lost - slack <= at <= lost + slack:
+                    last_seen[name] = max(last_seen[name], min(self.now, at + (back - lost)))
         return Observation(self.now, last_seen, self.leaving, self.health, self.storage_errors)
 
     def heartbeat_age(self, name: str) -> float | None:

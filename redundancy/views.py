@@ -150,7 +150,8 @@ def general_settings_cameras(request):
             if not errors:
                 try:
                     changed = assign_backups(changes, cameras=limit(Camera.objects.all(), request.user,
-                                                                    "primary_server__system"))  # fmt: skip
+                                                                    "primary_server__system"),
+                                             servers=limit(Server.objects.all(), request.user, "system"))  # fmt: skip
                 except BackupAssignmentError as exc:
                     errors = {changes[i].camera_id: problems for i, problems in exc.errors.items()}
             if errors:

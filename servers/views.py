@@ -75,7 +75,9 @@ def mail_settings(request, system_id):
         form.save()
         text = f"Mail settings of {system} saved."
         if enable_for:
-            RedundancySettings.objects.filter(server=enable_for).update(email_notifications=True)
+            settings = RedundancySettings.objects.get(server=enable_for)
+            settings.email_notifications = True
+            settings.save(update_fields=["email_notifications"])  # saved, not updated: the audit log sees it
             text += f" Email notifications are on for {enable_for}."
         messages.success(request, text)
         if request.htmx:

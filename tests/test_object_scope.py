@@ -109,3 +109,35 @@ def test_the_websocket_carries_only_the_users_systems(scoped, client):
 def test_a_user_without_limits_sees_the_whole_site(site, make_camera, api):
     make_camera(site["other"], name="theirs")
     assert {c["name"] for c in api.get("/api/cameras/").json()["results"]} == {"theirs"}
+
+
+def test_no_message_or_drop_down_names_another_systems_server(scoped, client):
+    api, other = _api(scoped["user"]), scoped["other"]
+    body = {"assignments": [{"camera": scoped["mine"].pk, "backup_server": other.pk}]}
+    refused = api.post("/api/cameras/assign-backup/", body, format="json")
+    assert refused.status_code == 400
+    assert f"Server {other.pk} does not exist." in str(refused.json()) and "srv-other" not in str(refused.json())
+    client.force_login(scoped["user"])
+    options = client.get("/cameras/backup-options/", {"primary_server": other.pk}).content.decode()
+    assert "srv-other" not in options
+
+
+def test_a_limited_user_keeps_their_limit_when_systems_change(scoped):
+    from django.db.models import ProtectedError
+
+    from servers.models import MultiserverSystem
+
+    empty = MultiserverSystem.objects.create(name="Empty site")
+    SystemAccess.objects.create(user=scoped["user"], system=empty)
+    with pytest.raises(ProtectedError):
+        empty.delete()  # without servers, only the user's limit holds it
+    assert SystemAccess.objects.filter(user=scoped["user"], system=empty).exists()
+
+
+def test_the_audit_log_is_for_administrators_of_the_whole_site(scoped):
+    assert _api(scoped["user"]).get("/api/audit/").status_code == 403
+
+
+def test_administrators_cannot_manage_api_tokens(scoped):
+    assert not scoped["user"].has_perm("authtoken.view_token")
+    assert not scoped["user"].has_perm("authtoken.add_token")

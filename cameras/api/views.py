@@ -8,6 +8,7 @@ from accounts.scope import ScopedQuerysetMixin, limit
 from cameras.api.serializers import BackupAssignmentsSerializer, CameraSerializer
 from cameras.models import Camera
 from cameras.services import BackupAssignment, BackupAssignmentError, assign_backups
+from servers.models import Server
 
 
 class CanChangeCameras(permissions.DjangoModelPermissions):
@@ -44,7 +45,8 @@ class CameraViewSet(ScopedQuerysetMixin, viewsets.ModelViewSet):
         items = payload.validated_data["assignments"]
         try:
             assign_backups([BackupAssignment(item["camera"], item["backup_server"]) for item in items],
-                           cameras=limit(Camera.objects.all(), request.user, "primary_server__system"))  # fmt: skip
+                           cameras=limit(Camera.objects.all(), request.user, "primary_server__system"),
+                           servers=limit(Server.objects.all(), request.user, "system"))  # fmt: skip
         except BackupAssignmentError as exc:
             errors = [{"backup_server": exc.errors[i]} if i in exc.errors else {} for i in range(len(items))]
             return Response({"assignments": errors}, status=status.HTTP_400_BAD_REQUEST)

@@ -201,12 +201,15 @@ def test_a_full_disk_is_reported_and_recording_resumes_when_it_frees(recorded_si
     agent = agents("srv-a")
     wait_for(lambda: Segment.objects.filter(camera=camera).exists(), 20, message="a first segment")
     disk_full.set()
-    heartbeat = wait_for(lambda: (live.read_heartbeats(redis_client, ["srv-a"])["srv-a"] or {}).get("storage_error")
-                         and live.read_heartbeats(redis_client, ["srv-a"])["srv-a"], 10,
-                         message="the storage error in the heartbeat")  # fmt: skip
+
+    def reported():
+        heartbeat = live.read_heartbeats(redis_client, ["srv-a"])["srv-a"] or {}
+        report = live.read_stream_health(redis_client, "srv-a").get(camera.pk, {})
+        return heartbeat.get("storage_error") and report.get("state") == "lost" and (heartbeat, report)
+
+    heartbeat, report = wait_for(reported, 10, message="the storage error in the heartbeat and the stream report")
     assert heartbeat["storage_error"] == "No space left on device"
-    report = live.read_stream_health(redis_client, "srv-a")[camera.pk]
-    assert report["state"] == "lost" and report["reason"] == "storage: No space left on device"
+    assert report["reason"] == "storage: No space left on device"
     assert all(thread.is_alive() for thread in agent._threads), "no crash"
     disk_full.clear()
     wait_for(lambda: (live.read_heartbeats(redis_client, ["srv-a"])["srv-a"] or {}).get("storage_error") is None

@@ -37,12 +37,13 @@ class World:
     def tick(self, seconds=0.0):
         """A pass of the engine after ``seconds``; time the test moved on passed with the engine
         running (as beat ticks it every second), unless the test made it an outage."""
-        self.now += seconds
         if not self.in_outage and self.last_pass is not None:
+            # The engine passed every second meanwhile (as beat ticks it), unless the test made it an outage.
             moment = self.last_pass + 1.0
-            while moment < self.now:
-                live.mark_engine_pass(self.redis, moment, gap=3.0)
+            while moment < self.now + seconds:
+                live.mark_engine_pass(self.redis, moment)
                 moment += 1.0
+        self.now += seconds
         self.in_outage = False
         self.last_pass = self.now
         return self.engine.tick()
@@ -334,3 +335,19 @@ def test_storage_failure_and_recovery_are_events_and_server_health(world, site, 
     world.tick(0.5)
     assert Event.objects.filter(kind="storage_restored", server=site["a"]).count() == 1
     assert ServerState.objects.get(server=site["a"]).storage_error == ""
+
+
+def test_a_server_down_before_an_outage_stays_down_after_it(world, fast_site, make_camera):
+    make_camera(fast_site["a"], fast_site["b"])
+    world.beat("srv-a", "srv-b")
+    world.tick()
+    world.now += 5
+    world.beat("srv-b")
+    world.tick()
+    world.outage(20)
+    world.tick()
+    world.beat("srv-b")
+    world.tick(0.5)
+    assert Event.objects.filter(kind="server_down", server__name="srv-a").count() == 1
+    assert Event.objects.filter(kind="server_up", server__name="srv-a").count() == 1  # the first pass only
+    assert ServerState.objects.get(server__name="srv-a").status == "down"

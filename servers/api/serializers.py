@@ -76,7 +76,10 @@ class ServerSerializer(ScopedChoicesMixin, serializers.ModelSerializer):
         with transaction.atomic():
             server = super().create(validated_data)
             if redundancy:
-                RedundancySettings.objects.filter(server=server).update(**redundancy)
+                settings = RedundancySettings.objects.get(server=server)
+                for name, value in redundancy.items():
+                    setattr(settings, name, value)
+                settings.save()  # saved, not updated: the audit log sees it
                 server.refresh_from_db()
         return server
 
