@@ -72,7 +72,7 @@ SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 3600)  # an oper
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "eocortex_web.admin_site.SiteAdminConfig",  # django.contrib.admin, for unlimited users only
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -134,6 +134,17 @@ def test_a_limited_user_keeps_their_limit_when_systems_change(scoped):
     assert SystemAccess.objects.filter(user=scoped["user"], system=empty).exists()
 
 
+def test_the_admin_is_closed_to_a_limited_user_even_as_staff(scoped, client):
+    user = scoped["user"]
+    user.is_staff = True
+    user.save()
+    client.force_login(user)
+    response = client.get("/admin/servers/server/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    SystemAccess.objects.filter(user=user).delete()
+    assert client.get("/admin/servers/server/").status_code == 200
+
+
 def test_the_audit_log_is_for_administrators_of_the_whole_site(scoped):
     assert _api(scoped["user"]).get("/api/audit/").status_code == 403
 
