@@ -2,7 +2,6 @@
 live updates. Querysets are narrowed by the lookup path from their model to its system."""
 
 from django.db.models import Q
-from django.http import Http404
 
 from accounts.models import SystemAccess
 
@@ -33,12 +32,6 @@ def limit(queryset, user, *paths: str):
 def may_see(user, system_id: int | None) -> bool:
     systems = allowed_systems(user)
     return systems is None or system_id in systems
-
-
-def require(user, system_id: int | None) -> None:
-    """Outside the user's systems a thing does not exist for them: 404, not a hint that it does."""
-    if not may_see(user, system_id):
-        raise Http404("No such object.")
 
 
 class ScopedQuerysetMixin:

@@ -8,7 +8,6 @@ failed server, so the worst pair of failures is found from each dimension's two 
 """
 
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from cameras.models import FailoverPriority
 from cameras.modes import RedundancyMode
@@ -50,7 +49,7 @@ def capacity_of(server) -> dict[str, float | None]:
     cores = server.cpu_budget_cores
     return {
         "mbps": server.max_inbound_mbps,
-        "cores": float(cores) if isinstance(cores, Decimal | int | float) else None,
+        "cores": float(cores) if cores is not None else None,
         "storage_gb": server.storage_gb,
         "cameras": server.max_cameras,
     }

@@ -84,6 +84,16 @@ class _State:
         unmeasured = np.all(np.isinf(self.limit), axis=1)
         self.rank_capacity[unmeasured, 0] = coefficients.NOMINAL_INBOUND_MBPS
 
+    @classmethod
+    def of(cls, site: Site, index: dict[int, int], backup_of=None) -> "_State":
+        """The loads of the site as it stands, or with ``backup_of(camera)`` as each camera's backup."""
+        state = cls(site, index)
+        for pk, t in tally(site, backup_of=backup_of).items():
+            state.normal[index[pk]] = _vector(t.normal)
+            for failed, load in t.moves.items():
+                state.moves[index[failed], index[pk]] = _vector(load)
+        return state
+
     def scores(self, loads: np.ndarray, servers) -> np.ndarray:
         return np.max(loads / self.rank_capacity[servers], axis=-1)
 
@@ -129,12 +139,7 @@ def propose(site: Site, scope: str = "unassigned") -> Proposal:
     movable_ids = {camera.id for camera in movable}
 
     before = _peaks(site, ids, index)
-    state = _State(site, index)
-    tallies = tally(site, backup_of=lambda c: None if c.id in movable_ids else c.backup_id)
-    for pk, t in tallies.items():
-        state.normal[index[pk]] = _vector(t.normal)
-        for failed, load in t.moves.items():
-            state.moves[index[failed], index[pk]] = _vector(load)
+    state = _State.of(site, index, backup_of=lambda c: None if c.id in movable_ids else c.backup_id)
     worst = np.array([state.worst(i) for i in range(len(ids))]) if ids else np.zeros(0)
     held = np.zeros((len(ids), len(ids)))  # cameras of primary p placed on s by this proposal
 
@@ -255,11 +260,7 @@ def _candidates(site: Site, ids: list[int], primaries: set[int]) -> dict[int, np
 def _peaks(site: Site, ids: list[int], index: dict[int, int], backup_of=None) -> dict[int, float]:
     """Each server's worst case (normal or any single failure) as a share of its tightest capacity
     figure, as the planner reports it; servers without figures are left out."""
-    state = _State(site, index)
-    for pk, t in tally(site, backup_of=backup_of).items():
-        state.normal[index[pk]] = _vector(t.normal)
-        for failed, load in t.moves.items():
-            state.moves[index[failed], index[pk]] = _vector(load)
+    state = _State.of(site, index, backup_of)
     peaks = {}
     for pk in ids:
         s = index[pk]

@@ -7,7 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
 
-from accounts.scope import allowed_systems, limit
+from accounts.scope import allowed_systems, limit, may_see
 from cameras.models import Camera
 from cameras.services import BackupAssignment, BackupAssignmentError, assign_backups
 from capacity import coefficients
@@ -52,8 +52,7 @@ def chart(capacity_plan, dimension: str) -> list[Bar]:
 def _system_filter(request):
     value = request.GET.get("system", "") or request.POST.get("system", "")
     system_id = int(value) if value.isdigit() else None
-    return system_id if system_id is None or limit(MultiserverSystem.objects.filter(pk=system_id), request.user,
-                                                   "pk").exists() else None  # fmt: skip
+    return system_id if system_id is not None and may_see(request.user, system_id) else None
 
 
 def _site(request, system_id):

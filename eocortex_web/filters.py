@@ -23,3 +23,10 @@ class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
     beyond ±15:59, and a time that leaves the calendar once moved to UTC is a clear 400."""
 
     field_class = UtcIsoDateTimeField
+
+
+class TimeRangeFilterSet(django_filters.FilterSet):
+    """``since`` (inclusive) and ``until`` (exclusive) on a model's ``at`` time."""
+
+    since = UtcDateTimeFilter(field_name="at", lookup_expr="gte")
+    until = UtcDateTimeFilter(field_name="at", lookup_expr="lt")

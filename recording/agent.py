@@ -72,7 +72,7 @@ class CameraPipeline:
             self._retry_at = frame.at + STORAGE_RETRY_EVERY
             self.agent.storage_failed(self.feed.camera_id, exc)
             return
-        if self._retry_at or self.agent.storage_error:
+        if self._retry_at or self.agent.storage_troubled:
             self._retry_at = 0.0
             self.agent.storage_recovered(self.feed.camera_id)
 
@@ -231,6 +231,11 @@ class VideoServerAgent:
     def _storage_snapshot(self) -> dict[int | None, str]:
         with self._storage_lock:
             return dict(self._storage_problems)
+
+    @property
+    def storage_troubled(self) -> bool:
+        """Cheap enough for every frame: no lock, no copy (a dict's truth is read atomically)."""
+        return bool(self._storage_problems)
 
     @property
     def storage_error(self) -> str | None:

@@ -2,7 +2,6 @@
 responses, pages, error pages, logs, events, mail, the audit log or the Redis live state."""
 
 import logging
-import time
 
 import pytest
 from django.core import mail
@@ -10,7 +9,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from cameras.models import Camera
-from conftest import free_ports
+from conftest import free_ports, wait_for
 from recording import live
 from recording.ingest import CameraFeed, IngestWorker
 from redundancy.models import Event
@@ -75,7 +74,7 @@ def test_planted_credentials_appear_nowhere(site, admin_user, admin_client, capl
     feed = CameraFeed(camera.pk, camera.name, camera.stream_url, camera.username, camera.password, "mjpeg", ())
     worker = IngestWorker(feed, on_frame=lambda *a: None, open_timeout=0.5, read_timeout=0.5)
     worker.start()
-    time.sleep(1.5)
+    wait_for(lambda: worker.stats.state == "lost", 10, message="the ingest giving up on the closed port")
     worker.stop()
     worker.join(5)
     seen.append(("repr of the feed", repr(feed)))

@@ -3,7 +3,7 @@ from rest_framework import permissions, serializers, viewsets
 
 from accounts.models import AuditAction, AuditEntry
 from accounts.scope import allowed_systems
-from eocortex_web.filters import UtcDateTimeFilter
+from eocortex_web.filters import TimeRangeFilterSet
 
 
 class AuditEntrySerializer(serializers.ModelSerializer):
@@ -13,9 +13,7 @@ class AuditEntrySerializer(serializers.ModelSerializer):
                   "after"]  # fmt: skip
 
 
-class AuditFilter(django_filters.FilterSet):
-    since = UtcDateTimeFilter(field_name="at", lookup_expr="gte")
-    until = UtcDateTimeFilter(field_name="at", lookup_expr="lt")
+class AuditFilter(TimeRangeFilterSet):
     action = django_filters.MultipleChoiceFilter(choices=AuditAction.choices)
 
     class Meta:

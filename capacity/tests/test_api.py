@@ -5,19 +5,6 @@ import pytest
 from cameras.models import Camera
 from conftest import grant
 
-MJPEG = {"codec": "mjpeg", "width": 640, "height": 360, "fps": 10}
-
-
-@pytest.fixture
-def loaded(site, make_camera):
-    site["a"].max_inbound_mbps = 10
-    site["a"].save()
-    for n in range(4):
-        make_camera(site["a"], site["b"], f"a-cam-{n}", expected_bitrate_kbps=2000, **MJPEG)
-    make_camera(site["b"], site["a"], "b-cam", expected_bitrate_kbps=4000, **MJPEG)
-    make_camera(site["c"], None, "c-cam", **MJPEG)
-    return site
-
 
 def test_capacity_lists_the_same_figures_as_the_page(api, loaded):
     response = api.get("/api/capacity/")

@@ -8,19 +8,6 @@ from django.core.management import CommandError, call_command
 
 from cameras.models import Camera
 
-MJPEG = {"codec": "mjpeg", "width": 640, "height": 360, "fps": 10}
-
-
-@pytest.fixture
-def loaded(site, make_camera):
-    site["a"].max_inbound_mbps = 10
-    site["a"].save()
-    for n in range(4):
-        make_camera(site["a"], site["b"], f"a-cam-{n}", expected_bitrate_kbps=2000, **MJPEG)
-    make_camera(site["b"], site["a"], "b-cam", expected_bitrate_kbps=4000, **MJPEG)
-    make_camera(site["c"], None, "c-cam", **MJPEG)
-    return site
-
 
 def _run(*args) -> str:
     out = StringIO()

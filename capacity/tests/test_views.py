@@ -7,19 +7,6 @@ from cameras.models import Camera
 from conftest import grant
 from servers.models import Server
 
-MJPEG = {"codec": "mjpeg", "width": 640, "height": 360, "fps": 10}
-
-
-@pytest.fixture
-def loaded(site, make_camera):
-    site["a"].max_inbound_mbps = 10
-    site["a"].save()
-    for n in range(4):
-        make_camera(site["a"], site["b"], f"a-cam-{n}", expected_bitrate_kbps=2000, **MJPEG)
-    make_camera(site["b"], site["a"], "b-cam", expected_bitrate_kbps=4000, analytics=["motion_detection"], **MJPEG)
-    make_camera(site["c"], None, "c-cam", **MJPEG)
-    return site
-
 
 def test_page_shows_each_server_with_normal_and_worst_case(admin_client, loaded):
     response = admin_client.get(reverse("capacity:page"))

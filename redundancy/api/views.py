@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.scope import ScopedQuerysetMixin, allowed_systems, limit
-from eocortex_web.filters import UtcDateTimeFilter
+from eocortex_web.filters import TimeRangeFilterSet
 from redundancy import actions
 from redundancy.api.serializers import ActionResultSerializer, EventSerializer, StatusSerializer
 from redundancy.models import EVENT_SYSTEM, Event, EventKind
@@ -14,9 +14,7 @@ from redundancy.status import current_status
 from servers.models import Server
 
 
-class EventFilter(django_filters.FilterSet):
-    since = UtcDateTimeFilter(field_name="at", lookup_expr="gte")
-    until = UtcDateTimeFilter(field_name="at", lookup_expr="lt")
+class EventFilter(TimeRangeFilterSet):
     kind = django_filters.MultipleChoiceFilter(choices=EventKind.choices)
 
     class Meta:
