@@ -6,11 +6,12 @@ every failback is make-before-break; a backup takes a camera on before the prima
 wherever the primary is still there (a planned shutdown, a drain, a lost stream).
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from cameras.models import FailoverPriority
 from cameras.modes import RedundancyMode
-from redundancy.models import Placement
+from redundancy.models import Placement, ServerStatus
 
 # How long a camera may wait for its backup's first frames while its primary has it again.
 HANDOVER_GIVE_UP_SECONDS = 15.0
@@ -32,6 +33,11 @@ class Windows:
     def for_mode(self, mode: str) -> float:
         """Only fast mode acts on a short silence; constant mode and cameras without backup wait like normal."""
         return self.fast if mode == RedundancyMode.FAST else self.normal
+
+    def for_server(self, modes: Iterable[str]) -> float:
+        """A server is down once it is down for one of the cameras it records or backs up: the
+        shortest window among their modes (a camera judges its primary and backup by its mode's)."""
+        return min((self.for_mode(mode) for mode in modes), default=self.normal)
 
 
 @dataclass
@@ -79,6 +85,23 @@ class Decision:
     reason: str = ""
     # Event kinds this decision emits, in order.
     events: tuple[str, ...] = ()
+
+
+def server_status(heartbeat_age: float | None, leaving: bool, draining: bool, down_window: float,
+                  windows: Windows) -> str:
+    """What the status page, the events and the failure count say of a server; ``down_window``
+    comes from ``Windows.for_server`` so that it agrees with the decisions of its cameras."""
+    if heartbeat_age is None:
+        return ServerStatus.UNKNOWN
+    if heartbeat_age > down_window:
+        return ServerStatus.DOWN
+    if leaving:
+        return ServerStatus.LEAVING
+    if draining:
+        return ServerStatus.DRAINING
+    if heartbeat_age > windows.fast:
+        return ServerStatus.SUSPECT
+    return ServerStatus.UP
 
 
 def active_server(camera: CameraView) -> ServerView | None:

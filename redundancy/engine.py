@@ -16,7 +16,6 @@ from django.conf import settings
 from django.db import transaction
 
 from cameras.models import Camera
-from cameras.modes import RedundancyMode
 from recording import live
 from recording.tasks import notify
 from redundancy import notifications
@@ -29,6 +28,7 @@ from redundancy.decisions import (
     decide,
     hold_down_for,
     ingesting_servers,
+    server_status,
 )
 from redundancy.models import CameraPlacement, Event, EventKind, Placement, ServerState, ServerStatus
 from redundancy.observation import observe
@@ -98,7 +98,11 @@ class Engine:
 
         cameras = list(Camera.objects.with_servers().filter(enabled=True))
         modes = {camera.pk: camera.redundancy_mode for camera in cameras}
-        fast_primaries = {c.primary_server_id for c in cameras if modes[c.pk] == RedundancyMode.FAST}
+        modes_of_server: dict[int, set[str]] = {server.pk: set() for server in servers}
+        for camera in cameras:
+            modes_of_server[camera.primary_server_id].add(modes[camera.pk])
+            if camera.backup_server_id:
+                modes_of_server[camera.backup_server_id].add(modes[camera.pk])
 
         self._dirty: set[ServerState] = set()
         states = self._server_states(servers, now)
@@ -107,7 +111,7 @@ class Engine:
         views: dict[int, ServerView] = {}
         for server in servers:
             state = states[server.pk]
-            down_window = self.windows.fast if server.pk in fast_primaries else self.windows.normal
+            down_window = self.windows.for_server(modes_of_server[server.pk])
             age, leaving = seen.heartbeat_age(server.name), server.name in seen.leaving
             events += self._server_status(server, state, age, leaving, down_window, now)
             events += self._storage(server, state, seen.storage_errors, now)
@@ -194,18 +198,7 @@ class Engine:
         return states
 
     def _server_status(self, server, state, age, leaving, down_window, now) -> list[Event]:
-        if age is None:
-            status = ServerStatus.UNKNOWN
-        elif age > down_window:
-            status = ServerStatus.DOWN
-        elif leaving:
-            status = ServerStatus.LEAVING
-        elif state.draining:
-            status = ServerStatus.DRAINING
-        elif age > self.windows.fast:
-            status = ServerStatus.SUSPECT
-        else:
-            status = ServerStatus.UP
+        status = server_status(age, leaving, state.draining, down_window, self.windows)
         events = []
         recent = [t for t in state.failures if now - t < FAILURE_MEMORY]
         if recent != state.failures:  # old failures no longer lengthen the hold-down

@@ -178,6 +178,37 @@ def test_backup_also_down_is_reported(world, fast_site, make_camera):
     assert "srv-a and backup srv-b are both down" in event.message
 
 
+def test_a_server_that_only_backs_up_fast_cameras_is_down_when_its_events_say_so(world, fast_site, make_camera):
+    """One rule for "down": the status, the events and the decisions agree after the fast window."""
+    camera = make_camera(fast_site["a"], fast_site["b"])
+    world.beat("srv-a", "srv-b", "srv-c")
+    world.tick()
+    world.now += 2.0  # both silent past the fast window
+    world.beat("srv-c")
+    world.tick()
+    assert world.placement(camera) == Placement.NOBODY
+    assert "srv-a and backup srv-b are both down" in Event.objects.get(kind="camera_unprotected").message
+    states = {s.server.name: s.status for s in ServerState.objects.select_related("server")}
+    assert states["srv-a"] == states["srv-b"] == "down"
+    assert set(Event.objects.filter(kind="server_down").values_list("server__name", flat=True)) == {"srv-a", "srv-b"}
+    assert states["srv-c"] == "up"
+
+
+def test_a_server_of_normal_cameras_only_is_suspect_until_the_normal_window(world, fast_site, make_camera):
+    make_camera(fast_site["a"], fast_site["b"])  # fast: srv-a and srv-b are judged by the fast window
+    make_camera(fast_site["c"], fast_site["a"])  # srv-c's camera is backed up in normal mode
+    world.beat("srv-a", "srv-b", "srv-c")
+    world.tick()
+    world.now += 2.0
+    world.beat("srv-a", "srv-b")
+    world.tick()
+    assert ServerState.objects.get(server=fast_site["c"]).status == "suspect"
+    world.now += 29.0
+    world.beat("srv-a", "srv-b")
+    world.tick()
+    assert ServerState.objects.get(server=fast_site["c"]).status == "down"
+
+
 def test_priorities_decide_who_gets_a_full_backup(world, site, make_camera):
     site["b"].max_cameras = 2
     site["b"].save()
