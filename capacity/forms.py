@@ -2,25 +2,33 @@ from django import forms
 
 from accounts.scope import limit
 from cameras.models import AnalyticsModule, Camera
+from capacity.inputs import CALCULATOR_BOUNDS
 from capacity.proposal import SCOPES
 from servers.models import CAPACITY_FIGURES, MultiserverSystem, Server, capacity_messages
 
-RETENTION_FIELD = Server._meta.get_field("retention_hours")
+
+def _bounded(name: str, **kwargs) -> forms.IntegerField:
+    bound = CALCULATOR_BOUNDS[name]
+    return forms.IntegerField(label=bound.label, min_value=bound.smallest, max_value=bound.largest,
+                              error_messages=bound.messages(), **kwargs)  # fmt: skip
 
 
 class CalculatorForm(forms.ModelForm):
-    """A camera's video settings, validated by the Camera model's own limits."""
+    """A camera's video settings, within the bounds the estimate API uses too (capacity.inputs)."""
 
+    width = _bounded("width")
+    height = _bounded("height")
+    fps = _bounded("fps")
+    expected_bitrate_kbps = _bounded("expected_bitrate_kbps", required=False, help_text="Leave empty to estimate it.")
     analytics = forms.MultipleChoiceField(
         choices=AnalyticsModule.choices, required=False, widget=forms.CheckboxSelectMultiple
     )
-    retention_hours = RETENTION_FIELD.formfield(initial=72)
+    retention_hours = _bounded("retention_hours", initial=CALCULATOR_BOUNDS["retention_hours"].default)
 
     class Meta:
         model = Camera
         fields = ["codec", "width", "height", "fps", "quality", "expected_bitrate_kbps", "analytics"]
-        labels = {"expected_bitrate_kbps": "known bitrate (kbit/s)"}
-        help_texts = {"expected_bitrate_kbps": "Leave empty to estimate it.", "quality": ""}
+        help_texts = {"quality": ""}
 
 
 class CapacityFiguresForm(forms.ModelForm):

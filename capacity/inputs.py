@@ -7,7 +7,9 @@ never read here.
 from dataclasses import dataclass, field
 from datetime import date
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
+from django.utils.text import capfirst
 
 from cameras.models import Camera
 from cameras.modes import RedundancyMode, mode_for
@@ -19,6 +21,42 @@ from servers.models import Licensing, Server
 # the retention of the server that records.
 DIMENSIONS = ("mbps", "cores", "storage_gb", "cameras")
 DIMENSION_LABELS = {"mbps": "inbound Mbit/s", "cores": "CPU cores", "storage_gb": "storage GB", "cameras": "cameras"}
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The smallest and largest value of a calculator input, with the words of its refusal."""
+
+    label: str
+    smallest: int
+    largest: int
+    default: int | None = None
+
+    def messages(self) -> dict[str, str]:
+        return {
+            "min_value": f"{self.label} must be at least {self.smallest:,}.",
+            "max_value": f"{self.label} cannot be more than {self.largest:,}.",
+        }
+
+
+def _bound(model, name: str, label: str | None = None) -> Bound:
+    """A calculator input is bounded where the configuration that stores it is: by its model field's validators."""
+    model_field = model._meta.get_field(name)
+    validators = model_field.validators
+    smallest = max(v.limit_value for v in validators if isinstance(v, MinValueValidator))
+    largest = min(v.limit_value for v in validators if isinstance(v, MaxValueValidator))
+    default = model_field.default if isinstance(model_field.default, int) else None
+    return Bound(capfirst(label or model_field.verbose_name), smallest, largest, default)
+
+
+# The calculator's numeric inputs, for the Capacity page's form and the estimate API alike.
+CALCULATOR_BOUNDS = {
+    "width": _bound(Camera, "width"),
+    "height": _bound(Camera, "height"),
+    "fps": _bound(Camera, "fps"),
+    "expected_bitrate_kbps": _bound(Camera, "expected_bitrate_kbps", "known bitrate (kbit/s)"),
+    "retention_hours": _bound(Server, "retention_hours"),
+}
 
 
 @dataclass(frozen=True)

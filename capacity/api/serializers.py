@@ -1,9 +1,15 @@
 from rest_framework import serializers
 
 from accounts.scope import ScopedChoicesMixin
-from cameras.models import AnalyticsModule, Camera
+from cameras.models import AnalyticsModule, Camera, validate_analytics
+from capacity.inputs import CALCULATOR_BOUNDS
 from capacity.proposal import SCOPES
-from servers.models import MAX_RETENTION_HOURS, MultiserverSystem
+from servers.models import MultiserverSystem
+
+
+def _bounds(name: str) -> dict:
+    bound = CALCULATOR_BOUNDS[name]
+    return {"min_value": bound.smallest, "max_value": bound.largest, "error_messages": bound.messages()}
 
 
 class FiguresSerializer(serializers.Serializer):
@@ -81,20 +87,22 @@ class CapacityQuerySerializer(ScopedChoicesMixin, serializers.Serializer):
 
 
 class EstimateQuerySerializer(serializers.ModelSerializer):
-    """A camera's video settings, checked against the Camera model's own limits."""
+    """A camera's video settings, within the bounds the Capacity page's calculator uses too (capacity.inputs)."""
 
     analytics = serializers.ListField(
         child=serializers.ChoiceField(choices=AnalyticsModule.choices), required=False, default=list,
-        max_length=len(AnalyticsModule),
+        max_length=len(AnalyticsModule), validators=[validate_analytics],
     )  # fmt: skip
-    retention_hours = serializers.IntegerField(min_value=1, max_value=MAX_RETENTION_HOURS, default=72)
+    retention_hours = serializers.IntegerField(default=CALCULATOR_BOUNDS["retention_hours"].default,
+                                               **_bounds("retention_hours"))  # fmt: skip
 
     class Meta:
         model = Camera
         fields = ["codec", "width", "height", "fps", "quality", "expected_bitrate_kbps", "analytics",
                   "retention_hours"]  # fmt: skip
-        extra_kwargs = {"codec": {"required": True}, "width": {"required": True}, "height": {"required": True},
-                        "fps": {"required": True}}  # fmt: skip
+        extra_kwargs = {"codec": {"required": True}, "width": {"required": True, **_bounds("width")},
+                        "height": {"required": True, **_bounds("height")}, "fps": {"required": True, **_bounds("fps")},
+                        "expected_bitrate_kbps": _bounds("expected_bitrate_kbps")}  # fmt: skip
 
 
 class EstimateSerializer(serializers.Serializer):

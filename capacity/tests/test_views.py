@@ -45,8 +45,9 @@ def test_calculator_estimates_and_refuses_bad_input(admin_client, db):
     assert bad.status_code == 400
     html = bad.content.decode()
     assert "Select a valid choice. vp9 is not one of the available choices." in html
-    assert "Ensure this value is greater than or equal to 16." in html
-    assert "Ensure this value is less than or equal to 120." in html
+    assert "Width must be at least 16." in html
+    assert "Frames per second cannot be more than 120." in html
+    assert "Retention (hours) must be at least 1." in html
 
 
 def test_proposal_is_a_diff_and_apply_stores_it(admin_client, loaded):
