@@ -158,7 +158,14 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         # Live pages renew their group membership every minute; a dead one drops out in ten.
-        "CONFIG": {"hosts": [REDIS_URL], "group_expiry": 600, "capacity": 500},
+        # channels-redis waits for a socket's messages in blocking reads of 5 s (brpop_timeout): its
+        # client's read timeout (redis-py's default is 5 s too) must be longer, or every idle wait
+        # races it and the live page's socket closes with 1011.
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+            "group_expiry": 600,
+            "capacity": 500,
+        },
     },
 }
 

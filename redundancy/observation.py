@@ -33,7 +33,8 @@ class Observation:
 
     def heartbeat_age(self, name: str) -> float | None:
         seen = self.last_seen.get(name)
-        return None if seen is None else self.now - seen
+        # A heartbeat stamped a moment after this reader's clock is fresh, not from the future.
+        return None if seen is None else max(0.0, self.now - seen)
 
     def server_view(self, server, state) -> ServerView:
         """The engine's view of one server; ``state`` is its stored ServerState, or None."""

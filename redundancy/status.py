@@ -6,6 +6,7 @@ part is still given, with ``live`` false.
 """
 
 import time
+from collections import Counter
 
 import redis
 from django.db.models import Count
@@ -27,13 +28,18 @@ def current_status(redis_client=None, clock=time.time, systems: set[int] | None 
     if systems is not None:
         servers = servers.filter(system__in=systems)
         cameras = cameras.filter(primary_server__system__in=systems)
-    servers = list(servers)
+    servers, cameras = list(servers), list(cameras)
     states = {s.pk: s for s in ServerState.objects.all()}
     names = [s.name for s in servers]
     try:
         seen, reachable = observe(r, names, now), True
     except redis.RedisError:
         seen, reachable = Observation(now, {}, set(), {}), False
+    placements = {p.pk: p for p in CameraPlacement.objects.all()}
+    away = Counter(
+        camera.primary_server_id for camera in cameras
+        if camera.pk in placements and placements[camera.pk].state in (Placement.TO_BACKUP, Placement.ON_BACKUP)
+    )  # fmt: skip
     views = {}
     server_rows = []
     for server in servers:
@@ -49,8 +55,9 @@ def current_status(redis_client=None, clock=time.time, systems: set[int] | None 
             "hold_down_seconds": view.hold_down, "ingesting": len(view.streams), "own_cameras": server.own,
             "max_cameras": server.max_cameras,
             "storage_error": state.storage_error if state else "",
+            # Own cameras on (or moving to) their backups: what "Fail back now" would return.
+            "cameras_away": away[server.pk],
         })  # fmt: skip
-    placements = {p.pk: p for p in CameraPlacement.objects.all()}
     windows = Windows.from_settings()
     camera_rows = []
     for camera in cameras:

@@ -6,6 +6,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from django.contrib.auth.models import User
@@ -17,6 +18,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.process, pytest.mark.django_db(tr
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "a-long-test-passphrase"
+KEPT_OPEN_SECONDS = 65  # longer than many of the channel layer's 5 s blocking waits
 
 
 @pytest.fixture
@@ -82,6 +84,7 @@ def test_operator_watches_a_failover_then_drains_and_fails_back(
     page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_selector("#connection.ok", timeout=15_000)
+    opened_at = time.monotonic()
     tiles = [f"#tile-{camera.pk}" for camera in cameras]
     for tile in tiles:
         page.wait_for_selector(f"{tile}.where-primary", timeout=30_000)
@@ -108,3 +111,9 @@ def test_operator_watches_a_failover_then_drains_and_fails_back(
     for tile in tiles:
         page.wait_for_selector(f"{tile}.where-primary", timeout=30_000)
     page.screenshot(path=str(ARTIFACTS / "live-after-failback.png"), full_page=True)
+
+    # The page stayed on one socket all along: it was never closed under it, however long it was open.
+    page.wait_for_timeout(max(0.0, KEPT_OPEN_SECONDS - (time.monotonic() - opened_at)) * 1000)
+    connection = page.evaluate("window.liveConnection")
+    assert connection == {"opened": 1, "closed": 0, "reconnects": 0, "closeCodes": []}
+    assert page.text_content("#connection") == "live"

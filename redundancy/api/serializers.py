@@ -30,6 +30,7 @@ class ServerHealthSerializer(serializers.Serializer):
     storage_error = serializers.CharField(
         allow_blank=True, help_text="Why the server cannot write its recordings; empty when it can."
     )
+    cameras_away = serializers.IntegerField(help_text="Its own cameras on or moving to their backups.")
 
 
 class CameraStatusSerializer(serializers.Serializer):

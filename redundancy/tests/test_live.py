@@ -1,5 +1,8 @@
 """The live status page: its websocket (real Channels layer on Redis), snapshots and timeline."""
 
+import asyncio
+import json
+import time
 from datetime import timedelta
 
 import pytest
@@ -11,7 +14,7 @@ from django.utils import timezone
 from eocortex_web.asgi import application
 from recording import live
 from recording.models import Segment
-from redundancy.models import Event
+from redundancy.models import CameraPlacement, Event, Placement, ServerState
 from redundancy.notifications import EVENTS_GROUP, event_payload
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -71,6 +74,27 @@ def test_socket_pushes_status_every_second_and_events_at_once(admin_client, site
     assert [m for m in pushed if m["type"] == "event"][0]["event"]["message"] == "gate moves"
 
 
+def test_socket_outlives_the_channel_layers_blocking_wait(admin_client, site):
+    """The layer waits for messages in blocking reads of ``brpop_timeout`` seconds; its Redis client
+    must not time out first (that closed every live page with 1011 every few seconds)."""
+    held_for = get_channel_layer().brpop_timeout * 2 + 1.0
+
+    async def run():
+        communicator = socket(admin_client)
+        connected, _ = await communicator.connect(timeout=5)
+        assert connected
+        loop = asyncio.get_running_loop()
+        start, statuses = loop.time(), 0
+        while loop.time() - start < held_for:
+            message = await communicator.receive_output(timeout=5)  # raises if the consumer crashed
+            assert message["type"] == "websocket.send", message
+            statuses += json.loads(message["text"])["type"] == "status"
+        await communicator.disconnect()
+        return statuses
+
+    assert async_to_sync(run)() >= held_for - 2
+
+
 def test_live_page_shows_the_wall_and_the_feed(admin_client, site, make_camera):
     camera = make_camera(site["a"], site["b"], name="gate")
     Event.objects.create(at=timezone.now(), kind="server_down", server=site["a"], message="srv-a is down")
@@ -108,3 +132,31 @@ def test_live_pages_need_login(client, site, make_camera):
     camera = make_camera(site["a"])
     for url in ["/live/", f"/live/snapshot/{camera.pk}.jpg", f"/cameras/{camera.pk}/timeline/"]:
         assert client.get(url).status_code == 302
+
+
+def test_a_heartbeat_stamped_after_the_pages_clock_reads_as_fresh_not_negative(admin_client, site):
+    live.publish_heartbeat(live.client(), "srv-a", {"at": time.time() + 0.4}, ttl=30)
+    (row,) = [r for r in admin_client.get("/api/status/").json()["servers"] if r["name"] == "srv-a"]
+    assert row["heartbeat_age"] == 0.0
+    page = admin_client.get("/live/").content.decode()
+    assert "-0.0 s" not in page and '<span data-field="age">0.0 s</span>' in page
+
+
+def test_fail_back_is_offered_only_for_a_server_whose_cameras_are_away(admin_client, site, make_camera):
+    camera = make_camera(site["a"], site["b"], name="gate")
+    CameraPlacement.objects.create(camera=camera, state=Placement.ON_PRIMARY, since=timezone.now())
+
+    def offered():
+        page = admin_client.get("/live/").content.decode()
+        card = page.split(f'id="server-{site["a"].pk}"', 1)[1].split('class="server-card', 1)[0]
+        return 'data-field="fail-back" hidden' not in card
+
+    def away():
+        return {r["name"]: r["cameras_away"] for r in admin_client.get("/api/status/").json()["servers"]}
+
+    assert not offered() and away()["srv-a"] == 0
+    CameraPlacement.objects.filter(camera=camera).update(state=Placement.ON_BACKUP)
+    assert offered() and away() == {"srv-a": 1, "srv-b": 0, "srv-c": 0, "srv-other": 0}
+    CameraPlacement.objects.filter(camera=camera).update(state=Placement.ON_PRIMARY)
+    ServerState.objects.create(server=site["a"], status_since=timezone.now(), draining=True)
+    assert offered(), "a drained server is offered its way back"

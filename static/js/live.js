@@ -11,6 +11,8 @@
   let socket = null;
   let retry = 1000;
   const timings = (window.liveTimings = []);
+  // How the socket fared, read by the browser tests: a healthy page opens once and never closes.
+  const connection = (window.liveConnection = { opened: 0, closed: 0, reconnects: 0, closeCodes: [] });
 
   function setConnection(text, ok) {
     badge.textContent = text;
@@ -31,6 +33,8 @@
       storage.textContent = server.storage_error ? "Storage: " + server.storage_error : "";
       card.querySelector('[data-field="age"]').textContent =
         server.heartbeat_age === null ? "—" : server.heartbeat_age.toFixed(1) + " s";
+      const failBack = card.querySelector('[data-field="fail-back"]');
+      if (failBack) failBack.hidden = !server.draining && !server.cameras_away;  // nothing to return
     }
     for (const camera of status.cameras) {
       const tile = document.getElementById("tile-" + camera.id);
@@ -91,6 +95,7 @@
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
     socket = new WebSocket(scheme + location.host + root.dataset.socket);
     socket.onopen = function () {
+      connection.opened += 1;
       retry = 1000;
       setConnection("live", true);
     };
@@ -102,10 +107,12 @@
       timings.push({ type: data.type, ms: performance.now() - began });  // read by bench/live_latency.py
       if (timings.length > 200) timings.shift();
     };
-    socket.onclose = function () {
+    socket.onclose = function (closing) {
+      connection.closed += 1;
+      connection.closeCodes.push(closing.code);
       setConnection("reconnecting…", false);
       resync();
-      setTimeout(connect, retry);
+      setTimeout(function () { connection.reconnects += 1; connect(); }, retry);
       retry = Math.min(retry * 2, 10000);
     };
   }
