@@ -2,7 +2,7 @@ from django import forms
 from django.utils import timezone
 
 from accounts.scope import limit
-from cameras.models import AnalyticsModule, Camera
+from cameras.models import AnalyticsModule, Camera, take_credentials
 from cameras.rules import valid_backups
 from servers.models import Server
 
@@ -85,12 +85,27 @@ class CameraForm(forms.ModelForm):
             field.disabled = field.disabled or read_only
 
     def full_clean(self):
+        self._url_credentials = self._take_url_credentials()
         super().full_clean()
         if self.errors:
             # Typed credentials are never sent back to the browser: say so rather than drop them silently.
             for name, what in (("username", "user name"), ("password", "password")):
                 if name in self.fields and self.data.get(self.add_prefix(name)):
                     self.add_error(name, f"The {what} you typed was not stored; type it again.")
+            if any(self._url_credentials) and "stream_url" in self.fields:
+                self.add_error("stream_url", "The user name and password were taken out of the stream URL but not "
+                                             "stored, as the form was refused: type them in their fields.")  # fmt: skip
+
+    def _take_url_credentials(self) -> tuple[str, str]:
+        """Credentials pasted into the stream URL leave it before anything is validated or rendered back."""
+        name = self.add_prefix("stream_url")
+        if not self.is_bound or "stream_url" not in self.fields or name not in self.data:
+            return "", ""
+        url, username, password = take_credentials(self.data[name])
+        if username or password:
+            self.data = self.data.copy()
+            self.data[name] = url
+        return username, password
 
     def _offer_valid_backups(self):
         """The drop-down offers only servers that keep the rules; any submitted one is still checked by clean()."""
@@ -114,10 +129,18 @@ class CameraForm(forms.ModelForm):
         field.help_text = "Only servers of the primary's multiserver system with active licenses are offered."
 
     def clean_username(self):
-        return self.cleaned_data["username"] or (self.instance.username if self.instance.pk else "")
+        return self._credential("username", 0)
 
     def clean_password(self):
-        return self.cleaned_data["password"] or (self.instance.password if self.instance.pk else "")
+        return self._credential("password", 1)
+
+    def _credential(self, name: str, index: int) -> str:
+        """What was typed, else what the stream URL carried, else what is stored."""
+        typed, from_url = self.cleaned_data[name], self._url_credentials[index]
+        if typed and from_url and typed != from_url:
+            raise forms.ValidationError(f"The stream URL carries another {name.replace('name', ' name')}.")
+        stored = getattr(self.instance, name) if self.instance.pk else ""
+        return typed or from_url or stored
 
     def clean(self):
         cleaned = super().clean()

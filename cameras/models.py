@@ -1,6 +1,6 @@
 """IP cameras: where their video comes from and which servers record it."""
 
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, URLValidator
@@ -30,6 +30,21 @@ def validate_stream_url(value: str) -> None:
         raise ValidationError(
             "Put the camera's user name and password in their own fields, not in the stream URL.", code="credentials"
         )
+
+
+def take_credentials(url: str) -> tuple[str, str, str]:
+    """A stream URL pasted with ``user:password@``: the URL without them, and the user name and
+    password it carried (decoded). Operators paste such URLs all the time; the credentials then
+    go to the encrypted fields and the URL is stored, shown and logged without them."""
+    try:
+        parts = urlsplit(url)
+        username, password = parts.username, parts.password
+    except ValueError:  # not a URL: the validator says so
+        return url, "", ""
+    if not (username or password):
+        return url, "", ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=host)), unquote(username or ""), unquote(password or "")
 
 
 class Codec(models.TextChoices):

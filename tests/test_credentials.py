@@ -97,3 +97,55 @@ def test_planted_credentials_appear_nowhere(site, admin_user, admin_client, capl
     seen += [("logs", caplog.text), ("stdout", out), ("stderr", err)]
     for where, text in seen:
         _assert_clean(text, where)
+
+
+def _new_camera_form(url, **changes):
+    return {"name": "pasted", "enabled": "on", "failover_priority": "normal", "stream_url": url, "codec": "h264",
+            "width": 1280, "height": 720, "fps": 15, "quality": "high", **changes}  # fmt: skip
+
+
+def test_credentials_pasted_into_the_stream_url_go_to_their_fields(site, admin_client):
+    url = f"rtsp://{USERNAME}:{PASSWORD.replace('-', '%2D')}@127.0.0.1:8554/lobby?channel=1"
+    response = admin_client.post("/cameras/new/", _new_camera_form(url, primary_server=site["a"].pk))
+    assert response.status_code == 302
+    camera = Camera.objects.get(name="pasted")
+    assert camera.stream_url == "rtsp://127.0.0.1:8554/lobby?channel=1"
+    assert (camera.username, camera.password) == (USERNAME, PASSWORD)
+    _assert_clean(admin_client.get(f"/cameras/{camera.pk}/").content.decode(), "the camera page")
+    # The Connection tab: a URL pasted with other credentials replaces the stored ones.
+    data = {"stream_url": "rtsp://admin:Other-Pw-1@127.0.0.1:8554/lobby", "codec": "h264", "width": 1280,
+            "height": 720, "fps": 15, "quality": "high", "primary_server": site["a"].pk,
+            "backup_server": ""}  # fmt: skip
+    assert admin_client.post(f"/cameras/{camera.pk}/", data).status_code == 302
+    camera.refresh_from_db()
+    stored = (camera.stream_url, camera.username, camera.password)
+    assert stored == ("rtsp://127.0.0.1:8554/lobby", "admin", "Other-Pw-1")
+
+
+def test_a_refused_form_never_renders_the_credentials_of_its_stream_url(site, admin_client):
+    url = f"rtsp://{USERNAME}:{PASSWORD}@127.0.0.1:8554/lobby"
+    response = admin_client.post("/cameras/new/", _new_camera_form(url, primary_server=site["a"].pk, fps=0))
+    assert response.status_code == 400
+    page = response.content.decode()
+    _assert_clean(page, "the refused form")
+    assert 'value="rtsp://127.0.0.1:8554/lobby"' in page
+    assert "taken out of the stream URL" in page and not Camera.objects.filter(name="pasted").exists()
+
+
+def test_the_api_moves_credentials_out_of_the_stream_url(site, admin_user):
+    api = APIClient()
+    api.force_authenticate(admin_user)
+    body = {"name": "pasted", "stream_url": f"http://{USERNAME}:{PASSWORD}@127.0.0.1:8080/video.mjpg",
+            "codec": "mjpeg", "primary_server": site["a"].pk}  # fmt: skip
+    created = api.post("/api/cameras/", body, format="json")
+    assert created.status_code == 201, created.content
+    _assert_clean(created.content.decode(), "the create response")
+    assert created.json()["stream_url"] == "http://127.0.0.1:8080/video.mjpg" and created.json()["has_credentials"]
+    camera = Camera.objects.get(name="pasted")
+    assert (camera.username, camera.password) == (USERNAME, PASSWORD)
+    # Typed fields that disagree with the URL's are refused, and nothing changes.
+    clash = api.patch(f"/api/cameras/{camera.pk}/", {"stream_url": "http://someone:Else-Pw-2@127.0.0.1:8080/v",
+                                                     "username": "another"}, format="json")  # fmt: skip
+    assert clash.status_code == 400 and "username" in clash.json()
+    camera.refresh_from_db()
+    assert camera.stream_url == "http://127.0.0.1:8080/video.mjpg" and camera.username == USERNAME

@@ -1,7 +1,9 @@
+from collections.abc import Mapping
+
 from rest_framework import serializers
 
 from accounts.scope import ScopedChoicesMixin
-from cameras.models import AnalyticsModule, Camera
+from cameras.models import AnalyticsModule, Camera, take_credentials
 from cameras.modes import RedundancyMode
 from eocortex_web.serializers import model_clean
 
@@ -46,7 +48,25 @@ class CameraSerializer(ScopedChoicesMixin, serializers.ModelSerializer):
             "password",
         ]
 
+    def to_internal_value(self, data):
+        # Credentials pasted into the stream URL leave it before it is validated: into their fields.
+        self._url_credentials = {}
+        if isinstance(data, Mapping) and isinstance(data.get("stream_url"), str):
+            url, username, password = take_credentials(data["stream_url"])
+            if username or password:
+                data = {**data, "stream_url": url}
+                self._url_credentials = {"username": username, "password": password}
+        return super().to_internal_value(data)
+
     def validate(self, attrs):
+        clashes = {}
+        for name, value in getattr(self, "_url_credentials", {}).items():
+            if value and attrs.get(name) and attrs[name] != value:
+                clashes[name] = [f"The stream URL carries another {name.replace('name', ' name')}."]
+            elif value:
+                attrs[name] = value
+        if clashes:
+            raise serializers.ValidationError(clashes)
         return model_clean(self.instance, Camera, attrs)
 
 

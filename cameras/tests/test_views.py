@@ -54,7 +54,7 @@ def test_connection_tab_applies_backup_and_keeps_password(admin_client, site, ga
         ({"backup_server": "SELF"}, "cannot also be its backup"),
         ({"backup_server": "OTHER"}, "same system"),
         ({"stream_url": "ftp://127.0.0.1/cam"}, "rtsp, http or https"),
-        ({"stream_url": "rtsp://u:p@127.0.0.1/cam"}, "not in the stream URL"),
+        ({"stream_url": "rtsp://u:p@127.0.0.1/cam", "fps": 0}, "taken out of the stream URL"),
         ({"fps": 0}, "greater than or equal to 1"),
         ({"stream_url": "rtsp://127.0.0.1/" + "x" * 600}, "at most 500 characters"),
     ],
