@@ -46,7 +46,6 @@ def license_list(request):
             license = form.save()
             messages.success(request, f"License {license.key} added to {license.server}.")
             return redirect("servers:licenses")
-        messages.error(request, "The license was not added: correct the form below.")
     return render(
         request,
         "servers/license_list.html",
@@ -58,6 +57,7 @@ def license_list(request):
             "today": today,
             "form": form,
         },
+        status=400 if form.errors else 200,
     )
 
 
@@ -86,7 +86,8 @@ def mail_settings(request, system_id):
             return response
         return redirect("redundancy:server", enable_for.pk) if enable_for else redirect("servers:list")
     template = "servers/_mail_form.html" if request.htmx else "servers/mail_settings.html"
-    return render(request, template, {"form": form, "system": system, "enable_for": enable_for})
+    context = {"form": form, "system": system, "enable_for": enable_for}
+    return render(request, template, context, status=400 if form.errors else 200)
 
 
 def _server_of_system(system, server_id):

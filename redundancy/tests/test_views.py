@@ -152,7 +152,7 @@ def test_saving_mail_settings_turns_notifications_on(admin_client, site, setting
     server = site["b"]
     url = f"/servers/systems/{site['system'].pk}/mail/"
     bad = admin_client.post(url, {"enable_for": server.pk, "smtp_port": 587, "recipients": "ops@example.com"})
-    assert bad.status_code == 200 and "need at least one recipient and an SMTP host" in bad.content.decode()
+    assert bad.status_code == 400 and "need at least one recipient and an SMTP host" in bad.content.decode()
     assert not RedundancySettings.objects.get(server=server).email_notifications
     good = admin_client.post(
         url,
