@@ -287,11 +287,12 @@ def engine(settings, transactional_db):
     from django.db import connection
 
     from redundancy.engine import Engine
+    from redundancy.notifications import send_pending_mail
 
     settings.ENGINE_NORMAL_WINDOW_SECONDS = 4.0
     settings.ENGINE_HOLD_DOWN_SECONDS = 2.0
-    stop = threading.Event()
-    instance = Engine()
+    stop, mail_due = threading.Event(), threading.Event()
+    instance = Engine(wake_mailer=mail_due.set)
 
     def loop():
         while not stop.is_set():
@@ -299,8 +300,17 @@ def engine(settings, transactional_db):
             stop.wait(0.25)
         connection.close()
 
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
+    def mailer():  # the mail worker, woken by the engine as the real one is
+        while not stop.is_set():
+            if mail_due.wait(0.25):
+                mail_due.clear()
+                send_pending_mail()
+        connection.close()
+
+    threads = [threading.Thread(target=loop, daemon=True), threading.Thread(target=mailer, daemon=True)]
+    for thread in threads:
+        thread.start()
     yield instance
     stop.set()
-    thread.join(timeout=10)
+    for thread in threads:
+        thread.join(timeout=10)

@@ -189,12 +189,19 @@ ENGINE_FAST_WINDOW_SECONDS = env.float("ENGINE_FAST_WINDOW_SECONDS", default=1.5
 ENGINE_HOLD_DOWN_SECONDS = env.float("ENGINE_HOLD_DOWN_SECONDS", default=10.0)
 ENGINE_LONGEST_HOLD_DOWN_SECONDS = env.float("ENGINE_LONGEST_HOLD_DOWN_SECONDS", default=1800.0)
 CONTROL_QUEUE = "control"
-CELERY_TASK_ROUTES = {"redundancy.tick": {"queue": CONTROL_QUEUE}}
+MAIL_QUEUE = "mail"  # the mail outbox's worker: slow mail servers never hold up the engine
+CELERY_TASK_ROUTES = {"redundancy.tick": {"queue": CONTROL_QUEUE}, "redundancy.send_mail": {"queue": MAIL_QUEUE}}
 CELERY_BEAT_SCHEDULE = {
     "redundancy-tick": {
         "task": "redundancy.tick",
         "schedule": ENGINE_TICK_SECONDS,
         "options": {"queue": CONTROL_QUEUE, "expires": max(1.0, 2 * ENGINE_TICK_SECONDS)},
+    },
+    # The engine wakes the mail worker when it has mail; this sweep sends retries and lost wake-ups.
+    "redundancy-mail": {
+        "task": "redundancy.send_mail",
+        "schedule": 10.0,
+        "options": {"queue": MAIL_QUEUE, "expires": 10},
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
@@ -234,6 +241,8 @@ else:
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     EMAIL_FILE_PATH = VAR_DIR / "mail"
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="redundancy@localhost")
+# Seconds an SMTP server may take to answer, on every path (EMAIL_URL and each system's settings).
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

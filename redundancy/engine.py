@@ -30,7 +30,7 @@ from redundancy.decisions import (
     ingesting_servers,
     server_status,
 )
-from redundancy.models import CameraPlacement, Event, EventKind, Placement, ServerState, ServerStatus
+from redundancy.models import CameraPlacement, Event, EventKind, MailState, Placement, ServerState, ServerStatus
 from redundancy.observation import observe
 from servers.models import Server
 
@@ -54,10 +54,12 @@ class TickResult:
 
 
 class Engine:
-    def __init__(self, redis_client: redis.Redis | None = None, clock=time.time, notify_agent=notify):
+    def __init__(self, redis_client: redis.Redis | None = None, clock=time.time, notify_agent=notify,
+                 wake_mailer=notifications.wake_mailer):  # fmt: skip
         self.redis = redis_client or live.client()
         self.clock = clock
         self.notify_agent = notify_agent
+        self.wake_mailer = wake_mailer
         self.windows = Windows.from_settings()
         self.base_hold_down = settings.ENGINE_HOLD_DOWN_SECONDS
         self.longest_hold_down = settings.ENGINE_LONGEST_HOLD_DOWN_SECONDS
@@ -151,6 +153,10 @@ class Engine:
             log.info("camera=%s event=%s placement=%s reason=%r", camera.pk, ",".join(decision.events) or "moved",
                      decision.placement, decision.reason)  # fmt: skip
         events += self._stream_events(cameras, camera_views, now)
+        by_pk = {server.pk: server for server in servers}
+        for event in events:  # the outbox: the mail worker sends these, the pass goes on
+            if notifications.wants_mail(event, by_pk):
+                event.mail_state = MailState.PENDING
 
         with transaction.atomic():
             # Only the engine's own fields: an operator's drain or fail-back made meanwhile must survive.
@@ -175,7 +181,9 @@ class Engine:
                 live.mark_handed_over(self.redis, server.name)
         live.mark_engine_ticked(self.redis)
         if events:
-            transaction.on_commit(lambda: notifications.announce(events))
+            transaction.on_commit(lambda: notifications.push(events))
+        if any(event.mail_state == MailState.PENDING for event in events):
+            transaction.on_commit(self.wake_mailer)
         return TickResult(ran=True, events=events, desired=desired)
 
     def _witness_outage(self, seen, previous_pass: float | None, now: float) -> None:
@@ -303,14 +311,14 @@ class Engine:
         state.storage_error = error
         self._dirty.add(state)
         if error:
-            log.error("server=%s event=storage_failed error=%s", server.name, error)
             text = f"{server.name} cannot write its recordings: {error}"
             return [self._server_event(EventKind.STORAGE_FAILED, server, text, now)]
-        log.info("server=%s event=storage_restored", server.name)
         text = f"{server.name} writes its recordings again"
         return [self._server_event(EventKind.STORAGE_RESTORED, server, text, now)]
 
     def _server_event(self, kind, server, message, now) -> Event:
+        level = logging.WARNING if kind in (EventKind.SERVER_DOWN, EventKind.STORAGE_FAILED) else logging.INFO
+        log.log(level, "server=%s event=%s message=%r", server.name, kind, message)
         return Event(at=_when(now), kind=kind, server=server, message=message)
 
     def _camera_event(self, kind, camera, view: CameraView, reason, now) -> Event:

@@ -69,6 +69,16 @@ class EventKind(models.TextChoices):
     STORAGE_RESTORED = "storage_restored", "Storage restored"
 
 
+class MailState(models.TextChoices):
+    """An event's way through the mail outbox; empty for events nobody is mailed about."""
+
+    NONE = "", "Not mailed"
+    PENDING = "pending", "To be mailed"
+    SENT = "sent", "Mailed"
+    SKIPPED = "skipped", "Not mailed: mail settings incomplete"
+    FAILED = "failed", "Mail failed"
+
+
 # Lookup paths from an event to the multiserver systems it concerns (to limit what a user sees).
 EVENT_SYSTEM = ("server__system", "to_server__system", "camera__primary_server__system")
 
@@ -81,10 +91,20 @@ class Event(models.Model):
     to_server = models.ForeignKey(Server, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     mode = models.CharField(max_length=10, blank=True)
     message = models.CharField(max_length=500)
+    # The outbox: the engine marks what is to be mailed, the mail worker sends it and marks it here.
+    mail_state = models.CharField(max_length=8, choices=MailState.choices, default=MailState.NONE, blank=True)
+    mail_attempts = models.PositiveSmallIntegerField(default=0)
+    mail_due = models.DateTimeField(null=True, blank=True, help_text="When the mail worker may next try it.")
+    mailed_at = models.DateTimeField(null=True, blank=True)
+    mail_error = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["camera", "at"]), models.Index(fields=["kind", "at"])]
+        indexes = [
+            models.Index(fields=["camera", "at"]),
+            models.Index(fields=["kind", "at"]),
+            models.Index(fields=["mail_state", "mail_due"]),
+        ]
 
     def __str__(self):
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.get_kind_display()}: {self.message}"

@@ -66,6 +66,7 @@ def test_planted_credentials_appear_nowhere(site, admin_user, admin_client, capl
     world.beat("srv-b")
     world.tick()
     assert Event.objects.filter(camera=camera, kind="failover_started").exists()
+    assert world.send_mail() == 1
     assert len(mail.outbox) == 1
     seen += [("mail", mail.outbox[0].subject + mail.outbox[0].body)]
     seen += [("events", str(list(Event.objects.values_list("message", flat=True))))]

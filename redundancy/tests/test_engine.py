@@ -8,7 +8,7 @@ import pytest
 from django.core import mail
 
 from recording import live
-from redundancy import actions
+from redundancy import actions, notifications
 from redundancy.engine import Engine
 from redundancy.models import CameraPlacement, Event, Placement, ServerState
 from servers.models import MailSettings
@@ -26,7 +26,13 @@ class World:
         self.notified = []
         self.in_outage = False
         self.last_pass = None
-        self.engine = Engine(self.redis, clock=lambda: self.now, notify_agent=self.notified.append)
+        self.mail_wakes = []
+        self.engine = Engine(self.redis, clock=lambda: self.now, notify_agent=self.notified.append,
+                             wake_mailer=lambda: self.mail_wakes.append(self.now))  # fmt: skip
+
+    def send_mail(self):
+        """The mail worker's pass, at the test's time."""
+        return notifications.send_pending_mail(now=self.now)
 
     def beat(self, *names, streams=None):
         for name in names:
@@ -243,6 +249,8 @@ def test_one_mail_per_incident_and_none_in_constant_mode(world, site, make_camer
     world.now += 31
     world.beat("srv-b", "srv-c", streams={constant: "streaming"})
     world.tick()
+    assert mail.outbox == [] and world.mail_wakes == [world.now], "the engine only wakes the mail worker"
+    assert world.send_mail() == 1
     assert len(mail.outbox) == 1
     assert mail.outbox[0].subject == "Redundancy started on srv-b: 3 camera(s)"
     assert mail.outbox[0].to == ["ops@example.com"]

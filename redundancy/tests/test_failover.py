@@ -209,5 +209,6 @@ def test_one_mail_per_incident_never_in_constant_mode(mode, pair, agent_process,
     if mode == "constant":
         assert mail.outbox == []
     else:
+        wait_for(lambda: mail.outbox, 10, message="the mail worker sending the incident's mail")
         assert len(mail.outbox) == 1
         assert mail.outbox[0].subject == "Redundancy started on srv-b: 2 camera(s)"
