@@ -11,7 +11,7 @@ from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
 
 from accounts.scope import limit
@@ -22,30 +22,29 @@ from cameras.services import BackupAssignment, BackupAssignmentError, assign_bac
 from redundancy import actions
 from redundancy.models import EVENT_SYSTEM, Event, EventKind, ServerState
 from servers.forms import RedundancySettingsForm
-from servers.models import MailSettings, MultiserverSystem, Server
+from servers.models import MultiserverSystem, Server
 
 
 def _servers(user):
     return limit(Server.objects.select_related("system", "redundancy").prefetch_related("licenses"), user, "system")
 
 
-def _server_page(request, server, form=None, notice="", open_mail_setup="", status=200):
+def _server_page(request, server, form=None, applied=(), open_mail_setup="", status=200):
     """The Information tab; HTMX posts swap its whole content, so the camera tables follow the settings."""
-    mail = MailSettings.objects.filter(system=server.system).first()
     backed_up = list(Camera.objects.with_servers().filter(backup_server=server))
     primary_of = list(Camera.objects.with_servers().filter(primary_server=server))
     licensing = server.licensing()
     can_configure = request.user.has_perm("servers.change_redundancysettings")
+    form = form or RedundancySettingsForm(instance=server.redundancy, read_only=not can_configure)
     context = {
         "server": server,
         "licensing": licensing,
-        "form": form or RedundancySettingsForm(instance=server.redundancy, read_only=not can_configure),
-        "warnings": server_warnings(server, backed_up, primary_of, licensing),
-        "mail_missing": server.redundancy.email_notifications and not (mail and mail.is_configured),
+        "form": form,
+        "preview": _backup_preview(server, form, before_apply=False),
         "backed_up": backed_up,
         "primary_of": primary_of,
         "can_configure": can_configure,
-        "notice": notice,
+        "applied": applied,
         "open_mail_setup": open_mail_setup,
         "state": ServerState.objects.filter(server=server).first(),
         "can_operate": request.user.has_perm("redundancy.change_serverstate"),
@@ -54,35 +53,77 @@ def _server_page(request, server, form=None, notice="", open_mail_setup="", stat
     return render(request, "redundancy/server_information.html", context, status=status)
 
 
+def _backup_preview(server, form, before_apply=True) -> dict:
+    """The warnings of the Backup (redundancy) settings as ticked in ``form`` (stored ones if unbound), and,
+    ``before_apply``, what Apply would do or refuse; nothing is stored. A copy of the server and its cameras
+    carries the ticked flags, so the rules (cameras.modes) judge the state the operator is about to apply."""
+    ticked = _servers_copy(server)
+    for name, value in form.ticked.items():
+        setattr(ticked.redundancy, name, value)
+    backed_up = list(Camera.objects.with_servers().filter(backup_server=server))
+    primary_of = list(Camera.objects.with_servers().filter(primary_server=server))
+    for camera in backed_up:
+        camera.backup_server = ticked
+    for camera in primary_of:
+        camera.primary_server = ticked
+    warnings = server_warnings(ticked, backed_up, primary_of, ticked.licensing())
+    flags = ticked.redundancy
+    if flags.fast_redundancy and not flags.constant_redundancy and not backed_up:
+        # Rule 5; with cameras backed up, server_warnings names the primaries that still lack it.
+        warnings.append("Fast mode works only where the primary server of a camera has fast redundancy on too.")
+    return {
+        "before_apply": before_apply,
+        "change": form.change_summary() if before_apply else "",
+        "refusals": [
+            f"{form.label(name)} — {error}" if name in form.fields else error
+            for name, errors in form.errors.items()
+            for error in errors
+        ],
+        "needs_mail_setup": form.needs_mail_setup,
+        # Already on, yet mail no longer works: nothing is refused, but nothing is sent either.
+        "mail_missing": flags.email_notifications and not form.needs_mail_setup and not form.mail_works(),
+        "warnings": warnings,
+    }
+
+
+def _servers_copy(server):
+    return Server.objects.select_related("system", "redundancy").prefetch_related("licenses").get(pk=server.pk)
+
+
 @login_required
 def server_information(request, pk):
-    return _server_page(request, get_object_or_404(_servers(request.user), pk=pk))
+    server = get_object_or_404(_servers(request.user), pk=pk)
+    if request.GET.get("preview"):
+        # The boxes as ticked, before Apply: only the warnings and what Apply would do, nothing stored.
+        form = RedundancySettingsForm(request.GET, instance=_servers_copy(server).redundancy)
+        form.is_valid()
+        context = {"server": server, "preview": _backup_preview(server, form)}
+        return render(request, "redundancy/_backup_preview.html", context)
+    return _server_page(request, server)
 
 
 @require_POST
 @login_required
 @permission_required("servers.change_redundancysettings", raise_exception=True)
 def backup_settings(request, pk):
+    """Apply the Backup (redundancy) section whole, or store nothing and say why for each part."""
     server = get_object_or_404(_servers(request.user), pk=pk)
-    email_was_on = server.redundancy.email_notifications
-    form = RedundancySettingsForm(request.POST, instance=server.redundancy)
+    # A copy is changed, so the page shows the stored settings beside a refused form.
+    form = RedundancySettingsForm(request.POST, instance=_servers_copy(server).redundancy)
     if not form.is_valid():
-        return _server_page(request, server, form, status=400)
-    settings = form.save(commit=False)
-    mail = MailSettings.objects.filter(system=server.system).first()
-    needs_mail_setup = settings.email_notifications and not email_was_on and not (mail and mail.is_configured)
-    if needs_mail_setup:
-        # Rule 5: notifications without working mail would be silent; ask for mail settings first.
-        settings.email_notifications = False
-    settings.save()
-    mail_url = reverse("servers:mail-settings", args=[server.system_id]) + f"?enable_for={server.pk}"
-    if needs_mail_setup and not request.htmx:
-        return redirect(mail_url)
-    notice = "" if needs_mail_setup else f"Backup (redundancy) settings of {server.name} applied."
+        if not form.needs_mail_setup:
+            return _server_page(request, server, form, status=400)
+        mail_url = reverse("servers:mail-settings", args=[server.system_id]) + "?" + urlencode(
+            {"enable_for": server.pk, **form.pending()})  # fmt: skip
+        if not request.htmx:
+            return redirect(mail_url)
+        return _server_page(request, server, form, open_mail_setup=mail_url, status=400)
+    applied = form.applied() or ["Nothing changed: the settings were already so."]
+    form.save()
     if not request.htmx:
-        messages.success(request, notice)
+        messages.success(request, f"Backup (redundancy) settings of {server.name} applied: {' '.join(applied)}")
         return redirect("redundancy:server", server.pk)
-    return _server_page(request, server, notice=notice, open_mail_setup=mail_url if needs_mail_setup else "")
+    return _server_page(request, _servers_copy(server), applied=applied)
 
 
 @dataclass

@@ -1,13 +1,14 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.db import transaction
 from django.db.models import Count, Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.scope import limit
-from servers.forms import LicenseForm, MailSettingsForm
-from servers.models import License, MailSettings, MultiserverSystem, RedundancySettings, Server
+from servers.forms import LicenseForm, MailSettingsForm, pending_settings
+from servers.models import License, MailSettings, MultiserverSystem, Server
 
 
 @login_required
@@ -70,15 +71,19 @@ def mail_settings(request, system_id):
     enable_for = _server_of_system(system, request.GET.get("enable_for") or request.POST.get("enable_for"))
     if enable_for and not request.user.has_perm("servers.change_redundancysettings"):
         enable_for = None  # turning notifications on is a redundancy setting
+    # The Backup (redundancy) change that waited for mail: email notifications on, and any other parts.
+    params = request.POST if request.method == "POST" else request.GET
     form = MailSettingsForm(request.POST or None, instance=instance)
     if request.method == "POST" and form.is_valid():
-        form.save()
-        text = f"Mail settings of {system} saved."
-        if enable_for:
-            settings = RedundancySettings.objects.get(server=enable_for)
-            settings.email_notifications = True
-            settings.save(update_fields=["email_notifications"])  # saved, not updated: the audit log sees it
-            text += f" Email notifications are on for {enable_for}."
+        with transaction.atomic():  # the mail settings and the change they let through, together
+            form.save()
+            text = f"Mail settings of {system} saved."
+            if enable_for:
+                change = pending_settings(params, enable_for)
+                change.is_valid()  # mail now works, so nothing refuses it; save() raises (and rolls back) if so
+                lines = change.applied()
+                change.save()  # saved, not updated: the audit log sees it
+                text += f" Backup (redundancy) of {enable_for}: {' '.join(lines) or 'unchanged.'}"
         messages.success(request, text)
         if request.htmx:
             response = render(request, "servers/_mail_saved.html", {"text": text})
@@ -87,6 +92,10 @@ def mail_settings(request, system_id):
         return redirect("redundancy:server", enable_for.pk) if enable_for else redirect("servers:list")
     template = "servers/_mail_form.html" if request.htmx else "servers/mail_settings.html"
     context = {"form": form, "system": system, "enable_for": enable_for}
+    if enable_for:
+        change = pending_settings(params, enable_for)
+        change.is_valid()  # refused until mail works; cleaning tells which parts it carries
+        context["pending"], context["pending_words"] = change.pending(), change.pending_words()
     return render(request, template, context, status=400 if form.errors else 200)
 
 
