@@ -23,6 +23,7 @@ from recording import live
 from recording.analytics import detectors_for
 from recording.desired import baseline_camera_ids
 from recording.ingest import CameraFeed, Frame, IngestWorker
+from recording.lease import ServerLease, ttl_for
 from recording.models import Segment, StreamHealth
 from recording.outbox import Outbox
 from recording.segments import SegmentRecord, SegmentWriter, remove_file, unindexed_segments
@@ -98,6 +99,7 @@ class VideoServerAgent:
         segment_seconds: float = 10.0,
         redis_client: redis.Redis | None = None,
         clock=time.time,
+        lease: ServerLease | None = None,
     ):
         self.name = name
         self.heartbeat_interval = heartbeat_interval
@@ -107,6 +109,9 @@ class VideoServerAgent:
         self.segment_seconds = segment_seconds
         self.redis = redis_client or live.client()
         self.clock = clock
+        self.heartbeat_ttl = ttl_for(heartbeat_interval)
+        # The exclusive claim on the server's name, renewed with each heartbeat.
+        self.lease = lease or ServerLease(self.redis, name, self.heartbeat_ttl, clock)
         self.server: Server | None = None
         self.storage: Path | None = None
         self.outbox: Outbox | None = None
@@ -125,6 +130,9 @@ class VideoServerAgent:
     # -- life cycle -------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Raises ServerClaimed while another live agent runs this video server."""
+        if not self.lease.held:
+            self.lease.acquire()
         self.server = Server.objects.get(name=self.name)
         self.storage = self.server.storage_dir
         try:
@@ -183,18 +191,25 @@ class VideoServerAgent:
         self._stop_cameras(list(self.workers))
         if self.server is not None:
             self.outbox.flush(self.server.pk)
+        self.lease.release()
         connection.close()
 
     # -- heartbeat --------------------------------------------------------------------------
 
     def _heartbeat_loop(self) -> None:
-        ttl = max(3 * self.heartbeat_interval, 2.0)
+        ttl = self.heartbeat_ttl
         last_ok, lost = self.clock(), False
         while not self._stop.is_set():
             started = time.monotonic()
             problems = self._storage_snapshot()  # one view of the storage for the heartbeat and the reports
             reports = self.stream_reports(problems)
             try:
+                if self.lease.renew() is not None:
+                    # Another agent holds this server's name: it speaks for the server, not us. We keep
+                    # recording (when in doubt, record) and claim the name again once it is free.
+                    lost, last_ok = False, self.clock()
+                    self._stop.wait(self.heartbeat_interval)
+                    continue
                 live.publish_heartbeat(
                     self.redis,
                     self.name,

@@ -8,7 +8,10 @@ Keys (under ``settings.LIVE_KEY_PREFIX``):
 - ``snapshot:<camera>``: the latest JPEG of a camera and the server that took it;
 - ``desired:<server>``: the camera ids the server should ingest now (written by the engine);
 - ``last-seen``: hash server → time of its last heartbeat, kept after the heartbeat expires;
-- ``handed-over:<server>``: the engine's word that a leaving server may stop.
+- ``handed-over:<server>``: the engine's word that a leaving server may stop;
+- ``lease:<server>``: the agent that holds the server's name (``recording.lease``), renewed with
+  its heartbeat;
+- ``agent-conflicts``: list of reports of two agents claiming one server, taken by the engine.
 
 Every call is short and bounded by socket timeouts: a missing Redis must never stall the
 caller, so agents catch ``redis.RedisError`` and keep recording.
@@ -118,6 +121,22 @@ def is_handed_over(r: redis.Redis, server: str) -> bool:
 
 def is_leaving(r: redis.Redis, server: str) -> bool:
     return bool(r.exists(key("leaving", server)))
+
+
+def report_agent_conflict(r: redis.Redis, server: str, report: dict) -> None:
+    with r.pipeline() as pipe:
+        pipe.rpush(key("agent-conflicts"), json.dumps({"server": server, **report}))
+        pipe.ltrim(key("agent-conflicts"), -100, -1)  # bounded, should nobody take them
+        pipe.execute()
+
+
+def take_agent_conflicts(r: redis.Redis) -> list[dict]:
+    """The conflicts reported since the last call (each is taken once)."""
+    with r.pipeline() as pipe:
+        pipe.lrange(key("agent-conflicts"), 0, -1)
+        pipe.delete(key("agent-conflicts"))
+        reports, _ = pipe.execute()
+    return [json.loads(report) for report in reports]
 
 
 def publish_stream_health(r: redis.Redis, server: str, reports: dict[int, dict], ttl: float) -> None:

@@ -43,9 +43,10 @@ class AgentStep(bootsteps.StartStopStep):
 
     requires = {"celery.worker.components:Pool"}
 
-    def __init__(self, worker, video_server=None, **kwargs):
+    def __init__(self, worker, video_server=None, server_lease=None, **kwargs):
         super().__init__(worker, **kwargs)
         self.server_name = video_server
+        self.lease = server_lease  # claimed by the command before the worker started
         self.agent = None
 
     def include_if(self, worker):
@@ -60,6 +61,7 @@ class AgentStep(bootsteps.StartStopStep):
             open_timeout=settings.AGENT_OPEN_TIMEOUT_SECONDS,
             read_timeout=settings.AGENT_READ_TIMEOUT_SECONDS,
             segment_seconds=settings.AGENT_SEGMENT_SECONDS,
+            lease=self.lease,
         )
         self.agent.start()
         _running = self.agent

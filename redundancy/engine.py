@@ -17,6 +17,7 @@ from django.db import transaction
 
 from cameras.models import Camera
 from recording import live
+from recording.lease import describe
 from recording.tasks import notify
 from redundancy import notifications
 from redundancy.decisions import (
@@ -118,6 +119,7 @@ class Engine:
             events += self._server_status(server, state, age, leaving, down_window, now)
             events += self._storage(server, state, seen.storage_errors, now)
             views[server.pk] = seen.server_view(server, state)
+        events += self._agent_conflicts(servers, now)
 
         camera_views = {}
         load = {server.pk: 0 for server in servers}
@@ -316,8 +318,23 @@ class Engine:
         text = f"{server.name} writes its recordings again"
         return [self._server_event(EventKind.STORAGE_RESTORED, server, text, now)]
 
+    def _agent_conflicts(self, servers, now) -> list[Event]:
+        """Two agents claimed one video server's name (a second start, a cloned host): each report once."""
+        by_name = {server.name: server for server in servers}
+        events = []
+        for report in live.take_agent_conflicts(self.redis):
+            server = by_name.get(report.get("server"))
+            if server is None:
+                continue
+            holder, agent = describe(report.get("holder", {})), describe(report.get("agent", {}))
+            text = (f"A second agent for {server.name} ({agent}) was refused: {holder} runs it" if report.get("refused")
+                    else f"Two agents report for {server.name}: {holder} holds it, {agent} lost it")  # fmt: skip
+            events.append(self._server_event(EventKind.AGENT_CONFLICT, server, text, now))
+        return events
+
     def _server_event(self, kind, server, message, now) -> Event:
-        level = logging.WARNING if kind in (EventKind.SERVER_DOWN, EventKind.STORAGE_FAILED) else logging.INFO
+        warned = (EventKind.SERVER_DOWN, EventKind.STORAGE_FAILED, EventKind.AGENT_CONFLICT)
+        level = logging.WARNING if kind in warned else logging.INFO
         log.log(level, "server=%s event=%s message=%r", server.name, kind, message)
         return Event(at=_when(now), kind=kind, server=server, message=message)
 

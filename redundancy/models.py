@@ -67,6 +67,7 @@ class EventKind(models.TextChoices):
     DRAIN_ENDED = "drain_ended", "Drain ended"
     STORAGE_FAILED = "storage_failed", "Storage failed"
     STORAGE_RESTORED = "storage_restored", "Storage restored"
+    AGENT_CONFLICT = "agent_conflict", "Two agents for one server"
 
 
 class MailState(models.TextChoices):

@@ -83,3 +83,26 @@ def test_a_killed_agent_is_restarted_and_the_others_keep_running(site, process_e
         supervisor.send_signal(signal.SIGTERM)
         supervisor.wait(timeout=60)
     assert live.read_heartbeats(redis_client, ["srv-a", "srv-b"]) == {"srv-a": None, "srv-b": None}
+
+
+def test_a_second_agent_for_a_running_server_refuses_to_start_and_says_who(camera_on, agent_process, redis_client,
+                                                                           tmp_path, site):  # fmt: skip
+    from redundancy.engine import Engine
+    from redundancy.models import Event
+
+    first = agent_process("srv-a")
+    wait_for(lambda: live.read_heartbeats(redis_client, ["srv-a"])["srv-a"], 30, message="the first heartbeat")
+    second = agent_process("srv-a")
+    assert second.wait(timeout=60) != 0, "a second agent for srv-a must not run"
+    output = (tmp_path / "srv-a.log").read_text()
+    assert f"video server srv-a is already run by another agent: process {first.pid} on host" in output
+    assert first.poll() is None and live.read_heartbeats(redis_client, ["srv-a"])["srv-a"]["pid"] == first.pid
+    Engine(redis_client, notify_agent=lambda name: None, wake_mailer=lambda: None).tick()
+    (event,) = Event.objects.filter(kind="agent_conflict", server=site["a"])
+    assert f"process {second.pid}" in event.message and f"process {first.pid}" in event.message
+    # A killed agent's name is free at once for the agent started in its place on the same host.
+    first.kill()
+    first.wait(timeout=10)
+    third = agent_process("srv-a")
+    wait_for(lambda: (live.read_heartbeats(redis_client, ["srv-a"])["srv-a"] or {}).get("pid") == third.pid, 30,
+             message="the restarted agent's heartbeat")  # fmt: skip

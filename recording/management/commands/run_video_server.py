@@ -1,8 +1,11 @@
 import socket
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from eocortex_web.celery import app
+from recording import live
+from recording.lease import ServerClaimed, ServerLease, ttl_for
 from recording.tasks import AgentStep, queue_for
 from servers.models import Server
 
@@ -21,6 +24,12 @@ class Command(BaseCommand):
         if not Server.objects.filter(name=server).exists():
             known = ", ".join(Server.objects.values_list("name", flat=True)) or "none"
             raise CommandError(f"No video server named {server!r}. Known servers: {known}.")
+        # One agent per video server: refuse while another live agent holds the server's name.
+        lease = ServerLease(live.client(), server, ttl_for(settings.AGENT_HEARTBEAT_SECONDS))
+        try:
+            lease.acquire()
+        except ServerClaimed as exc:
+            raise CommandError(str(exc)) from None
         app.steps["worker"].add(AgentStep)
         worker = app.Worker(
             hostname=f"{server}@{socket.gethostname()}",
@@ -32,6 +41,7 @@ class Command(BaseCommand):
             without_mingle=True,
             without_heartbeat=True,
             video_server=server,
+            server_lease=lease,
         )
         worker.start()
         raise SystemExit(worker.exitcode or 0)
