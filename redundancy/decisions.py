@@ -87,8 +87,9 @@ class Decision:
     events: tuple[str, ...] = ()
 
 
-def server_status(heartbeat_age: float | None, leaving: bool, draining: bool, down_window: float,
-                  windows: Windows) -> str:
+def server_status(
+    heartbeat_age: float | None, leaving: bool, draining: bool, down_window: float, windows: Windows
+) -> str:
     """What the status page, the events and the failure count say of a server; ``down_window``
     comes from ``Windows.for_server`` so that it agrees with the decisions of its cameras."""
     if heartbeat_age is None:
