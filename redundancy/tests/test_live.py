@@ -47,6 +47,46 @@ def test_cross_origin_socket_is_refused(admin_client):
     assert async_to_sync(run)() is False
 
 
+@pytest.mark.parametrize(
+    "origin, host, accepted",
+    [
+        (b"http://127.0.0.1:8000", b"127.0.0.1:8000", True),
+        (b"http://localhost:31337", b"localhost:8000", False),  # another application on the same host
+        (b"http://127.0.0.1:31337", b"127.0.0.1:8000", False),
+        (b"https://127.0.0.1:8000", b"127.0.0.1:8000", False),  # another scheme is another origin
+        (b"http://127.0.0.1", b"127.0.0.1:8000", False),
+        (b"null", b"127.0.0.1:8000", False),
+        (b"http://evil.example:8000", b"evil.example:8000", False),  # a host the site does not answer to
+    ],
+)
+def test_socket_origin_must_be_the_sites_own_scheme_host_and_port(admin_client, origin, host, accepted):
+    async def run():
+        headers = [(b"origin", origin), (b"host", host),
+                   (b"cookie", f"sessionid={admin_client.cookies['sessionid'].value}".encode())]  # fmt: skip
+        communicator = WebsocketCommunicator(application, "/ws/live/", headers=headers)
+        connected, _ = await communicator.connect(timeout=5)
+        await communicator.disconnect()
+        return connected
+
+    assert async_to_sync(run)() is accepted
+
+
+def test_socket_origin_may_be_a_trusted_origin_of_a_proxy(admin_client, settings):
+    settings.CSRF_TRUSTED_ORIGINS = ["https://vms.example.com"]
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "vms.example.com"]
+
+    async def run(origin):
+        headers = [(b"origin", origin), (b"host", b"vms.example.com"),
+                   (b"cookie", f"sessionid={admin_client.cookies['sessionid'].value}".encode())]  # fmt: skip
+        communicator = WebsocketCommunicator(application, "/ws/live/", headers=headers)
+        connected, _ = await communicator.connect(timeout=5)
+        await communicator.disconnect()
+        return connected
+
+    assert async_to_sync(run)(b"https://vms.example.com") is True
+    assert async_to_sync(run)(b"https://vms.example.com:8443") is False
+
+
 def test_socket_pushes_status_every_second_and_events_at_once(admin_client, site, make_camera):
     camera = make_camera(site["a"], site["b"], name="gate")
     live.publish_stream_health(live.client(), "srv-b", {camera.pk: {"state": "streaming", "fps": 5.0}}, 30)
