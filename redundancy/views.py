@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 from accounts.scope import limit
 from cameras.models import Camera
 from cameras.modes import server_warnings
-from cameras.rules import valid_backups
+from cameras.rules import backup_problems, valid_backups
 from cameras.services import BackupAssignment, BackupAssignmentError, assign_backups
 from redundancy import actions
 from redundancy.models import EVENT_SYSTEM, Event, EventKind, ServerState
@@ -151,6 +151,31 @@ def _parse_server_id(value: str):
     return int(value) if value.isdigit() else value
 
 
+def _fill_checked(choice: str, checked: list, servers: dict, proposed: dict, today) -> tuple[str, dict, int]:
+    """Set for checked: put the chosen backup into each checked row that may take it (cameras.rules), and
+    leave the others as they were with the rule they would break. Nothing is stored; Apply does that.
+    Returns the banner, the refused rows' problems and the status."""
+    if not checked:
+        return "Check the rows to change first.", {}, 400
+    if choice == "":
+        return "Choose a backup server for the checked rows first (or — none — to remove their backups).", {}, 400
+    target = None if choice == "none" else servers.get(int(choice)) if choice.isdigit() else None
+    if choice != "none" and target is None:
+        return "Choose a backup server from the list.", {}, 400
+    refused = {}
+    for camera in checked:
+        problems = backup_problems(camera.name, servers[camera.primary_server_id], target, today)
+        if problems:
+            refused[camera.pk] = problems
+        else:
+            proposed[camera.pk] = target.pk if target else None
+    notice = f"{len(checked) - len(refused)} row(s) set"
+    if refused:
+        names = ", ".join(camera.name for camera in checked if camera.pk in refused)
+        notice += f"; {len(refused)} refused: {names} (each row says which rule it would break)"
+    return notice + ". Nothing is stored until you press Apply.", refused, 200
+
+
 @login_required
 def general_settings_cameras(request):
     """Every camera with a backup select per row; bulk fill; Apply stores all rows or none."""
@@ -165,7 +190,7 @@ def general_settings_cameras(request):
     cameras = {camera.pk: camera for camera in cameras}
     proposed: dict[int, object] = {}
     errors: dict[int, list[str]] = {}
-    notice = ""
+    notice = bulk_choice = ""
     status = 200
     if request.method == "POST":
         if not request.user.has_perm("cameras.change_camera"):
@@ -174,15 +199,9 @@ def general_settings_cameras(request):
             if key.startswith("backup-") and key[7:].isdigit() and int(key[7:]) in cameras:
                 proposed[int(key[7:])] = _parse_server_id(value)
         if request.POST.get("action") == "fill":
-            target = _parse_server_id(request.POST.get("bulk_backup", ""))
-            checked = [int(c) for c in request.POST.getlist("selected") if c.isdigit() and int(c) in cameras]
-            for camera_id in checked:
-                proposed[camera_id] = target
-            notice = (
-                f"{len(checked)} row(s) updated below. Nothing is stored until you press Apply."
-                if checked
-                else "Check the rows to change first."
-            )
+            bulk_choice = request.POST.get("bulk_backup", "")
+            checked = [cameras[int(c)] for c in request.POST.getlist("selected") if c.isdigit() and int(c) in cameras]
+            notice, errors, status = _fill_checked(bulk_choice, checked, servers, proposed, timezone.localdate())
         elif request.POST.get("action") == "apply":
             errors = {cid: ["Choose a server from the list."] for cid, sid in proposed.items() if isinstance(sid, str)}
             changes = [
@@ -223,8 +242,9 @@ def general_settings_cameras(request):
         "systems": systems,
         "system_id": system_id,
         "all_servers": list(servers.values()),
+        "bulk_choice": bulk_choice,
         "notice": notice,
-        "has_errors": bool(errors),
+        "has_errors": bool(errors) or status == 400,
         "can_configure": request.user.has_perm("cameras.change_camera"),
     }
     return render(request, "redundancy/general_cameras.html", context, status=status)

@@ -1,5 +1,7 @@
 """The configurator pages that join servers and cameras."""
 
+import re
+
 import pytest
 from django.core import mail
 
@@ -254,7 +256,8 @@ def _flags(server):
 def test_email_and_constant_are_applied_together_with_a_message_for_each(admin_client, site, make_camera,
                                                                          mail_ready):  # fmt: skip
     make_camera(site["a"], site["b"], name="hall")
-    response = admin_client.post(f"/servers/{site['b'].pk}/backup-settings/", EMAIL_AND_CONSTANT, HTTP_HX_REQUEST="1")
+    url = f"/servers/{site['b'].pk}/backup-settings/"
+    response = admin_client.post(url, EMAIL_AND_CONSTANT, HTTP_HX_REQUEST="true")
     assert response.status_code == 200
     page = response.content.decode()
     assert "Backup (redundancy) settings of srv-b applied" in page
@@ -267,7 +270,8 @@ def test_email_and_constant_are_applied_together_with_a_message_for_each(admin_c
 
 def test_email_without_mail_settings_stores_nothing_and_says_why_for_each_part(admin_client, site, settings):
     settings.EMAIL_FROM_ENVIRONMENT = False
-    response = admin_client.post(f"/servers/{site['b'].pk}/backup-settings/", EMAIL_AND_CONSTANT, HTTP_HX_REQUEST="1")
+    url = f"/servers/{site['b'].pk}/backup-settings/"
+    response = admin_client.post(url, EMAIL_AND_CONSTANT, HTTP_HX_REQUEST="true")
     assert response.status_code == 400
     page = response.content.decode()
     summary = page.split('class="form-errors"')[1].split("</div>")[0]
@@ -344,3 +348,88 @@ def test_the_section_asks_for_a_preview_when_a_box_changes(admin_client, site):
     section = page.split('id="backup-section"')[1]
     assert 'hx-trigger="change"' in section and 'hx-target="#backup-preview"' in section
     assert '"preview": "1"' in section.replace("&quot;", '"')
+
+
+# General settings → Cameras: the bulk select starts on no choice; Set for checked refuses rule breaks per row.
+
+
+def _select(page, name):
+    return page.split(f'name="{name}"')[1].split("</select>")[0]
+
+
+def _selected(page, name):
+    """The label of the option shown in a select (the first one when none is marked selected)."""
+    options = re.findall(r"<option ([^>]*)>([^<]*)</option>", _select(page, name))
+    return next((label for attrs, label in options if "selected" in attrs), options[0][1])
+
+
+def _row(page, camera):
+    return page.split(f'data-camera="{camera}"')[1].split("</tr>")[0]
+
+
+def test_bulk_select_starts_on_no_choice(admin_client, site, cameras):
+    page = admin_client.get(URL).content.decode()
+    assert _selected(page, "bulk_backup") == "— choose —"
+    assert 'value="none">— none (remove the backup) —</option>' in _select(page, "bulk_backup")
+
+
+def test_set_for_checked_without_a_choice_says_so_and_changes_no_row(admin_client, site, cameras):
+    data = {"action": "fill", "bulk_backup": "", "selected": [cameras["gate"].pk, cameras["dock"].pk],
+            **rows(cameras, gate=site["b"], yard=None, dock=site["c"])}  # fmt: skip
+    response = admin_client.post(URL, data)
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "Choose a backup server for the checked rows first (or — none — to remove their backups)." in page
+    assert _selected(page, f"backup-{cameras['gate'].pk}") == "srv-b"
+    assert _selected(page, f"backup-{cameras['dock'].pk}") == "srv-c"
+    assert Camera.objects.get(name="gate").backup_server == site["b"]
+
+
+def test_set_for_checked_can_still_remove_backups(admin_client, site, cameras):
+    data = {"action": "fill", "bulk_backup": "none", "selected": [cameras["gate"].pk],
+            **rows(cameras, gate=site["b"], yard=None, dock=site["c"])}  # fmt: skip
+    page = admin_client.post(URL, data).content.decode()
+    assert "1 row(s) set." in page
+    assert _selected(page, "bulk_backup") == "— none (remove the backup) —"
+    assert _selected(page, f"backup-{cameras['gate'].pk}") == "— none —"
+    assert Camera.objects.get(name="gate").backup_server == site["b"]  # nothing stored before Apply
+    applied = admin_client.post(URL, {"action": "apply", **rows(cameras, gate=None, yard=None, dock=site["c"])})
+    assert applied.status_code == 302
+    assert Camera.objects.get(name="gate").backup_server is None
+
+
+def test_set_for_checked_refuses_rows_that_would_break_a_rule(admin_client, site, cameras):
+    data = {"action": "fill", "bulk_backup": site["a"].pk,
+            "selected": [cameras["gate"].pk, cameras["yard"].pk, cameras["dock"].pk],
+            **rows(cameras, gate=site["b"], yard=None, dock=site["c"])}  # fmt: skip
+    response = admin_client.post(URL, data)
+    page = response.content.decode()
+    assert "1 row(s) set; 2 refused: gate, yard (each row says which rule it would break)." in page
+    assert "(not valid)" not in page
+    gate, yard = _row(page, "gate"), _row(page, "yard")
+    assert "Rule 1: server srv-a is the primary server of camera gate and cannot also be its backup." in gate
+    assert "Rule 1: server srv-a is the primary server of camera yard" in yard
+    assert _selected(page, f"backup-{cameras['gate'].pk}") == "srv-b"  # left as it was
+    assert _selected(page, f"backup-{cameras['yard'].pk}") == "— none —"
+    assert _selected(page, f"backup-{cameras['dock'].pk}") == "srv-a"
+    assert "Rule" not in _row(page, "dock")
+    assert {c.name: c.backup_server for c in Camera.objects.all()} == {"gate": site["b"], "yard": None,
+                                                                      "dock": site["c"]}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("nolic", "Rule 2: backup server srv-nolic has no active license"),
+        ("other", "the backup must be in the same system"),
+    ],
+)
+def test_set_for_checked_refuses_a_server_no_row_may_take(admin_client, site, cameras, make_server, target, message):
+    server = make_server("srv-nolic", site["system"], license=False) if target == "nolic" else site["other"]
+    data = {"action": "fill", "bulk_backup": server.pk, "selected": [cameras["gate"].pk, cameras["yard"].pk],
+            **rows(cameras, gate=site["b"], yard=None, dock=site["c"])}  # fmt: skip
+    page = admin_client.post(URL, data).content.decode()
+    assert "0 row(s) set; 2 refused: gate, yard" in page
+    assert message in _row(page, "gate") and message in _row(page, "yard")
+    assert _selected(page, f"backup-{cameras['gate'].pk}") == "srv-b"
+    assert Camera.objects.get(name="gate").backup_server == site["b"]
