@@ -29,8 +29,10 @@ _serial = count(1)
 
 @pytest.fixture(autouse=True)
 def live_namespace(settings):
-    """Each test keeps its live state (heartbeats, health, snapshots) under its own Redis prefix."""
+    """Each test keeps its live state (heartbeats, health, snapshots) and its cache (the API's rate
+    counts among it) under its own Redis prefix."""
     settings.LIVE_KEY_PREFIX = f"test-{uuid.uuid4().hex[:12]}"
+    settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": settings.LIVE_KEY_PREFIX}}
     yield settings.LIVE_KEY_PREFIX
     try:
         client = live.client()

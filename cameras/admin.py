@@ -41,6 +41,11 @@ class CameraAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).with_servers()
 
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        # A new camera has no stored credentials to clear (the form drops that box too).
+        return fields if obj is not None else [name for name in fields if name != "clear_credentials"]
+
     @admin.display(description="mode")
     def redundancy_mode(self, obj):
         return RedundancyMode(obj.redundancy_mode).label

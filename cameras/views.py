@@ -9,6 +9,7 @@ from accounts.scope import limit
 from cameras.forms import CONNECTION_FIELDS, GENERAL_FIELDS, CameraForm
 from cameras.models import Camera
 from cameras.modes import RedundancyMode
+from eocortex_web.ids import query_id
 from servers.models import Server
 
 TABS = {"connection": CONNECTION_FIELDS, "general": GENERAL_FIELDS}
@@ -22,8 +23,8 @@ def _cameras(user):
 def camera_list(request):
     cameras = _cameras(request.user).prefetch_related("primary_server__licenses", "backup_server__licenses")
     server_id = request.GET.get("server", "")
-    if server_id.isdigit():
-        cameras = cameras.filter(Q(primary_server_id=server_id) | Q(backup_server_id=server_id))
+    if query_id(server_id) is not None:
+        cameras = cameras.filter(Q(primary_server_id=query_id(server_id)) | Q(backup_server_id=query_id(server_id)))
     mode = request.GET.get("mode", "")
     cameras = [c for c in cameras if not mode or c.redundancy_mode == mode]
     return render(

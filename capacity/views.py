@@ -16,6 +16,7 @@ from capacity.forms import CalculatorForm, CapacityFiguresForm, ProposalForm
 from capacity.inputs import DIMENSION_LABELS, DIMENSIONS, load_site
 from capacity.planner import plan
 from capacity.proposal import propose
+from eocortex_web.ids import query_id
 from servers.models import MultiserverSystem, Server
 
 
@@ -51,7 +52,7 @@ def chart(capacity_plan, dimension: str) -> list[Bar]:
 
 def _system_filter(request):
     value = request.GET.get("system", "") or request.POST.get("system", "")
-    system_id = int(value) if value.isdigit() else None
+    system_id = query_id(value)
     return system_id if system_id is not None and may_see(request.user, system_id) else None
 
 
@@ -118,8 +119,8 @@ def apply_proposal(request):
         raise PermissionDenied
     assignments = []
     for key, value in request.POST.items():
-        if key.startswith("assign-") and key[7:].isdigit() and value.isdigit():
-            assignments.append(BackupAssignment(int(key[7:]), int(value)))
+        if key.startswith("assign-") and query_id(key[7:]) and query_id(value):
+            assignments.append(BackupAssignment(query_id(key[7:]), query_id(value)))
     if not assignments:
         return render(request, "capacity/_applied.html", {"error": "Nothing to apply."}, status=400)
     try:

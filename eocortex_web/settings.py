@@ -169,6 +169,9 @@ CHANNEL_LAYERS = {
     },
 }
 
+# Live pages one user may keep open at once (each socket recomputes the status every second).
+LIVE_SOCKETS_PER_USER = env.int("LIVE_SOCKETS_PER_USER", default=20)
+
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -247,16 +250,34 @@ EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: an unauthenticated API call then gets 401 with a WWW-Authenticate header.
-        "rest_framework.authentication.TokenAuthentication",
+        "eocortex_web.throttles.ThrottledTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "eocortex_web.throttles.UserRateThrottle",
+        "eocortex_web.throttles.AnonRateThrottle",
+        "eocortex_web.throttles.ScopedRateThrottle",
+    ],
+    # Requests per second, minute, hour or day; a scope's view names it in ``throttle_scope``.
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env("API_RATE_USER", default="3000/min"),
+        "anon": env("API_RATE_ANON", default="60/min"),
+        "failed-token": env("API_RATE_FAILED_TOKEN", default="20/min"),
+        "capacity": env("API_RATE_CAPACITY", default="60/min"),
+        "capacity-proposal": env("API_RATE_CAPACITY_PROPOSAL", default="10/min"),
+    },
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.DjangoModelPermissions"],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "eocortex_web.serializers.Pagination",
+    "DEFAULT_PARSER_CLASSES": [
+        "eocortex_web.serializers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "eocortex_web.serializers.exception_handler",

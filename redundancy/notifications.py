@@ -23,7 +23,12 @@ from servers.models import MailSettings, Server
 
 log = logging.getLogger(__name__)
 
-EVENTS_GROUP = "redundancy-events"
+
+def events_group() -> str:
+    """The live pages' Channels group, one per site (its live-state prefix) on a shared Redis."""
+    return f"redundancy-events.{settings.LIVE_KEY_PREFIX}"
+
+
 MAILED_KINDS = {"failover_started": "started", "failback_completed": "ended"}
 MAIL_ATTEMPTS = 8  # over about half an hour, then the event says the mail failed and why
 MAIL_FIRST_WAIT = 15.0  # seconds
@@ -71,7 +76,7 @@ def push(events) -> None:
         return
     try:
         async_to_sync(layer.group_send)(
-            EVENTS_GROUP, {"type": "redundancy.events", "events": [event_payload(e) for e in events]}
+            events_group(), {"type": "redundancy.events", "events": [event_payload(e) for e in events]}
         )
     except Exception:  # the live page resynchronises from the API; a lost push must not stop the engine
         log.warning("event=push_failed count=%s", len(events), exc_info=True)

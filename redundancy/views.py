@@ -19,6 +19,7 @@ from cameras.models import Camera
 from cameras.modes import server_warnings
 from cameras.rules import backup_problems, valid_backups
 from cameras.services import BackupAssignment, BackupAssignmentError, assign_backups
+from eocortex_web.ids import query_id
 from redundancy import actions
 from redundancy.models import EVENT_SYSTEM, Event, EventKind, ServerState
 from servers.forms import RedundancySettingsForm
@@ -148,7 +149,8 @@ def _applied_notice(changed: int) -> str:
 def _parse_server_id(value: str):
     if value in ("", None):
         return None
-    return int(value) if value.isdigit() else value
+    number = query_id(value)
+    return value if number is None else number
 
 
 def _fill_checked(choice: str, checked: list, servers: dict, proposed: dict, today) -> tuple[str, dict, int]:
@@ -159,7 +161,7 @@ def _fill_checked(choice: str, checked: list, servers: dict, proposed: dict, tod
         return "Check the rows to change first.", {}, 400
     if choice == "":
         return "Choose a backup server for the checked rows first (or — none — to remove their backups).", {}, 400
-    target = None if choice == "none" else servers.get(int(choice)) if choice.isdigit() else None
+    target = None if choice == "none" else servers.get(query_id(choice))
     if choice != "none" and target is None:
         return "Choose a backup server from the list.", {}, 400
     refused = {}
@@ -185,8 +187,8 @@ def general_settings_cameras(request):
     cameras = limit(Camera.objects.with_servers(), request.user, "primary_server__system").order_by(
         "primary_server__system__name", "primary_server__name", "name"
     )
-    if system_id.isdigit():
-        cameras = cameras.filter(primary_server__system_id=system_id)
+    if query_id(system_id) is not None:
+        cameras = cameras.filter(primary_server__system_id=query_id(system_id))
     cameras = {camera.pk: camera for camera in cameras}
     proposed: dict[int, object] = {}
     errors: dict[int, list[str]] = {}
@@ -196,11 +198,11 @@ def general_settings_cameras(request):
         if not request.user.has_perm("cameras.change_camera"):
             raise PermissionDenied
         for key, value in request.POST.items():
-            if key.startswith("backup-") and key[7:].isdigit() and int(key[7:]) in cameras:
-                proposed[int(key[7:])] = _parse_server_id(value)
+            if key.startswith("backup-") and query_id(key[7:]) in cameras:
+                proposed[query_id(key[7:])] = _parse_server_id(value)
         if request.POST.get("action") == "fill":
             bulk_choice = request.POST.get("bulk_backup", "")
-            checked = [cameras[int(c)] for c in request.POST.getlist("selected") if c.isdigit() and int(c) in cameras]
+            checked = [cameras[query_id(c)] for c in request.POST.getlist("selected") if query_id(c) in cameras]
             notice, errors, status = _fill_checked(bulk_choice, checked, servers, proposed, timezone.localdate())
         elif request.POST.get("action") == "apply":
             errors = {cid: ["Choose a server from the list."] for cid, sid in proposed.items() if isinstance(sid, str)}
@@ -258,10 +260,10 @@ def event_list(request):
     camera_id = request.GET.get("camera", "")
     if kind in EventKind.values:
         events = events.filter(kind=kind)
-    if server_id.isdigit():
-        events = events.filter(Q(server_id=server_id) | Q(to_server_id=server_id))
-    if camera_id.isdigit():
-        events = events.filter(camera_id=camera_id)
+    if query_id(server_id) is not None:
+        events = events.filter(Q(server_id=query_id(server_id)) | Q(to_server_id=query_id(server_id)))
+    if query_id(camera_id) is not None:
+        events = events.filter(camera_id=query_id(camera_id))
     page = Paginator(events, 100).get_page(request.GET.get("page"))
     return render(request, "redundancy/event_list.html", {
         "page": page, "kinds": EventKind.choices, "servers": limit(Server.objects.all(), request.user, "system"),

@@ -7,6 +7,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.scope import limit
+from eocortex_web.ids import query_id
 from servers.forms import LicenseForm, MailSettingsForm, pending_settings
 from servers.models import License, MailSettings, MultiserverSystem, Server
 
@@ -100,9 +101,9 @@ def mail_settings(request, system_id):
 
 
 def _server_of_system(system, server_id):
-    if not server_id or not str(server_id).isdigit():
+    if query_id(server_id) is None:
         return None
-    return Server.objects.filter(system=system, pk=server_id).first()
+    return Server.objects.filter(system=system, pk=query_id(server_id)).first()
 
 
 @require_POST

@@ -11,7 +11,7 @@ from accounts.models import SystemAccess
 from accounts.roles import ADMINISTRATORS
 from cameras.models import Camera
 from redundancy.models import Event, EventKind
-from redundancy.notifications import EVENTS_GROUP, event_payload
+from redundancy.notifications import event_payload, events_group
 from redundancy.tests.test_live import socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -92,7 +92,7 @@ def test_the_websocket_carries_only_the_users_systems(scoped, client):
         events = [Event(pk=901, at=timezone.now(), kind="camera_lost", camera=theirs, message="theirs lost"),
                   Event(pk=902, at=timezone.now(), kind="camera_lost", camera=mine, message="mine lost")]  # fmt: skip
         payloads = [event_payload(e) for e in events]
-        await get_channel_layer().group_send(EVENTS_GROUP, {"type": "redundancy.events", "events": payloads})
+        await get_channel_layer().group_send(events_group(), {"type": "redundancy.events", "events": payloads})
         pushed = []
         while not any(m["type"] == "event" for m in pushed):
             pushed.append(await communicator.receive_json_from(timeout=5))

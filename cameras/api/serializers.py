@@ -5,6 +5,7 @@ from rest_framework import serializers
 from accounts.scope import ScopedChoicesMixin
 from cameras.models import AnalyticsModule, Camera, take_credentials
 from cameras.modes import RedundancyMode
+from eocortex_web.ids import LARGEST_ID
 from eocortex_web.serializers import model_clean
 
 MAX_ASSIGNMENTS = 10_000
@@ -71,8 +72,8 @@ class CameraSerializer(ScopedChoicesMixin, serializers.ModelSerializer):
 
 
 class BackupAssignmentSerializer(serializers.Serializer):
-    camera = serializers.IntegerField(min_value=1)
-    backup_server = serializers.IntegerField(min_value=1, allow_null=True)
+    camera = serializers.IntegerField(min_value=1, max_value=LARGEST_ID)
+    backup_server = serializers.IntegerField(min_value=1, max_value=LARGEST_ID, allow_null=True)
 
 
 class BackupAssignmentsSerializer(serializers.Serializer):

@@ -21,6 +21,7 @@ from capacity.proposal import apply, propose
 
 class CapacityView(APIView):
     permission_classes = [permissions.IsAuthenticated]
+    throttle_scope = "capacity"
 
     @extend_schema(
         parameters=[CapacityQuerySerializer],
@@ -68,6 +69,7 @@ class CanAssignBackups(permissions.BasePermission):
 
 class ProposalView(APIView):
     permission_classes = [permissions.IsAuthenticated, CanAssignBackups]
+    throttle_scope = "capacity-proposal"  # a proposal prices every camera against every server
 
     @extend_schema(
         request=ProposalRequestSerializer,

@@ -297,12 +297,12 @@ def test_events_are_pushed_to_the_live_group(world, fast_site, make_camera):
     from asgiref.sync import async_to_sync
     from channels.layers import get_channel_layer
 
-    from redundancy.notifications import EVENTS_GROUP
+    from redundancy.notifications import events_group
 
     make_camera(fast_site["a"], fast_site["b"], name="gate")
     layer = get_channel_layer()
     channel = f"live-page-test-{uuid.uuid4().hex}"  # a plain channel: read straight from Redis
-    async_to_sync(layer.group_add)(EVENTS_GROUP, channel)
+    async_to_sync(layer.group_add)(events_group(), channel)
     world.beat("srv-a", "srv-b")
     world.tick()
     world.now += 2
@@ -319,7 +319,7 @@ def test_events_are_pushed_to_the_live_group(world, fast_site, make_camera):
 
     kinds = async_to_sync(collect)("failover_started")
     assert kinds == ["server_up", "server_up", "server_down", "failover_started"]
-    async_to_sync(layer.group_discard)(EVENTS_GROUP, channel)
+    async_to_sync(layer.group_discard)(events_group(), channel)
 
 
 def test_silence_during_a_redis_outage_is_no_failure(world, fast_site, make_camera):

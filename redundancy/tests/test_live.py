@@ -15,7 +15,7 @@ from eocortex_web.asgi import application
 from recording import live
 from recording.models import Segment
 from redundancy.models import CameraPlacement, Event, Placement, ServerState
-from redundancy.notifications import EVENTS_GROUP, event_payload
+from redundancy.notifications import event_payload, events_group
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -99,7 +99,7 @@ def test_socket_pushes_status_every_second_and_events_at_once(admin_client, site
         second = await communicator.receive_json_from(timeout=5)
         event = Event(pk=1, at=timezone.now(), kind="failover_started", camera=camera, message="gate moves")
         await get_channel_layer().group_send(
-            EVENTS_GROUP, {"type": "redundancy.events", "events": [event_payload(event)]}
+            events_group(), {"type": "redundancy.events", "events": [event_payload(event)]}
         )
         pushed = []
         while not any(m["type"] == "event" for m in pushed):
