@@ -115,8 +115,14 @@ def admin_user(db):
 
 @pytest.fixture
 def viewer(db):
-    """A logged-in operator who may look but not configure."""
-    return User.objects.create_user("viewer", "viewer@example.com", "a-long-test-passphrase")
+    """A logged-in user who may look at everything (every view permission) and do nothing else."""
+    from accounts.roles import DOMAIN_APPS
+
+    user = User.objects.create_user("viewer", "viewer@example.com", "a-long-test-passphrase")
+    user.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label__in=DOMAIN_APPS, codename__startswith="view_")
+    )
+    return User.objects.get(pk=user.pk)
 
 
 @pytest.fixture

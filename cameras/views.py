@@ -5,6 +5,7 @@ from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
+from accounts.permissions import view_required
 from accounts.scope import limit
 from cameras.forms import CONNECTION_FIELDS, GENERAL_FIELDS, CameraForm
 from cameras.models import Camera
@@ -20,6 +21,7 @@ def _cameras(user):
 
 
 @login_required
+@view_required("cameras.view_camera")
 def camera_list(request):
     cameras = _cameras(request.user).prefetch_related("primary_server__licenses", "backup_server__licenses")
     server_id = request.GET.get("server", "")
@@ -41,6 +43,7 @@ def camera_list(request):
 
 
 @login_required
+@view_required("cameras.view_camera")
 def camera_tab(request, pk, tab):
     camera = get_object_or_404(_cameras(request.user), pk=pk)
     can_configure = request.user.has_perm("cameras.change_camera")
@@ -68,6 +71,7 @@ def camera_tab(request, pk, tab):
 
 
 @login_required
+@view_required("cameras.view_camera")
 def backup_options(request, pk=None):
     """The Backup server drop-down for the primary chosen in the form (HTMX partial)."""
     camera = get_object_or_404(_cameras(request.user), pk=pk) if pk else Camera()

@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
 
+from accounts.permissions import CAPACITY, view_required
 from accounts.scope import allowed_systems, limit, may_see
 from cameras.models import Camera
 from cameras.services import BackupAssignment, BackupAssignmentError, assign_backups
@@ -61,6 +62,7 @@ def _site(request, system_id):
 
 
 @login_required
+@view_required(*CAPACITY)
 def capacity_page(request):
     system_id = _system_filter(request)
     pairs = request.GET.get("pairs") == "1"
@@ -87,6 +89,7 @@ def capacity_page(request):
 
 
 @login_required
+@view_required(*CAPACITY)
 def calculator(request):
     form = CalculatorForm(request.GET)
     if not form.is_valid():
@@ -100,6 +103,7 @@ def calculator(request):
 
 @require_POST
 @login_required
+@view_required(*CAPACITY)
 def proposal(request):
     if not request.user.has_perm("cameras.change_camera"):
         raise PermissionDenied
@@ -136,6 +140,7 @@ def apply_proposal(request):
 
 
 @login_required
+@view_required(*CAPACITY)
 def server_capacity(request, pk):
     """One server's cameras with their bitrates side by side, and its capacity figures."""
     server = get_object_or_404(limit(Server.objects.select_related("system"), request.user, "system"), pk=pk)

@@ -266,7 +266,7 @@ REST_FRAMEWORK = {
         "capacity": env("API_RATE_CAPACITY", default="60/min"),
         "capacity-proposal": env("API_RATE_CAPACITY_PROPOSAL", default="10/min"),
     },
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.DjangoModelPermissions"],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.ModelPermissions"],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.SearchFilter",

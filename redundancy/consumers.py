@@ -12,6 +12,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from accounts.permissions import LIVE
 from accounts.scope import allowed_systems
 from recording import live
 from redundancy.notifications import events_group
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 STATUS_EVERY = 1.0  # seconds
 UNAUTHENTICATED = 4401
+FORBIDDEN = 4403  # signed in, but without the right to see servers, cameras and events
 TOO_MANY_SOCKETS = 4429
 REJOIN_EVERY = 60.0  # seconds; well inside the channel layer's group expiry
 
@@ -58,6 +60,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=UNAUTHENTICATED)
+            return
+        if not await database_sync_to_async(user.has_perms)(LIVE):
+            await self.close(code=FORBIDDEN)
             return
         if not await sync_to_async(_take_place)(user.pk, self.channel_name):
             log.warning("user=%s event=live_socket_refused reason=too_many", user.pk)

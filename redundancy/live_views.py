@@ -9,6 +9,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 
+from accounts.permissions import LIVE, view_required
 from accounts.scope import allowed_systems, limit
 from cameras.models import Camera
 from cameras.modes import RedundancyMode
@@ -21,6 +22,7 @@ WHERE = [("primary", "On primary"), ("backup", "On backup"), ("both", "On both")
 
 
 @login_required
+@view_required(*LIVE)
 def live_page(request):
     status = current_status(systems=allowed_systems(request.user))
     servers = {row["id"]: row for row in status["servers"]}
@@ -38,6 +40,7 @@ def live_page(request):
 
 
 @login_required
+@view_required("cameras.view_camera")
 def snapshot(request, camera_id):
     """The latest JPEG of a camera, as its recording server published it."""
     if not limit(Camera.objects.filter(pk=camera_id), request.user, "primary_server__system").exists():
@@ -55,6 +58,7 @@ def snapshot(request, camera_id):
 
 
 @login_required
+@view_required("cameras.view_camera", "recording.view_segment", "redundancy.view_event")
 def camera_timeline(request, pk):
     """Recorded segments by server over the last hour, with the gaps marked."""
     camera = get_object_or_404(limit(Camera.objects.with_servers(), request.user, "primary_server__system"), pk=pk)

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
 
+from accounts.permissions import view_required
 from accounts.scope import limit
 from cameras.models import Camera
 from cameras.modes import server_warnings
@@ -92,6 +93,7 @@ def _servers_copy(server):
 
 
 @login_required
+@view_required("servers.view_server", "cameras.view_camera")
 def server_information(request, pk):
     server = get_object_or_404(_servers(request.user), pk=pk)
     if request.GET.get("preview"):
@@ -179,6 +181,7 @@ def _fill_checked(choice: str, checked: list, servers: dict, proposed: dict, tod
 
 
 @login_required
+@view_required("cameras.view_camera", "servers.view_server")
 def general_settings_cameras(request):
     """Every camera with a backup select per row; bulk fill; Apply stores all rows or none."""
     systems = limit(MultiserverSystem.objects.all(), request.user, "pk")
@@ -253,6 +256,7 @@ def general_settings_cameras(request):
 
 
 @login_required
+@view_required("redundancy.view_event")
 def event_list(request):
     events = limit(Event.objects.select_related("camera", "server", "to_server"), request.user, *EVENT_SYSTEM)
     kind = request.GET.get("kind", "")

@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from accounts.permissions import view_required
 from accounts.scope import limit
 from eocortex_web.ids import query_id
 from servers.forms import LicenseForm, MailSettingsForm, pending_settings
@@ -13,6 +14,7 @@ from servers.models import License, MailSettings, MultiserverSystem, Server
 
 
 @login_required
+@view_required("servers.view_server")
 def server_list(request):
     systems = limit(MultiserverSystem.objects.all(), request.user, "pk").prefetch_related(
         Prefetch(
@@ -29,6 +31,7 @@ def server_list(request):
 
 
 @login_required
+@view_required("servers.view_license")
 def license_list(request):
     today = timezone.localdate()
     servers = (

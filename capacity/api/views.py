@@ -3,6 +3,7 @@ from rest_framework import permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.permissions import CAPACITY, requires
 from accounts.scope import allowed_systems
 from cameras.services import BackupAssignmentError
 from capacity.api.serializers import (
@@ -20,7 +21,7 @@ from capacity.proposal import apply, propose
 
 
 class CapacityView(APIView):
-    permission_classes = [permissions.IsAuthenticated]
+    permission_classes = [requires(*CAPACITY)]
     throttle_scope = "capacity"
 
     @extend_schema(
@@ -39,7 +40,7 @@ class CapacityView(APIView):
 
 
 class EstimateView(APIView):
-    permission_classes = [permissions.IsAuthenticated]
+    permission_classes = [requires(*CAPACITY)]
 
     @extend_schema(
         parameters=[EstimateQuerySerializer],
@@ -68,7 +69,7 @@ class CanAssignBackups(permissions.BasePermission):
 
 
 class ProposalView(APIView):
-    permission_classes = [permissions.IsAuthenticated, CanAssignBackups]
+    permission_classes = [requires(*CAPACITY), CanAssignBackups]
     throttle_scope = "capacity-proposal"  # a proposal prices every camera against every server
 
     @extend_schema(

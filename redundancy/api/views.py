@@ -5,6 +5,7 @@ from rest_framework import permissions, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.permissions import LIVE, requires
 from accounts.scope import ScopedQuerysetMixin, allowed_systems, limit
 from eocortex_web.filters import TimeRangeFilterSet
 from redundancy import actions
@@ -31,7 +32,7 @@ class EventViewSet(ScopedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
 
 
 class StatusView(APIView):
-    permission_classes = [permissions.IsAuthenticated]
+    permission_classes = [requires(*LIVE)]
 
     @extend_schema(responses=StatusSerializer, description="Every server's health and every camera's placement.")
     def get(self, request):
