@@ -3,7 +3,7 @@ PYTHON := $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PYTEST_ARGS ?=
 
-.PHONY: run test lint clean chromium
+.PHONY: run test lint clean chromium mutation
 
 run: $(VENV)/.installed
 	$(VENV)/bin/python -m eocortex_web.launcher run
@@ -19,6 +19,27 @@ chromium:
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+
+# Mutation run on the engine's pure decisions (cosmic-ray.toml); not part of `make test`. cosmic-ray writes
+# each mutant into the module file, so it works on a copy of the tree, with a database of its own.
+MUTATION_DIR := var/mutation
+# The equivalent mutants named in cosmic-ray.toml: more survivors than that fail the target.
+MUTATION_EQUIVALENT := 4
+mutation: export MUTATION_TALLY := import json, sys; r = [json.loads(line)[1] for line in sys.stdin]; \
+  r = [x for x in r if x and x["worker_outcome"] != "skipped"]; s = sum(x["test_outcome"] == "survived" for x in r); \
+  print(f"mutants: {len(r) - s} killed, {s} survived, {len(r)} in all"); sys.exit(s > $(MUTATION_EQUIVALENT))
+
+mutation: $(VENV)/.installed
+	rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR)/tree $(MUTATION_DIR)/var
+	git ls-files -z --cached --others --exclude-standard \
+	  | tar --null --ignore-failed-read -T - -cf - | tar -xf - -C $(MUTATION_DIR)/tree
+	cd $(MUTATION_DIR)/tree && export PATH="$(CURDIR)/$(VENV)/bin:$$PATH" VAR_DIR="$(CURDIR)/$(MUTATION_DIR)/var" \
+	  && cosmic-ray init cosmic-ray.toml ../session.sqlite \
+	  && cr-filter-operators ../session.sqlite cosmic-ray.toml \
+	  && cosmic-ray baseline cosmic-ray.toml \
+	  && cosmic-ray exec cosmic-ray.toml ../session.sqlite \
+	  && cr-report --surviving-only --show-diff ../session.sqlite \
+	  && cosmic-ray dump ../session.sqlite | python -c "$$MUTATION_TALLY"
 
 # Caches and the private Redis's files; the database and the secrets under var/ are kept.
 clean:
