@@ -2,8 +2,17 @@
 live updates. Querysets are narrowed by the lookup path from their model to its system."""
 
 from django.db.models import Q
+from django_filters.rest_framework import DjangoFilterBackend
 
 from accounts.models import SystemAccess
+
+# The lookup path from each model whose objects can be chosen to the id of its system.
+SYSTEM_PATHS = {
+    "servers.multiserversystem": "pk",
+    "servers.server": "system",
+    "servers.license": "server__system",
+    "cameras.camera": "primary_server__system",
+}
 
 
 def allowed_systems(user, fresh: bool = False) -> set[int] | None:
@@ -58,3 +67,19 @@ class ScopedChoicesMixin:
             if field is not None and getattr(field, "queryset", None) is not None and user is not None:
                 field.queryset = limit(field.queryset, user, path)
         return fields
+
+
+class ScopedFilterBackend(DjangoFilterBackend):
+    """django-filter, with the choices of every filter on a related object narrowed to the user's
+    systems: the browsable API offers nothing else, and another system's id is refused exactly as
+    an id that does not exist."""
+
+    def get_filterset(self, request, queryset, view):
+        filterset = super().get_filterset(request, queryset, view)
+        if filterset is not None:
+            for filter_ in filterset.filters.values():
+                choices = getattr(filter_, "queryset", None)
+                path = SYSTEM_PATHS.get(choices.model._meta.label_lower) if choices is not None else None
+                if path is not None:
+                    filter_.queryset = limit(choices, request.user, path)
+        return filterset

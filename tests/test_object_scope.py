@@ -152,3 +152,25 @@ def test_the_audit_log_is_for_administrators_of_the_whole_site(scoped):
 def test_administrators_cannot_manage_api_tokens(scoped):
     assert not scoped["user"].has_perm("authtoken.view_token")
     assert not scoped["user"].has_perm("authtoken.add_token")
+
+
+@pytest.mark.parametrize("url, field, foreign", [
+    ("/api/cameras/", "primary_server", "other"), ("/api/cameras/", "backup_server", "other"),
+    ("/api/servers/", "system", "other_system"), ("/api/licenses/", "server", "other"),
+    ("/api/licenses/", "server__system", "other_system"), ("/api/events/", "camera", "theirs"),
+    ("/api/events/", "server", "other"),
+])  # fmt: skip
+def test_a_filter_on_another_systems_id_answers_as_for_an_unknown_id(scoped, url, field, foreign):
+    api = _api(scoped["user"])
+    foreign_id = scoped["other"].system_id if foreign == "other_system" else scoped[foreign].pk
+    theirs, unknown = api.get(url, {field: foreign_id}), api.get(url, {field: 987654})
+    assert theirs.status_code == unknown.status_code == 400
+    assert theirs.json() == unknown.json()
+
+
+def test_the_browsable_api_offers_only_the_users_systems_in_its_filters(scoped):
+    api = _api(scoped["user"])
+    for url in ("/api/cameras/", "/api/servers/", "/api/licenses/", "/api/events/", "/api/systems/"):
+        page = api.get(url, HTTP_ACCEPT="text/html").content.decode()
+        assert "srv-other" not in page and "Other site" not in page and "theirs" not in page, url
+    assert "srv-a" in api.get("/api/cameras/", HTTP_ACCEPT="text/html").content.decode()
