@@ -2,7 +2,7 @@ from django import forms
 from django.utils import timezone
 
 from accounts.scope import limit
-from cameras.models import AnalyticsModule, Camera, take_credentials
+from cameras.models import AnalyticsModule, Camera, take_credentials, without_credential_parameters
 from cameras.rules import valid_backups
 from servers.models import Server
 
@@ -102,7 +102,9 @@ class CameraForm(forms.ModelForm):
         if not self.is_bound or "stream_url" not in self.fields or name not in self.data:
             return "", ""
         url, username, password = take_credentials(self.data[name])
-        if username or password:
+        # Credentials in its parameters are refused (the validator says so); never shown back either.
+        url = without_credential_parameters(url)
+        if url != self.data[name]:
             self.data = self.data.copy()
             self.data[name] = url
         return username, password

@@ -1,5 +1,6 @@
 """IP cameras: where their video comes from and which servers record it."""
 
+import re
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from django.core.exceptions import ValidationError
@@ -24,12 +25,55 @@ def validate_stream_url(value: str) -> None:
     URLValidator(schemes=list(STREAM_SCHEMES), message="Enter a valid stream URL, such as rtsp://host:554/stream.")(
         value
     )
+    named = credential_parameters(value)
+    if named:
+        raise ValidationError(
+            f"The stream URL carries credentials in its parameters ({', '.join(named)}): put them in the user "
+            "name and password fields instead.",
+            code="credentials",
+        )
     parts = urlsplit(value)
     if parts.username or parts.password:
         # Credentials in the URL would be shown wherever the URL is; they belong in the encrypted fields.
         raise ValidationError(
             "Put the camera's user name and password in their own fields, not in the stream URL.", code="credentials"
         )
+
+
+# Query and RTSP parameters (``?pwd=…``, ``;password=…``) that carry a camera's credentials.
+CREDENTIAL_PARAMETERS = {"user", "username", "usr", "login", "pass", "passwd", "password", "pwd", "psw", "auth",
+                         "authorization", "token", "access_token", "apikey", "api_key"}  # fmt: skip
+_PARAMETER = re.compile(r"(?:^|[?&;/])([^=?&;/]+)=([^&;#]*)")
+
+
+def credential_parameters(url: str) -> list[str]:
+    """The names of the parameters of a stream URL that carry credentials, as written."""
+    return [name for name, _ in _parameters(url) if unquote(name).lower() in CREDENTIAL_PARAMETERS]
+
+
+def without_credential_parameters(url: str) -> str:
+    """The URL with the values of its credential parameters blanked: safe to show back."""
+
+    def blank(match):
+        if unquote(match.group(1)).lower() not in CREDENTIAL_PARAMETERS:
+            return match.group(0)
+        return match.group(0)[: match.start(2) - match.start(0)]
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    tail = _PARAMETER.sub(blank, parts.path + ("?" + parts.query if parts.query else ""))
+    path, _, query = tail.partition("?")
+    return urlunsplit(parts._replace(path=path, query=query))
+
+
+def _parameters(url: str) -> list[tuple[str, str]]:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []
+    return _PARAMETER.findall(parts.path + ("?" + parts.query if parts.query else ""))
 
 
 def take_credentials(url: str) -> tuple[str, str, str]:

@@ -150,3 +150,32 @@ def test_the_api_moves_credentials_out_of_the_stream_url(site, admin_user):
     assert clash.status_code == 400 and "username" in clash.json()
     camera.refresh_from_db()
     assert camera.stream_url == "http://127.0.0.1:8080/video.mjpg" and camera.username == USERNAME
+
+
+CREDENTIAL_URLS = [
+    f"http://127.0.0.1:8080/video.cgi?user=admin&pwd={PASSWORD}",
+    f"rtsp://127.0.0.1:554/stream;user=admin;password={PASSWORD}",
+    f"rtsp://127.0.0.1:554/live?channel=1&Password={PASSWORD}",
+    f"http://127.0.0.1/cgi-bin/mjpg?auth={PASSWORD}",
+]
+
+
+@pytest.mark.parametrize("url", CREDENTIAL_URLS)
+def test_credentials_in_a_stream_urls_parameters_are_refused_and_never_shown(site, admin_client, admin_user, url):
+    page = admin_client.post("/cameras/new/", _new_camera_form(url, primary_server=site["a"].pk))
+    assert page.status_code == 400
+    _assert_clean(page.content.decode(), "the refused form")
+    assert "user name and password fields" in page.content.decode()
+    api = APIClient()
+    api.force_authenticate(admin_user)
+    refused = api.post("/api/cameras/", {"name": "pasted", "stream_url": url, "codec": "h264",
+                                         "primary_server": site["a"].pk}, format="json")  # fmt: skip
+    assert refused.status_code == 400 and "stream_url" in refused.json()
+    _assert_clean(refused.content.decode(), "the API refusal")
+    assert not Camera.objects.filter(name="pasted").exists()
+
+
+def test_ordinary_stream_url_parameters_are_kept(site, admin_client):
+    url = "rtsp://127.0.0.1:554/cam/realmonitor?channel=1&subtype=0"
+    assert admin_client.post("/cameras/new/", _new_camera_form(url, primary_server=site["a"].pk)).status_code == 302
+    assert Camera.objects.get(name="pasted").stream_url == url
