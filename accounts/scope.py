@@ -3,6 +3,9 @@ live updates. Querysets are narrowed by the lookup path from their model to its 
 
 from django.db.models import Q
 from django_filters.rest_framework import DjangoFilterBackend
+from rest_framework import serializers
+from rest_framework.permissions import BasePermission
+from rest_framework.validators import UniqueValidator
 
 from accounts.models import SystemAccess
 
@@ -52,6 +55,60 @@ class ScopedQuerysetMixin:
         return limit(super().get_queryset(), self.request.user, *self.scope_paths)
 
 
+NOT_AVAILABLE = "This name is not available."
+
+
+def taken_elsewhere(model, field: str, value, user, instance=None) -> bool:
+    """The value is taken by an object outside the user's systems: a refusal must not say so."""
+    path = SYSTEM_PATHS.get(model._meta.label_lower)
+    if path is None or allowed_systems(user) is None:
+        return False
+    others = model._default_manager.filter(**{field: value})
+    if instance is not None and instance.pk:
+        others = others.exclude(pk=instance.pk)
+    return others.exists() and not limit(others, user, path).exists()
+
+
+class _ScopedUniqueValidator(UniqueValidator):
+    """Unique across the site; a clash with another system's object is worded without naming it."""
+
+    requires_context = True
+
+    def __init__(self, original: UniqueValidator, user):
+        super().__init__(original.queryset, original.message, original.lookup)
+        self.user = user
+
+    def __call__(self, value, serializer_field):
+        try:
+            super().__call__(value, serializer_field)
+        except serializers.ValidationError:
+            instance = getattr(serializer_field.parent, "instance", None)
+            if taken_elsewhere(self.queryset.model, serializer_field.source, value, self.user, instance):
+                raise serializers.ValidationError(NOT_AVAILABLE, code="unique") from None
+            raise
+
+
+class ScopedUniqueFormMixin:
+    """For model forms with a ``user``: a unique value taken in another system is refused in words
+    that do not confirm it exists."""
+
+    def validate_unique(self):
+        super().validate_unique()
+        user = getattr(self, "user", None)
+        for name in list(self.errors):
+            if name in self.fields and any(e.code == "unique" for e in self.errors.as_data()[name]):
+                value = self.fields[name].clean(self.data.get(self.add_prefix(name)))  # cleaned_data lost it
+                if taken_elsewhere(self._meta.model, name, value, user, self.instance):
+                    self.errors[name] = self.error_class([NOT_AVAILABLE])
+
+
+class CreatesSystems(BasePermission):
+    """Only users not limited to some systems create one: a limited user could not see it."""
+
+    def has_permission(self, request, view):
+        return request.method != "POST" or allowed_systems(request.user) is None
+
+
 class ScopedChoicesMixin:
     """For serializers: related objects outside the user's systems cannot be chosen
     (``scoped_choices`` maps a field to the path from its model to the system)."""
@@ -66,6 +123,10 @@ class ScopedChoicesMixin:
             field = fields.get(name)
             if field is not None and getattr(field, "queryset", None) is not None and user is not None:
                 field.queryset = limit(field.queryset, user, path)
+        if user is not None:
+            for field in fields.values():
+                field.validators = [_ScopedUniqueValidator(v, user) if type(v) is UniqueValidator else v
+                                    for v in field.validators]  # fmt: skip
         return fields
 
 

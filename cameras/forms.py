@@ -1,7 +1,7 @@
 from django import forms
 from django.utils import timezone
 
-from accounts.scope import limit
+from accounts.scope import ScopedUniqueFormMixin, limit
 from cameras.models import AnalyticsModule, Camera, take_credentials, without_credential_parameters
 from cameras.rules import valid_backups
 from servers.models import Server
@@ -30,7 +30,7 @@ class WriteOnlyTextInput(forms.TextInput):
         return None
 
 
-class CameraForm(forms.ModelForm):
+class CameraForm(ScopedUniqueFormMixin, forms.ModelForm):
     """All of a camera's settings; the tabs use subsets through ``tab_fields``."""
 
     # Credentials are write-only: never rendered back, an empty field keeps what is stored.
@@ -60,6 +60,7 @@ class CameraForm(forms.ModelForm):
 
     def __init__(self, *args, tab_fields=None, backup_options_url=None, read_only=False, user=None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.user = user
         if user is not None:  # only servers of the user's systems can be chosen
             for name in ("primary_server", "backup_server"):
                 self.fields[name].queryset = limit(self.fields[name].queryset, user, "system")

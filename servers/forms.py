@@ -1,7 +1,7 @@
 from django import forms
 from django.utils.text import capfirst
 
-from accounts.scope import limit
+from accounts.scope import ScopedUniqueFormMixin, limit
 from servers.models import License, MailSettings, RedundancySettings
 
 
@@ -108,7 +108,7 @@ class MailSettingsForm(forms.ModelForm):
         return cleaned
 
 
-class LicenseForm(forms.ModelForm):
+class LicenseForm(ScopedUniqueFormMixin, forms.ModelForm):
     class Meta:
         model = License
         fields = ["key", "server", "ip_camera_channels", "analytics_channels", "valid_from", "valid_until"]
@@ -119,5 +119,6 @@ class LicenseForm(forms.ModelForm):
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.user = user
         if user is not None:
             self.fields["server"].queryset = limit(self.fields["server"].queryset, user, "system")

@@ -13,6 +13,7 @@ from cameras.models import Camera
 from redundancy.models import Event, EventKind
 from redundancy.notifications import event_payload, events_group
 from redundancy.tests.test_live import socket
+from servers.models import License, MultiserverSystem
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -174,3 +175,41 @@ def test_the_browsable_api_offers_only_the_users_systems_in_its_filters(scoped):
         page = api.get(url, HTTP_ACCEPT="text/html").content.decode()
         assert "srv-other" not in page and "Other site" not in page and "theirs" not in page, url
     assert "srv-a" in api.get("/api/cameras/", HTTP_ACCEPT="text/html").content.decode()
+
+
+def test_only_administrators_of_the_whole_site_create_systems(scoped, admin_user):
+    refused = _api(scoped["user"]).post("/api/systems/", {"name": "Sams own"}, format="json")
+    assert refused.status_code == 403
+    assert not MultiserverSystem.objects.filter(name="Sams own").exists()
+    assert _api(admin_user).post("/api/systems/", {"name": "Site two"}, format="json").status_code == 201
+
+
+def test_a_name_taken_in_another_system_is_refused_without_saying_so(scoped, client):
+    api, site_id = _api(scoped["user"]), scoped["system"].pk
+    taken_there = api.post("/api/servers/", {"name": "srv-other", "system": site_id, "address": "127.0.0.1"},
+                           format="json")  # fmt: skip
+    taken_here = api.post("/api/servers/", {"name": "srv-a", "system": site_id, "address": "127.0.0.1"}, format="json")
+    assert taken_there.status_code == taken_here.status_code == 400
+    assert taken_there.json() == {"name": ["This name is not available."]}
+    assert "already exists" in str(taken_here.json())  # one's own system may be named
+    camera = api.post("/api/cameras/", {"name": "theirs", "stream_url": "rtsp://127.0.0.1/x", "codec": "h264",
+                                        "primary_server": scoped["a"].pk}, format="json")  # fmt: skip
+    assert camera.json() == {"name": ["This name is not available."]}
+    other_key = License.objects.filter(server=scoped["other"]).first().key
+    license = api.post("/api/licenses/", {"key": other_key, "server": scoped["a"].pk, "ip_camera_channels": 4},
+                       format="json")  # fmt: skip
+    assert license.json() == {"key": ["This name is not available."]}
+    client.force_login(scoped["user"])
+    page = client.post("/cameras/new/", {"name": "theirs", "enabled": "on", "failover_priority": "normal",
+                                         "stream_url": "rtsp://127.0.0.1/x", "codec": "h264", "width": 1280,
+                                         "height": 720, "fps": 10, "quality": "medium",
+                                         "primary_server": scoped["a"].pk})  # fmt: skip
+    assert page.status_code == 400
+    assert "This name is not available." in page.content.decode() and "already exists" not in page.content.decode()
+
+
+def test_a_refused_deletion_names_no_user(scoped, admin_user):
+    Camera.objects.all().delete()
+    response = _api(admin_user).delete(f"/api/systems/{scoped['system'].pk}/")
+    assert response.status_code == 409
+    assert "sam" not in response.json()["detail"] and "1 user limit" in response.json()["detail"]

@@ -1,6 +1,7 @@
 from rest_framework import viewsets
+from rest_framework.settings import api_settings
 
-from accounts.scope import ScopedQuerysetMixin
+from accounts.scope import CreatesSystems, ScopedQuerysetMixin
 from servers.api.serializers import (
     LicenseSerializer,
     MultiserverSystemSerializer,
@@ -11,6 +12,7 @@ from servers.models import License, MultiserverSystem, Server
 
 class MultiserverSystemViewSet(ScopedQuerysetMixin, viewsets.ModelViewSet):
     scope_paths = ("pk",)
+    permission_classes = [*api_settings.DEFAULT_PERMISSION_CLASSES, CreatesSystems]
     queryset = MultiserverSystem.objects.all()
     serializer_class = MultiserverSystemSerializer
     search_fields = ["name"]
