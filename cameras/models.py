@@ -11,6 +11,7 @@ from django.db.models import F, Q
 from cameras.modes import effective_mode
 from cameras.rules import backup_problems, channel_problems
 from eocortex_web.encryption import EncryptedTextField
+from eocortex_web.targets import local_target_problem
 from servers.models import Server
 
 STREAM_SCHEMES = ("rtsp", "http", "https")
@@ -33,6 +34,9 @@ def validate_stream_url(value: str) -> None:
             code="credentials",
         )
     parts = urlsplit(value)
+    problem = local_target_problem(parts.hostname or "", "A camera's stream")
+    if problem:
+        raise ValidationError(problem, code="target")
     if parts.username or parts.password:
         # Credentials in the URL would be shown wherever the URL is; they belong in the encrypted fields.
         raise ValidationError(

@@ -169,6 +169,11 @@ CHANNEL_LAYERS = {
     },
 }
 
+# The target policy (eocortex_web/targets.py): no stream or SMTP host on this machine or on
+# link-local addresses, and recordings under one root. Development keeps the demo's loopback cameras.
+DENY_LOCAL_TARGETS = env.bool("DENY_LOCAL_TARGETS", default=PRODUCTION)
+RECORDINGS_ROOT = env("RECORDINGS_ROOT", default=str(VAR_DIR / "recordings") if PRODUCTION else "")
+
 # Live pages one user may keep open at once (each socket recomputes the status every second).
 LIVE_SOCKETS_PER_USER = env.int("LIVE_SOCKETS_PER_USER", default=20)
 

@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from eocortex_web.encryption import EncryptedTextField
+from eocortex_web.targets import local_target_problem, mail_port_problem, recordings_path_problem
 
 server_name_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$",
@@ -142,6 +143,9 @@ class Server(models.Model):
 
     def clean(self):
         super().clean()
+        problem = recordings_path_problem(self.recordings_path)
+        if problem:
+            raise ValidationError({"recordings_path": problem})
         if self.pk is None or self.system_id is None:
             return
         stored = Server.objects.filter(pk=self.pk).values_list("system_id", flat=True).first()
@@ -165,7 +169,9 @@ class Server(models.Model):
 
     @property
     def storage_dir(self) -> Path:
-        return Path(self.recordings_path) if self.recordings_path else settings.VAR_DIR / "recordings" / self.name
+        if self.recordings_path:
+            return Path(self.recordings_path)
+        return Path(settings.RECORDINGS_ROOT or settings.VAR_DIR / "recordings") / self.name
 
     def licensing(self, today: date | None = None) -> Licensing:
         """Sum of the active licenses; reads ``self.licenses.all()`` so a prefetch serves it."""
@@ -278,6 +284,14 @@ class MailSettings(models.Model):
 
     def __str__(self):
         return f"Mail settings of {self.system}"
+
+    def clean(self):
+        super().clean()
+        problems = {"smtp_host": local_target_problem(self.smtp_host, "The SMTP host"),
+                    "smtp_port": mail_port_problem(self.smtp_port) if self.smtp_host else ""}  # fmt: skip
+        problems = {field: problem for field, problem in problems.items() if problem}
+        if problems:
+            raise ValidationError(problems)
 
     @property
     def recipient_list(self) -> list[str]:
