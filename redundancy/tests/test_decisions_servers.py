@@ -1,0 +1,59 @@
+"""What the engine decides of a server: its status, its window, its hold-down, and which cameras go first."""
+
+from redundancy.decisions import PRIORITY_ORDER, Windows, hold_down_for, server_status
+from redundancy.models import ServerStatus
+
+W = Windows(normal=30, fast=1.5)
+
+
+def status(age, leaving=False, draining=False, down_window=30.0):
+    return server_status(age, leaving, draining, down_window, W)
+
+
+def test_the_default_windows_are_the_documented_ones():
+    # Tens of seconds in normal mode, seconds in fast mode (DESIGN.md), as the settings' defaults.
+    assert Windows() == Windows(normal=30.0, fast=1.5)
+
+
+def test_only_fast_mode_has_the_fast_window():
+    assert [W.for_mode(mode) for mode in ("fast", "normal", "constant", "none")] == [1.5, 30, 30, 30]
+
+
+def test_a_server_is_judged_by_the_shortest_window_of_its_cameras():
+    assert W.for_server(["normal", "fast", "constant"]) == 1.5
+    assert W.for_server(["normal", "constant", "none"]) == 30
+    assert W.for_server([]) == 30  # it records nothing: the conservative window
+
+
+def test_a_server_never_heard_from_is_unknown_not_down():
+    assert status(None) == ServerStatus.UNKNOWN
+    assert status(None, leaving=True, draining=True) == ServerStatus.UNKNOWN
+
+
+def test_a_server_is_down_once_its_silence_is_longer_than_its_down_window():
+    assert status(30.0) == ServerStatus.SUSPECT
+    assert status(30.01) == ServerStatus.DOWN
+    assert status(1.6, down_window=1.5) == ServerStatus.DOWN
+
+
+def test_a_server_silent_past_the_fast_window_is_suspect_until_its_down_window():
+    assert status(0.2) == ServerStatus.UP
+    assert status(1.5) == ServerStatus.UP
+    assert status(1.51) == ServerStatus.SUSPECT
+
+
+def test_a_server_taken_out_of_service_says_so_until_it_is_down():
+    assert status(0.2, leaving=True) == ServerStatus.LEAVING
+    assert status(10, draining=True) == ServerStatus.DRAINING
+    assert status(0.2, leaving=True, draining=True) == ServerStatus.LEAVING  # the shutdown is what happens next
+    assert status(31, leaving=True) == ServerStatus.DOWN
+    assert status(31, draining=True) == ServerStatus.DOWN
+
+
+def test_flap_damping_leaves_a_server_that_has_not_failed_the_base_hold_down():
+    assert hold_down_for(0, 10, 1800) == 10
+
+
+def test_high_priority_cameras_claim_a_full_backup_first():
+    ranks = [PRIORITY_ORDER[priority] for priority in ("high", "normal", "low", "never")]
+    assert ranks == sorted(set(ranks))  # strictly in that order, no two alike
