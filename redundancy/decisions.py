@@ -166,7 +166,10 @@ def decide(camera: CameraView, windows: Windows, backup_has_room: bool = True) -
     if state == Placement.ON_BACKUP:
         backup_lost = backup is None or not backup.available(window)
         # Both the server and the camera's own stream must have held: a flaky link damps too.
-        stream_held = primary.streaming_for.get(camera.pk, primary.healthy_for)
+        # A stream the primary reports lost has held for no time at all; unreported, its health counts.
+        stream_held = 0.0 if primary.streams.get(camera.pk) == "lost" else (
+            primary.streaming_for.get(camera.pk, primary.healthy_for)
+        )  # fmt: skip
         waited = min(primary.healthy_for, stream_held) >= primary.hold_down or camera.fail_back_now
         if primary_ok and (backup_lost or waited):
             if primary.streaming(camera.pk):
@@ -264,6 +267,4 @@ PRIORITY_ORDER = {FailoverPriority.HIGH: 0, FailoverPriority.NORMAL: 1, Failover
 
 def hold_down_for(failures_in_last_hour: int, base: float, longest: float) -> float:
     """Exponential flap damping: each failure within the hour doubles the wait before failback."""
-    if failures_in_last_hour <= 1:
-        return base
-    return min(longest, base * 2 ** (failures_in_last_hour - 1))
+    return min(longest, base * 2 ** max(0, failures_in_last_hour - 1))

@@ -1,6 +1,6 @@
 """The engine's placement decisions, as pure functions of what it sees."""
 
-from dataclasses import FrozenInstanceError
+from dataclasses import FrozenInstanceError, replace
 
 import pytest
 
@@ -405,3 +405,14 @@ def test_what_a_decision_was_made_of_cannot_change_under_it():
     for value, name in ((W, "fast"), (camera(server(1)), "placement"), (Decision(Placement.NOBODY), "placement")):
         with pytest.raises(FrozenInstanceError):
             setattr(value, name, 0)
+
+
+def test_a_primary_that_reports_the_camera_lost_starts_no_failback_for_it():
+    """Its link to the camera is what failed: the server's own health is no reason to return it."""
+    lost = ServerView(pk=1, name="srv-1", heartbeat_age=0.2, healthy_for=7200, hold_down=10, streams={7: "lost"})
+    backup = ServerView(pk=2, name="srv-2", heartbeat_age=0.2, streams={7: "streaming"})
+    cam = CameraView(pk=7, name="gate", mode="fast", priority="normal", primary=lost, backup=backup,
+                     placement=Placement.ON_BACKUP, in_placement_for=5.0)  # fmt: skip
+    assert decide(cam, Windows(normal=30, fast=1.5)).placement == Placement.ON_BACKUP
+    unreported = replace(lost, streams={})  # a restarted primary not yet reporting: its health counts
+    assert decide(replace(cam, primary=unreported), Windows(normal=30, fast=1.5)).placement == Placement.TO_PRIMARY

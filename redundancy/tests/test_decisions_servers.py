@@ -57,3 +57,8 @@ def test_flap_damping_leaves_a_server_that_has_not_failed_the_base_hold_down():
 def test_high_priority_cameras_claim_a_full_backup_first():
     ranks = [PRIORITY_ORDER[priority] for priority in ("high", "normal", "low", "never")]
     assert ranks == sorted(set(ranks))  # strictly in that order, no two alike
+
+
+def test_more_failures_never_shorten_the_hold_down():
+    holds = [hold_down_for(n, 3600, 1800) for n in range(5)]
+    assert holds == sorted(holds) and max(holds) <= 1800
