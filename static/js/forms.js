@@ -1,0 +1,44 @@
+// Behaviour the templates ask for with data- attributes, so no page needs inline script
+// (the Content-Security-Policy allows none):
+//   data-submit-on-change          a select or checkbox submits its form when changed
+//   data-confirm-submit="question" a form is submitted only once the user confirms
+//                                  (the live page's forms use data-confirm, handled by live.js)
+//   data-check-all="name"          a checkbox checks or clears every input[name=...] of its table
+//   data-left / data-width         an element's left and width, in percent (charts, timelines)
+// Listeners are delegated to the document, so content swapped in by htmx behaves the same.
+(function () {
+  "use strict";
+
+  document.addEventListener("change", function (event) {
+    const field = event.target;
+    if (field.matches("[data-submit-on-change]") && field.form) field.form.submit();
+    if (field.matches("[data-check-all]")) {
+      const selector = 'input[name="' + field.dataset.checkAll + '"]';
+      field.closest("table").querySelectorAll(selector).forEach(function (box) {
+        box.checked = field.checked;
+      });
+    }
+  });
+
+  document.addEventListener("submit", function (event) {
+    const form = event.target;
+    if (form.matches("form[data-confirm-submit]") && !window.confirm(form.dataset.confirmSubmit)) {
+      event.preventDefault();
+    }
+  });
+
+  function place(root) {
+    const elements = Array.from(root.querySelectorAll("[data-left], [data-width]"));
+    if (root.matches && root.matches("[data-left], [data-width]")) elements.push(root);
+    elements.forEach(function (element) {
+      if (element.dataset.left) element.style.left = element.dataset.left + "%";
+      if (element.dataset.width) element.style.width = element.dataset.width + "%";
+    });
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", function () { place(document); });
+  } else {
+    place(document);
+  }
+  document.addEventListener("htmx:load", function (event) { place(event.target); });
+})();
