@@ -165,12 +165,12 @@ def decide(camera: CameraView, windows: Windows, backup_has_room: bool = True) -
 
     if state == Placement.ON_BACKUP:
         backup_lost = backup is None or not backup.available(window)
-        # Both the server and the camera's own stream must have held: a flaky link damps too.
-        # A stream the primary reports lost has held for no time at all; unreported, its health counts.
-        stream_held = 0.0 if primary.streams.get(camera.pk) == "lost" else (
-            primary.streaming_for.get(camera.pk, primary.healthy_for)
-        )  # fmt: skip
-        waited = min(primary.healthy_for, stream_held) >= primary.hold_down or camera.fail_back_now
+        # Both the server and the camera's own stream must have held: a flaky link damps too. A stream the
+        # primary reports lost has not held at all; one it does not report yet is judged by its health.
+        stream_lost = primary.streams.get(camera.pk) == "lost"
+        stream_held = primary.streaming_for.get(camera.pk, primary.healthy_for)
+        held = not stream_lost and min(primary.healthy_for, stream_held) >= primary.hold_down
+        waited = held or camera.fail_back_now
         if primary_ok and (backup_lost or waited):
             if primary.streaming(camera.pk):
                 return Decision(Placement.ON_PRIMARY, f"primary {primary.name} records it again",
