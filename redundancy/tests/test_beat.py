@@ -4,6 +4,7 @@ started as the Procfile starts them."""
 import shlex
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -31,8 +32,17 @@ def test_beat_ticks_the_engine_worker_and_the_console_shows_transitions_not_tick
         site[name].redundancy.fast_redundancy = True
         site[name].redundancy.save()
     camera = make_camera(site["a"], site["b"])
-    live.publish_heartbeat(redis_client, "srv-a", {"at": time.time() + 5}, ttl=60)  # alive for a few ticks
     live.publish_heartbeat(redis_client, "srv-b", {"at": 4e9}, ttl=600)
+    alive = threading.Event()
+    alive.set()
+
+    def heartbeat():  # srv-a beats until the test lets it fall silent, however slowly the processes start
+        while alive.is_set():
+            live.publish_heartbeat(redis_client, "srv-a", {"at": time.time()}, ttl=60)
+            time.sleep(0.2)
+
+    beating = threading.Thread(target=heartbeat, daemon=True)
+    beating.start()
     logs = {name: (tmp_path / f"{name}.log").open("w+") for name in ("engine", "beat")}
     engine = [*procfile_command("engine"), "-n", "engine-test@%h"]
     beat = [*procfile_command("beat"), "-s", str(tmp_path / "beat-schedule")]
@@ -41,7 +51,9 @@ def test_beat_ticks_the_engine_worker_and_the_console_shows_transitions_not_tick
     try:
         # The end of a tick: the desired sets are written for the agents.
         wait_for(lambda: live.read_desired(redis_client, "srv-a") == {camera.pk}, 40, message="a tick")
-        assert ServerState.objects.get(server=site["a"]).status == "up"
+        wait_for(lambda: ServerState.objects.filter(server=site["a"], status="up").exists(), 20, message="srv-a up")
+        alive.clear()
+        beating.join(5)
         # srv-a falls silent: the engine declares it down and moves its fast-mode camera.
         wait_for(lambda: CameraPlacement.objects.get(camera=camera).state == Placement.TO_BACKUP, 30,
                  message="the failover")  # fmt: skip
@@ -49,6 +61,7 @@ def test_beat_ticks_the_engine_worker_and_the_console_shows_transitions_not_tick
         wait_for(lambda: passes.append(redis_client.get(live.key("engine-last-pass"))) or len(set(passes)) > 3, 20,
                  message="a few more ticks", interval=0.2)  # fmt: skip
     finally:
+        alive.clear()
         for process in processes:
             process.terminate()
             process.wait(timeout=20)
