@@ -5,27 +5,8 @@ import copy
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import ProtectedError
 from rest_framework import serializers, status
-from rest_framework.exceptions import ParseError
-from rest_framework.pagination import LimitOffsetPagination
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
-
-
-class Pagination(LimitOffsetPagination):
-    """Lists in pages of 100 by default and 1000 at most: a limit past that asks for 1000."""
-
-    max_limit = 1000
-
-
-class BoundedJSONParser(JSONParser):
-    """JSON nested deeper than Python's recursion allows is a clear 400, not a server error."""
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        try:
-            return super().parse(stream, media_type, parser_context)
-        except RecursionError:
-            raise ParseError("JSON parse error - nested too deeply.") from None
 
 
 def model_clean(instance, model, attrs: dict) -> dict:

@@ -301,9 +301,9 @@ REST_FRAMEWORK = {
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_PAGINATION_CLASS": "eocortex_web.serializers.Pagination",
+    "DEFAULT_PAGINATION_CLASS": "eocortex_web.api_classes.Pagination",
     "DEFAULT_PARSER_CLASSES": [
-        "eocortex_web.serializers.BoundedJSONParser",
+        "eocortex_web.api_classes.BoundedJSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
