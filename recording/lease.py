@@ -133,11 +133,11 @@ class ServerLease:
         if other.get("host") != self.identity["host"] or not isinstance(other.get("pid"), int):
             return False
         try:
-            os.kill(other["pid"], 0)
+            os.kill(other["pid"], 0)  # signal 0: does the process exist?
         except ProcessLookupError:
             return True
-        except PermissionError:
-            return False
+        except PermissionError:  # it exists, under another user
+            pass
         return False
 
     def _report_conflict(self, holder: str, refused: bool) -> None:
