@@ -1,0 +1,220 @@
+"""Simulated RTSP cameras (H.264, H.265): GStreamer's RTSP server, run by Debian's Python.
+
+    /usr/bin/python3 -m cameras.rtsp_server CONFIG.json
+
+The camera simulator (``cameras.simulator``) starts this process for its RTSP cameras and
+drives it over stdin and stdout, one JSON object a line. CONFIG lists the cameras: number,
+host, port, codec, fps, start time, the loop file (``cameras.loops``) and the most viewers
+the camera accepts at once. Each camera is an RTSP server of its own on its own port, at
+``rtsp://host:port/stream``, over TCP (interleaved) or UDP as the client asks.
+
+Like a real camera, each one streams all the time, watched or not: frame n is due at
+start + n / fps, whoever watches. One shared media per camera serves all its viewers; a viewer
+joins at the next keyframe (at most one GOP), never waiting for an encoder to start. Before
+each picture goes an SEI message with the frame counter and capture time (``cameras.sei``).
+
+Commands: ``{"camera": n, "state": "streaming|stopped|stalled|garbage"}`` answers the camera's
+description; ``{"describe": true}`` answers all of them. Standard library and GStreamer only.
+"""
+
+import heapq
+import json
+import os
+import sys
+import threading
+import time
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtsp", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+
+from cameras.loops import read_loop  # noqa: E402
+from cameras.sei import sei_nal  # noqa: E402
+
+STATES = ("streaming", "stopped", "stalled", "garbage")
+PIPELINE = (
+    '( appsrc name=src is-live=true do-timestamp=true format=time caps="video/x-{codec},stream-format=byte-stream,'
+    'alignment=au" ! {codec}parse ! rtp{codec}pay name=pay0 pt=96 )'
+)
+
+
+class Camera:
+    def __init__(self, config: dict, loops: dict):
+        self.number = config["number"]
+        self.host, self.port = config["host"], config["port"]
+        self.codec, self.fps = config["codec"], float(config["fps"])
+        self.started = float(config["started"])
+        self.max_viewers = int(config.get("max_viewers") or 0)  # 0: no limit
+        self.units = loops[config["loop"]]
+        self.state = "streaming"
+        self.frames_sent = 0
+        self.viewers: set = set()  # clients connected
+        self.sessions: set = set()  # clients that set up a stream
+        self.refused = 0
+        self._sinks: dict = {}  # appsrc -> joined (has had its first keyframe)
+        self._lock = threading.Lock()
+        self._source = None
+        self.server = GstRtspServer.RTSPServer()
+        self.server.set_address(self.host)
+        self.server.set_service(str(self.port))
+        factory = GstRtspServer.RTSPMediaFactory()
+        factory.set_launch(PIPELINE.format(codec=self.codec))
+        factory.set_shared(True)
+        factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP | GstRtsp.RTSPLowerTrans.UDP)
+        factory.connect("media-configure", self._media_configure)
+        self.server.get_mount_points().add_factory("/stream", factory)
+        self.server.connect("client-connected", self._client_connected)
+
+    @property
+    def url(self) -> str:
+        return f"rtsp://{self.host}:{self.port}/stream"
+
+    # -- serving --------------------------------------------------------------------------------
+
+    def listen(self) -> None:
+        if self._source is None:
+            self._source = self.server.attach(None)
+
+    def close(self) -> None:
+        """Stop listening and cut every viewer."""
+        if self._source is not None:
+            GLib.source_remove(self._source)
+            self._source = None
+        self.cut_viewers()
+
+    def cut_viewers(self) -> None:
+        self.server.client_filter(lambda server, client, *data: GstRtspServer.RTSPFilterResult.REMOVE)
+
+    def _client_connected(self, server, client) -> None:
+        self.viewers.add(client)
+        client.connect("closed", self._client_closed)
+        client.connect("pre-setup-request", self._pre_setup)
+
+    def _client_closed(self, client) -> None:
+        self.viewers.discard(client)
+        self.sessions.discard(client)
+
+    def _pre_setup(self, client, context):
+        if self.max_viewers and client not in self.sessions and len(self.sessions) >= self.max_viewers:
+            self.refused += 1
+            return GstRtsp.RTSPStatusCode.NOT_ENOUGH_BANDWIDTH  # 453: what cameras answer a viewer too many
+        self.sessions.add(client)
+        return GstRtsp.RTSPStatusCode.OK
+
+    def _media_configure(self, factory, media) -> None:
+        source = media.get_element().get_by_name("src")
+        with self._lock:
+            self._sinks[source] = False
+        media.connect("unprepared", lambda *_: self._forget(source))
+
+    def _forget(self, source) -> None:
+        with self._lock:
+            self._sinks.pop(source, None)
+
+    # -- the stream -----------------------------------------------------------------------------
+
+    def push(self, counter: int) -> None:
+        """Frame ``counter`` to every viewer (from its first keyframe on)."""
+        if self.state in ("stopped", "stalled"):
+            return
+        keyframe, head, picture = self.units[counter % len(self.units)]
+        if self.state == "garbage":
+            data = os.urandom(len(head) + len(picture))
+        else:
+            captured_ms = int((self.started + counter / self.fps) * 1000)
+            data = head + sei_nal(self.codec, counter, captured_ms) + picture
+        with self._lock:
+            for source, joined in list(self._sinks.items()):
+                if not joined and not keyframe:
+                    continue
+                self._sinks[source] = True
+                buffer = Gst.Buffer.new_wrapped(data)
+                buffer.duration = int(Gst.SECOND / self.fps)
+                source.emit("push-buffer", buffer)
+        self.frames_sent += 1
+
+    def set_state(self, state: str) -> None:
+        self.state = state
+        if state == "stopped":
+            self.close()
+        else:
+            self.cut_viewers()  # viewers of the old behaviour reconnect into the new one
+            self.listen()
+
+    def describe(self) -> dict:
+        return {"number": self.number, "port": self.port, "url": self.url, "state": self.state, "codec": self.codec,
+                "fps": self.fps, "viewers": len(self.viewers), "sessions": len(self.sessions),
+                "refused": self.refused, "frames_sent": self.frames_sent}  # fmt: skip
+
+
+def produce(cameras: list[Camera], stop: threading.Event) -> None:
+    """One thread paces every camera: frame n of a camera is due at its start + n / fps."""
+    now = time.time()
+    due = []
+    for index, camera in enumerate(cameras):
+        counter = max(0, int((now - camera.started) * camera.fps))
+        heapq.heappush(due, (camera.started + counter / camera.fps, index, counter))
+    while not stop.is_set():
+        at, index, counter = heapq.heappop(due)
+        delay = at - time.time()
+        if delay > 0:
+            stop.wait(delay)
+        camera = cameras[index]
+        camera.push(counter)
+        heapq.heappush(due, (camera.started + (counter + 1) / camera.fps, index, counter + 1))
+
+
+def answer(message: dict) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+def main(config_path: str) -> None:
+    Gst.init(None)
+    with open(config_path) as handle:
+        config = json.load(handle)
+    loops = {path: read_loop(path)[1] for path in {camera["loop"] for camera in config["cameras"]}}
+    cameras = {c["number"]: Camera(c, loops) for c in config["cameras"]}
+    for camera in cameras.values():
+        camera.listen()
+    loop = GLib.MainLoop()
+    stop = threading.Event()
+    threading.Thread(target=produce, args=(list(cameras.values()), stop), daemon=True).start()
+
+    def command(line: str) -> bool:
+        try:
+            request = json.loads(line)
+            if request.get("describe"):
+                answer({"cameras": [c.describe() for c in cameras.values()]})
+            elif request.get("camera") not in cameras:
+                answer({"error": f"no camera {request.get('camera')}"})
+            elif request.get("state") not in STATES:
+                answer({"error": f"state must be one of {', '.join(STATES)}"})
+            else:
+                camera = cameras[request["camera"]]
+                camera.set_state(request["state"])
+                answer(camera.describe())
+        except (ValueError, TypeError, AttributeError) as exc:
+            answer({"error": f"bad command: {exc}"})
+        return False
+
+    def read_commands() -> None:
+        for line in sys.stdin:
+            GLib.idle_add(command, line)
+        GLib.idle_add(loop.quit)  # the simulator went away: so do its cameras
+
+    threading.Thread(target=read_commands, daemon=True).start()
+    answer({"ready": [c.describe() for c in cameras.values()]})
+    try:
+        loop.run()
+    finally:
+        stop.set()
+        for camera in cameras.values():
+            camera.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
