@@ -3,12 +3,12 @@ PYTHON := $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PYTEST_ARGS ?=
 
-.PHONY: run test lint clean chromium mutation
+.PHONY: run test lint clean chromium rtsp-cameras mutation
 
-run: $(VENV)/.installed
+run: $(VENV)/.installed rtsp-cameras
 	$(VENV)/bin/python -m eocortex_web.launcher run
 
-test: $(VENV)/.installed chromium
+test: $(VENV)/.installed chromium rtsp-cameras
 	$(VENV)/bin/python -m eocortex_web.launcher test $(PYTEST_ARGS)
 
 # The browser tests drive Debian's chromium (never a downloaded browser); installed when we may.
@@ -16,6 +16,17 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
 	  else echo "make: the browser tests need Debian's chromium: sudo apt-get install chromium" >&2; fi; }
+
+# The simulated RTSP cameras are GStreamer's RTSP server, driven from Debian's Python (cameras/rtsp_server.py).
+RTSP_PACKAGES := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+  gstreamer1.0-plugins-bad
+rtsp-cameras:
+	@/usr/bin/python3 -c "import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0'); \
+	  from gi.repository import Gst, GstRtspServer; Gst.init(None); \
+	  assert all(Gst.ElementFactory.find(e) for e in ('appsrc', 'h264parse', 'h265parse', 'rtph264pay', 'rtph265pay'))" \
+	  2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $(RTSP_PACKAGES); \
+	  else echo "make: the RTSP cameras need GStreamer's RTSP server: sudo apt-get install $(RTSP_PACKAGES)" >&2; fi; }
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

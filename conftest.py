@@ -202,7 +202,7 @@ class RunningSimulator:
         self.call(self.simulator.start())
 
     def call(self, coroutine):
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=10)
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=60)
 
     def url(self, number: int) -> str:
         return self.simulator.cameras[number].url
@@ -237,8 +237,9 @@ def _port_free(port: int) -> bool:
 def simulator():
     running = []
 
-    def start(count=3, width=320, height=180, fps=5.0):
-        sim = RunningSimulator(count, width=width, height=height, fps=fps)
+    def start(count=3, width=320, height=180, fps=5.0, **options):
+        """``codecs=("h264",)`` and the RTSP options (gop_seconds, max_viewers...) make RTSP cameras."""
+        sim = RunningSimulator(count, width=width, height=height, fps=fps, **options)
         running.append(sim)
         return sim
 

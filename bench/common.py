@@ -21,11 +21,8 @@ import django  # noqa: E402
 
 django.setup()
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
 
-from cameras.stamp import Stamp, read_stamp  # noqa: E402
-from recording.segments import iter_jpegs  # noqa: E402
+from recording.identity import recorded_stamps  # noqa: E402,F401 (the benchmarks' reader of recordings)
 
 OUT = ROOT / "bench" / "out"
 
@@ -46,17 +43,6 @@ def stop(process: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 40) -> 
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def recorded_stamps(storage: Path, camera_id: int) -> list[Stamp]:
-    """Every frame a server recorded of a camera, from its files (indexed or not), in order."""
-    stamps = []
-    for path in sorted(Path(storage).glob(f"{camera_id}/*/*.mjpeg")):
-        for jpeg in iter_jpegs(path):
-            stamp = read_stamp(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR))
-            if stamp:
-                stamps.append(stamp)
-    return stamps
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -2,7 +2,7 @@ from django import forms
 from django.utils import timezone
 
 from accounts.scope import ScopedUniqueFormMixin, limit
-from cameras.models import AnalyticsModule, Camera, take_credentials, without_credential_parameters
+from cameras.models import AnalyticsModule, Camera, RtspTransport, take_credentials, without_credential_parameters
 from cameras.rules import valid_backups
 from servers.models import Server
 
@@ -12,6 +12,7 @@ CONNECTION_FIELDS = [
     "password",
     "clear_credentials",
     "codec",
+    "rtsp_transport",
     "width",
     "height",
     "fps",
@@ -65,6 +66,8 @@ class CameraForm(ScopedUniqueFormMixin, forms.ModelForm):
             for name in ("primary_server", "backup_server"):
                 self.fields[name].queryset = limit(self.fields[name].queryset, user, "system")
         self.initial.pop("username", None)
+        if "rtsp_transport" in self.fields:
+            self.fields["rtsp_transport"].required = False
         if tab_fields is not None:
             for name in list(self.fields):
                 if name not in tab_fields:
@@ -130,6 +133,10 @@ class CameraForm(ScopedUniqueFormMixin, forms.ModelForm):
                 choices.append((current, f"{self.instance.backup_server.name} (not valid now)"))
         field.widget.choices = choices
         field.help_text = "Only servers of the primary's multiserver system with active licenses are offered."
+
+    def clean_rtsp_transport(self):
+        # Left out of a submission (a script posting the form, an HTTP camera's page): the camera's, or TCP.
+        return self.cleaned_data.get("rtsp_transport") or self.instance.rtsp_transport or RtspTransport.TCP
 
     def clean_username(self):
         return self._credential("username", 0)

@@ -101,6 +101,11 @@ class Codec(models.TextChoices):
     MJPEG = "mjpeg", "MJPEG"
 
 
+class RtspTransport(models.TextChoices):
+    TCP = "tcp", "TCP (interleaved)"
+    UDP = "udp", "UDP"
+
+
 class StreamQuality(models.TextChoices):
     """How hard the camera's encoder is pushed; the capacity planner's bitrate estimate scales with it."""
 
@@ -155,6 +160,11 @@ class Camera(models.Model):
     username = EncryptedTextField(blank=True, max_length=128)
     password = EncryptedTextField(blank=True, max_length=128)
     codec = models.CharField(max_length=8, choices=Codec.choices, default=Codec.H264)
+    rtsp_transport = models.CharField(
+        "RTSP transport", max_length=3, choices=RtspTransport.choices, default=RtspTransport.TCP,
+        help_text="How an rtsp:// stream is carried: TCP inside the RTSP connection (passes firewalls, "
+        "loses nothing) or UDP (as some cameras ask).",
+    )  # fmt: skip
     width = models.PositiveIntegerField(default=1920, validators=[MinValueValidator(16), MaxValueValidator(8192)])
     height = models.PositiveIntegerField(default=1080, validators=[MinValueValidator(16), MaxValueValidator(8192)])
     fps = models.PositiveIntegerField(

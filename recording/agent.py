@@ -12,6 +12,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import redis
 from celery import current_app
@@ -22,7 +23,7 @@ from cameras.models import Camera
 from recording import live
 from recording.analytics import detectors_for
 from recording.desired import baseline_camera_ids
-from recording.ingest import CameraFeed, Frame, IngestWorker
+from recording.ingest import CameraFeed, Frame, IngestWorker, ingest_worker
 from recording.lease import ServerLease, ttl_for
 from recording.models import Segment, StreamHealth
 from recording.outbox import Outbox
@@ -32,42 +33,76 @@ from servers.models import Server
 log = logging.getLogger(__name__)
 
 SNAPSHOT_EVERY = 1.0  # seconds between published snapshots of a camera
+KEYFRAME_SNAPSHOT_EVERY = 4.0  # a stream-copied camera: seconds between keyframes decoded for its snapshot
 HEALTH_TO_DATABASE_EVERY = 5.0
 HOUSEKEEPING_EVERY = 600.0
 STORAGE_RETRY_EVERY = 5.0  # seconds between attempts to write again after the storage failed
 
 
 class CameraPipeline:
-    """Where one camera's frames go: the recording, analytics (primary only), the snapshot."""
+    """Where one camera's frames go: the recording, analytics (primary only), the snapshot.
+
+    MJPEG frames arrive as JPEGs and pictures; H.264 and H.265 frames as the camera's packets,
+    recorded as they are and decoded only for analytics (every frame) or a snapshot (a keyframe
+    every few seconds)."""
 
     def __init__(self, agent: "VideoServerAgent", feed: CameraFeed):
         self.agent = agent
         self.feed = feed
-        self.writer = SegmentWriter(agent.storage, feed.camera_id, agent.name, agent.segment_seconds,
-                                    agent.segment_closed)  # fmt: skip
         self.detectors = detectors_for(feed.analytics)
+        if urlsplit(feed.stream_url).scheme.lower() == "rtsp":
+            from recording.streamcopy import KeyframeDecoder, PacketSegmentWriter
+
+            self.writer = PacketSegmentWriter(agent.storage, feed.camera_id, agent.name, agent.segment_seconds,
+                                              agent.segment_closed)  # fmt: skip
+            self.decoder = KeyframeDecoder(every_frame=bool(self.detectors))
+        else:
+            self.writer = SegmentWriter(agent.storage, feed.camera_id, agent.name, agent.segment_seconds,
+                                        agent.segment_closed)  # fmt: skip
+            self.decoder = None
         self.latest_jpeg: bytes | None = None
+        self._snapshot_at = 0.0
         self._lock = threading.Lock()
         self._closed = False
         self._retry_at = 0.0  # after a storage failure: when to try writing again
 
-    def __call__(self, feed: CameraFeed, frame: Frame) -> None:
+    def __call__(self, feed: CameraFeed, frame) -> None:
+        image = frame.image if self.decoder is None else self._picture(frame)
         with self._lock:
             if self._closed:
                 return  # a worker that outlived its stop must not open a segment nobody closes
             self._record(frame)
+        if image is None:
+            return
         for detector in self.detectors:
-            event = detector.feed(frame.image, frame.at)
+            event = detector.feed(image, frame.at)
             if event:
                 self.agent.outbox.put("analytics", {"camera_id": feed.camera_id, **event})
-        self.latest_jpeg = frame.jpeg  # published by the heartbeat thread: ingest never waits on Redis
+        if self.decoder is None:
+            self.latest_jpeg = frame.jpeg  # published by the heartbeat thread: ingest never waits on Redis
+
+    def _picture(self, packet):
+        """Decode what analytics or the snapshot need (before the packet goes to the recording)."""
+        from recording.streamcopy import snapshot_jpeg
+
+        snapshot_due = packet.keyframe and packet.at - self._snapshot_at >= KEYFRAME_SNAPSHOT_EVERY
+        if not self.detectors and not snapshot_due:
+            return None
+        image = self.decoder.picture(packet)
+        if image is not None and snapshot_due:
+            self._snapshot_at = packet.at
+            self.latest_jpeg = snapshot_jpeg(image)
+        return image
 
     def _record(self, frame: Frame) -> None:
         """Write the frame; a full disk or a lost storage path is reported, never raised into the stream."""
         if self._retry_at and frame.at < self._retry_at:
             return
         try:
-            self.writer.write(frame.jpeg, frame.at)
+            if self.decoder is None:
+                self.writer.write(frame.jpeg, frame.at)
+            else:
+                self.writer.write(frame)
         except OSError as exc:
             self.writer.abandon()
             self._retry_at = frame.at + STORAGE_RETRY_EVERY
@@ -358,6 +393,7 @@ class VideoServerAgent:
                     camera.password,
                     camera.codec,
                     tuple(camera.analytics_on(self.server)),
+                    camera.rtsp_transport,
                 )  # fmt: skip
                 for camera in cameras
             }
@@ -367,7 +403,7 @@ class VideoServerAgent:
 
     def _start_camera(self, feed: CameraFeed) -> None:
         pipeline = CameraPipeline(self, feed)
-        worker = IngestWorker(feed, pipeline, self.open_timeout, self.read_timeout, self.clock)
+        worker = ingest_worker(feed, pipeline, self.open_timeout, self.read_timeout, self.clock)
         self.pipelines[feed.camera_id], self.workers[feed.camera_id] = pipeline, worker
         worker.start()
         log.info("server=%s camera=%s event=ingest_started analytics=%s", self.name, feed.camera_id,

@@ -1,8 +1,10 @@
-"""One thread per camera: pull frames with OpenCV, hand them on, keep stream statistics.
+"""One thread per camera: pull its stream, hand each frame on, keep stream statistics.
 
-Opening and reading are bounded by FFmpeg's timeouts, so a camera that never answers or
-stalls mid-stream costs its own thread a few seconds and nothing else. A lost stream is
-reopened with exponential backoff.
+An HTTP camera (MJPEG) is read with OpenCV, its JPEGs taken as they come; an RTSP camera
+(H.264, H.265) with PyAV, its packets taken as they come for the stream copy
+(``recording.streamcopy``). Opening and reading are bounded by FFmpeg's timeouts, so a camera
+that never answers or stalls mid-stream costs its own thread a few seconds and nothing else.
+A lost stream is reopened with exponential backoff.
 """
 
 import logging
@@ -36,6 +38,7 @@ class CameraFeed:
     password: str
     codec: str
     analytics: tuple[str, ...]  # the modules to run on this server: empty unless it is the camera's primary
+    transport: str = "tcp"  # RTSP: tcp (interleaved) or udp
 
     def open_url(self) -> str:
         """The stream URL with credentials for FFmpeg. Never log it."""
@@ -64,12 +67,20 @@ class StreamStats:
         self.state = StreamState.CONNECTING
         self.last_frame_at: float | None = None
         self.since = clock()
+        self.stream: dict = {}  # codec and resolution as the camera sends them
         self._window: deque[tuple[float, int]] = deque()
+        self._keyframes: deque[float] = deque(maxlen=3)
         self._lock = threading.Lock()
 
-    def frame(self, at: float, size: int) -> None:
+    def describe(self, codec: str, width: int, height: int) -> None:
+        with self._lock:
+            self.stream = {"codec": codec, "width": width, "height": height}
+
+    def frame(self, at: float, size: int, keyframe: bool = False) -> None:
         with self._lock:
             self.last_frame_at = at
+            if keyframe:
+                self._keyframes.append(at)
             self._window.append((at, size))
             while self._window and self._window[0][0] < at - STATS_WINDOW:
                 self._window.popleft()
@@ -81,6 +92,7 @@ class StreamStats:
             if self.state != state:
                 self.state, self.since = state, self.clock()
                 self._window.clear()
+                self._keyframes.clear()
 
     def report(self) -> dict:
         with self._lock:
@@ -89,16 +101,23 @@ class StreamStats:
             span = (recent[-1][0] - recent[0][0]) if len(recent) > 1 else 0.0
             fps = (len(recent) - 1) / span if span > 0 else 0.0
             kbps = sum(size for _, size in recent[1:]) * 8 / 1000 / span if span > 0 else 0.0
-            return {
+            keys = list(self._keyframes)
+            report = {
                 "state": str(self.state),
                 "since": self.since,
                 "last_frame_at": self.last_frame_at,
                 "fps": round(fps, 2),
                 "bitrate_kbps": round(kbps, 1),
+                **self.stream,
             }
+            if len(keys) > 1:
+                report["keyframe_interval"] = round((keys[-1] - keys[0]) / (len(keys) - 1), 2)
+            return report
 
 
 class IngestWorker(threading.Thread):
+    """The loop every camera's thread runs: stream, and when the stream is lost, back off and reopen."""
+
     def __init__(
         self,
         feed: CameraFeed,
@@ -134,6 +153,13 @@ class IngestWorker(threading.Thread):
 
     def _stream(self) -> bool:
         """Read until the stream ends or fails; True when at least one frame came."""
+        raise NotImplementedError
+
+
+class HttpIngest(IngestWorker):
+    """An HTTP camera through OpenCV: MJPEG kept as the camera's JPEGs, anything else decoded and encoded once."""
+
+    def _stream(self) -> bool:
         capture = cv2.VideoCapture(
             self.feed.open_url(),
             cv2.CAP_FFMPEG,
@@ -178,3 +204,12 @@ class IngestWorker(threading.Thread):
             return Frame(jpeg, image, at)
         ok, encoded = cv2.imencode(".jpg", data, [cv2.IMWRITE_JPEG_QUALITY, 90])
         return Frame(encoded.tobytes(), data, at) if ok else None
+
+
+def ingest_worker(feed: CameraFeed, on_frame, open_timeout: float, read_timeout: float, clock=time.time):
+    """The ingest for the camera's stream: RTSP by stream copy, HTTP (MJPEG) through OpenCV."""
+    if urlsplit(feed.stream_url).scheme.lower() == "rtsp":
+        from recording.streamcopy import RtspIngest
+
+        return RtspIngest(feed, on_frame, open_timeout, read_timeout, clock)
+    return HttpIngest(feed, on_frame, open_timeout, read_timeout, clock)

@@ -1,8 +1,10 @@
-"""Recorded segments: short files of one camera's JPEG frames (an MJPEG stream).
+"""Recorded segments: short files of one camera's frames, as the camera sent them.
 
-A segment is ``<storage>/<camera id>/<YYYY-MM-DD>/<HHMMSS.mmm>.mjpeg`` (UTC start time).
-Every frame is flushed as it is written, so a killed agent loses no frame it had received;
-a segment it never closed is found and indexed when the agent starts again.
+A segment is ``<storage>/<camera id>/<YYYY-MM-DD>/<HHMMSS.mmm><suffix>`` (UTC start time):
+``.mjpeg`` for an MJPEG camera (its JPEGs one after the other, written here), ``.ts`` for an
+H.264 or H.265 camera (its packets in MPEG-TS, ``recording.streamcopy``). Every frame is
+flushed as it is written, so a killed agent loses no frame it had received; a segment it
+never closed is found and indexed when the agent starts again.
 """
 
 import logging
@@ -15,6 +17,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 SUFFIX = ".mjpeg"
+SUFFIXES = (".mjpeg", ".ts")
 JPEG_START = b"\xff\xd8\xff"
 
 
@@ -32,9 +35,9 @@ class SegmentRecord:
         return asdict(self)
 
 
-def segment_path(storage: Path, camera_id: int, started_at: float) -> Path:
+def segment_path(storage: Path, camera_id: int, started_at: float, suffix: str = SUFFIX) -> Path:
     start = datetime.fromtimestamp(started_at, UTC)
-    return storage / str(camera_id) / f"{start:%Y-%m-%d}" / f"{start:%H%M%S}.{start.microsecond // 1000:03d}{SUFFIX}"
+    return storage / str(camera_id) / f"{start:%Y-%m-%d}" / f"{start:%H%M%S}.{start.microsecond // 1000:03d}{suffix}"
 
 
 def started_at_of(path: Path) -> float:
@@ -46,6 +49,10 @@ def started_at_of(path: Path) -> float:
 
 
 def count_frames(path: Path) -> int:
+    if path.suffix == ".ts":
+        from recording.streamcopy import count_packets
+
+        return count_packets(path)
     return path.read_bytes().count(JPEG_START)
 
 
@@ -61,43 +68,59 @@ def iter_jpegs(path: Path) -> Iterator[bytes]:
         yield data[begin:end]
 
 
-class SegmentWriter:
-    """Writes one camera's frames into files of ``length`` seconds; reports each closed file."""
+class SegmentFile:
+    """The bookkeeping of one camera's segment files, whatever their format: name, frames, bytes, times;
+    reports each finished file."""
 
-    def __init__(
-        self,
-        storage: Path,
-        camera_id: int,
-        server: str,
-        length: float,
-        on_closed: Callable[[SegmentRecord], None],
-    ):
+    def __init__(self, storage: Path, camera_id: int, server: str, suffix: str,
+                 on_closed: Callable[[SegmentRecord], None]):  # fmt: skip
         self.storage = storage
         self.camera_id = camera_id
         self.server = server
-        self.length = length
+        self.suffix = suffix
         self.on_closed = on_closed
+        self.path: Path | None = None
+        self.started_at = self.last_at = 0.0
+        self.frames = self.size = 0
+
+    def open(self, at: float) -> Path:
+        path = segment_path(self.storage, self.camera_id, at, self.suffix)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.started_at, self.last_at, self.frames, self.size = path, at, at, 0, 0
+        return path
+
+    def wrote(self, size: int, at: float) -> None:
+        self.frames += 1
+        self.size += size
+        self.last_at = at
+
+    def finish(self) -> None:
+        record = SegmentRecord(self.camera_id, self.server, self.started_at, self.last_at, self.frames, self.size,
+                               str(self.path))  # fmt: skip
+        self.path = None
+        if record.frame_count:
+            self.on_closed(record)
+
+
+class SegmentWriter:
+    """Writes one camera's JPEG frames into files of ``length`` seconds."""
+
+    suffix = SUFFIX
+
+    def __init__(self, storage: Path, camera_id: int, server: str, length: float,
+                 on_closed: Callable[[SegmentRecord], None]):  # fmt: skip
+        self.file = SegmentFile(storage, camera_id, server, SUFFIX, on_closed)
+        self.length = length
         self._file = None
-        self._path: Path | None = None
-        self._started_at = self._last_at = 0.0
-        self._frames = self._size = 0
 
     def write(self, jpeg: bytes, at: float) -> None:
-        if self._file is not None and at - self._started_at >= self.length:
+        if self._file is not None and at - self.file.started_at >= self.length:
             self.close()
         if self._file is None:
-            self._open(at)
+            self._file = open(self.file.open(at), "ab")  # noqa: SIM115 (kept open across frames, closed in close())
         self._file.write(jpeg)
         self._file.flush()  # into the OS: survives the agent being killed
-        self._frames += 1
-        self._size += len(jpeg)
-        self._last_at = at
-
-    def _open(self, at: float) -> None:
-        path = segment_path(self.storage, self.camera_id, at)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(path, "ab")  # noqa: SIM115 (kept open across frames, closed in close())
-        self._path, self._started_at, self._frames, self._size = path, at, 0, 0
+        self.file.wrote(len(jpeg), at)
 
     def abandon(self) -> None:
         """After a write failed (disk full, storage gone): let go of the file, keeping what reached it."""
@@ -108,21 +131,14 @@ class SegmentWriter:
         except OSError:
             pass
         self._file = None  # the frames written so far are still indexed
-        self._finish()
+        self.file.finish()
 
     def close(self) -> None:
         if self._file is None:
             return
         self._file.close()
-        self._finish()
-
-    def _finish(self) -> None:
-        record = SegmentRecord(
-            self.camera_id, self.server, self._started_at, self._last_at, self._frames, self._size, str(self._path)
-        )
-        self._file = self._path = None
-        if record.frame_count:
-            self.on_closed(record)
+        self._file = None
+        self.file.finish()
 
 
 def unindexed_segments(storage: Path, server: str, known: set[str], now: float, max_age: float) -> list[SegmentRecord]:
@@ -130,7 +146,7 @@ def unindexed_segments(storage: Path, server: str, known: set[str], now: float, 
     records = []
     if not storage.is_dir():
         return records
-    for path in storage.glob(f"*/*/*{SUFFIX}"):
+    for path in (path for suffix in SUFFIXES for path in storage.glob(f"*/*/*{suffix}")):
         if str(path) in known or not path.parent.parent.name.isdigit():
             continue
         try:

@@ -11,7 +11,8 @@ from rest_framework.test import APIClient
 from cameras.models import Camera
 from conftest import free_ports, wait_for
 from recording import live
-from recording.ingest import CameraFeed, IngestWorker
+from recording.ingest import CameraFeed, HttpIngest
+from recording.streamcopy import RtspIngest
 from redundancy.models import Event
 from redundancy.tests.test_engine import World
 from servers.models import MailSettings
@@ -73,11 +74,14 @@ def test_planted_credentials_appear_nowhere(site, admin_user, admin_client, capl
 
     # An agent's ingest of the camera failing against a closed loopback port, with its logs.
     feed = CameraFeed(camera.pk, camera.name, camera.stream_url, camera.username, camera.password, "mjpeg", ())
-    worker = IngestWorker(feed, on_frame=lambda *a: None, open_timeout=0.5, read_timeout=0.5)
-    worker.start()
-    wait_for(lambda: worker.stats.state == "lost", 10, message="the ingest giving up on the closed port")
-    worker.stop()
-    worker.join(5)
+    # The same camera over RTSP, as PyAV opens it: FFmpeg's own messages name the URL they were given.
+    rtsp_feed = CameraFeed(camera.pk, camera.name, f"rtsp://127.0.0.1:{free_ports(1)[0]}/stream", camera.username,
+                           camera.password, "h264", ())  # fmt: skip
+    for worker in (HttpIngest(feed, lambda *a: None, 0.5, 0.5), RtspIngest(rtsp_feed, lambda *a: None, 0.5, 0.5)):
+        worker.start()
+        wait_for(lambda w=worker: w.stats.state == "lost", 10, message="the ingest giving up on the closed port")
+        worker.stop()
+        worker.join(5)
     seen.append(("repr of the feed", repr(feed)))
 
     for url in ["/api/cameras/", f"/api/cameras/{camera.pk}/", "/api/status/", "/api/events/", "/api/audit/",

@@ -32,6 +32,7 @@ class CameraSerializer(ScopedChoicesMixin, serializers.ModelSerializer):
             "name",
             "stream_url",
             "codec",
+            "rtsp_transport",
             "width",
             "height",
             "fps",

@@ -5,18 +5,15 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from cameras.stamp import read_stamp
 from conftest import wait_for
 from recording import live
+from recording.identity import stamps_in
 from recording.models import AnalyticsEvent, Segment, StreamHealth
-from recording.segments import iter_jpegs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,9 +30,7 @@ def counters(camera) -> list[int]:
     """The stamped frame counters of everything recorded for a camera, segment by segment in time order."""
     result = []
     for segment in Segment.objects.filter(camera=camera).order_by("started_at"):
-        for jpeg in iter_jpegs(Path(segment.path)):
-            image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-            result.append(read_stamp(image).counter)
+        result.extend(stamp.counter for stamp in stamps_in(Path(segment.path)))
     return result
 
 

@@ -6,10 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import pytest
 
 from conftest import ROOT, wait_for
 from recording import live
+from recording.identity import stamps_in
 from recording.models import Segment
 from recording.tasks import notify
 
@@ -60,6 +62,38 @@ def test_segments_of_a_killed_agent_are_indexed_on_restart(camera_on, agent_proc
     recovered = wait_for(lambda: Segment.objects.filter(camera=cameras[0]).order_by("started_at").first(), 30,
                          message="the killed agent's segment indexed")  # fmt: skip
     assert recovered.frame_count >= 2
+
+
+def test_a_killed_agent_s_last_rtsp_segment_plays_to_its_last_frame_and_is_indexed(
+    site, tmp_path, make_camera, simulator, agent_process, redis_client
+):
+    site["a"].recordings_path = str(tmp_path / "srv-a")
+    site["a"].save()
+    sim = simulator(1, codecs=("h264",), gop_seconds=1.0)
+    camera = make_camera(site["a"], stream_url=sim.url(1), codec="h264")
+    process = agent_process("srv-a", AGENT_SEGMENT_SECONDS=60)  # nothing closes a segment before the kill
+
+    def streamed_for() -> float:
+        report = live.read_stream_health(redis_client, "srv-a").get(camera.pk) or {}
+        return (report.get("last_frame_at") or 0) - report.get("since", float("inf"))
+
+    wait_for(lambda: streamed_for() > 3, 30, message="three seconds recorded")
+    process.kill()
+    process.wait(timeout=10)
+    (path,) = Path(site["a"].storage_dir).glob(f"{camera.pk}/*/*.ts")
+    stamps = list(stamps_in(path))
+    assert len(stamps) >= 10 and None not in stamps
+    counters = [stamp.counter for stamp in stamps]
+    assert counters == list(range(counters[0], counters[0] + len(counters)))
+    capture, decoded = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG), 0
+    while capture.read()[0]:
+        decoded += 1
+    capture.release()
+    assert decoded == len(stamps), "the cut-off segment plays up to its last written frame"
+    agent_process("srv-a")
+    recovered = wait_for(lambda: Segment.objects.filter(camera=camera, path=str(path)).first(), 30,
+                         message="the killed agent's segment indexed")  # fmt: skip
+    assert recovered.frame_count == len(stamps)
 
 
 def test_a_killed_agent_is_restarted_and_the_others_keep_running(site, process_env, redis_client, tmp_path):

@@ -7,17 +7,13 @@ paused with SIGSTOP. Recordings are checked frame by frame from the stamps in th
 
 import signal
 import threading
-from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 from django.core import mail
 
-from cameras.stamp import read_stamp
 from conftest import wait_for
+from recording.identity import recorded_stamps
 from recording.models import AnalyticsEvent, Segment
-from recording.segments import iter_jpegs
 from redundancy import actions
 from redundancy.models import CameraPlacement, Event, Placement, ServerState
 from servers.models import MailSettings
@@ -59,10 +55,8 @@ def frames_by_server(camera) -> dict[str, list[int]]:
     (a killed agent's last segment is not indexed until it starts again)."""
     result: dict[str, list[int]] = {}
     for server in (camera.primary_server, camera.backup_server):
-        for path in sorted(Path(server.storage_dir).glob(f"{camera.pk}/*/*.mjpeg")):
-            for jpeg in iter_jpegs(path):
-                stamp = read_stamp(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR))
-                result.setdefault(server.name, []).append(stamp.counter)
+        for stamp in recorded_stamps(server.storage_dir, camera.pk):
+            result.setdefault(server.name, []).append(stamp.counter)
     return result
 
 

@@ -1,0 +1,117 @@
+"""RTSP cameras (H.264, H.265) from the simulator's real RTSP server, recorded by stream copy.
+
+What is checked is read from the recorded files by independent readers: the frames' identities
+from their SEI messages (PyAV's demuxer), the pictures by OpenCV's decoder, and the camera's
+own NAL units compared byte for byte with what the camera sent."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from cameras.loops import loop_file, read_loop
+from cameras.sei import read_identity, sei_nal
+from conftest import wait_for
+from recording import live
+from recording.identity import stamps_in
+from recording.models import Segment
+from recording.streamcopy import iter_packets
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def recorded_site(site, tmp_path):
+    for name in ("a", "b"):
+        site[name].recordings_path = str(tmp_path / site[name].name)
+        site[name].save()
+    return site
+
+
+def nal_units(access_unit: bytes) -> list[bytes]:
+    """The NAL units of an Annex-B access unit, without their start codes (3 or 4 bytes alike)."""
+    units, index = [], access_unit.find(b"\x00\x00\x01")
+    while index != -1:
+        following = access_unit.find(b"\x00\x00\x01", index + 3)
+        end = len(access_unit) if following == -1 else following
+        units.append(access_unit[index + 3 : end].rstrip(b"\x00") if following != -1 else access_unit[index + 3 :])
+        index = following
+    return units
+
+
+def camera_units(codec: str, access_unit: bytes) -> list[bytes]:
+    """The NAL units that came from the camera: without the access unit delimiter the MPEG-TS muxer adds."""
+    delimiter = 9 if codec == "h264" else 35
+    kind = (lambda unit: unit[0] & 0x1F) if codec == "h264" else (lambda unit: (unit[0] >> 1) & 0x3F)
+    return [unit for unit in nal_units(access_unit) if kind(unit) != delimiter]
+
+
+def decoded_by_opencv(path: Path) -> int:
+    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    count = 0
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        assert image.shape[:2] == (180, 320)
+        count += 1
+    capture.release()
+    return count
+
+
+@pytest.mark.parametrize("codec", ["h264", "h265"])
+def test_rtsp_camera_is_recorded_as_it_comes(recorded_site, simulator, agents, make_camera, redis_client, codec):
+    sim = simulator(1, codecs=(codec,), gop_seconds=1.0)
+    camera = make_camera(recorded_site["a"], stream_url=sim.url(1), codec=codec)
+    agent = agents("srv-a", segment_seconds=2.0)
+    report = wait_for(lambda: live.read_stream_health(redis_client, "srv-a").get(camera.pk, {}).get(
+        "keyframe_interval") and live.read_stream_health(redis_client, "srv-a")[camera.pk], 20,
+        message="a stream report with the keyframe interval")  # fmt: skip
+    wait_for(lambda: Segment.objects.filter(camera=camera).count() >= 3, 30, message="three segments")
+    agent.stop()
+
+    # The stream's figures come from its packets.
+    assert report["codec"] == codec and (report["width"], report["height"]) == (320, 180)
+    assert report["keyframe_interval"] == pytest.approx(1.0, abs=0.15)
+    assert report["fps"] == pytest.approx(5.0, abs=0.6)
+
+    segments = list(Segment.objects.filter(camera=camera).order_by("started_at"))
+    counters = []
+    for segment in segments:
+        path = Path(segment.path)
+        assert path.suffix == ".ts"
+        stamps = list(stamps_in(path))
+        assert None not in stamps, "every recorded frame carries its identity"
+        # Each segment plays alone, from its first frame: an independent decoder shows every frame of it.
+        assert decoded_by_opencv(path) == len(stamps) == segment.frame_count
+        counters.extend(stamp.counter for stamp in stamps)
+    assert counters == list(range(counters[0], counters[0] + len(counters))), "frames missing or repeated"
+    assert counters[0] % 5 == 0, "the recording starts on a keyframe (one each 5 frames)"
+
+    # Stream copy: the camera's NAL units, byte for byte, so the recorded bitrate is the stream's.
+    rtsp_camera = sim.simulator.cameras[1]
+    _, units = read_loop(loop_file(rtsp_camera.loop_spec(), sim.simulator.rtsp.loops_dir))
+    sent_bytes = recorded_bytes = 0
+    for segment in segments:
+        for data in iter_packets(Path(segment.path)):
+            counter, _ = read_identity(data)
+            _, head, picture = units[counter % len(units)]
+            captured_ms = int((rtsp_camera.started + counter / rtsp_camera.fps) * 1000)
+            sent = nal_units(head + sei_nal(codec, counter, captured_ms) + picture)
+            recorded = camera_units(codec, data)
+            assert recorded == sent, f"frame {counter} differs from what the camera sent"
+            sent_bytes += sum(len(unit) for unit in sent)
+            recorded_bytes += sum(len(unit) for unit in recorded)
+    assert recorded_bytes == sent_bytes
+    assert sum(s.size_bytes for s in segments) == pytest.approx(recorded_bytes, rel=0.03)
+
+
+def test_rtsp_snapshots_come_from_keyframes(recorded_site, simulator, agents, make_camera, redis_client):
+    sim = simulator(1, codecs=("h265",), gop_seconds=1.0)
+    camera = make_camera(recorded_site["a"], stream_url=sim.url(1), codec="h265")
+    agents("srv-a")
+    snapshot = wait_for(lambda: live.read_snapshot(redis_client, camera.pk), 15, message="a snapshot")
+    assert snapshot["server"] == "srv-a" and snapshot["jpeg"].startswith(b"\xff\xd8")
+    image = cv2.imdecode(np.frombuffer(snapshot["jpeg"], np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape[:2] == (180, 320)
