@@ -67,12 +67,13 @@ def test_agent_publishes_heartbeat_health_and_snapshots(recorded_site, simulator
              12, message="stream health in the database")  # fmt: skip
 
 
-@pytest.mark.parametrize("fault", ["stalled", "stopped"])
+@pytest.mark.parametrize("codec", ["mjpeg", "h264"])
+@pytest.mark.parametrize("fault", ["stalled", "stopped", "garbage"])
 def test_lost_camera_is_reported_within_read_timeout_and_recovers(
-    recorded_site, simulator, agents, make_camera, redis_client, fault
+    recorded_site, simulator, agents, make_camera, redis_client, fault, codec
 ):
-    sim = simulator(1)
-    camera = make_camera(recorded_site["a"], stream_url=sim.url(1), codec="mjpeg")
+    sim = simulator(1, **({} if codec == "mjpeg" else {"codecs": (codec,), "gop_seconds": 1.0}))
+    camera = make_camera(recorded_site["a"], stream_url=sim.url(1), codec=codec)
     agent = agents("srv-a", read_timeout=1.0)
 
     def state():

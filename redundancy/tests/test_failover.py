@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.process, pytest.mark.django_db(transaction=True)]
 def pair(site, tmp_path, simulator, make_camera):
     """srv-a records camera 'gate' (motion analytics on) with srv-b as its backup."""
 
-    def build(mode="fast", cameras=1):
+    def build(mode="fast", cameras=1, codec="mjpeg"):
         for name in ("a", "b"):
             server = site[name]
             server.recordings_path = str(tmp_path / server.name)
@@ -33,14 +33,15 @@ def pair(site, tmp_path, simulator, make_camera):
             server.redundancy.fast_redundancy = mode == "fast"
             server.redundancy.constant_redundancy = mode == "constant" and name == "b"
             server.redundancy.save()
-        sim = simulator(cameras, fps=5.0)
+        rtsp = {} if codec == "mjpeg" else {"codecs": (codec,), "gop_seconds": 1.0}
+        sim = simulator(cameras, fps=5.0, **rtsp)
         made = [
             make_camera(
                 site["a"],
                 site["b"],
                 name=f"gate{n}",
                 stream_url=sim.url(n),
-                codec="mjpeg",
+                codec=codec,
                 analytics=["motion_detection"],
             )  # fmt: skip
             for n in range(1, cameras + 1)
@@ -81,9 +82,9 @@ def stop_gracefully(process):
     assert process.wait(timeout=40) == 0
 
 
-@pytest.mark.parametrize("mode", ["fast", "normal"])
-def test_sigkill_failover(mode, pair, agent_process, engine, redis_client):
-    sim, (camera,) = pair(mode)
+@pytest.mark.parametrize("mode,codec", [("fast", "mjpeg"), ("normal", "mjpeg"), ("fast", "h264")])
+def test_sigkill_failover(mode, codec, pair, agent_process, engine, redis_client):
+    sim, (camera,) = pair(mode, codec=codec)
     primary, backup = agent_process("srv-a"), agent_process("srv-b")
     wait_for(lambda: streaming("srv-a", camera, redis_client), 30, message="the primary streaming")
     wait_for(lambda: AnalyticsEvent.objects.filter(camera=camera, server__name="srv-a").exists(), 20,
@@ -101,8 +102,9 @@ def test_sigkill_failover(mode, pair, agent_process, engine, redis_client):
     assert not AnalyticsEvent.objects.filter(server__name="srv-b").exists()
 
 
-def test_constant_mode_loses_no_frame_when_the_primary_dies(pair, agent_process, engine, redis_client):
-    sim, (camera,) = pair("constant")
+@pytest.mark.parametrize("codec", ["mjpeg", "h264"])
+def test_constant_mode_loses_no_frame_when_the_primary_dies(codec, pair, agent_process, engine, redis_client):
+    sim, (camera,) = pair("constant", codec=codec)
     primary, backup = agent_process("srv-a"), agent_process("srv-b")
     wait_for(lambda: streaming("srv-a", camera, redis_client) and streaming("srv-b", camera, redis_client), 30,
              message="both connections streaming")  # fmt: skip
@@ -115,9 +117,10 @@ def test_constant_mode_loses_no_frame_when_the_primary_dies(pair, agent_process,
     assert not Event.objects.filter(kind="failover_started").exists()  # nothing moved: the active one switched
 
 
-@pytest.mark.parametrize("how", ["graceful stop", "drain"])
-def test_planned_handover_misses_no_frame(how, pair, agent_process, engine, redis_client, site):
-    sim, cameras = pair("fast", cameras=2)
+@pytest.mark.parametrize("how,codec", [("graceful stop", "mjpeg"), ("drain", "mjpeg"), ("graceful stop", "h264"),
+                                       ("drain", "h265")])  # fmt: skip
+def test_planned_handover_misses_no_frame(how, codec, pair, agent_process, engine, redis_client, site):
+    sim, cameras = pair("fast", cameras=2, codec=codec)
     primary, backup = agent_process("srv-a"), agent_process("srv-b")
     wait_for(lambda: all(streaming("srv-a", c, redis_client) for c in cameras), 30, message="the primary streaming")
     if how == "drain":
@@ -139,8 +142,9 @@ def test_planned_handover_misses_no_frame(how, pair, agent_process, engine, redi
         assert max(frames["srv-b"]) > max(frames["srv-a"])
 
 
-def test_failback_is_make_before_break(pair, agent_process, engine, redis_client):
-    sim, (camera,) = pair("fast")
+@pytest.mark.parametrize("codec", ["mjpeg", "h264"])
+def test_failback_is_make_before_break(codec, pair, agent_process, engine, redis_client):
+    sim, (camera,) = pair("fast", codec=codec)
     primary, _backup = agent_process("srv-a"), agent_process("srv-b")
     wait_for(lambda: streaming("srv-a", camera, redis_client), 30, message="the primary streaming")
     primary.kill()

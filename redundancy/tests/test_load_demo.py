@@ -29,3 +29,24 @@ def test_loading_the_demo_twice_changes_nothing(db, tmp_path, settings):
     before = list(Camera.objects.values_list("name", "primary_server__name", "backup_server__name"))
     assert "already there; nothing changed" in load(tmp_path, settings)
     assert list(Camera.objects.values_list("name", "primary_server__name", "backup_server__name")) == before
+
+
+def test_demo_cameras_mix_rtsp_h264_rtsp_h265_and_mjpeg_as_the_simulator_serves_them(db, tmp_path, settings):
+    load(tmp_path, settings)
+    streams = dict(Camera.objects.values_list("name", "codec"))
+    assert sorted(streams.values()) == ["h264"] * 3 + ["h265"] * 3 + ["mjpeg"] * 3
+    first = Camera.objects.get(name="cam-01")
+    assert (first.codec, first.stream_url) == ("h264", "rtsp://127.0.0.1:8601/stream")
+    assert Camera.objects.get(name="cam-03").stream_url == "http://127.0.0.1:8603/video.mjpg"
+
+
+def test_a_demo_of_mjpeg_cameras_follows_the_simulator_when_loaded_again(db, tmp_path, settings):
+    load(tmp_path, settings)
+    for camera in Camera.objects.all():  # as an earlier version loaded it
+        number = int(camera.name.split("-")[1])
+        Camera.objects.filter(pk=camera.pk).update(stream_url=f"http://127.0.0.1:{8600 + number}/video.mjpg",
+                                                   codec="mjpeg")  # fmt: skip
+    assert "now follow the simulator" in load(tmp_path, settings)
+    assert Camera.objects.get(name="cam-02").stream_url == "rtsp://127.0.0.1:8602/stream"
+    assert Camera.objects.get(name="cam-02").codec == "h265"
+    assert "nothing changed" in load(tmp_path, settings)

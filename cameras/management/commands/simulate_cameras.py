@@ -3,12 +3,13 @@ import signal
 
 from django.core.management.base import BaseCommand, CommandError
 
-from cameras.simulator import STATES, CameraSimulator
+from cameras.simulator import CODECS, STATES, CameraSimulator
 
 
 class Command(BaseCommand):
     help = (
-        "Serve simulated MJPEG cameras on loopback: camera n on port BASE_PORT+n-1 at /video.mjpg. "
+        "Serve simulated cameras on loopback: camera n on port BASE_PORT+n-1, MJPEG at /video.mjpg, "
+        "H.264 and H.265 at rtsp://host:port/stream (--codecs is cycled over the cameras). "
         f"POST /cameras/<n>/<state> on the control port switches a camera ({', '.join(STATES)})."
     )
 
@@ -20,6 +21,13 @@ class Command(BaseCommand):
         parser.add_argument("--height", type=int, default=360)
         parser.add_argument("--fps", type=float, default=5.0)
         parser.add_argument("--quality", type=int, default=80, help="JPEG quality, 10-100")
+        parser.add_argument(
+            "--codecs", default="mjpeg", help=f"comma-separated, cycled over the cameras: {', '.join(CODECS)}"
+        )
+        parser.add_argument("--gop", type=float, default=2.0, help="RTSP cameras: seconds between keyframes")
+        parser.add_argument("--bitrate", type=int, default=0, help="RTSP cameras: kbit/s (0: fit for the picture)")
+        parser.add_argument("--max-viewers", type=int, default=0,
+                            help="RTSP cameras: the most sessions at once (0: no limit)")  # fmt: skip
         parser.add_argument("--host", default="127.0.0.1", help="a loopback address")
 
     def handle(self, *args, **options):
@@ -27,12 +35,18 @@ class Command(BaseCommand):
             raise CommandError("--count must be between 1 and 1000")
         if not 0.1 <= options["fps"] <= 60:
             raise CommandError("--fps must be between 0.1 and 60")
-        if not (16 <= options["width"] <= 4096 and 16 <= options["height"] <= 4096):
-            raise CommandError("--width and --height must be between 16 and 4096")
+        if not (16 <= options["width"] <= 1920 and 16 <= options["height"] <= 1080):
+            raise CommandError("--width and --height must be between 16x16 and 1920x1080")
+        if options["bitrate"] < 0 or options["max_viewers"] < 0:
+            raise CommandError("--bitrate and --max-viewers cannot be negative")
+        if not 0.04 <= options["gop"] <= 60:
+            raise CommandError("--gop must be between 0.04 and 60 seconds")
         try:
             simulator = CameraSimulator(
                 options["count"], options["base_port"], options["control_port"] or None, host=options["host"],
+                codecs=tuple(c.strip() for c in options["codecs"].split(",") if c.strip()),
                 width=options["width"], height=options["height"], fps=options["fps"], quality=options["quality"],
+                gop_seconds=options["gop"], bitrate_kbps=options["bitrate"], max_viewers=options["max_viewers"],
             )  # fmt: skip
         except ValueError as exc:
             raise CommandError(str(exc)) from exc

@@ -1,7 +1,9 @@
 """Load a demo multiserver system: three servers, one per redundancy mode, and nine cameras.
 
-The cameras' streams are served by the camera simulator on ports 8601-8609. Running the
-command again changes nothing. A superuser ``admin`` is created when missing; its random
+The cameras' streams are served by the camera simulator on ports 8601-8609 (the Procfile's
+``cameras``): RTSP H.264, RTSP H.265 and MJPEG in turn. Running the command again changes
+nothing, but for a demo loaded before the RTSP cameras, whose streams it brings to what the
+simulator serves now. A superuser ``admin`` is created when missing; its random
 password is written to ``<VAR_DIR>/demo-admin-password`` (mode 0600) and never printed.
 """
 
@@ -48,6 +50,15 @@ CAMERAS = {
 WITH_ANALYTICS = {1, 4, 7}
 PRIORITY = {1: FailoverPriority.HIGH, 7: FailoverPriority.HIGH, 9: FailoverPriority.LOW}
 SIMULATOR_BASE_PORT = 8600
+DEMO_CODECS = (Codec.H264, Codec.H265, Codec.MJPEG)  # the simulator's --codecs, cycled over the cameras
+EXPECTED_KBPS = {Codec.H264: 100, Codec.H265: 80, Codec.MJPEG: 1500}  # 640x360 at 5 fps
+
+
+def demo_stream(number: int) -> tuple[str, str]:
+    """The stream URL and codec of demo camera ``number``, as the simulator serves it."""
+    codec = DEMO_CODECS[(number - 1) % len(DEMO_CODECS)]
+    port = SIMULATOR_BASE_PORT + number
+    return (f"http://127.0.0.1:{port}/video.mjpg" if codec == Codec.MJPEG else f"rtsp://127.0.0.1:{port}/stream"), codec
 
 
 def camera_name(number: int) -> str:
@@ -60,7 +71,11 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         with transaction.atomic():
             if MultiserverSystem.objects.filter(name=SYSTEM_NAME).exists():
-                self.stdout.write(f"The demo ({SYSTEM_NAME!r}) is already there; nothing changed.")
+                if self.update_streams():
+                    self.stdout.write(f"The demo ({SYSTEM_NAME!r}) is already there; its cameras' streams now "
+                                      f"follow the simulator (RTSP H.264, RTSP H.265 and MJPEG).")  # fmt: skip
+                else:
+                    self.stdout.write(f"The demo ({SYSTEM_NAME!r}) is already there; nothing changed.")
             else:
                 self.refuse_name_clashes()
                 servers = self.create_servers(MultiserverSystem.objects.create(name=SYSTEM_NAME))
@@ -103,17 +118,33 @@ class Command(BaseCommand):
             servers[name] = server
         return servers
 
+    def update_streams(self) -> int:
+        """A demo camera still on the simulator's MJPEG URL of an earlier version follows the simulator now."""
+        updated = 0
+        for number in CAMERAS:
+            url, codec = demo_stream(number)
+            old = f"http://127.0.0.1:{SIMULATOR_BASE_PORT + number}/video.mjpg"
+            updated += (
+                Camera.objects.filter(
+                    name=camera_name(number), primary_server__system__name=SYSTEM_NAME, stream_url=old
+                )
+                .exclude(stream_url=url)
+                .update(stream_url=url, codec=codec, expected_bitrate_kbps=EXPECTED_KBPS[codec])
+            )
+        return updated
+
     def create_cameras(self, servers: dict[str, Server]) -> None:
         assignments = []
         for number, (primary, backup, _mode) in CAMERAS.items():
+            url, codec = demo_stream(number)
             camera = Camera(
                 name=camera_name(number),
-                stream_url=f"http://127.0.0.1:{SIMULATOR_BASE_PORT + number}/video.mjpg",
-                codec=Codec.MJPEG,
+                stream_url=url,
+                codec=codec,
                 width=640,
                 height=360,
                 fps=5,
-                expected_bitrate_kbps=1500,
+                expected_bitrate_kbps=EXPECTED_KBPS[codec],
                 primary_server=servers[primary],
                 failover_priority=PRIORITY.get(number, FailoverPriority.NORMAL),
                 analytics=[AnalyticsModule.MOTION_DETECTION.value] if number in WITH_ANALYTICS else [],
