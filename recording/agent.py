@@ -33,7 +33,9 @@ from servers.models import Server
 log = logging.getLogger(__name__)
 
 SNAPSHOT_EVERY = 1.0  # seconds between published snapshots of a camera
-KEYFRAME_SNAPSHOT_EVERY = 4.0  # a stream-copied camera: seconds between keyframes decoded for its snapshot
+# A stream-copied camera's picture is a keyframe decoded (11 ms at 1080p here): at each keyframe while
+# someone watches the camera (live.mark_watched), otherwise once in this many seconds.
+UNWATCHED_SNAPSHOT_EVERY = 30.0
 HEALTH_TO_DATABASE_EVERY = 5.0
 HOUSEKEEPING_EVERY = 600.0
 STORAGE_RETRY_EVERY = 5.0  # seconds between attempts to write again after the storage failed
@@ -85,7 +87,8 @@ class CameraPipeline:
         """Decode what analytics or the snapshot need (before the packet goes to the recording)."""
         from recording.streamcopy import snapshot_jpeg
 
-        snapshot_due = packet.keyframe and packet.at - self._snapshot_at >= KEYFRAME_SNAPSHOT_EVERY
+        every = SNAPSHOT_EVERY if self.feed.camera_id in self.agent.watched else UNWATCHED_SNAPSHOT_EVERY
+        snapshot_due = packet.keyframe and packet.at - self._snapshot_at >= every * 0.8  # keyframes jitter
         if not self.detectors and not snapshot_due:
             return None
         image = self.decoder.picture(packet)
@@ -161,6 +164,7 @@ class VideoServerAgent:
         self._storage_lock = threading.Lock()
         self._snapshots_at = 0.0
         self._housekeeping_at = 0.0
+        self.watched: set[int] = set()  # cameras someone looks at on the live wall
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -260,6 +264,7 @@ class VideoServerAgent:
                     log.info("server=%s event=redis_back lost_for=%.1fs", self.name, self.clock() - last_ok)
                     lost = False
                 last_ok = self.clock()
+                self.watched = live.read_watched(self.redis)
                 self.publish_snapshots()
             except redis.RedisError as exc:
                 lost = True

@@ -162,6 +162,24 @@ def publish_snapshots(r: redis.Redis, server: str, pictures: dict[int, bytes], t
         pipe.execute()
 
 
+WATCHED_FOR = 10.0  # seconds a camera counts as watched after its picture was last asked for
+
+
+def mark_watched(r: redis.Redis, camera_id: int, now: float | None = None) -> None:
+    """Someone is looking at the camera (the live wall asked for its picture): its server decodes a fresh
+    picture at every keyframe for a while, where an unwatched stream-copied camera gets one now and then."""
+    now = time.time() if now is None else now
+    with r.pipeline() as pipe:
+        pipe.zadd(key("watched"), {str(camera_id): now})
+        pipe.zremrangebyscore(key("watched"), "-inf", now - WATCHED_FOR)
+        pipe.execute()
+
+
+def read_watched(r: redis.Redis, now: float | None = None) -> set[int]:
+    now = time.time() if now is None else now
+    return {int(camera) for camera in r.zrangebyscore(key("watched"), now - WATCHED_FOR, "+inf")}
+
+
 def read_snapshot(r: redis.Redis, camera_id: int) -> dict | None:
     value = r.hgetall(key("snapshot", camera_id))
     if not value:

@@ -193,6 +193,7 @@ class KeyframeDecoder:
         self.every_frame = every_frame
         self._context = None
         self._source = None
+        self._reformatter = av.video.reformatter.VideoReformatter()  # keeps its conversion set up (50 ms)
 
     def picture(self, item: VideoPacket) -> np.ndarray | None:
         """The decoded BGR picture of ``item``, or None when it is not decoded (or not decodable)."""
@@ -211,7 +212,7 @@ class KeyframeDecoder:
         except av.FFmpegError:
             self._context = None  # start again at the next keyframe
             return None
-        return frames[-1].to_ndarray(format="bgr24") if frames else None
+        return self._reformatter.reformat(frames[-1], format="bgr24").to_ndarray() if frames else None
 
 
 def snapshot_jpeg(image: np.ndarray) -> bytes | None:

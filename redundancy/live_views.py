@@ -46,7 +46,9 @@ def snapshot(request, camera_id):
     if not limit(Camera.objects.filter(pk=camera_id), request.user, "primary_server__system").exists():
         raise Http404("No such camera.")
     try:
-        shot = live.read_snapshot(live.client(), camera_id)
+        client = live.client()
+        live.mark_watched(client, camera_id)  # its server keeps the picture fresh while someone looks
+        shot = live.read_snapshot(client, camera_id)
     except redis.RedisError:
         shot = None
     if shot is None:

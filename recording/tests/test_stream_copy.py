@@ -4,6 +4,7 @@ What is checked is read from the recorded files by independent readers: the fram
 from their SEI messages (PyAV's demuxer), the pictures by OpenCV's decoder, and the camera's
 own NAL units compared byte for byte with what the camera sent."""
 
+import threading
 from pathlib import Path
 
 import cv2
@@ -115,3 +116,20 @@ def test_rtsp_snapshots_come_from_keyframes(recorded_site, simulator, agents, ma
     assert snapshot["server"] == "srv-a" and snapshot["jpeg"].startswith(b"\xff\xd8")
     image = cv2.imdecode(np.frombuffer(snapshot["jpeg"], np.uint8), cv2.IMREAD_COLOR)
     assert image.shape[:2] == (180, 320)
+
+
+def test_a_watched_rtsp_camera_gets_a_fresh_picture_at_every_keyframe_an_unwatched_one_seldom(
+    recorded_site, simulator, agents, make_camera, redis_client
+):
+    sim = simulator(1, codecs=("h264",), gop_seconds=1.0)
+    camera = make_camera(recorded_site["a"], stream_url=sim.url(1), codec="h264")
+    agents("srv-a")
+    first = wait_for(lambda: live.read_snapshot(redis_client, camera.pk), 15, message="a first snapshot")["at"]
+    threading.Event().wait(4)  # four keyframes: nobody watches, so no new picture is decoded
+    assert live.read_snapshot(redis_client, camera.pk)["at"] == first
+    seen = set()
+    for _ in range(20):  # the live wall asking for the picture every 0.25 s, for 5 s
+        live.mark_watched(redis_client, camera.pk)
+        seen.add(live.read_snapshot(redis_client, camera.pk)["at"])
+        threading.Event().wait(0.25)
+    assert len(seen - {first}) >= 3, "a new picture at (nearly) every keyframe while watched"
