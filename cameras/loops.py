@@ -46,13 +46,14 @@ class LoopSpec:
 
 
 def encoder_options(spec: LoopSpec) -> dict[str, str]:
-    """A camera-like encoder: fixed GOP, no scene cuts, no B-frames, headers before every keyframe."""
+    """A camera-like encoder: fixed GOP, no scene cuts, no B-frames, headers before every keyframe, and a
+    constant bitrate, as surveillance cameras are usually set (the scene alone would need far less)."""
     common = f"keyint={spec.gop}:min-keyint={spec.gop}:scenecut=0:bframes=0"
     kbps = spec.bitrate_kbps
     if spec.codec == "h264":
-        return {"preset": "veryfast", "x264-params": f"{common}:vbv-maxrate={kbps}:vbv-bufsize={kbps}"}
+        return {"preset": "veryfast", "x264-params": f"{common}:vbv-maxrate={kbps}:vbv-bufsize={kbps}:nal-hrd=cbr"}
     return {"preset": "veryfast", "x265-params": f"{common}:open-gop=0:repeat-headers=1:log-level=error:"
-                                                 f"vbv-maxrate={kbps}:vbv-bufsize={kbps}"}  # fmt: skip
+                                                 f"vbv-maxrate={kbps}:vbv-bufsize={kbps}:strict-cbr=1"}  # fmt: skip
 
 
 def encode(spec: LoopSpec) -> list[tuple[bool, bytes]]:
