@@ -185,21 +185,30 @@ def run_step(count: int, seconds: float) -> dict:
 
 
 def open_to_first_frame(samples: int = 20) -> list[dict]:
-    """Per open: seconds to the open returning and to the first frame (RTSP: the first keyframe)."""
+    """Per open: seconds to the open returning and to the first frame (RTSP: the first keyframe), and for
+    RTSP how much of it was the wait for the camera's next keyframe (from the keyframe's own capture time).
+    Opens start at random moments of the GOP, as a takeover does."""
+    import random
+
+    from cameras.sei import read_identity
+
     sim = start(KIND.simulator_args(1), "sim-open", VAR_DIR=str(SCRATCH))
     time.sleep(3 if KIND.rtsp else 1.5)
     times = []
     try:
         for _ in range(samples):
-            began = time.perf_counter()
+            time.sleep(random.uniform(0, KIND.gop_seconds))
+            began_at, began = time.time(), time.perf_counter()
             if KIND.rtsp:
                 import av
 
                 with av.open(KIND.url(1), options=open_options("tcp", 5000, 5000)) as c:
                     opened = time.perf_counter() - began
                     first = next(p for p in c.demux(c.streams.video[0]) if p.size and p.is_keyframe)
-                    if first:
-                        times.append({"open": opened, "first_frame": time.perf_counter() - began})
+                    arrived = time.perf_counter() - began
+                    due = read_identity(bytes(first))[1] / 1000 - began_at  # when the camera sent it
+                    times.append({"open": opened, "first_frame": arrived, "keyframe_wait": max(0.0, due),
+                                  "beyond_keyframe_wait": arrived - max(0.0, due)})  # fmt: skip
                 continue
             capture = cv2.VideoCapture(
                 KIND.url(1),
@@ -258,6 +267,13 @@ def main() -> None:
         print(f"Open to first frame ({'PyAV, RTSP' if KIND.rtsp else 'OpenCV, MJPEG over HTTP'}): median "
               f"{statistics.median(first) * 1000:.0f} ms, max {max(first) * 1000:.0f} ms over {len(opens)} opens; "
               f"the open alone: median {statistics.median(o['open'] for o in opens) * 1000:.0f} ms")  # fmt: skip
+        if KIND.rtsp:
+            beyond = [o["beyond_keyframe_wait"] for o in opens]
+            print(
+                f"  of which waiting for the camera's next keyframe: median "
+                f"{statistics.median(o['keyframe_wait'] for o in opens) * 1000:.0f} ms; the rest (RTSP handshake, "
+                f"first packets): median {statistics.median(beyond) * 1000:.0f} ms, max {max(beyond) * 1000:.0f} ms"
+            )
     OUT.mkdir(exist_ok=True)
     name = "agent_capacity" if not KIND.rtsp else f"agent_capacity_{KIND.codec}{'_analytics' if KIND.analytics else ''}"
     (OUT / f"{name}.json").write_text(json.dumps({"kind": KIND.describe(), "steps": rows, "carried": carried,
