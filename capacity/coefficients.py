@@ -33,29 +33,43 @@ BITS_PER_PIXEL = {
 QUALITY_FACTOR = {"low": 0.6, "medium": 1.0, "high": 2.0}
 
 # --- What this agent writes to disk --------------------------------------------------------
-# The agent records MJPEG streams as they come. Streams of other codecs are decoded by OpenCV
-# and each frame is written as a JPEG at quality 90 (no ffmpeg to copy the stream as is), so
-# they take far more storage than their stream: measured here, 1.27 bit per pixel.
+# The agent records every stream as it comes. MJPEG: the camera's JPEGs one after the other, byte
+# for byte. H.264 and H.265 over RTSP: the camera's packets copied into MPEG-TS, whose 4-byte header
+# per 188-byte packet, PES headers and tables add 3.1 % to a 1080p 4 Mbit/s stream, measured here
+# (bench/agent_capacity.py --codec h264: recorded bytes against the bytes the cameras sent).
+RECORDING_OVERHEAD = {"mjpeg": 1.0, "h264": 1.031, "h265": 1.031}
+# An HTTP stream of another codec than MJPEG is decoded and each frame written as a JPEG at quality
+# 90 (only RTSP is stream-copied), taking far more storage: measured here, 1.27 bit per pixel.
 RECORDED_AS_JPEG_BITS_PER_PIXEL = 1.27
-RECORDED_AS_STREAM = {"mjpeg"}
+STREAM_COPIED = {"h264", "h265"}  # over RTSP
 
 # --- CPU, in core-seconds -------------------------------------------------------------------
-# Handling one frame besides decoding it: reading it off the socket, the segment write, stream
+# Handling one MJPEG frame besides decoding it: reading it off the socket, the segment write, stream
 # statistics and the snapshot. Measured here with the real agent (bench/agent_capacity.py):
 # 100 cameras at 320x180, 2 fps cost 11.6 % of a core, 0.58 ms a frame, of which the JPEG
 # decode below is 0.14 ms.
 FRAME_HANDLING_SECONDS = 0.00044
-# Decoding per megapixel of picture, per frame. The agent decodes every frame it ingests (to
-# check the stream, for snapshots and analytics).
+# A stream-copied frame: FFmpeg's RTSP reading (a poll and a read per RTP packet of 1.4 kB), the
+# MPEG-TS write and the agent's bookkeeping, nothing decoded. Measured here with the real agent on
+# 1080p H.264 at 25 fps and 4 Mbit/s (bench/agent_capacity.py --codec h264), per frame.
+STREAM_COPY_SECONDS_PER_FRAME = 0.00030
+# A stream-copied camera's picture for the live wall: one keyframe decoded each this many seconds
+# when nobody watches it (recording.agent.UNWATCHED_SNAPSHOT_EVERY); while watched, one per keyframe.
+SNAPSHOT_SECONDS = 30.0
+# Decoding per megapixel of picture, per frame. The agent decodes every MJPEG frame it ingests (to
+# check the stream, for snapshots and analytics); H.264 and H.265 frames only for analytics, on the
+# camera's primary, and a keyframe now and then for the snapshot.
 DECODE_SECONDS_PER_MPX = {
     # libjpeg-turbo through cv2.imdecode, measured here: 5.1 ms for a 1920x1080 frame.
     "mjpeg": 0.00248,
     # Software H.264 decoding (libavcodec, one thread) runs at roughly 250 frames of 1920x1080
-    # a second on a current x86 core: 1.9 ms per megapixel. Not measurable here (no encoder).
+    # a second on a current x86 core: 1.9 ms per megapixel (an average frame; a keyframe of the
+    # simulator's 4 Mbit/s stream took 10.7 ms here).
     "h264": 0.0019,
     # H.265 decodes at roughly two thirds of H.264's speed in the same decoder.
     "h265": 0.0029,
 }
+KEYFRAME_DECODE_SECONDS_PER_MPX = 0.0052  # 10.7 ms for a 1080p keyframe, measured here
 # Re-encoding a frame as JPEG quality 90 for the recording (codecs not recorded as they come),
 # cv2.imencode measured here: 4.6 ms for a 1920x1080 frame.
 RECORD_ENCODE_SECONDS_PER_MPX = 0.00221
@@ -109,12 +123,27 @@ TABLE = [
         "low pushes the encoder for size; high doubles the bits (Kush rank 2)",
     ),
     Coefficient(
-        "Recording of H.264/H.265",
-        f"JPEG q90, {RECORDED_AS_JPEG_BITS_PER_PIXEL} bit/pixel",
-        "the agent re-encodes frames it cannot record as they come; measured here",
+        "Recording of H.264/H.265 over RTSP",
+        f"the stream's own bytes x {RECORDING_OVERHEAD['h264']} (MPEG-TS)",
+        "stream copy, nothing re-encoded; measured here, bench/agent_capacity.py --codec h264",
     ),
     Coefficient(
-        "Frame handling", f"{FRAME_HANDLING_SECONDS * 1000:.2f} ms/frame", "real agent, bench/agent_capacity.py"
+        "Recording of other codecs over HTTP",
+        f"JPEG q90, {RECORDED_AS_JPEG_BITS_PER_PIXEL} bit/pixel",
+        "decoded and re-encoded, as only RTSP is stream-copied; measured here",
+    ),
+    Coefficient(
+        "MJPEG frame handling", f"{FRAME_HANDLING_SECONDS * 1000:.2f} ms/frame", "real agent, bench/agent_capacity.py"
+    ),
+    Coefficient(
+        "Stream-copied frame",
+        f"{STREAM_COPY_SECONDS_PER_FRAME * 1000:.2f} ms/frame",
+        "real agent, 1080p25 H.264 at 4 Mbit/s, bench/agent_capacity.py --codec h264",
+    ),
+    Coefficient(
+        "Snapshot of a stream-copied camera",
+        f"one keyframe each {SNAPSHOT_SECONDS:g} s, {KEYFRAME_DECODE_SECONDS_PER_MPX * 1000:.1f} ms/megapixel",
+        "each keyframe instead while someone watches it on the live wall",
     ),
     *[
         Coefficient(f"{codec.upper()} decode", f"{seconds * 1000:.2f} ms/megapixel", source)

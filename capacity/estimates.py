@@ -20,10 +20,16 @@ def estimated_stream_kbps(codec: str, width: int, height: int, fps: float, quali
     return bits / 1000
 
 
-def recorded_kbps(codec: str, width: int, height: int, fps: float, stream_kbps: float) -> float:
-    """What the agent writes to disk a second (kbit/s): the stream itself, or JPEG frames."""
-    if codec in k.RECORDED_AS_STREAM:
-        return stream_kbps
+def stream_copied(codec: str, transport: str = "rtsp") -> bool:
+    return codec in k.STREAM_COPIED and transport == "rtsp"
+
+
+def recorded_kbps(
+    codec: str, width: int, height: int, fps: float, stream_kbps: float, transport: str = "rtsp"
+) -> float:
+    """What the agent writes to disk a second (kbit/s): the stream itself in its container, or JPEG frames."""
+    if codec == "mjpeg" or stream_copied(codec, transport):
+        return stream_kbps * k.RECORDING_OVERHEAD[codec]
     return width * height * fps * k.RECORDED_AS_JPEG_BITS_PER_PIXEL / 1000
 
 
@@ -31,12 +37,22 @@ def gb_per_hour(kbps: float) -> float:
     return kbps * 1000 / 8 * SECONDS_PER_HOUR / k.STORAGE_BYTES_PER_GB
 
 
-def ingest_cores(codec: str, width: int, height: int, fps: float) -> float:
-    """CPU to receive, decode and record the stream (cores); the same on primary and backup."""
-    per_frame = k.FRAME_HANDLING_SECONDS + k.DECODE_SECONDS_PER_MPX[codec] * megapixels(width, height)
-    if codec not in k.RECORDED_AS_STREAM:
-        per_frame += k.RECORD_ENCODE_SECONDS_PER_MPX * megapixels(width, height)
+def ingest_cores(codec: str, width: int, height: int, fps: float, transport: str = "rtsp") -> float:
+    """CPU to receive and record the stream (cores); the same on primary and backup."""
+    mpx = megapixels(width, height)
+    if stream_copied(codec, transport):  # nothing decoded but a keyframe for the snapshot now and then
+        return k.STREAM_COPY_SECONDS_PER_FRAME * fps + k.KEYFRAME_DECODE_SECONDS_PER_MPX * mpx / k.SNAPSHOT_SECONDS
+    per_frame = k.FRAME_HANDLING_SECONDS + k.DECODE_SECONDS_PER_MPX[codec] * mpx
+    if codec != "mjpeg":
+        per_frame += k.RECORD_ENCODE_SECONDS_PER_MPX * mpx
     return per_frame * fps
+
+
+def analytics_decode_cores(codec: str, width: int, height: int, fps: float, transport: str = "rtsp") -> float:
+    """Decoding every frame for analytics, where the recording itself decodes nothing (primary only)."""
+    if not stream_copied(codec, transport):
+        return 0.0
+    return k.DECODE_SECONDS_PER_MPX[codec] * megapixels(width, height) * fps
 
 
 def analytics_cores(module: str, width: int, height: int, fps: float) -> float:
@@ -58,10 +74,15 @@ class Estimate:
     storage_gb_per_day: float
     ingest_cores: float
     analytics_cores: dict[str, float]
+    analytics_decode_cores: float = 0.0  # stream-copied cameras: the decoding analytics need
+
+    @property
+    def analytics_total_cores(self) -> float:
+        return sum(self.analytics_cores.values()) + self.analytics_decode_cores
 
     @property
     def cores_on_primary(self) -> float:
-        return self.ingest_cores + sum(self.analytics_cores.values())
+        return self.ingest_cores + self.analytics_total_cores
 
 
 def estimate(
@@ -74,22 +95,30 @@ def estimate(
     configured_kbps: float | None = None,
     measured_kbps: float | None = None,
     measured_fps: float | None = None,
+    transport: str = "rtsp",
 ) -> Estimate:
     """Measured beats configured beats estimated; a measured frame rate drives the CPU figures.
 
-    The agent measures what it records. For MJPEG that is the stream itself; for codecs it
-    re-encodes it is the recording's rate, and the stream's rate stays configured or estimated.
+    The agent measures the stream it receives, as it records it: MJPEG, and H.264 or H.265 over RTSP
+    (stream copy). For a stream it re-encodes (another codec over HTTP) it measures the recording's
+    rate, and the stream's rate stays configured or estimated. ``transport`` is the stream URL's scheme.
     """
     estimated = estimated_stream_kbps(codec, width, height, fps, quality)
     rate = measured_fps or fps
-    measured_is_stream = bool(measured_kbps) and codec in k.RECORDED_AS_STREAM
+    as_it_comes = codec == "mjpeg" or stream_copied(codec, transport)
+    measured_is_stream = bool(measured_kbps) and as_it_comes
     if measured_is_stream:
         stream, source = float(measured_kbps), "measured"
     elif configured_kbps:
         stream, source = float(configured_kbps), "configured"
     else:
         stream, source = estimated, "estimated"
-    recorded = float(measured_kbps) if measured_kbps else recorded_kbps(codec, width, height, rate, stream)
+    if measured_is_stream:
+        recorded = stream * k.RECORDING_OVERHEAD[codec]
+    elif measured_kbps:
+        recorded = float(measured_kbps)
+    else:
+        recorded = recorded_kbps(codec, width, height, rate, stream, transport)
     return Estimate(
         stream_kbps=stream,
         stream_source=source,
@@ -98,6 +127,7 @@ def estimate(
         measured_kbps=float(measured_kbps) if measured_kbps else None,
         recorded_kbps=recorded,
         storage_gb_per_day=gb_per_hour(recorded) * 24,
-        ingest_cores=ingest_cores(codec, width, height, rate),
+        ingest_cores=ingest_cores(codec, width, height, rate, transport),
         analytics_cores={module: analytics_cores(module, width, height, rate) for module in analytics},
+        analytics_decode_cores=analytics_decode_cores(codec, width, height, rate, transport) if analytics else 0.0,
     )

@@ -76,10 +76,11 @@ class CameraInput:
     analytics: tuple[str, ...]
     measured_kbps: float | None = None
     measured_fps: float | None = None
+    transport: str = "rtsp"  # the stream URL's scheme: RTSP streams of H.264/H.265 are stream-copied
 
     def estimate(self) -> Estimate:
         return estimate(self.codec, self.width, self.height, self.fps, self.quality, self.analytics,
-                        self.expected_kbps, self.measured_kbps, self.measured_fps)  # fmt: skip
+                        self.expected_kbps, self.measured_kbps, self.measured_fps, self.transport)  # fmt: skip
 
 
 @dataclass
@@ -119,10 +120,15 @@ def load_site(system_id: int | None = None, today: date | None = None, systems: 
     measured = _measured_streams(system_id)
     rows = cameras.order_by("pk").values_list(
         "pk", "name", "primary_server_id", "backup_server_id", "enabled", "failover_priority", "codec", "width",
-        "height", "fps", "quality", "expected_bitrate_kbps", "analytics",
+        "height", "fps", "quality", "expected_bitrate_kbps", "analytics", "stream_url",
     )  # fmt: skip
     inputs = [
-        CameraInput(*row[:12], tuple(row[12] or ()), *measured.get(row[0], (None, None)))
+        CameraInput(
+            *row[:12],
+            tuple(row[12] or ()),
+            *measured.get(row[0], (None, None)),
+            transport=row[13].split(":", 1)[0].lower(),
+        )  # fmt: skip
         for row in rows
         if row[2] in servers
     ]

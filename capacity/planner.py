@@ -120,7 +120,7 @@ def camera_loads(site: Site):
         est = site.estimates[camera.id]
         loads[camera.id] = (
             Load(est.stream_kbps / 1000, est.ingest_cores, gb_per_hour(est.recorded_kbps), 1),
-            sum(est.analytics_cores.values()),
+            est.analytics_total_cores,
         )
     return loads
 

@@ -114,6 +114,9 @@ class EstimateSerializer(serializers.Serializer):
     storage_gb_for_retention = serializers.FloatField()
     ingest_cores = serializers.FloatField(help_text="On any server recording it, primary or backup.")
     analytics_cores = serializers.DictField(child=serializers.FloatField(), help_text="On the primary only.")
+    analytics_decode_cores = serializers.FloatField(
+        help_text="Decoding every frame for analytics, on the primary only: H.264/H.265 are recorded without decoding."
+    )
     cores_on_primary = serializers.FloatField()
 
 

@@ -57,7 +57,8 @@ class EstimateView(APIView):
         body = {
             **{name: getattr(result, name) for name in ("stream_kbps", "stream_source", "estimated_kbps",
                                                          "recorded_kbps", "storage_gb_per_day", "ingest_cores",
-                                                         "analytics_cores", "cores_on_primary")},
+                                                         "analytics_cores", "analytics_decode_cores",
+                                                         "cores_on_primary")},
             "storage_gb_for_retention": result.storage_gb_per_day * data["retention_hours"] / 24,
         }  # fmt: skip
         return Response(EstimateSerializer(body).data)

@@ -29,10 +29,14 @@ def test_mjpeg_storage_per_day_follows_the_bitrate():
     assert est.storage_gb_per_day == pytest.approx(10.8)  # 1 Mbit/s x 86 400 s / 8 = 10.8 GB
 
 
-def test_h264_is_recorded_as_jpeg_frames_by_this_agent():
+def test_h264_over_rtsp_is_recorded_as_its_own_stream():
     est = estimate("h264", 1920, 1080, 25, configured_kbps=4000)
     assert est.stream_kbps == 4000
-    assert est.recorded_kbps == pytest.approx(1920 * 1080 * 25 * 1.27 / 1000)
+    assert est.recorded_kbps == pytest.approx(4000 * 1.031)
+    # A measured stream is the stream itself (the agent measures the packets it copies).
+    measured = estimate("h265", 1920, 1080, 25, configured_kbps=4000, measured_kbps=2500.0, measured_fps=25.0)
+    assert (measured.stream_kbps, measured.stream_source) == (2500.0, "measured")
+    assert measured.recorded_kbps == pytest.approx(2500 * 1.031)
 
 
 def test_measured_bitrate_wins_and_is_shown_beside_the_others():
@@ -58,7 +62,9 @@ def hand_system(make_system, make_server, make_camera):
     b = make_server("B", system, max_inbound_mbps=20, max_cameras=3)
     c = make_server("C", system, constant=True)
     cams = {
-        "a1": make_camera(a, b, "a1", codec="h264", analytics=["motion_detection"], **HD),
+        "a1": make_camera(
+            a, b, "a1", codec="h264", analytics=["motion_detection"], stream_url="rtsp://127.0.0.1/a1", **HD
+        ),  # fmt: skip
         "a2": make_camera(a, b, "a2", codec="mjpeg", width=640, height=360, fps=10, expected_bitrate_kbps=2000),
         "a3": make_camera(
             a,
@@ -126,7 +132,20 @@ def test_analytics_are_counted_on_the_primary_only(hand_system):
     assert b.worst.figures.cores == pytest.approx(b1.cores_on_primary + a1.ingest_cores + a2.ingest_cores)
     assert c.normal.figures.cores == pytest.approx(c1.ingest_cores + a3.ingest_cores)  # no tamper detection on C
     assert a1.ingest_cores == pytest.approx(ingest_cores("h264", 1920, 1080, 25))
-    assert a1.ingest_cores == pytest.approx(0.224, abs=0.001)  # 25 x (0.44 + (1.9 + 2.21) x 2.07) ms
+    # Stream copy: 25 x 0.30 ms, and one 1080p keyframe decoded every 30 s (5.2 ms/megapixel x 2.07).
+    assert a1.ingest_cores == pytest.approx(0.0079, abs=0.0001)
+    # Its motion detection needs every frame decoded, on the primary only: 25 x 1.9 ms/megapixel x 2.07.
+    assert a1.analytics_decode_cores == pytest.approx(0.0985, abs=0.0005)
+    assert a1.cores_on_primary == pytest.approx(a1.ingest_cores + a1.analytics_decode_cores
+                                                + a1.analytics_cores["motion_detection"])  # fmt: skip
+
+
+def test_an_h264_camera_over_http_is_re_encoded_and_costs_what_that_costs():
+    over_http = estimate("h264", 1920, 1080, 25, transport="http")
+    assert over_http.ingest_cores == pytest.approx(0.224, abs=0.001)  # 25 x (0.44 + (1.9 + 2.21) x 2.07) ms
+    assert over_http.recorded_kbps == pytest.approx(1920 * 1080 * 25 * 1.27 / 1000)
+    over_rtsp = estimate("h264", 1920, 1080, 25)
+    assert over_rtsp.recorded_kbps == pytest.approx(over_rtsp.stream_kbps * 1.031)  # MPEG-TS around the stream
 
 
 def test_worst_single_failure_is_named_and_checked_against_capacity(hand_system):
