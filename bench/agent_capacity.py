@@ -177,6 +177,7 @@ def run_step(count: int, seconds: float) -> dict:
            "cameras_short_of_frames": silent, "agent_cpu_percent": round(100 * cpu / seconds, 1),
            "cpu_percent_per_camera": round(100 * cpu / seconds / count, 2), "agent_rss_mb": round(rss[-1]),
            "agent_rss_first_mb": round(rss[0]), "agent_rss_max_mb": round(max(rss)),
+           "agent_rss_samples_mb": [round(m) for m in rss],
            "simulator_cpu_percent": round(100 * sim_cpu / seconds, 1)}  # fmt: skip
     if units:
         row.update(stream_bytes=sent_bytes, recorded_bytes=file_bytes,

@@ -68,9 +68,15 @@ class StreamStats:
         self.last_frame_at: float | None = None
         self.since = clock()
         self.stream: dict = {}  # codec and resolution as the camera sends them
+        self.connect: dict = {}  # the last connection: seconds from connecting to the open, to the first frame
         self._window: deque[tuple[float, int]] = deque()
         self._keyframes: deque[float] = deque(maxlen=3)
         self._lock = threading.Lock()
+
+    def opened(self, at: float) -> None:
+        """The stream answered (RTSP: the session is set up and the camera's first packet came)."""
+        with self._lock:
+            self.connect = {"open_seconds": round(at - self.since, 3)}
 
     def describe(self, codec: str, width: int, height: int) -> None:
         with self._lock:
@@ -85,6 +91,8 @@ class StreamStats:
             while self._window and self._window[0][0] < at - STATS_WINDOW:
                 self._window.popleft()
             if self.state != StreamState.STREAMING:
+                if self.state == StreamState.CONNECTING:  # the first recorded frame (RTSP: a keyframe)
+                    self.connect = {**self.connect, "first_frame_seconds": round(at - self.since, 3)}
                 self.state, self.since = StreamState.STREAMING, at
 
     def set_state(self, state: str) -> None:
@@ -109,6 +117,7 @@ class StreamStats:
                 "fps": round(fps, 2),
                 "bitrate_kbps": round(kbps, 1),
                 **self.stream,
+                **self.connect,
             }
             if len(keys) > 1:
                 report["keyframe_interval"] = round((keys[-1] - keys[0]) / (len(keys) - 1), 2)
@@ -174,6 +183,7 @@ class HttpIngest(IngestWorker):
         try:
             if not capture.isOpened():
                 return False
+            self.stats.opened(self.clock())
             # MJPEG: take the camera's own JPEGs (exact bitrate, recorded without re-encoding).
             raw = self.feed.codec == "mjpeg" and capture.set(cv2.CAP_PROP_FORMAT, -1)
             while not self._stopping.is_set():

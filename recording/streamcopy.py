@@ -59,6 +59,7 @@ class RtspIngest(IngestWorker):
             if not container.streams.video:
                 log.warning("camera=%s event=no_video_stream", self.feed.camera_id)
                 return False
+            self.stats.opened(self.clock())
             stream = container.streams.video[0]
             codec = stream.codec_context.name
             if codec not in STREAM_COPY_CODECS:
@@ -216,6 +217,9 @@ class KeyframeDecoder:
         except av.FFmpegError:
             self._context = None  # start again at the next keyframe
             return None
+        finally:
+            if not self.every_frame:
+                self._context = None  # a snapshot now and then: no decoder and its pictures held between them
         return self._reformatter.reformat(frames[-1], format="bgr24").to_ndarray() if frames else None
 
 

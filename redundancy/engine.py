@@ -43,6 +43,16 @@ OUTAGE_GAP = 3.0  # seconds without a pass, and without any heartbeat, that mean
 FAILURE_MEMORY = 3600.0  # seconds of failures that count towards flap damping
 
 
+def takeover_figures(report: dict) -> str:
+    """How the new server connected to the camera, from its stream report: the open, the first frame."""
+    parts = []
+    if report.get("open_seconds") is not None:
+        parts.append(f"stream opened in {report['open_seconds']:.2f} s")
+    if report.get("first_frame_seconds") is not None:
+        parts.append(f"first frame {report['first_frame_seconds']:.2f} s after connecting")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def _when(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
@@ -64,6 +74,7 @@ class Engine:
         self.windows = Windows.from_settings()
         self.base_hold_down = settings.ENGINE_HOLD_DOWN_SECONDS
         self.longest_hold_down = settings.ENGINE_LONGEST_HOLD_DOWN_SECONDS
+        self._health: dict[str, dict[int, dict]] = {}
 
     def tick(self) -> TickResult:
         token = str(self.clock())
@@ -97,6 +108,7 @@ class Engine:
         self._witness_outage(seen, live.mark_engine_pass(self.redis, now), now)
         # While Redis was unreachable nobody's heartbeat got through: that silence is no failure.
         seen = seen.without_outages(live.read_outages(self.redis, [*names, ENGINE_WITNESS]))
+        self._health = seen.health  # the agents' stream reports: how fast a takeover connected
         previous_desired = live.read_all_desired(self.redis, names)
 
         cameras = list(Camera.objects.with_servers().filter(enabled=True))
@@ -354,5 +366,9 @@ class Engine:
             "camera_restored": (f"{camera.name}: {reason}", None, primary),
         }
         text, source, target = texts[kind]
+        if kind == "failover_started" and primary.heartbeat_age is not None and reason.endswith("is down"):
+            text += f" (last heard {primary.heartbeat_age:.1f} s ago)"
+        if kind in ("failover_completed", "failback_completed") and target is not None:
+            text += takeover_figures(self._health.get(target.name, {}).get(camera.pk, {}))
         return Event(at=_when(now), kind=kind, camera=camera, mode=view.mode, message=text[:500],
                      server_id=source.pk if source else None, to_server_id=target.pk if target else None)  # fmt: skip
