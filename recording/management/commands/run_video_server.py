@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from eocortex_web.celery import app
 from recording import live
 from recording.lease import ServerClaimed, ServerLease, ttl_for
+from recording.memory import keep_heap_flat
 from recording.tasks import AgentStep, queue_for
 from servers.models import Server
 
@@ -21,6 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--loglevel", default="INFO")
 
     def handle(self, *args, server, loglevel, **options):
+        keep_heap_flat()  # before any ingest thread allocates
         if not Server.objects.filter(name=server).exists():
             known = ", ".join(Server.objects.values_list("name", flat=True)) or "none"
             raise CommandError(f"No video server named {server!r}. Known servers: {known}.")
