@@ -1,12 +1,15 @@
 """How much video a failover costs, per mode and per kind of stop.
 
     .venv/bin/python bench/failover.py [--quick]
+    .venv/bin/python bench/failover.py --codec h264 --gop 1 [--quick]
 
 Starts the web app, then for each scenario the camera simulator, Celery beat and the engine
 worker, and one agent per server (``manage.py run_video_server``), all on loopback, against
 a scratch database and Redis prefix. It stops a primary agent (SIGKILL, SIGTERM or a drain),
 waits for its cameras to record on the backup, lets them fail back where the scenario says,
-and reads every recorded frame's stamp back from both servers' files. Per camera, the lost
+and reads every recorded frame's identity back from both servers' files. MJPEG cameras run at
+320x180 and 5 fps; RTSP cameras (``--codec h264`` or ``h265``) at 640x360 and 25 fps with a keyframe
+every ``--gop`` seconds, recorded by stream copy, so that a takeover also waits for a keyframe. Per camera, the lost
 video of a transition is the longest run of frames neither server recorded around it.
 Prints a table, writes JSON and a PNG timeline into bench/out/.
 """
@@ -31,9 +34,15 @@ from servers.models import License, MultiserverSystem, Server  # noqa: E402
 
 BASE_PORT = 19501
 ENGINE_ENV = {"ENGINE_HOLD_DOWN_SECONDS": 5}
+CODEC, GOP = "mjpeg", 2.0  # set from the command line in main()
 
 
-def reset(mode: str, count: int, run: str, fps: float) -> list[Camera]:
+def stream_url(number: int) -> str:
+    port = BASE_PORT + number - 1
+    return f"http://127.0.0.1:{port}/video.mjpg" if CODEC == "mjpeg" else f"rtsp://127.0.0.1:{port}/stream"
+
+
+def reset(mode: str, count: int, run: str, fps: float, width: int, height: int) -> list[Camera]:
     for model in (Event, CameraPlacement, ServerState, Camera, License, Server, MultiserverSystem):
         model.objects.all().delete()
     r = live.client()
@@ -53,10 +62,10 @@ def reset(mode: str, count: int, run: str, fps: float) -> list[Camera]:
     return [
         Camera.objects.create(
             name=f"{run}-{n}",
-            stream_url=f"http://127.0.0.1:{BASE_PORT + n - 1}/video.mjpg",
-            codec="mjpeg",
-            width=320,
-            height=180,
+            stream_url=stream_url(n),
+            codec=CODEC,
+            width=width,
+            height=height,
             fps=int(fps),
             primary_server=servers[0],
             backup_server=servers[1],
@@ -91,13 +100,15 @@ def lost_between(stamps, since: float, until: float, fps: float) -> tuple[float,
     return (worst - 1) / fps, worst - 1
 
 
-def scenario(name: str, mode: str, how: str, count: int, fps: float, failback: bool, width=320, height=180):
+def scenario(name: str, mode: str, how: str, count: int, fps: float, failback: bool):
     run = name.replace(" ", "-")
-    cameras = reset(mode, count, run, fps)
+    width, height = (320, 180) if CODEC == "mjpeg" else (640, 360)
+    cameras = reset(mode, count, run, fps, width, height)
     env = {**ENGINE_ENV}
     procs = [
         start(["simulate_cameras", "--count", str(count), "--base-port", str(BASE_PORT), "--control-port", "0",
-               "--width", str(width), "--height", str(height), "--fps", str(fps)], f"{run}-sim"),
+               "--width", str(width), "--height", str(height), "--fps", str(fps), "--codecs", CODEC,
+               "--gop", str(GOP)], f"{run}-sim"),
         start([sys.executable, "-m", "celery", "-A", "eocortex_web", "worker", "-Q", "control", "-P", "solo",
                "-n", f"engine-{run}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
               f"{run}-engine", manage=False, **env),
@@ -151,7 +162,7 @@ def scenario(name: str, mode: str, how: str, count: int, fps: float, failback: b
         "backup_first_frame_max_s": round(max(takeover), 2) if takeover else None,
         "failback_lost_max_s": round(max(failback_lost), 2) if failback_lost else None,
     })  # fmt: skip
-    if name == "fast SIGKILL 1":
+    if name == "fast SIGKILL 1" and CODEC == "mjpeg":
         timeline(cameras[:6], server, began, failed_back, fps)
     print(f"  {name}: {result}", flush=True)
     return result
@@ -192,26 +203,32 @@ def timeline(cameras, server, began, failed_back, fps) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one run per scenario, no 100-camera run")
+    parser.add_argument("--codec", choices=["mjpeg", "h264", "h265"], default="mjpeg")
+    parser.add_argument("--gop", type=float, default=2.0, help="RTSP cameras: seconds between keyframes")
     args = parser.parse_args()
+    global CODEC, GOP
+    CODEC, GOP = args.codec, args.gop
+    fps = 5.0 if CODEC == "mjpeg" else 25.0
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
     web = start([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", "8097", "eocortex_web.asgi:application"],
                 "web", manage=False)  # fmt: skip
     runs = 1 if args.quick else 3
-    plan = [(f"fast SIGKILL {n}", "fast", "SIGKILL", 10, 5.0, n == runs) for n in range(1, runs + 1)]
-    plan += [("normal SIGKILL", "normal", "SIGKILL", 5, 5.0, False),
-             ("constant SIGKILL", "constant", "SIGKILL", 5, 5.0, False),
-             ("fast graceful stop", "fast", "SIGTERM", 5, 5.0, True),
-             ("normal drain", "normal", "drain", 5, 5.0, True)]  # fmt: skip
-    if not args.quick:
+    plan = [(f"fast SIGKILL {n}", "fast", "SIGKILL", 10, fps, n == runs) for n in range(1, runs + 1)]
+    plan += [("normal SIGKILL", "normal", "SIGKILL", 5, fps, False),
+             ("constant SIGKILL", "constant", "SIGKILL", 5, fps, False),
+             ("fast graceful stop", "fast", "SIGTERM", 5, fps, True),
+             ("normal drain", "normal", "drain", 5, fps, True)]  # fmt: skip
+    if not args.quick and CODEC == "mjpeg":
         plan.append(("fast SIGKILL 100 cameras", "fast", "SIGKILL", 100, 2.0, False))
     try:
         results = [scenario(*step) for step in plan]
     finally:
         stop(web)
     fast = [r for r in results if r["scenario"].startswith("fast SIGKILL") and r["cameras"] == 10]
-    print("\n| scenario | cameras | cameras on backup after | lost video median | p95 | max | frames missing "
+    print(f"\n{CODEC.upper()} cameras" + ("" if CODEC == "mjpeg" else f", keyframe every {GOP:g} s"))
+    print("| scenario | cameras | cameras on backup after | lost video median | p95 | max | frames missing "
           "| failback lost |")  # fmt: skip
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in results:
@@ -222,7 +239,8 @@ def main() -> None:
         per_run = ", ".join(f"{r['lost_p95_s']} s" for r in fast)
         print(f"\nFast mode after SIGKILL, p95 of lost video per run: {per_run}")
     OUT.mkdir(exist_ok=True)
-    (OUT / "failover.json").write_text(json.dumps(results, indent=2))
+    suffix = "" if CODEC == "mjpeg" else f"_{CODEC}_gop{GOP:g}"
+    (OUT / f"failover{suffix}.json").write_text(json.dumps(results, indent=2))
     print(f"Timeline: {OUT / 'failover_timeline.png'}")
 
 
