@@ -11,6 +11,7 @@ from cameras.forms import CONNECTION_FIELDS, GENERAL_FIELDS, CameraForm
 from cameras.models import Camera
 from cameras.modes import RedundancyMode
 from eocortex_web.ids import query_id
+from recording.models import StreamHealth
 from servers.models import Server
 
 TABS = {"connection": CONNECTION_FIELDS, "general": GENERAL_FIELDS}
@@ -65,7 +66,13 @@ def camera_tab(request, pk, tab):
     return render(
         request,
         "cameras/camera_tab.html",
-        {"camera": Camera.objects.with_servers().get(pk=pk), "form": form, "tab": tab, "can_configure": can_configure},
+        {
+            "camera": Camera.objects.with_servers().get(pk=pk),
+            "form": form,
+            "tab": tab,
+            "can_configure": can_configure,
+            "refusals": [health.refusal_warning() for health in StreamHealth.objects.refused().filter(camera=camera)],
+        },
         status=400 if form.errors else 200,
     )
 

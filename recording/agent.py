@@ -453,13 +453,14 @@ class VideoServerAgent:
                 bitrate_kbps=r["bitrate_kbps"],
                 reported_at=datetime.fromtimestamp(now, UTC),
                 last_frame_at=datetime.fromtimestamp(r["last_frame_at"], UTC) if r["last_frame_at"] else None,
+                reason=(r.get("reason") or "")[:200],
             )  # fmt: skip
             for camera_id, r in self.stream_reports().items()
         ]
         try:
             StreamHealth.objects.bulk_create(
                 rows, update_conflicts=True, unique_fields=["camera", "server"],
-                update_fields=["state", "fps", "bitrate_kbps", "reported_at", "last_frame_at"],
+                update_fields=["state", "fps", "bitrate_kbps", "reported_at", "last_frame_at", "reason"],
             )  # fmt: skip
         except DatabaseError:
             connection.close()

@@ -69,6 +69,7 @@ class StreamStats:
         self.since = clock()
         self.stream: dict = {}  # codec and resolution as the camera sends them
         self.connect: dict = {}  # the last connection: seconds from connecting to the open, to the first frame
+        self.problem = ""  # why the last connection failed, when it did
         self._window: deque[tuple[float, int]] = deque()
         self._keyframes: deque[float] = deque(maxlen=3)
         self._lock = threading.Lock()
@@ -90,6 +91,7 @@ class StreamStats:
             self._window.append((at, size))
             while self._window and self._window[0][0] < at - STATS_WINDOW:
                 self._window.popleft()
+            self.problem = ""
             if self.state != StreamState.STREAMING:
                 if self.state == StreamState.CONNECTING:  # the first recorded frame (RTSP: a keyframe)
                     self.connect = {**self.connect, "first_frame_seconds": round(at - self.since, 3)}
@@ -119,6 +121,8 @@ class StreamStats:
                 **self.stream,
                 **self.connect,
             }
+            if self.problem and self.state != StreamState.STREAMING:
+                report["reason"] = self.problem
             if len(keys) > 1:
                 report["keyframe_interval"] = round((keys[-1] - keys[0]) / (len(keys) - 1), 2)
             return report

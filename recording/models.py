@@ -38,6 +38,15 @@ class StreamState(models.TextChoices):
     LOST = "lost", "Lost"
 
 
+REFUSED = "refused: "  # how a stream report's reason starts when the camera turned the connection away
+
+
+class StreamHealthQuerySet(models.QuerySet):
+    def refused(self):
+        """Connections the camera turns away (too many RTSP sessions, credentials refused), newest report each."""
+        return self.filter(state=StreamState.LOST, reason__startswith=REFUSED).select_related("camera", "server")
+
+
 class StreamHealth(models.Model):
     """The last stream report of one server's connection to one camera (also live in Redis)."""
 
@@ -48,6 +57,9 @@ class StreamHealth(models.Model):
     fps = models.FloatField(default=0)
     bitrate_kbps = models.FloatField(default=0)
     reported_at = models.DateTimeField()
+    reason = models.CharField(max_length=200, blank=True, help_text="Why the stream is lost, as the agent saw it.")
+
+    objects = StreamHealthQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["camera", "server"], name="one_health_row_per_stream")]
@@ -55,6 +67,10 @@ class StreamHealth(models.Model):
 
     def __str__(self):
         return f"{self.camera} on {self.server}: {self.state}"
+
+    def refusal_warning(self) -> str:
+        return (f"{self.camera.name} refuses the connection of {self.server.name} "
+                f"({self.reason.removeprefix(REFUSED)}): {self.server.name} does not record it.")  # fmt: skip
 
 
 class AnalyticsEvent(models.Model):

@@ -53,6 +53,7 @@ class RtspIngest(IngestWorker):
                                                                             self.read_timeout_ms))  # fmt: skip
         except (av.FFmpegError, OSError) as exc:
             # Never the exception itself: FFmpeg's message names the URL, credentials included.
+            self.stats.problem = open_problem(exc)
             log.warning("camera=%s event=open_failed error=%s", self.feed.camera_id, _reason(exc))
             return False
         try:
@@ -96,6 +97,24 @@ def open_options(transport: str, open_timeout_ms: int, read_timeout_ms: int) -> 
     ``timeout=``: that one calls back into Python, under the GIL, on every I/O wait of every camera, which
     measured here doubled the CPU of reading 1080p streams (0.48 % of a core per camera against 0.26 %)."""
     return {**OPEN_OPTIONS, "rtsp_transport": transport, "timeout": str(max(open_timeout_ms, read_timeout_ms) * 1000)}
+
+
+def open_problem(exc: Exception) -> str:
+    """What an operator is told of a failed open; a camera turning the connection away says so."""
+    from recording.models import REFUSED
+
+    if isinstance(exc, av.error.HTTPUnauthorizedError | av.error.HTTPForbiddenError):
+        return f"{REFUSED}the camera rejects the credentials"
+    if isinstance(exc, av.error.HTTPNotFoundError):
+        return "the camera has no stream at that path"
+    if isinstance(exc, av.error.HTTPOtherClientError):
+        # 453 Not Enough Bandwidth, most often: the camera allows no more RTSP sessions at once.
+        return f"{REFUSED}the camera turned the RTSP session away (no more sessions allowed at once?)"
+    if isinstance(exc, ConnectionRefusedError):
+        return "the camera's port refuses connections"
+    if isinstance(exc, TimeoutError):
+        return "the camera does not answer"
+    return f"the stream could not be opened ({_reason(exc)})"
 
 
 def _reason(exc: Exception) -> str:

@@ -16,8 +16,10 @@ from django.conf import settings
 from django.db import transaction
 
 from cameras.models import Camera
+from cameras.modes import RedundancyMode
 from recording import live
 from recording.lease import describe
+from recording.models import REFUSED
 from recording.tasks import notify
 from redundancy import notifications
 from redundancy.decisions import (
@@ -167,6 +169,7 @@ class Engine:
             log.info("camera=%s event=%s placement=%s reason=%r", camera.pk, ",".join(decision.events) or "moved",
                      decision.placement, decision.reason)  # fmt: skip
         events += self._stream_events(cameras, camera_views, now)
+        events += self._refused_connections(cameras, camera_views, now)
         by_pk = {server.pk: server for server in servers}
         for event in events:  # the outbox: the mail worker sends these, the pass goes on
             if notifications.wants_mail(event, by_pk):
@@ -302,6 +305,38 @@ class Engine:
                     camera=camera, server_id=active.pk, mode=view.mode,
                     message=f"{active.name} {'lost' if lost else 'has again'} the stream of {camera.name}",
                 ))  # fmt: skip
+        return events
+
+    def _refused_connections(self, cameras, views, now) -> list[Event]:
+        """A camera that turns a server's connection away (most often: no more RTSP sessions at once, as the
+        second connection of constant mode asks) is an event once, until that server reads it again."""
+        known = {member.decode() for member in self.redis.smembers(live.key("refused"))}
+        events, flagged, cleared = [], [], []
+        for camera in cameras:
+            view = views[camera.pk]
+            for server in (view.primary, view.backup):
+                if server is None:
+                    continue
+                report = self._health.get(server.name, {}).get(camera.pk, {})
+                member = f"{camera.pk}:{server.pk}"
+                if report.get("state") == "lost" and str(report.get("reason", "")).startswith(REFUSED):
+                    if member in known:
+                        continue
+                    flagged.append(member)
+                    why = report["reason"].removeprefix(REFUSED)
+                    role = "backup" if server is view.backup else "primary"
+                    text = f"{camera.name} refuses the connection of its {role} {server.name}: {why}"
+                    if view.mode == RedundancyMode.CONSTANT and server is view.backup:
+                        text += "; constant redundancy needs a second session"
+                    log.warning("camera=%s event=connection_refused server=%s", camera.pk, server.name)
+                    events.append(Event(at=_when(now), kind=EventKind.CONNECTION_REFUSED, camera=camera,
+                                        server_id=server.pk, mode=view.mode, message=text[:500]))  # fmt: skip
+                elif member in known and report.get("state") in ("streaming", None):  # reads it, or no longer tries
+                    cleared.append(member)
+        if flagged:
+            self.redis.sadd(live.key("refused"), *flagged)
+        if cleared:
+            self.redis.srem(live.key("refused"), *cleared)
         return events
 
     def _desired_sets(self, servers, cameras, views) -> dict[str, set[int]]:

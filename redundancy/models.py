@@ -68,6 +68,7 @@ class EventKind(models.TextChoices):
     STORAGE_FAILED = "storage_failed", "Storage failed"
     STORAGE_RESTORED = "storage_restored", "Storage restored"
     AGENT_CONFLICT = "agent_conflict", "Two agents for one server"
+    CONNECTION_REFUSED = "connection_refused", "Camera refused a server's connection"
 
 
 class MailState(models.TextChoices):

@@ -21,6 +21,7 @@ from cameras.modes import server_warnings
 from cameras.rules import backup_problems, valid_backups
 from cameras.services import BackupAssignment, BackupAssignmentError, assign_backups
 from eocortex_web.ids import query_id
+from recording.models import StreamHealth
 from redundancy import actions
 from redundancy.models import EVENT_SYSTEM, Event, EventKind, ServerState
 from servers.forms import RedundancySettingsForm
@@ -69,6 +70,8 @@ def _backup_preview(server, form, before_apply=True) -> dict:
     for camera in primary_of:
         camera.primary_server = ticked
     warnings = server_warnings(ticked, backed_up, primary_of, ticked.licensing())
+    # What the agents measured: a camera that turns this server's connection away is not protected by it.
+    warnings += [health.refusal_warning() for health in StreamHealth.objects.refused().filter(server=server)]
     flags = ticked.redundancy
     if flags.fast_redundancy and not flags.constant_redundancy and not backed_up:
         # Rule 5; with cameras backed up, server_warnings names the primaries that still lack it.

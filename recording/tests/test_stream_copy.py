@@ -16,8 +16,9 @@ from cameras.sei import read_identity, sei_nal
 from conftest import wait_for
 from recording import live
 from recording.identity import stamps_in
-from recording.models import Segment
+from recording.models import Segment, StreamHealth
 from recording.streamcopy import iter_packets
+from redundancy.models import Event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -133,3 +134,30 @@ def test_a_watched_rtsp_camera_gets_a_fresh_picture_at_every_keyframe_an_unwatch
         seen.add(live.read_snapshot(redis_client, camera.pk)["at"])
         threading.Event().wait(0.25)
     assert len(seen - {first}) >= 3, "a new picture at (nearly) every keyframe while watched"
+
+
+def test_a_camera_that_refuses_the_second_connection_of_constant_mode_is_an_event_and_a_warning(
+    recorded_site, simulator, agents, make_camera, redis_client, engine, admin_client
+):
+    backup = recorded_site["b"]
+    backup.redundancy.constant_redundancy = True
+    backup.redundancy.save()
+    sim = simulator(1, codecs=("h264",), gop_seconds=1.0, max_viewers=1)  # the camera allows one session
+    camera = make_camera(recorded_site["a"], backup, stream_url=sim.url(1), codec="h264")
+    agents("srv-a")
+    wait_for(lambda: live.read_stream_health(redis_client, "srv-a").get(camera.pk, {}).get("state") == "streaming",
+             20, message="the primary streaming")  # fmt: skip
+    agents("srv-b")
+    event = wait_for(lambda: Event.objects.filter(kind="connection_refused", camera=camera).first(), 30,
+                     message="the refusal as an event")  # fmt: skip
+    assert event.server == backup
+    assert "refuses the connection of its backup srv-b" in event.message
+    assert "constant redundancy needs a second session" in event.message
+    wait_for(lambda: StreamHealth.objects.refused().filter(camera=camera, server=backup).exists(), 15,
+             message="the refusal in the stored stream health")  # fmt: skip
+    warning = f"{camera.name} refuses the connection of srv-b"
+    assert warning in admin_client.get(f"/cameras/{camera.pk}/").content.decode()
+    assert warning in admin_client.get(f"/servers/{backup.pk}/").content.decode()
+    threading.Event().wait(3)  # the backup keeps retrying: still one event
+    assert Event.objects.filter(kind="connection_refused", camera=camera).count() == 1
+    assert sim.call(sim.simulator.describe())[0]["refused"] >= 2
