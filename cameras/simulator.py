@@ -344,7 +344,10 @@ class CameraSimulator:
                 self.cameras[n] = SimulatedCamera(number=n, port=port, host=host, **options)
             else:
                 options = {k: v for k, v in camera_options.items() if k in RTSP_OPTIONS}
-                self.cameras[n] = RtspCamera(number=n, port=port, host=host, codec=codec, **options)
+                # Real cameras' keyframes fall at unrelated moments: each camera's GOP starts elsewhere.
+                phase = (n * 0.618034) % 1 * options.get("gop_seconds", RtspCamera.gop_seconds)
+                self.cameras[n] = RtspCamera(number=n, port=port, host=host, codec=codec, started=time.time() - phase,
+                                             **options)  # fmt: skip
         rtsp = [camera for camera in self.cameras.values() if isinstance(camera, RtspCamera)]
         self.rtsp = RtspProcess(rtsp, loops_dir or _default_loops_dir()) if rtsp else None
         for camera in rtsp:
