@@ -12,7 +12,6 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import redis
 from celery import current_app
@@ -21,108 +20,20 @@ from django.db import DatabaseError, close_old_connections, connection
 
 from cameras.models import Camera
 from recording import live
-from recording.analytics import detectors_for
 from recording.desired import baseline_camera_ids
-from recording.ingest import CameraFeed, Frame, IngestWorker, ingest_worker
+from recording.ingest import CameraFeed, IngestWorker, ingest_worker
 from recording.lease import ServerLease, ttl_for
 from recording.models import Segment, StreamHealth
 from recording.outbox import Outbox
-from recording.segments import SegmentRecord, SegmentWriter, remove_file, unindexed_segments
+from recording.pipeline import SNAPSHOT_EVERY, CameraPipeline, Recording
+from recording.segments import SegmentRecord, remove_file, unindexed_segments
+from recording.storage_health import StorageHealth
 from servers.models import Server
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_EVERY = 1.0  # seconds between published snapshots of a camera
-# A stream-copied camera's picture is a keyframe decoded (11 ms at 1080p here): at each keyframe while
-# someone watches the camera (live.mark_watched), otherwise once in this many seconds.
-UNWATCHED_SNAPSHOT_EVERY = 30.0
 HEALTH_TO_DATABASE_EVERY = 5.0
 HOUSEKEEPING_EVERY = 600.0
-STORAGE_RETRY_EVERY = 5.0  # seconds between attempts to write again after the storage failed
-
-
-class CameraPipeline:
-    """Where one camera's frames go: the recording, analytics (primary only), the snapshot.
-
-    MJPEG frames arrive as JPEGs and pictures; H.264 and H.265 frames as the camera's packets,
-    recorded as they are and decoded only for analytics (every frame) or a snapshot (a keyframe
-    every few seconds)."""
-
-    def __init__(self, agent: "VideoServerAgent", feed: CameraFeed):
-        self.agent = agent
-        self.feed = feed
-        self.detectors = detectors_for(feed.analytics)
-        if urlsplit(feed.stream_url).scheme.lower() == "rtsp":
-            from recording.streamcopy import KeyframeDecoder, PacketSegmentWriter
-
-            self.writer = PacketSegmentWriter(agent.storage, feed.camera_id, agent.name, agent.segment_seconds,
-                                              agent.segment_closed)  # fmt: skip
-            self.decoder = KeyframeDecoder(every_frame=bool(self.detectors))
-        else:
-            self.writer = SegmentWriter(agent.storage, feed.camera_id, agent.name, agent.segment_seconds,
-                                        agent.segment_closed)  # fmt: skip
-            self.decoder = None
-        self.latest_jpeg: bytes | None = None
-        self._snapshot_at = 0.0
-        self._lock = threading.Lock()
-        self._closed = False
-        self._retry_at = 0.0  # after a storage failure: when to try writing again
-
-    def __call__(self, feed: CameraFeed, frame) -> None:
-        image = frame.image if self.decoder is None else self._picture(frame)
-        with self._lock:
-            if self._closed:
-                return  # a worker that outlived its stop must not open a segment nobody closes
-            self._record(frame)
-        if image is None:
-            return
-        for detector in self.detectors:
-            event = detector.feed(image, frame.at)
-            if event:
-                self.agent.outbox.put("analytics", {"camera_id": feed.camera_id, **event})
-        if self.decoder is None:
-            self.latest_jpeg = frame.jpeg  # published by the heartbeat thread: ingest never waits on Redis
-
-    def _picture(self, packet):
-        """Decode what analytics or the snapshot need (before the packet goes to the recording)."""
-        from recording.streamcopy import snapshot_jpeg
-
-        every = SNAPSHOT_EVERY if self.feed.camera_id in self.agent.watched else UNWATCHED_SNAPSHOT_EVERY
-        snapshot_due = packet.keyframe and packet.at - self._snapshot_at >= every * 0.8  # keyframes jitter
-        if not self.detectors and not snapshot_due:
-            return None
-        image = self.decoder.picture(packet)
-        if image is not None and snapshot_due:
-            self._snapshot_at = packet.at
-            self.latest_jpeg = snapshot_jpeg(image)
-        return image
-
-    def _record(self, frame: Frame) -> None:
-        """Write the frame; a full disk or a lost storage path is reported, never raised into the stream."""
-        if self._retry_at and frame.at < self._retry_at:
-            return
-        try:
-            if self.decoder is None:
-                self.writer.write(frame.jpeg, frame.at)
-            else:
-                self.writer.write(frame)
-        except OSError as exc:
-            self.writer.abandon()
-            self._retry_at = frame.at + STORAGE_RETRY_EVERY
-            self.agent.storage_failed(self.feed.camera_id, exc)
-            return
-        if self._retry_at or self.agent.storage_troubled:
-            self._retry_at = 0.0
-            self.agent.storage_recovered(self.feed.camera_id)
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            try:
-                self.writer.close()
-            except OSError:
-                self.writer.abandon()
-            self.agent.storage_forget(self.feed.camera_id)  # a camera no longer recorded here has no error
 
 
 class VideoServerAgent:
@@ -160,8 +71,7 @@ class VideoServerAgent:
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
         self._health_saved_at = 0.0
-        self._storage_problems: dict[int | None, str] = {}  # camera (None: the storage itself) -> error
-        self._storage_lock = threading.Lock()
+        self.storage_health = StorageHealth(name)
         self._snapshots_at = 0.0
         self._housekeeping_at = 0.0
         self.watched: set[int] = set()  # cameras someone looks at on the live wall
@@ -177,7 +87,7 @@ class VideoServerAgent:
         try:
             self.storage.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            self.storage_failed(None, exc)  # cameras still connect; the error is reported, not a crash loop
+            self.storage_health.failed(None, exc)  # cameras still connect; the error is reported, not a crash loop
         self.outbox = Outbox(self.storage / "index-spool.jsonl")
         self._recover_segments()
         try:
@@ -206,8 +116,8 @@ class VideoServerAgent:
         except redis.RedisError:
             engine_active = False
             log.warning("server=%s event=leaving_not_announced", self.name)
-        deadline = time.monotonic() + handover_timeout
-        while engine_active and time.monotonic() < deadline and not self._stop.is_set():
+        deadline = self.clock() + handover_timeout
+        while engine_active and self.clock() < deadline and not self._stop.is_set():
             try:
                 if live.is_handed_over(self.redis, self.name) or not live.engine_ticking(self.redis):
                     break
@@ -240,7 +150,7 @@ class VideoServerAgent:
         last_ok, lost = self.clock(), False
         while not self._stop.is_set():
             started = time.monotonic()
-            problems = self._storage_snapshot()  # one view of the storage for the heartbeat and the reports
+            problems = self.storage_health.snapshot()  # one view of the storage for the heartbeat and the reports
             reports = self.stream_reports(problems)
             try:
                 if self.lease.renew() is not None:
@@ -273,7 +183,7 @@ class VideoServerAgent:
 
     def stream_reports(self, problems: dict | None = None) -> dict[int, dict]:
         reports = {camera_id: worker.stats.report() for camera_id, worker in list(self.workers.items())}
-        problems = self._storage_snapshot() if problems is None else problems
+        problems = self.storage_health.snapshot() if problems is None else problems
         for camera_id, report in reports.items():
             error = problems.get(camera_id) or problems.get(None)
             if error and report["state"] == "streaming":
@@ -281,44 +191,9 @@ class VideoServerAgent:
                 report.update(state="lost", reason=f"storage: {error}")
         return reports
 
-    # -- storage ----------------------------------------------------------------------------
-
-    def _storage_snapshot(self) -> dict[int | None, str]:
-        with self._storage_lock:
-            return dict(self._storage_problems)
-
-    @property
-    def storage_troubled(self) -> bool:
-        """Cheap enough for every frame: no lock, no copy (a dict's truth is read atomically)."""
-        return bool(self._storage_problems)
-
-    @property
-    def storage_error(self) -> str | None:
-        return next(iter(self._storage_snapshot().values()), None)
-
-    def storage_failed(self, camera_id: int | None, exc: OSError) -> None:
-        error = exc.strerror or str(exc)
-        with self._storage_lock:
-            known = self._storage_problems.get(camera_id)
-            self._storage_problems[camera_id] = error
-        if known != error:
-            log.error("server=%s camera=%s event=storage_failed error=%s", self.name, camera_id or "-", error)
-
-    def storage_recovered(self, camera_id: int) -> None:
-        """A frame of the camera was written: its storage, and the storage itself, work."""
-        with self._storage_lock:
-            self._storage_problems.pop(None, None)
-            known = self._storage_problems.pop(camera_id, None)
-        if known is not None:
-            log.info("server=%s camera=%s event=storage_recovered", self.name, camera_id)
-
-    def storage_forget(self, camera_id: int) -> None:
-        with self._storage_lock:
-            self._storage_problems.pop(camera_id, None)
-
     def publish_snapshots(self) -> None:
         """The latest picture of each camera, at most once a second, all in one round trip."""
-        now = time.monotonic()
+        now = self.clock()
         if now - self._snapshots_at < SNAPSHOT_EVERY:
             return
         self._snapshots_at = now
@@ -407,7 +282,9 @@ class VideoServerAgent:
         return {camera_id: feed for camera_id, feed in self._feeds.items() if camera_id in camera_ids}
 
     def _start_camera(self, feed: CameraFeed) -> None:
-        pipeline = CameraPipeline(self, feed)
+        recording = Recording(self.storage, self.name, self.segment_seconds, self.segment_closed)
+        pipeline = CameraPipeline(feed, recording, self.storage_health, self.analytics_event,
+                                  lambda camera_id: camera_id in self.watched)  # fmt: skip
         worker = ingest_worker(feed, pipeline, self.open_timeout, self.read_timeout, self.clock)
         self.pipelines[feed.camera_id], self.workers[feed.camera_id] = pipeline, worker
         worker.start()
@@ -423,6 +300,9 @@ class VideoServerAgent:
             worker.join(timeout=self.read_timeout + self.open_timeout + 1)
             self.pipelines.pop(worker.feed.camera_id).close()
             log.info("server=%s camera=%s event=ingest_stopped", self.name, worker.feed.camera_id)
+
+    def analytics_event(self, event: dict) -> None:
+        self.outbox.put("analytics", event)
 
     def segment_closed(self, record: SegmentRecord) -> None:
         self.outbox.put("segment", record.as_dict())
