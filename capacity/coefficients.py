@@ -62,12 +62,12 @@ SNAPSHOT_SECONDS = 30.0
 DECODE_SECONDS_PER_MPX = {
     # libjpeg-turbo through cv2.imdecode, measured here: 5.1 ms for a 1920x1080 frame.
     "mjpeg": 0.00248,
-    # Software H.264 decoding (libavcodec, one thread) runs at roughly 250 frames of 1920x1080
-    # a second on a current x86 core: 1.9 ms per megapixel (an average frame; a keyframe of the
-    # simulator's 4 Mbit/s stream took 10.7 ms here).
-    "h264": 0.0019,
-    # H.265 decodes at roughly two thirds of H.264's speed in the same decoder.
-    "h265": 0.0029,
+    # H.264 through PyAV (libavcodec, one thread) in the real agent: 1080p at 25 fps and 4 Mbit/s with
+    # motion detection cost 20.7 % of a core per camera here (bench/agent_capacity.py --codec h264
+    # --analytics); less the stream copy and the motion detection, 3.0 ms per megapixel per frame.
+    "h264": 0.0030,
+    # H.265 decodes at roughly two thirds of H.264's speed in the same decoder (not measured here).
+    "h265": 0.0045,
 }
 KEYFRAME_DECODE_SECONDS_PER_MPX = 0.0052  # 10.7 ms for a 1080p keyframe, measured here
 # Re-encoding a frame as JPEG quality 90 for the recording (codecs not recorded as they come),
@@ -149,7 +149,7 @@ TABLE = [
         Coefficient(f"{codec.upper()} decode", f"{seconds * 1000:.2f} ms/megapixel", source)
         for codec, seconds, source in (
             ("mjpeg", DECODE_SECONDS_PER_MPX["mjpeg"], "cv2.imdecode measured here"),
-            ("h264", DECODE_SECONDS_PER_MPX["h264"], "libavcodec, one thread: ~250 fps of 1080p per core"),
+            ("h264", DECODE_SECONDS_PER_MPX["h264"], "PyAV in the agent, bench/agent_capacity.py --analytics"),
             ("h265", DECODE_SECONDS_PER_MPX["h265"], "about two thirds of H.264's decoding speed"),
         )
     ],

@@ -134,15 +134,15 @@ def test_analytics_are_counted_on_the_primary_only(hand_system):
     assert a1.ingest_cores == pytest.approx(ingest_cores("h264", 1920, 1080, 25))
     # Stream copy: 25 x 0.30 ms, and one 1080p keyframe decoded every 30 s (5.2 ms/megapixel x 2.07).
     assert a1.ingest_cores == pytest.approx(0.0079, abs=0.0001)
-    # Its motion detection needs every frame decoded, on the primary only: 25 x 1.9 ms/megapixel x 2.07.
-    assert a1.analytics_decode_cores == pytest.approx(0.0985, abs=0.0005)
+    # Its motion detection needs every frame decoded, on the primary only: 25 x 3.0 ms/megapixel x 2.07.
+    assert a1.analytics_decode_cores == pytest.approx(0.1555, abs=0.0005)
     assert a1.cores_on_primary == pytest.approx(a1.ingest_cores + a1.analytics_decode_cores
                                                 + a1.analytics_cores["motion_detection"])  # fmt: skip
 
 
 def test_an_h264_camera_over_http_is_re_encoded_and_costs_what_that_costs():
     over_http = estimate("h264", 1920, 1080, 25, transport="http")
-    assert over_http.ingest_cores == pytest.approx(0.224, abs=0.001)  # 25 x (0.44 + (1.9 + 2.21) x 2.07) ms
+    assert over_http.ingest_cores == pytest.approx(0.281, abs=0.001)  # 25 x (0.44 + (3.0 + 2.21) x 2.07) ms
     assert over_http.recorded_kbps == pytest.approx(1920 * 1080 * 25 * 1.27 / 1000)
     over_rtsp = estimate("h264", 1920, 1080, 25)
     assert over_rtsp.recorded_kbps == pytest.approx(over_rtsp.stream_kbps * 1.031)  # MPEG-TS around the stream
