@@ -236,6 +236,8 @@ class RtspCamera:
     async def set_state(self, state: str) -> None:
         if state not in STATES:
             raise ValueError(f"unknown state {state!r}; use one of {', '.join(STATES)}")
+        if self.process is None:
+            raise ValueError(f"camera {self.number} cannot be served: {self.last.get('error', 'not started')}")
         self.last = await self.process.command({"camera": self.number, "state": state})
         log.info("camera=%s port=%s event=simulator_state state=%s", self.number, self.port, state)
 
@@ -354,12 +356,22 @@ class CameraSimulator:
             camera.process = self.rtsp
         self._control = None
 
-    async def start(self) -> None:
+    async def start(self, strict: bool = True) -> None:
+        """``strict=False``: RTSP cameras that cannot be served (no GStreamer) are reported, not raised."""
         for camera in self.cameras.values():
             if isinstance(camera, SimulatedCamera):
                 await camera.start()
         if self.rtsp:
-            await self.rtsp.start()
+            try:
+                await self.rtsp.start()
+            except RuntimeError as exc:
+                if strict:
+                    raise
+                # `make run` on a machine without GStreamer: the other cameras still stream.
+                log.error("event=rtsp_cameras_not_started error=%s", exc)
+                for camera in self.rtsp.cameras.values():
+                    camera.last, camera.process = {"state": "stopped", "error": str(exc)}, None
+                self.rtsp = None
         if self.control_port:
             self._control = await asyncio.start_server(self._serve_control, self.host, self.control_port,
                                                        reuse_address=True)  # fmt: skip

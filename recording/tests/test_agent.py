@@ -88,10 +88,11 @@ def test_lost_camera_is_reported_within_read_timeout_and_recovers(
     wait_for(lambda: state() == "streaming", timeout=15, message="recovered")
 
 
-def test_analytics_run_on_the_primary_only(recorded_site, simulator, agents, make_camera, redis_client):
-    sim = simulator(1)
+@pytest.mark.parametrize("codec", ["mjpeg", "h264"])
+def test_analytics_run_on_the_primary_only(recorded_site, simulator, agents, make_camera, redis_client, codec):
+    sim = simulator(1, **({} if codec == "mjpeg" else {"codecs": (codec,), "gop_seconds": 1.0}))
     camera = make_camera(
-        recorded_site["a"], recorded_site["b"], stream_url=sim.url(1), codec="mjpeg", analytics=["motion_detection"]
+        recorded_site["a"], recorded_site["b"], stream_url=sim.url(1), codec=codec, analytics=["motion_detection"]
     )
     # The backup records the camera too (as after a failover) but must not analyse it.
     live.write_desired(redis_client, "srv-b", [camera.pk])

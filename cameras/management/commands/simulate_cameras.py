@@ -57,7 +57,7 @@ class Command(BaseCommand):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await simulator.start()
+        await simulator.start(strict=False)
         first, last = simulator.cameras[1], simulator.cameras[len(simulator.cameras)]
         self.stdout.write(f"Serving {len(simulator.cameras)} cameras: {first.url} … {last.url}", ending="\n")
         self.stdout.flush()
