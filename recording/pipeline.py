@@ -37,8 +37,8 @@ class CameraPipeline:
     """Where one camera's frames go: the recording, analytics (primary only), the snapshot.
 
     MJPEG frames arrive as JPEGs and pictures; H.264 and H.265 frames as the camera's packets,
-    recorded as they are and decoded only for analytics (every frame) or a snapshot (a keyframe
-    every few seconds)."""
+    recorded as they are and decoded only for analytics (every frame) or the snapshot (a keyframe:
+    each one while someone watches the camera, else one in ``UNWATCHED_SNAPSHOT_EVERY`` seconds)."""
 
     def __init__(self, feed: CameraFeed, recording: Recording, health: StorageHealth,
                  on_analytics: Callable[[dict], None],

@@ -182,8 +182,12 @@ class PacketSegmentWriter:
         if self._container is None:
             return
         container, self._container = self._container, None
-        container.close()
-        self.file.finish()
+        try:
+            container.close()
+        except av.FFmpegError as exc:  # the trailer could not be written: the frames before it still count
+            raise OSError(exc.errno, exc.strerror) from exc
+        finally:
+            self.file.finish()
 
 
 def count_packets(path: Path) -> int:
