@@ -10,6 +10,7 @@ import time
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
 
 from conftest import ROOT, free_ports, wait_for
 
@@ -53,14 +54,21 @@ def browser_page(monkeypatch):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
+        # Playwright runs an event loop in this thread, so Django keeps the test's database connection per
+        # context (asgiref's Local), apart from the thread's own: one left open here outlived its test and
+        # was reused, dead, by the next browser test (on PostgreSQL, after the fault tests cut connections).
+        connection.close()
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True,
             args=["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"],
         )  # fmt: skip
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.on("dialog", lambda dialog: dialog.accept())  # the operator confirms drain and fail back
-        yield page
-        browser.close()
+        try:
+            yield page
+        finally:
+            browser.close()
+            connection.close()
 
 
 def test_operator_watches_a_failover_then_drains_and_fails_back(
