@@ -241,7 +241,8 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     suffix = "" if CODEC == "mjpeg" else f"_{CODEC}_gop{GOP:g}"
     (OUT / f"failover{suffix}.json").write_text(json.dumps(results, indent=2))
-    print(f"Timeline: {OUT / 'failover_timeline.png'}")
+    if CODEC == "mjpeg":
+        print(f"Timeline: {OUT / 'failover_timeline.png'}")
 
 
 if __name__ == "__main__":
