@@ -2,7 +2,9 @@
 
 Threads: a heartbeat (Redis only, never blocked by cameras or the database), a supervisor
 that reconciles the cameras ingested to the desired set and writes the index, and one
-ingest thread per camera. Redis or the database going away changes nothing that is being
+ingest thread per camera (``recording.ingest``, ``recording.streamcopy``) handing each frame
+to the camera's pipeline (``recording.pipeline``), which reports its writes to the server's
+``recording.storage_health``. Redis or the database going away changes nothing that is being
 recorded: the supervisor keeps what it has and catches up when they return.
 """
 
