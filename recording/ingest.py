@@ -48,6 +48,11 @@ class CameraFeed:
         userinfo = quote(self.username, safe="") + (":" + quote(self.password, safe="") if self.password else "")
         return urlunsplit(parts._replace(netloc=f"{userinfo}@{parts.netloc}"))
 
+    @property
+    def over_rtsp(self) -> bool:
+        """RTSP streams are read by PyAV and recorded by stream copy; HTTP ones through OpenCV."""
+        return urlsplit(self.stream_url).scheme.lower() == "rtsp"
+
     def __repr__(self):  # the dataclass default would print the password
         return f"CameraFeed(camera_id={self.camera_id}, name={self.name!r})"
 
@@ -222,7 +227,7 @@ class HttpIngest(IngestWorker):
 
 def ingest_worker(feed: CameraFeed, on_frame, open_timeout: float, read_timeout: float, clock=time.time):
     """The ingest for the camera's stream: RTSP by stream copy, HTTP (MJPEG) through OpenCV."""
-    if urlsplit(feed.stream_url).scheme.lower() == "rtsp":
+    if feed.over_rtsp:
         from recording.streamcopy import RtspIngest
 
         return RtspIngest(feed, on_frame, open_timeout, read_timeout, clock)

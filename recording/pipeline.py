@@ -9,7 +9,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from recording.analytics import detectors_for
 from recording.ingest import CameraFeed, Frame
@@ -49,7 +48,7 @@ class CameraPipeline:
         self.watched = watched
         self.detectors = detectors_for(feed.analytics)
         args = (recording.storage, feed.camera_id, recording.server, recording.segment_seconds, recording.on_segment)
-        if urlsplit(feed.stream_url).scheme.lower() == "rtsp":
+        if feed.over_rtsp:
             from recording.streamcopy import KeyframeDecoder, PacketSegmentWriter
 
             self.writer = PacketSegmentWriter(*args)
