@@ -8,6 +8,8 @@ from servers.models import Server
 
 CONNECTION_FIELDS = [
     "stream_url",
+    "sub_stream_url",
+    "onvif_url",
     "username",
     "password",
     "clear_credentials",

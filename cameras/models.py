@@ -44,6 +44,18 @@ def validate_stream_url(value: str) -> None:
         )
 
 
+def validate_onvif_url(value: str) -> None:
+    """A camera's ONVIF media service: an http(s) address, held to the rules of a stream URL."""
+    scheme = urlsplit(value).scheme.lower()
+    if scheme not in ("http", "https"):
+        raise ValidationError(
+            f"ONVIF addresses use http or https, not {scheme or 'no scheme'!r}: for example "
+            "http://camera/onvif/media_service.",
+            code="scheme",
+        )
+    validate_stream_url(value)
+
+
 # Query and RTSP parameters (``?pwd=…``, ``;password=…``) that carry a camera's credentials.
 CREDENTIAL_PARAMETERS = {"user", "username", "usr", "login", "pass", "passwd", "password", "pwd", "psw", "auth",
                          "authorization", "token", "access_token", "apikey", "api_key"}  # fmt: skip
@@ -156,6 +168,23 @@ class Camera(models.Model):
         max_length=500,
         validators=[validate_stream_url],
         help_text="rtsp://, http:// or https:// address of the stream.",
+    )
+    sub_stream_url = models.CharField(
+        "sub stream URL",
+        max_length=500,
+        blank=True,
+        validators=[validate_stream_url],
+        help_text="The camera's second, low-resolution stream: snapshots and analytics read it, the "
+        "recording keeps the main stream. Empty to take pictures from the main stream.",
+    )
+    onvif_url = models.CharField(
+        "ONVIF media service URL",
+        max_length=500,
+        blank=True,
+        validators=[validate_onvif_url],
+        help_text="Where the camera answers ONVIF media requests (http://camera/onvif/media_service). When "
+        "set, a server that connects asks the camera for a keyframe at once (SetSynchronizationPoint) "
+        "instead of waiting up to a whole keyframe interval.",
     )
     username = EncryptedTextField(blank=True, max_length=128)
     password = EncryptedTextField(blank=True, max_length=128)

@@ -15,7 +15,7 @@ from cameras.models import Camera
 from cameras.modes import RedundancyMode, mode_for
 from capacity.estimates import Estimate, estimate
 from recording.models import StreamHealth, StreamState
-from servers.models import Licensing, Server
+from servers.models import MAX_RETENTION_HOURS, Licensing, Server
 
 # The four things a server runs out of; storage is carried per hour and turned into GB with
 # the retention of the server that records.
@@ -55,7 +55,8 @@ CALCULATOR_BOUNDS = {
     "height": _bound(Camera, "height"),
     "fps": _bound(Camera, "fps"),
     "expected_bitrate_kbps": _bound(Camera, "expected_bitrate_kbps", "known bitrate (kbit/s)"),
-    "retention_hours": _bound(Server, "retention_hours"),
+    # Storage is planned in whole hours, whatever shorter retention a test site may have.
+    "retention_hours": Bound("Retention (hours)", 1, MAX_RETENTION_HOURS, 72),
 }
 
 

@@ -30,7 +30,7 @@ class Load:
         return Load(self.mbps + other.mbps, self.cores + other.cores, self.gb_per_hour + other.gb_per_hour,
                     self.cameras + other.cameras)  # fmt: skip
 
-    def figures(self, retention_hours: int) -> "Figures":
+    def figures(self, retention_hours: float) -> "Figures":
         return Figures(self.mbps, self.cores, self.gb_per_hour * retention_hours, self.cameras)
 
 

@@ -47,6 +47,8 @@ def host_validator(value: str) -> None:
 
 
 MAX_RETENTION_HOURS = 24 * 3650
+# Three minutes: short enough for a test site or a soak, whose cameras would fill the disk in an hour.
+MIN_RETENTION_HOURS = 0.05
 
 # The planner's capacity figures: (label, smallest, largest). Zero or a negative figure is a
 # mistake, not "unlimited"; an unknown figure is left empty.
@@ -122,11 +124,11 @@ class Server(models.Model):
         help_text="Directory on the video server for segments and snapshots; empty for recordings/<server> "
         "under the site's data directory.",
     )
-    retention_hours = models.PositiveIntegerField(
+    retention_hours = models.FloatField(
         "retention (hours)",
         default=72,
-        validators=[MinValueValidator(1), MaxValueValidator(MAX_RETENTION_HOURS)],
-        help_text="Recorded segments older than this are deleted by housekeeping.",
+        validators=[MinValueValidator(MIN_RETENTION_HOURS), MaxValueValidator(MAX_RETENTION_HOURS)],
+        help_text="Recorded segments older than this are deleted by housekeeping (0.1 is six minutes).",
     )
 
     class Meta:

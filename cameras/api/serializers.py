@@ -31,6 +31,8 @@ class CameraSerializer(ScopedChoicesMixin, serializers.ModelSerializer):
             "id",
             "name",
             "stream_url",
+            "sub_stream_url",
+            "onvif_url",
             "codec",
             "rtsp_transport",
             "width",

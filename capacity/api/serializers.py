@@ -59,7 +59,7 @@ class ServerPlanSerializer(serializers.Serializer):
     id = serializers.IntegerField(source="server.pk")
     name = serializers.CharField(source="server.name")
     system = serializers.CharField(source="server.system.name")
-    retention_hours = serializers.IntegerField(source="server.retention_hours")
+    retention_hours = serializers.FloatField(source="server.retention_hours")
     capacity = CapacitySerializer()
     own_cameras = serializers.IntegerField(help_text="Enabled cameras whose primary server it is.")
     backed_up = serializers.IntegerField()
