@@ -22,20 +22,20 @@ from django.db import DatabaseError, close_old_connections, connection
 
 from cameras.models import Camera
 from recording import live
+from recording.archive import Archive
 from recording.desired import baseline_camera_ids
 from recording.ingest import CameraFeed, IngestWorker, ingest_worker
 from recording.lease import ServerLease, ttl_for
-from recording.models import Segment, StreamHealth
+from recording.models import StreamHealth
 from recording.outbox import Outbox
 from recording.pipeline import SNAPSHOT_EVERY, CameraPipeline, Recording
-from recording.segments import SegmentRecord, remove_file, unindexed_segments
+from recording.segments import SegmentRecord
 from recording.storage_health import StorageHealth
 from servers.models import Server
 
 log = logging.getLogger(__name__)
 
 HEALTH_TO_DATABASE_EVERY = 5.0
-HOUSEKEEPING_EVERY = 600.0
 
 
 class VideoServerAgent:
@@ -75,7 +75,7 @@ class VideoServerAgent:
         self._health_saved_at = 0.0
         self.storage_health = StorageHealth(name)
         self._snapshots_at = 0.0
-        self._housekeeping_at = 0.0
+        self.archive: Archive | None = None
         self.watched: set[int] = set()  # cameras someone looks at on the live wall
 
     # -- life cycle -------------------------------------------------------------------------
@@ -91,7 +91,8 @@ class VideoServerAgent:
         except OSError as exc:
             self.storage_health.failed(None, exc)  # cameras still connect; the error is reported, not a crash loop
         self.outbox = Outbox(self.storage / "index-spool.jsonl")
-        self._recover_segments()
+        self.archive = Archive(self.server, self.storage, self.outbox, self.clock)
+        self.archive.recover()
         try:
             live.clear_leaving(self.redis, self.name)
         except redis.RedisError:
@@ -216,8 +217,8 @@ class VideoServerAgent:
                 self.reconcile()
                 self.outbox.flush(self.server.pk)
                 self._save_health()
-                if self.clock() - self._housekeeping_at >= HOUSEKEEPING_EVERY:
-                    self.housekeeping()
+                if self.archive.due:
+                    self.archive.expire()
             except Exception:
                 log.exception("server=%s event=supervisor_error", self.name)
             self._wake.wait(self.sweep_interval)
@@ -309,18 +310,6 @@ class VideoServerAgent:
     def segment_closed(self, record: SegmentRecord) -> None:
         self.outbox.put("segment", record.as_dict())
 
-    def _recover_segments(self) -> None:
-        """Index the segments a killed agent left open (or could not index before it died)."""
-        spooled = self.outbox.pending_paths()
-        try:
-            known = set(Segment.objects.filter(server=self.server).values_list("path", flat=True))
-        except DatabaseError:
-            connection.close()
-            return
-        max_age = self.server.retention_hours * 3600
-        for record in unindexed_segments(self.storage, self.name, known | spooled, self.clock(), max_age):
-            self.outbox.put("segment", record.as_dict())
-
     def _save_health(self) -> None:
         now = self.clock()
         if now - self._health_saved_at < HEALTH_TO_DATABASE_EVERY:
@@ -349,16 +338,4 @@ class VideoServerAgent:
 
     def housekeeping(self) -> int:
         """Delete this server's segments past its retention; returns how many went."""
-        self._housekeeping_at = self.clock()
-        cutoff = datetime.fromtimestamp(self.clock() - self.server.retention_hours * 3600, UTC)
-        try:
-            old = list(Segment.objects.filter(server=self.server, ended_at__lt=cutoff).values_list("pk", "path"))
-            for _, path in old:
-                remove_file(path)
-            Segment.objects.filter(pk__in=[pk for pk, _ in old]).delete()
-        except DatabaseError:
-            connection.close()
-            return 0
-        if old:
-            log.info("server=%s event=segments_expired count=%s", self.name, len(old))
-        return len(old)
+        return self.archive.expire()

@@ -178,6 +178,33 @@ def test_housekeeping_deletes_segments_past_retention(recorded_site, simulator, 
     assert not Path(old.path).exists()
 
 
+def test_a_retention_of_minutes_is_swept_while_the_agent_records(recorded_site, simulator, agents, make_camera):
+    """Three minutes of retention (a test site, a soak): the agent deletes as it records, without being asked."""
+    sim = simulator(1)
+    server = recorded_site["a"]
+    server.retention_hours = 0.05
+    server.full_clean()
+    server.save()
+    camera = make_camera(server, stream_url=sim.url(1), codec="mjpeg")
+    ahead = [0.0]
+    agents("srv-a", segment_seconds=0.5, sweep_interval=0.2, clock=lambda: time.time() + ahead[0])
+    wait_for(lambda: Segment.objects.filter(camera=camera).count() >= 3, 15, message="segments")
+    first = list(Segment.objects.filter(camera=camera).values_list("path", flat=True))
+    ahead[0] = 200.0  # three minutes and 20 s later, by the agent's clock: a sweep is due and they are past retention
+    wait_for(lambda: not Segment.objects.filter(path__in=first).exists(), 10, message="the expired segments gone")
+    assert not any(Path(path).exists() for path in first)
+    wait_for(lambda: Segment.objects.filter(camera=camera).exists(), 10, message="recording goes on")
+
+
+def test_retention_under_three_minutes_is_refused():
+    from django.core.exceptions import ValidationError
+
+    from servers.models import Server
+
+    with pytest.raises(ValidationError, match="greater than or equal to 0.05"):
+        Server(name="srv-x", retention_hours=0.01).clean_fields(exclude=["system"])
+
+
 def test_a_full_disk_is_reported_and_recording_resumes_when_it_frees(recorded_site, simulator, agents, make_camera,
                                                                      redis_client, monkeypatch):  # fmt: skip
     import errno
