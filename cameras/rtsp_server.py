@@ -9,12 +9,17 @@ the camera accepts at once. Each camera is an RTSP server of its own on its own 
 ``rtsp://host:port/stream``, over TCP (interleaved) or UDP as the client asks.
 
 Like a real camera, each one streams all the time, watched or not: frame n is due at
-start + n / fps, whoever watches. One shared media per camera serves all its viewers; a viewer
-joins at the next keyframe (at most one GOP), never waiting for an encoder to start. Before
-each picture goes an SEI message with the frame counter and capture time (``cameras.sei``).
+start + n / fps, whoever watches. One shared media per camera serves all its viewers; as with a
+real camera, a session's video starts at once with whatever frame is next, mid-GOP most often
+(its parameter sets go first, as a camera's SDP would carry them), and a viewer has to wait for
+the next keyframe (at most one GOP) to show anything. Before each picture goes an SEI message
+with the frame counter and capture time (``cameras.sei``).
 
 Commands: ``{"camera": n, "state": "streaming|stopped|stalled|garbage"}`` answers the camera's
-description; ``{"describe": true}`` answers all of them. Standard library and GStreamer only.
+description; ``{"camera": n, "keyframe": true}`` makes its next frame a keyframe (what ONVIF's
+SetSynchronizationPoint asks of a camera's encoder: the replay jumps to the start of the loop's
+next GOP, the frame counter goes on); ``{"describe": true}`` answers all of them. Standard
+library and GStreamer only.
 """
 
 import heapq
@@ -49,6 +54,12 @@ class Camera:
         self.started = float(config["started"])
         self.max_viewers = int(config.get("max_viewers") or 0)  # 0: no limit
         self.units = loops[config["loop"]]
+        keyframes = [i for i, (keyframe, _, _) in enumerate(self.units) if keyframe]
+        self.gop = keyframes[1] if len(keyframes) > 1 else len(self.units)
+        self.parameter_sets = parameter_sets(self.codec, self.units[0][1])
+        self._shift = 0  # loop frames skipped by forced keyframes
+        self._keyframe_asked = False
+        self.keyframes_forced = 0
         self.state = "streaming"
         self.frames_sent = 0
         self.viewers: set = set()  # clients connected
@@ -117,10 +128,16 @@ class Camera:
     # -- the stream -----------------------------------------------------------------------------
 
     def push(self, counter: int) -> None:
-        """Frame ``counter`` to every viewer (from its first keyframe on)."""
+        """Frame ``counter`` to every viewer; a new viewer gets the parameter sets before its first frame."""
         if self.state in ("stopped", "stalled"):
             return
-        keyframe, head, picture = self.units[counter % len(self.units)]
+        if self._keyframe_asked:  # a forced IDR: the encoder starts a GOP now, the counter goes on
+            self._keyframe_asked = False
+            late = (counter + self._shift) % self.gop
+            if late:
+                self._shift += self.gop - late
+                self.keyframes_forced += 1
+        keyframe, head, picture = self.units[(counter + self._shift) % len(self.units)]
         if self.state == "garbage":
             data = os.urandom(len(head) + len(picture))
         else:
@@ -128,13 +145,15 @@ class Camera:
             data = head + sei_nal(self.codec, counter, captured_ms) + picture
         with self._lock:
             for source, joined in list(self._sinks.items()):
-                if not joined and not keyframe:
-                    continue
-                self._sinks[source] = True
-                buffer = Gst.Buffer.new_wrapped(data)
+                self._sinks[source] = True  # a new session starts mid-GOP, its parameter sets first
+                buffer = Gst.Buffer.new_wrapped(data if joined or keyframe else self.parameter_sets + data)
                 buffer.duration = int(Gst.SECOND / self.fps)
                 source.emit("push-buffer", buffer)
         self.frames_sent += 1
+
+    def ask_keyframe(self) -> None:
+        """The next frame is a keyframe (the produce thread applies it, between two frames)."""
+        self._keyframe_asked = True
 
     def set_state(self, state: str) -> None:
         self.state = state
@@ -147,7 +166,21 @@ class Camera:
     def describe(self) -> dict:
         return {"number": self.number, "port": self.port, "url": self.url, "state": self.state, "codec": self.codec,
                 "fps": self.fps, "viewers": len(self.viewers), "sessions": len(self.sessions),
-                "refused": self.refused, "frames_sent": self.frames_sent}  # fmt: skip
+                "refused": self.refused, "frames_sent": self.frames_sent,
+                "keyframes_forced": self.keyframes_forced}  # fmt: skip
+
+
+def parameter_sets(codec: str, head: bytes) -> bytes:
+    """The SPS and PPS (H.265: VPS too) NAL units of a keyframe's head, start codes included."""
+    kinds = (7, 8) if codec == "h264" else (32, 33, 34)
+    starts = [i for i in range(len(head) - 3) if head[i : i + 3] == b"\x00\x00\x01"] + [len(head)]
+    out = b""
+    for start, end in zip(starts, starts[1:], strict=False):
+        nal = head[start + 3]
+        kind = nal & 0x1F if codec == "h264" else (nal >> 1) & 0x3F
+        if kind in kinds:
+            out += b"\x00" + head[start:end]  # a 4-byte start code
+    return out
 
 
 def produce(cameras: list[Camera], stop: threading.Event) -> None:
@@ -191,6 +224,9 @@ def main(config_path: str) -> None:
                 answer({"cameras": [c.describe() for c in cameras.values()]})
             elif request.get("camera") not in cameras:
                 answer({"error": f"no camera {request.get('camera')}"})
+            elif request.get("keyframe"):
+                cameras[request["camera"]].ask_keyframe()
+                answer({"camera": request["camera"], "keyframe": "asked"})
             elif request.get("state") not in STATES:
                 answer({"error": f"state must be one of {', '.join(STATES)}"})
             else:
