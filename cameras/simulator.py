@@ -15,19 +15,32 @@ A control endpoint switches a camera's behaviour at run time, to stage faults:
 - ``stalled``: connections are accepted and then nothing is sent (a broken path);
 - ``garbage``: connections get random bytes instead of video.
 
+Each RTSP camera also answers ONVIF media service requests (SOAP 1.2, Media ver10) at
+``http://host:<control port>/onvif/<n>/media_service`` (without a control port, on a loopback
+port of the ONVIF service's own): GetProfiles (one profile, ``main``), GetStreamUri and
+SetSynchronizationPoint, which makes the camera's next frame a keyframe. With
+``onvif_credentials`` a request must carry a WS-Security UsernameToken digest of them;
+``keyframe_on_request=False`` makes a camera that refuses SetSynchronizationPoint. A stopped
+camera does not answer, a stalled one holds the request unanswered.
+
 Only loopback addresses are ever bound.
 """
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import json
 import logging
 import os
 import subprocess
 import tempfile
 import time
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import cv2
 import numpy as np
@@ -209,14 +222,21 @@ class RtspCamera:
     gop_seconds: float = 2.0  # keyframe interval
     bitrate_kbps: int = 0  # 0: a bitrate fit for the resolution and frame rate
     max_viewers: int = 0  # the most RTSP sessions at once; 0: no limit
+    onvif_credentials: tuple[str, str] | None = None  # ONVIF requests must carry a digest of these
+    keyframe_on_request: bool = True  # False: SetSynchronizationPoint is refused, as some cameras do
     host: str = "127.0.0.1"
     started: float = field(default_factory=time.time)
     process: "RtspProcess | None" = None
     last: dict = field(default_factory=dict)
+    onvif_port: int | None = None  # set when the simulator's ONVIF service listens
 
     @property
     def url(self) -> str:
         return f"rtsp://{self.host}:{self.port}/stream"
+
+    @property
+    def onvif_url(self) -> str | None:
+        return f"http://{self.host}:{self.onvif_port}/onvif/{self.number}/media_service" if self.onvif_port else None
 
     @property
     def state(self) -> str:
@@ -241,11 +261,17 @@ class RtspCamera:
         self.last = await self.process.command({"camera": self.number, "state": state})
         log.info("camera=%s port=%s event=simulator_state state=%s", self.number, self.port, state)
 
+    async def force_keyframe(self) -> None:
+        """The camera's next frame is a keyframe (ONVIF's SetSynchronizationPoint)."""
+        if self.process is None:
+            raise ValueError(f"camera {self.number} is not served")
+        await self.process.command({"camera": self.number, "keyframe": True})
+
     def describe(self) -> dict:
         return {"number": self.number, "port": self.port, "url": self.url, "codec": self.codec, "state": self.state,
                 "fps": self.fps, "resolution": f"{self.width}x{self.height}", "gop_seconds": self.gop_seconds,
-                "max_viewers": self.max_viewers, **{k: self.last[k] for k in
-                ("viewers", "sessions", "refused", "frames_sent") if k in self.last}}  # fmt: skip
+                "max_viewers": self.max_viewers, "onvif_url": self.onvif_url, **{k: self.last[k] for k in
+                ("viewers", "sessions", "refused", "frames_sent", "keyframes_forced") if k in self.last}}  # fmt: skip
 
 
 class RtspProcess:
@@ -318,7 +344,8 @@ class RtspProcess:
 
 
 MJPEG_OPTIONS = ("width", "height", "fps", "quality")
-RTSP_OPTIONS = ("width", "height", "fps", "gop_seconds", "bitrate_kbps", "max_viewers")
+RTSP_OPTIONS = ("width", "height", "fps", "gop_seconds", "bitrate_kbps", "max_viewers", "onvif_credentials",
+                "keyframe_on_request")  # fmt: skip
 
 
 class CameraSimulator:
@@ -355,6 +382,7 @@ class CameraSimulator:
         for camera in rtsp:
             camera.process = self.rtsp
         self._control = None
+        self._onvif = None  # the ONVIF service's own server, when there is no control endpoint
 
     async def start(self, strict: bool = True) -> None:
         """``strict=False``: RTSP cameras that cannot be served (no GStreamer) are reported, not raised."""
@@ -375,6 +403,13 @@ class CameraSimulator:
         if self.control_port:
             self._control = await asyncio.start_server(self._serve_control, self.host, self.control_port,
                                                        reuse_address=True)  # fmt: skip
+        if self.rtsp:  # ONVIF on the control port, or on a port of its own
+            onvif_port = self.control_port
+            if not onvif_port:
+                self._onvif = await asyncio.start_server(self._serve_onvif_only, self.host, 0)
+                onvif_port = self._onvif.sockets[0].getsockname()[1]
+            for camera in self.rtsp.cameras.values():
+                camera.onvif_port = onvif_port
         log.info("event=simulator_started cameras=%s first_port=%s control_port=%s", len(self.cameras),
                  min(c.port for c in self.cameras.values()), self.control_port)  # fmt: skip
 
@@ -386,20 +421,31 @@ class CameraSimulator:
             await self.rtsp.stop()
         if self._control:
             self._control.close()
+        if self._onvif:
+            self._onvif.close()
 
     async def describe(self) -> list[dict]:
         if self.rtsp:
             await self.rtsp.refresh()
         return [camera.describe() for camera in self.cameras.values()]
 
-    async def _serve_control(self, reader, writer) -> None:
-        """``GET /cameras`` lists states; ``POST /cameras/<n>/<state>`` switches one camera."""
+    async def _serve_onvif_only(self, reader, writer) -> None:
+        await self._serve_control(reader, writer, onvif_only=True)
+
+    async def _serve_control(self, reader, writer, onvif_only: bool = False) -> None:
+        """``GET /cameras`` lists states; ``POST /cameras/<n>/<state>`` switches one camera; ``POST
+        /onvif/<n>/media_service`` is camera n's ONVIF media service."""
         try:
             request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
             method, path = request.decode(errors="replace").split(" ", 2)[:2]
             parts = [p for p in path.split("/") if p]
             status, body = "404 Not Found", {"error": "use GET /cameras or POST /cameras/<n>/<state>"}
-            if method == "GET" and parts == ["cameras"]:
+            if len(parts) == 3 and parts[0] == "onvif" and parts[2] == "media_service" and parts[1].isdigit():
+                await self._onvif_request(int(parts[1]), method, request, reader, writer)
+                return
+            if onvif_only:
+                body = {"error": "use POST /onvif/<n>/media_service"}
+            elif method == "GET" and parts == ["cameras"]:
                 status, body = "200 OK", await self.describe()
             elif method == "POST" and len(parts) == 3 and parts[0] == "cameras" and parts[1].isdigit():
                 camera = self.cameras.get(int(parts[1]))
@@ -418,6 +464,117 @@ class CameraSimulator:
             pass
         finally:
             writer.close()
+
+    async def _onvif_request(self, number: int, method: str, head: bytes, reader, writer) -> None:
+        camera = self.cameras.get(number)
+        if not isinstance(camera, RtspCamera) or method != "POST":
+            writer.write(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+            return
+        length = 0
+        for line in head.decode(errors="replace").split("\r\n")[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value.strip())
+        if not 0 < length <= 65536:
+            raise ValueError("a SOAP request needs a body of at most 64 KiB")
+        body = await asyncio.wait_for(reader.readexactly(length), timeout=5)
+        if camera.state == "stopped":
+            return  # a dead camera answers nothing
+        if camera.state == "stalled":
+            await asyncio.sleep(60)  # holds the request unanswered
+            return
+        status, envelope = await onvif_answer(camera, body)
+        payload = envelope.encode()
+        writer.write(f"HTTP/1.0 {status}\r\nContent-Type: application/soap+xml; charset=utf-8\r\n"
+                     f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload)  # fmt: skip
+        await writer.drain()
+
+
+# -- ONVIF media service (the operations a recorder needs) ---------------------------------------
+
+SOAP_NS = "http://www.w3.org/2003/05/soap-envelope"
+MEDIA_NS = "http://www.onvif.org/ver10/media/wsdl"
+SCHEMA_NS = "http://www.onvif.org/ver10/schema"
+ERROR_NS = "http://www.onvif.org/ver10/error"
+WSSE_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+WSU_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+PROFILE_TOKEN = "main"
+DIGEST_MAX_AGE = 300  # seconds a UsernameToken's Created may be off from the camera's clock
+
+
+def soap_envelope(body: str) -> str:
+    return (f'<?xml version="1.0" encoding="UTF-8"?><env:Envelope xmlns:env="{SOAP_NS}" xmlns:trt="{MEDIA_NS}" '
+            f'xmlns:tt="{SCHEMA_NS}" xmlns:ter="{ERROR_NS}"><env:Body>{body}</env:Body></env:Envelope>')  # fmt: skip
+
+
+def soap_fault(code: str, subcodes: tuple[str, ...], reason: str) -> tuple[str, str]:
+    """An HTTP status and a SOAP 1.2 fault: ``code`` is Sender (the request is wrong) or Receiver."""
+    sub = ""
+    for subcode in reversed(subcodes):
+        sub = f"<env:Subcode><env:Value>ter:{subcode}</env:Value>{sub}</env:Subcode>"
+    fault = (f"<env:Fault><env:Code><env:Value>env:{code}</env:Value>{sub}</env:Code><env:Reason>"
+             f'<env:Text xml:lang="en">{escape(reason)}</env:Text></env:Reason></env:Fault>')  # fmt: skip
+    return ("400 Bad Request" if code == "Sender" else "500 Internal Server Error"), soap_envelope(fault)
+
+
+def digest_valid(security, username: str, password: str) -> bool:
+    """A WS-Security UsernameToken with PasswordDigest = Base64(SHA-1(nonce + created + password))."""
+    token = security.find(f"{{{WSSE_NS}}}UsernameToken") if security is not None else None
+    if token is None:
+        return False
+    user = token.findtext(f"{{{WSSE_NS}}}Username") or ""
+    digest = token.findtext(f"{{{WSSE_NS}}}Password") or ""
+    nonce = token.findtext(f"{{{WSSE_NS}}}Nonce") or ""
+    created = token.findtext(f"{{{WSU_NS}}}Created") or ""
+    try:
+        raw_nonce = base64.b64decode(nonce, validate=True)
+        at = datetime.fromisoformat(created.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if at.tzinfo is None or abs(time.time() - at.timestamp()) > DIGEST_MAX_AGE:
+        return False
+    expected = base64.b64encode(hashlib.sha1(raw_nonce + created.encode() + password.encode()).digest()).decode()
+    return user == username and digest == expected
+
+
+async def onvif_answer(camera: RtspCamera, body: bytes) -> tuple[str, str]:
+    """The HTTP status and SOAP envelope that answer one media service request."""
+    try:
+        envelope = ET.fromstring(body)
+    except ET.ParseError:
+        return soap_fault("Sender", ("WellFormed",), "The request is not well-formed XML.")
+    request = envelope.find(f"{{{SOAP_NS}}}Body")
+    operation = request[0] if request is not None and len(request) else None
+    if operation is None:
+        return soap_fault("Sender", ("WellFormed",), "The request has no SOAP 1.2 body.")
+    if camera.onvif_credentials and not digest_valid(
+        envelope.find(f"{{{SOAP_NS}}}Header/{{{WSSE_NS}}}Security"), *camera.onvif_credentials
+    ):
+        return soap_fault("Sender", ("NotAuthorized",), "The action requires authorization.")
+    name = operation.tag.rpartition("}")[2] if operation.tag.startswith(f"{{{MEDIA_NS}}}") else ""
+    token = operation.findtext(f"{{{MEDIA_NS}}}ProfileToken")
+    if name in ("GetStreamUri", "SetSynchronizationPoint") and token != PROFILE_TOKEN:
+        return soap_fault("Sender", ("InvalidArgVal", "NoProfile"), "The requested profile token does not exist.")
+    if name == "GetProfiles":
+        encoding = "H264" if camera.codec == "h264" else "H265"
+        profile = (f'<trt:Profiles token="{PROFILE_TOKEN}" fixed="true"><tt:Name>main stream</tt:Name>'
+                   f'<tt:VideoEncoderConfiguration token="encoder_main"><tt:Name>main</tt:Name>'
+                   f"<tt:UseCount>1</tt:UseCount><tt:Encoding>{encoding}</tt:Encoding><tt:Resolution>"
+                   f"<tt:Width>{camera.width}</tt:Width><tt:Height>{camera.height}</tt:Height></tt:Resolution>"
+                   f"</tt:VideoEncoderConfiguration></trt:Profiles>")  # fmt: skip
+        return "200 OK", soap_envelope(f"<trt:GetProfilesResponse>{profile}</trt:GetProfilesResponse>")
+    if name == "GetStreamUri":
+        uri = (f"<trt:MediaUri><tt:Uri>{escape(camera.url)}</tt:Uri><tt:InvalidAfterConnect>false"
+               f"</tt:InvalidAfterConnect><tt:InvalidAfterReboot>false</tt:InvalidAfterReboot>"
+               f"<tt:Timeout>PT0S</tt:Timeout></trt:MediaUri>")  # fmt: skip
+        return "200 OK", soap_envelope(f"<trt:GetStreamUriResponse>{uri}</trt:GetStreamUriResponse>")
+    if name == "SetSynchronizationPoint":
+        if not camera.keyframe_on_request:
+            return soap_fault("Receiver", ("ActionNotSupported",), "SetSynchronizationPoint is not supported.")
+        await camera.force_keyframe()
+        return "200 OK", soap_envelope("<trt:SetSynchronizationPointResponse/>")
+    return soap_fault("Receiver", ("ActionNotSupported",), "The camera does not support this action.")
 
 
 def _default_loops_dir() -> Path:

@@ -10,7 +10,8 @@ class Command(BaseCommand):
     help = (
         "Serve simulated cameras on loopback: camera n on port BASE_PORT+n-1, MJPEG at /video.mjpg, "
         "H.264 and H.265 at rtsp://host:port/stream (--codecs is cycled over the cameras). "
-        f"POST /cameras/<n>/<state> on the control port switches a camera ({', '.join(STATES)})."
+        f"POST /cameras/<n>/<state> on the control port switches a camera ({', '.join(STATES)}); "
+        "/onvif/<n>/media_service there is an RTSP camera's ONVIF media service (SetSynchronizationPoint)."
     )
 
     def add_arguments(self, parser):
@@ -60,6 +61,9 @@ class Command(BaseCommand):
         await simulator.start(strict=False)
         first, last = simulator.cameras[1], simulator.cameras[len(simulator.cameras)]
         self.stdout.write(f"Serving {len(simulator.cameras)} cameras: {first.url} … {last.url}", ending="\n")
+        for camera in simulator.cameras.values():
+            if getattr(camera, "onvif_url", None):
+                self.stdout.write(f"  camera {camera.number}: {camera.url} ONVIF {camera.onvif_url}", ending="\n")
         self.stdout.flush()
         await stop.wait()
         await simulator.stop()
