@@ -31,7 +31,12 @@ def mode_for(backup_constant: bool, backup_fast: bool, primary_fast: bool) -> st
 
 
 def effective_mode(camera) -> ModeDecision:
-    """The mode follows the backup server's settings; fast also needs the primary's half."""
+    """The mode follows the backup server's settings; fast also needs the primary's half.
+
+    Its warnings (a camera's ``redundancy_warnings``, in the API too) are of the settings alone. What the agents
+    measure — a connection the camera refuses, a frame rate that drops while two servers read it — changes by
+    the second and is stream health's (recording.models words it): the camera page and the Backup section show
+    it beside these, the API has it as events (connection_refused, frame_rate_dropped) and in /api/status/."""
     backup = camera.backup_server
     if backup is None:
         return ModeDecision(RedundancyMode.NONE)

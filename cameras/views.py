@@ -43,6 +43,12 @@ def camera_list(request):
     )
 
 
+def _measured_warnings(camera) -> list[str]:
+    """What the servers' agents measure of the camera: a connection it refuses, a frame rate that drops for two."""
+    health = StreamHealth.objects.filter(camera=camera)
+    return [row.refusal_warning() for row in health.refused()] + [drop.warning() for drop in health.frame_rate_drops()]
+
+
 @login_required
 @view_required("cameras.view_camera")
 def camera_tab(request, pk, tab):
@@ -71,7 +77,7 @@ def camera_tab(request, pk, tab):
             "form": form,
             "tab": tab,
             "can_configure": can_configure,
-            "refusals": [health.refusal_warning() for health in StreamHealth.objects.refused().filter(camera=camera)],
+            "measured_warnings": _measured_warnings(camera),
         },
         status=400 if form.errors else 200,
     )

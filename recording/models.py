@@ -1,6 +1,10 @@
 """What the video servers recorded and saw: segments, stream health, analytics events."""
 
+from dataclasses import dataclass
+from datetime import timedelta
+
 from django.db import models
+from django.utils import timezone
 
 from cameras.models import AnalyticsModule, Camera
 from servers.models import Server
@@ -40,11 +44,69 @@ class StreamState(models.TextChoices):
 
 REFUSED = "refused: "  # how a stream report's reason starts when the camera turned the connection away
 
+# Agents store their reports every 5 s; a row older than this is of a server that no longer reads the camera.
+HEALTH_CURRENT_FOR = timedelta(seconds=30)
+
+# A camera's frame rate has dropped below 80 % of what it is set to (Camera.fps, what it sends one viewer): the
+# agents measure it from packet arrivals over 5 s, which jitter and a keyframe's burst move by a few percent,
+# while a camera that slows down for an extra viewer loses far more (a half, a third); 24 of 25 fps is no news.
+FRAME_RATE_DROPPED_BELOW = 0.8
+# ... and is back from 90 %: a camera hovering about 80 % makes one episode, not one per crossing.
+FRAME_RATE_BACK_FROM = 0.9
+
+
+@dataclass(frozen=True)
+class FrameRateDrop:
+    """A camera read by two servers at once whose frame rate, as either measures it, is below what it is set to."""
+
+    camera: str
+    expected_fps: int
+    measured: tuple[tuple[str, float], ...]  # (server, fps it measures), the primary first
+
+    def warning(self) -> str:
+        servers = " and ".join(server for server, _ in self.measured)
+        readings = ", ".join(f"{server} {fps:.1f} fps" for server, fps in self.measured)
+        return (f"{self.camera} lowers its frame rate while {servers} both read it: measured {readings}, "
+                f"expected {self.expected_fps} fps (the camera slows down for each extra viewer).")  # fmt: skip
+
+
+def frame_rate_drop(camera, measured, below: float = FRAME_RATE_DROPPED_BELOW) -> FrameRateDrop | None:
+    """The drop, when two servers or more read ``camera`` at once (``measured``: (server name, fps) pairs) and
+    one of them measures less than ``below`` of its configured fps; None otherwise."""
+    readings = tuple((server, fps) for server, fps in measured if fps > 0)  # 0: too new a connection to tell
+    if len(readings) < 2 or not any(fps < below * camera.fps for _, fps in readings):
+        return None
+    return FrameRateDrop(camera.name, camera.fps, readings)
+
 
 class StreamHealthQuerySet(models.QuerySet):
-    def refused(self):
+    def current(self, now=None):
+        """Reports an agent still keeps up: a server that stopped reading a camera leaves its last row behind."""
+        return self.filter(reported_at__gte=(now or timezone.now()) - HEALTH_CURRENT_FOR)
+
+    def refused(self, now=None):
         """Connections the camera turns away (too many RTSP sessions, credentials refused), newest report each."""
-        return self.filter(state=StreamState.LOST, reason__startswith=REFUSED).select_related("camera", "server")
+        return (
+            self.current(now)
+            .filter(state=StreamState.LOST, reason__startswith=REFUSED)
+            .select_related("camera", "server")
+        )
+
+    def frame_rate_drops(self, now=None) -> list[FrameRateDrop]:
+        """The cameras of these rows whose primary and backup both stream them now, one measuring a dropped rate."""
+        rows = self.current(now).filter(state=StreamState.STREAMING).select_related("camera", "server")
+        by_camera: dict[int, list[StreamHealth]] = {}
+        for row in rows.order_by("camera__name"):
+            by_camera.setdefault(row.camera_id, []).append(row)
+        drops = []
+        for health in by_camera.values():
+            camera = health[0].camera
+            ours = {row.server_id: row for row in health}
+            servers = (camera.primary_server_id, camera.backup_server_id)
+            measured = [(ours[pk].server.name, ours[pk].fps) for pk in servers if pk in ours]
+            if drop := frame_rate_drop(camera, measured):
+                drops.append(drop)
+        return drops
 
 
 class StreamHealth(models.Model):

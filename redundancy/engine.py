@@ -8,8 +8,10 @@ unreachable Redis is no evidence that servers died.
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 
 import redis
 from django.conf import settings
@@ -19,7 +21,7 @@ from cameras.models import Camera
 from cameras.modes import RedundancyMode
 from recording import live
 from recording.lease import describe
-from recording.models import REFUSED
+from recording.models import FRAME_RATE_BACK_FROM, REFUSED, FrameRateDrop, frame_rate_drop
 from recording.tasks import notify
 from redundancy import notifications
 from redundancy.decisions import (
@@ -43,6 +45,8 @@ LOCK_KEY = "engine-lock"
 ENGINE_WITNESS = "engine"  # the engine's own report of an outage, beside the agents'
 OUTAGE_GAP = 3.0  # seconds without a pass, and without any heartbeat, that mean Redis was away
 FAILURE_MEMORY = 3600.0  # seconds of failures that count towards flap damping
+# Seconds a connection streams before its fps counts: the agents measure it over 5 s (recording.ingest.STATS_WINDOW).
+FPS_SETTLED_AFTER = 5.0
 
 
 def takeover_figures(report: dict) -> str:
@@ -170,6 +174,7 @@ class Engine:
                      decision.placement, decision.reason)  # fmt: skip
         events += self._stream_events(cameras, camera_views, now)
         events += self._refused_connections(cameras, camera_views, now)
+        events += self._frame_rate_drops(cameras, camera_views, now)
         by_pk = {server.pk: server for server in servers}
         for event in events:  # the outbox: the mail worker sends these, the pass goes on
             if notifications.wants_mail(event, by_pk):
@@ -307,11 +312,23 @@ class Engine:
                 ))  # fmt: skip
         return events
 
+    def _episodes(self, name: str, holding: dict[str, Callable[[], Event]], over: set[str]) -> list[Event]:
+        """One event per episode of a condition, whose members are kept in the Redis set ``name`` between passes.
+        ``holding`` maps each member whose condition holds now to the maker of the event its start is; ``over``
+        are those whose condition has ended. A member in neither is left as it is (not known either way yet)."""
+        known = {member.decode() for member in self.redis.smembers(live.key(name))}
+        started = [member for member in holding if member not in known]
+        ended = [member for member in over if member in known]
+        if started:
+            self.redis.sadd(live.key(name), *started)
+        if ended:
+            self.redis.srem(live.key(name), *ended)
+        return [holding[member]() for member in started]
+
     def _refused_connections(self, cameras, views, now) -> list[Event]:
         """A camera that turns a server's connection away (most often: no more RTSP sessions at once, as the
         second connection of constant mode asks) is an event once, until that server reads it again."""
-        known = {member.decode() for member in self.redis.smembers(live.key("refused"))}
-        events, flagged, cleared = [], [], []
+        holding, over = {}, set()
         for camera in cameras:
             view = views[camera.pk]
             for server in (view.primary, view.backup):
@@ -320,24 +337,48 @@ class Engine:
                 report = self._health.get(server.name, {}).get(camera.pk, {})
                 member = f"{camera.pk}:{server.pk}"
                 if report.get("state") == "lost" and str(report.get("reason", "")).startswith(REFUSED):
-                    if member in known:
-                        continue
-                    flagged.append(member)
-                    why = report["reason"].removeprefix(REFUSED)
-                    role = "backup" if server is view.backup else "primary"
-                    text = f"{camera.name} refuses the connection of its {role} {server.name}: {why}"
-                    if view.mode == RedundancyMode.CONSTANT and server is view.backup:
-                        text += "; constant redundancy needs a second session"
-                    log.warning("camera=%s event=connection_refused server=%s", camera.pk, server.name)
-                    events.append(Event(at=_when(now), kind=EventKind.CONNECTION_REFUSED, camera=camera,
-                                        server_id=server.pk, mode=view.mode, message=text[:500]))  # fmt: skip
-                elif member in known and report.get("state") in ("streaming", None):  # reads it, or no longer tries
-                    cleared.append(member)
-        if flagged:
-            self.redis.sadd(live.key("refused"), *flagged)
-        if cleared:
-            self.redis.srem(live.key("refused"), *cleared)
-        return events
+                    holding[member] = partial(self._refusal_event, camera, view, server, report["reason"], now)
+                elif report.get("state") in ("streaming", None):  # reads it, or no longer tries
+                    over.add(member)
+        return self._episodes("refused", holding, over)
+
+    def _refusal_event(self, camera, view, server, reason, now) -> Event:
+        role = "backup" if server is view.backup else "primary"
+        text = f"{camera.name} refuses the connection of its {role} {server.name}: {reason.removeprefix(REFUSED)}"
+        if view.mode == RedundancyMode.CONSTANT and server is view.backup:
+            text += "; constant redundancy needs a second session"
+        log.warning("camera=%s event=connection_refused server=%s", camera.pk, server.name)
+        return Event(at=_when(now), kind=EventKind.CONNECTION_REFUSED, camera=camera, server_id=server.pk,
+                     mode=view.mode, message=text[:500])  # fmt: skip
+
+    def _frame_rate_drops(self, cameras, views, now) -> list[Event]:
+        """A camera whose frame rate drops while its primary and its backup both read it (some cameras slow
+        down for each extra viewer; constant mode keeps two) is an event once per episode. The episode ends
+        when both measure at least FRAME_RATE_BACK_FROM of its fps again, or one of them no longer reads it."""
+        holding, over = {}, set()
+        for camera in cameras:
+            view = views[camera.pk]
+            measured = self._settled_fps(camera.pk, (view.primary, view.backup), now)
+            if drop := frame_rate_drop(camera, measured):
+                holding[str(camera.pk)] = partial(self._frame_rate_event, camera, view, drop, now)
+            elif frame_rate_drop(camera, measured, below=FRAME_RATE_BACK_FROM) is None:
+                over.add(str(camera.pk))
+        return self._episodes("frame-rate-dropped", holding, over)
+
+    def _settled_fps(self, camera_pk, servers, now) -> list[tuple[str, float]]:
+        """(server name, fps) of each of ``servers`` that has streamed the camera long enough to have measured it."""
+        measured = []
+        for server in servers:
+            report = self._health.get(server.name, {}).get(camera_pk, {}) if server else {}
+            if report.get("state") == "streaming" and now - report.get("since", now) >= FPS_SETTLED_AFTER:
+                measured.append((server.name, float(report.get("fps") or 0)))
+        return measured
+
+    def _frame_rate_event(self, camera, view, drop: FrameRateDrop, now) -> Event:
+        log.warning("camera=%s event=frame_rate_dropped expected_fps=%s measured=%s", camera.pk, drop.expected_fps,
+                    ",".join(f"{server}:{fps:.1f}" for server, fps in drop.measured))  # fmt: skip
+        return Event(at=_when(now), kind=EventKind.FRAME_RATE_DROPPED, camera=camera, server_id=view.backup.pk,
+                     mode=view.mode, message=drop.warning()[:500])  # fmt: skip
 
     def _desired_sets(self, servers, cameras, views) -> dict[str, set[int]]:
         by_pk = {server.pk: server.name for server in servers}

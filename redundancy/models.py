@@ -69,6 +69,7 @@ class EventKind(models.TextChoices):
     STORAGE_RESTORED = "storage_restored", "Storage restored"
     AGENT_CONFLICT = "agent_conflict", "Two agents for one server"
     CONNECTION_REFUSED = "connection_refused", "Camera refused a server's connection"
+    FRAME_RATE_DROPPED = "frame_rate_dropped", "Camera lowered its frame rate for a second server"
 
 
 class MailState(models.TextChoices):

@@ -70,8 +70,12 @@ def _backup_preview(server, form, before_apply=True) -> dict:
     for camera in primary_of:
         camera.primary_server = ticked
     warnings = server_warnings(ticked, backed_up, primary_of, ticked.licensing())
-    # What the agents measured: a camera that turns this server's connection away is not protected by it.
+    # What the agents measured: a camera that turns this server's connection away is not protected by it; one
+    # it backs up that lowers its frame rate while both servers read it is recorded with fewer frames.
     warnings += [health.refusal_warning() for health in StreamHealth.objects.refused().filter(server=server)]
+    warnings += [
+        drop.warning() for drop in StreamHealth.objects.filter(camera__backup_server=server).frame_rate_drops()
+    ]
     flags = ticked.redundancy
     if flags.fast_redundancy and not flags.constant_redundancy and not backed_up:
         # Rule 5; with cameras backed up, server_warnings names the primaries that still lack it.
