@@ -277,6 +277,7 @@ class VideoServerAgent:
                     camera.codec,
                     tuple(camera.analytics_on(self.server)),
                     camera.rtsp_transport,
+                    onvif_url=camera.onvif_url,
                 )  # fmt: skip
                 for camera in cameras
             }

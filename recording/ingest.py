@@ -39,6 +39,7 @@ class CameraFeed:
     codec: str
     analytics: tuple[str, ...]  # the modules to run on this server: empty unless it is the camera's primary
     transport: str = "tcp"  # RTSP: tcp (interleaved) or udp
+    onvif_url: str = ""  # the camera's ONVIF media service: asked for a keyframe at each connection (RTSP)
 
     def open_url(self) -> str:
         """The stream URL with credentials for FFmpeg. Never log it."""
@@ -74,6 +75,7 @@ class StreamStats:
         self.since = clock()
         self.stream: dict = {}  # codec and resolution as the camera sends them
         self.connect: dict = {}  # the last connection: seconds from connecting to the open, to the first frame
+        self.connections = 0  # opens so far: a keyframe request's answer counts for its own connection only
         self.problem = ""  # why the last connection failed, when it did
         self._window: deque[tuple[float, int]] = deque()
         self._keyframes: deque[float] = deque(maxlen=3)
@@ -83,6 +85,20 @@ class StreamStats:
         """The stream answered (RTSP: the session is set up and the camera's first packet came)."""
         with self._lock:
             self.connect = {"open_seconds": round(at - self.since, 3)}
+            self.connections += 1
+
+    def keyframe_asked(self) -> int:
+        """A keyframe was asked of the camera (ONVIF) for this connection; its number, for the answer."""
+        with self._lock:
+            self.connect = {**self.connect, "keyframe_request": "asked"}
+            return self.connections
+
+    def keyframe_answered(self, connection: int, outcome: str, seconds: float) -> None:
+        """How the camera took the request: accepted, refused or failed (no answer), and how long it took."""
+        with self._lock:
+            if connection == self.connections:
+                self.connect = {**self.connect, "keyframe_request": outcome,
+                                "keyframe_request_seconds": round(seconds, 3)}  # fmt: skip
 
     def describe(self, codec: str, width: int, height: int) -> None:
         with self._lock:
@@ -99,7 +115,10 @@ class StreamStats:
             self.problem = ""
             if self.state != StreamState.STREAMING:
                 if self.state == StreamState.CONNECTING:  # the first recorded frame (RTSP: a keyframe)
-                    self.connect = {**self.connect, "first_frame_seconds": round(at - self.since, 3)}
+                    first = round(at - self.since, 3)
+                    self.connect = {**self.connect, "first_frame_seconds": first}
+                    if "open_seconds" in self.connect:  # the wait for the keyframe, once the stream was open
+                        self.connect["keyframe_wait_seconds"] = round(first - self.connect["open_seconds"], 3)
                 self.state, self.since = StreamState.STREAMING, at
 
     def set_state(self, state: str) -> None:

@@ -2,7 +2,10 @@
 
 ``RtspIngest`` reads the camera with PyAV (FFmpeg's RTSP demuxer) over TCP, or UDP where the
 camera is set so. The stream's parameters come from the SDP (no long probing), so an open
-costs the RTSP handshake and the wait for the first keyframe. ``PacketSegmentWriter`` puts
+costs the RTSP handshake and the wait for the first keyframe; a camera with an ONVIF address is
+asked for a keyframe as soon as the stream is open (``recording.onvif``, on a thread of its own:
+the wait for the camera's own next keyframe goes on meanwhile), which cuts that wait from up to a
+GOP to a frame or two where the camera allows it. ``PacketSegmentWriter`` puts
 the packets, as they came, into MPEG-TS segments of about ``length`` seconds, each starting
 on a keyframe so that it plays alone in any player. Every packet reaches the OS as it is
 written: a segment cut short by a killed agent plays up to its last written frame and is
@@ -22,6 +25,7 @@ import cv2
 import numpy as np
 
 from recording.ingest import IngestWorker
+from recording.onvif import KeyframeRequest
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,21 @@ class VideoPacket:
 
 
 class RtspIngest(IngestWorker):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        feed = self.feed
+        # Its profile is looked up once per worker, then one request per connection.
+        self.keyframes = KeyframeRequest(feed.camera_id, feed.onvif_url, feed.stream_url, feed.username,
+                                         feed.password) if feed.onvif_url else None  # fmt: skip
+
+    def _ask_keyframe(self) -> None:
+        """Ask the camera for a keyframe now, without waiting for its answer (that goes into the stats)."""
+        if self.keyframes is not None:
+            connection = self.stats.keyframe_asked()
+            self.keyframes.send_in_background(
+                lambda outcome, seconds: self.stats.keyframe_answered(connection, outcome, seconds)
+            )
+
     def _stream(self) -> bool:
         got_frames = False
         try:
@@ -68,6 +87,7 @@ class RtspIngest(IngestWorker):
                 return False
             self.stats.describe("h265" if codec == "hevc" else codec, stream.codec_context.width,
                                 stream.codec_context.height)  # fmt: skip
+            self._ask_keyframe()
             for packet in container.demux(stream):
                 if self._stopping.is_set():
                     break
