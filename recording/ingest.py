@@ -23,7 +23,7 @@ from recording.models import StreamState
 log = logging.getLogger(__name__)
 
 BACKOFF_FIRST = 0.5
-BACKOFF_MAX = 10.0
+BACKOFF_MAX = 2.0  # a camera back from a reboot is recorded again within this (plus the open and a keyframe)
 STATS_WINDOW = 5.0  # seconds of frames behind the fps and bitrate figures
 
 
