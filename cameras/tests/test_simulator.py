@@ -13,12 +13,13 @@ from conftest import free_ports
 from recording.streamcopy import open_options
 
 
-def first_frames(url: str, count: int = 3) -> list[int]:
+def first_frames(url: str, count: int = 3) -> list[tuple[int, bool]]:
+    """The first frames a viewer gets: (identity, keyframe)."""
     with av.open(url, options=open_options("tcp", 4000, 4000)) as container:
         frames = []
         for packet in container.demux(container.streams.video[0]):
             if packet.size:
-                frames.append(read_identity(bytes(packet))[0])
+                frames.append((read_identity(bytes(packet))[0], bool(packet.is_keyframe)))
             if len(frames) == count:
                 return frames
     return frames
@@ -27,8 +28,10 @@ def first_frames(url: str, count: int = 3) -> list[int]:
 def test_an_rtsp_camera_shares_its_stream_limits_its_sessions_and_stops_and_starts(simulator):
     sim = simulator(1, codecs=("h264",), gop_seconds=0.4, max_viewers=1)
     url = sim.url(1)
-    frames = first_frames(url)
-    assert frames == list(range(frames[0], frames[0] + 3)) and frames[0] % 2 == 0  # from a keyframe (every 2)
+    frames = first_frames(url, 4)
+    counters = [counter for counter, _ in frames]
+    assert counters == list(range(counters[0], counters[0] + 4))  # at once, mid-GOP maybe, as a camera does
+    assert [counter % 2 == 0 for counter, _ in frames] == [keyframe for _, keyframe in frames]  # a keyframe each 2
     with av.open(url, options=open_options("tcp", 4000, 4000)):  # the one session it allows
         with pytest.raises(av.error.HTTPOtherClientError):  # 453 for the second
             av.open(url, options=open_options("tcp", 4000, 4000))
