@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/failover.py [--quick]
     .venv/bin/python bench/failover.py --codec h264 --gop 1 [--quick]
+    .venv/bin/python bench/failover.py --codec h264 --gop 1 --keyframe-request --fast-only --runs 4
 
 Starts the web app, then for each scenario the camera simulator, Celery beat and the engine
 worker, and one agent per server (``manage.py run_video_server``), all on loopback, against
@@ -10,7 +11,11 @@ waits for its cameras to record on the backup, lets them fail back where the sce
 and reads every recorded frame's identity back from both servers' files. MJPEG cameras run at
 320x180 and 5 fps; RTSP cameras (``--codec h264`` or ``h265``) at 640x360 and 25 fps with a keyframe
 every ``--gop`` seconds, recorded by stream copy, so that a takeover also waits for a keyframe. Per camera, the lost
-video of a transition is the longest run of frames neither server recorded around it.
+video of a transition is the longest run of frames neither server recorded around it. With
+``--keyframe-request`` the RTSP cameras have their ONVIF address (the simulator's), so that the
+backup asks each camera for a keyframe as soon as its stream is open (SetSynchronizationPoint)
+instead of waiting for the next one; the backup's own figures of each takeover (the open, the
+wait for the keyframe) are read from its stream reports.
 Prints a table, writes JSON and a PNG timeline into bench/out/.
 """
 
@@ -20,6 +25,7 @@ import signal
 import statistics
 import sys
 import time
+from collections import Counter
 
 import cv2  # noqa: E402  (after common: Django is set up there)
 import numpy as np  # noqa: E402
@@ -33,13 +39,18 @@ from redundancy.models import CameraPlacement, Event, Placement, ServerState  # 
 from servers.models import License, MultiserverSystem, Server  # noqa: E402
 
 BASE_PORT = 19501
+CONTROL_PORT = 19500  # the simulator's control endpoint, and its cameras' ONVIF service
 ENGINE_ENV = {"ENGINE_HOLD_DOWN_SECONDS": 5}
-CODEC, GOP = "mjpeg", 2.0  # set from the command line in main()
+CODEC, GOP, KEYFRAME_REQUEST = "mjpeg", 2.0, False  # set from the command line in main()
 
 
 def stream_url(number: int) -> str:
     port = BASE_PORT + number - 1
     return f"http://127.0.0.1:{port}/video.mjpg" if CODEC == "mjpeg" else f"rtsp://127.0.0.1:{port}/stream"
+
+
+def onvif_url(number: int) -> str:
+    return f"http://127.0.0.1:{CONTROL_PORT}/onvif/{number}/media_service" if KEYFRAME_REQUEST else ""
 
 
 def reset(mode: str, count: int, run: str, fps: float, width: int, height: int) -> list[Camera]:
@@ -63,6 +74,7 @@ def reset(mode: str, count: int, run: str, fps: float, width: int, height: int) 
         Camera.objects.create(
             name=f"{run}-{n}",
             stream_url=stream_url(n),
+            onvif_url=onvif_url(n),
             codec=CODEC,
             width=width,
             height=height,
@@ -106,7 +118,8 @@ def scenario(name: str, mode: str, how: str, count: int, fps: float, failback: b
     cameras = reset(mode, count, run, fps, width, height)
     env = {**ENGINE_ENV}
     procs = [
-        start(["simulate_cameras", "--count", str(count), "--base-port", str(BASE_PORT), "--control-port", "0",
+        start(["simulate_cameras", "--count", str(count), "--base-port", str(BASE_PORT), "--control-port",
+               str(CONTROL_PORT if KEYFRAME_REQUEST else 0),
                "--width", str(width), "--height", str(height), "--fps", str(fps), "--codecs", CODEC,
                "--gop", str(GOP)], f"{run}-sim"),
         start([sys.executable, "-m", "celery", "-A", "eocortex_web", "worker", "-Q", "control", "-P", "solo",
@@ -130,6 +143,7 @@ def scenario(name: str, mode: str, how: str, count: int, fps: float, failback: b
             actions.drain(Server.objects.get(name="srv-a"))
         result["moved_after_s"] = round(wait(lambda: all_placed(cameras, Placement.ON_BACKUP), 120, "failover"), 2)
         time.sleep(3)
+        result.update(takeover_figures(cameras))
         failed_back = None
         if failback:
             failed_back = time.time()
@@ -166,6 +180,22 @@ def scenario(name: str, mode: str, how: str, count: int, fps: float, failback: b
         timeline(cameras[:6], server, began, failed_back, fps)
     print(f"  {name}: {result}", flush=True)
     return result
+
+
+def takeover_figures(cameras) -> dict:
+    """The backup's own figures of its connections: the open, the wait for the first keyframe, the request."""
+    reports = live.read_stream_health(live.client(), "srv-b")
+    connects = [reports[c.pk] for c in cameras if "first_frame_seconds" in reports.get(c.pk, {})]
+    if not connects:
+        return {}
+    opens = [r["open_seconds"] for r in connects if "open_seconds" in r]
+    waits = [r["keyframe_wait_seconds"] for r in connects if "keyframe_wait_seconds" in r]
+    figures = {"backup_open_median_s": round(statistics.median(opens), 3) if opens else None,
+               "backup_keyframe_wait_median_s": round(statistics.median(waits), 3) if waits else None,
+               "backup_keyframe_wait_max_s": round(max(waits), 3) if waits else None}  # fmt: skip
+    requests = Counter(r.get("keyframe_request", "none") for r in connects)
+    figures["keyframe_requests"] = dict(requests)
+    return figures
 
 
 def timeline(cameras, server, began, failed_back, fps) -> None:
@@ -205,29 +235,35 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one run per scenario, no 100-camera run")
     parser.add_argument("--codec", choices=["mjpeg", "h264", "h265"], default="mjpeg")
     parser.add_argument("--gop", type=float, default=2.0, help="RTSP cameras: seconds between keyframes")
+    parser.add_argument("--keyframe-request", action="store_true",
+                        help="RTSP cameras: their ONVIF address given, a backup asks for a keyframe")  # fmt: skip
+    parser.add_argument("--runs", type=int, default=None,
+                        help="fast SIGKILL runs of 10 cameras (default 3, 1 with --quick)")  # fmt: skip
+    parser.add_argument("--fast-only", action="store_true", help="only the fast SIGKILL runs")
     args = parser.parse_args()
-    global CODEC, GOP
-    CODEC, GOP = args.codec, args.gop
+    global CODEC, GOP, KEYFRAME_REQUEST
+    CODEC, GOP, KEYFRAME_REQUEST = args.codec, args.gop, args.keyframe_request and args.codec != "mjpeg"
     fps = 5.0 if CODEC == "mjpeg" else 25.0
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
     web = start([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", "8097", "eocortex_web.asgi:application"],
                 "web", manage=False)  # fmt: skip
-    runs = 1 if args.quick else 3
+    runs = args.runs or (1 if args.quick else 3)
     plan = [(f"fast SIGKILL {n}", "fast", "SIGKILL", 10, fps, n == runs) for n in range(1, runs + 1)]
-    plan += [("normal SIGKILL", "normal", "SIGKILL", 5, fps, False),
+    plan += [] if args.fast_only else [("normal SIGKILL", "normal", "SIGKILL", 5, fps, False),
              ("constant SIGKILL", "constant", "SIGKILL", 5, fps, False),
              ("fast graceful stop", "fast", "SIGTERM", 5, fps, True),
              ("normal drain", "normal", "drain", 5, fps, True)]  # fmt: skip
-    if not args.quick and CODEC == "mjpeg":
+    if not args.quick and not args.fast_only and CODEC == "mjpeg":
         plan.append(("fast SIGKILL 100 cameras", "fast", "SIGKILL", 100, 2.0, False))
     try:
         results = [scenario(*step) for step in plan]
     finally:
         stop(web)
     fast = [r for r in results if r["scenario"].startswith("fast SIGKILL") and r["cameras"] == 10]
-    print(f"\n{CODEC.upper()} cameras" + ("" if CODEC == "mjpeg" else f", keyframe every {GOP:g} s"))
+    print(f"\n{CODEC.upper()} cameras" + ("" if CODEC == "mjpeg" else f", keyframe every {GOP:g} s")
+          + (", a keyframe asked for at connect (ONVIF)" if KEYFRAME_REQUEST else ""))  # fmt: skip
     print("| scenario | cameras | cameras on backup after | lost video median | p95 | max | frames missing "
           "| failback lost |")  # fmt: skip
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -238,8 +274,11 @@ def main() -> None:
     if fast:
         per_run = ", ".join(f"{r['lost_p95_s']} s" for r in fast)
         print(f"\nFast mode after SIGKILL, p95 of lost video per run: {per_run}")
+        waits = ", ".join(f"{r.get('backup_keyframe_wait_median_s')} s (max {r.get('backup_keyframe_wait_max_s')} s)"
+                          for r in fast)  # fmt: skip
+        print(f"Backup's wait from the open to the first keyframe, median per run: {waits}")
     OUT.mkdir(exist_ok=True)
-    suffix = "" if CODEC == "mjpeg" else f"_{CODEC}_gop{GOP:g}"
+    suffix = ("" if CODEC == "mjpeg" else f"_{CODEC}_gop{GOP:g}") + ("_keyframe_request" if KEYFRAME_REQUEST else "")
     (OUT / f"failover{suffix}.json").write_text(json.dumps(results, indent=2))
     if CODEC == "mjpeg":
         print(f"Timeline: {OUT / 'failover_timeline.png'}")
