@@ -28,7 +28,7 @@ from recording.ingest import CameraFeed, IngestWorker, ingest_worker
 from recording.lease import ServerLease, ttl_for
 from recording.models import StreamHealth
 from recording.outbox import Outbox
-from recording.pipeline import SNAPSHOT_EVERY, CameraPipeline, Recording
+from recording.pipeline import SNAPSHOT_EVERY, CameraPipeline, Recording, SubStream
 from recording.segments import SegmentRecord
 from recording.storage_health import StorageHealth
 from servers.models import Server
@@ -186,6 +186,11 @@ class VideoServerAgent:
 
     def stream_reports(self, problems: dict | None = None) -> dict[int, dict]:
         reports = {camera_id: worker.stats.report() for camera_id, worker in list(self.workers.items())}
+        for camera_id, report in reports.items():
+            pipeline = self.pipelines.get(camera_id)
+            if pipeline is not None and pipeline.sub_stream is not None:
+                # Beside the camera's state, never in it: the engine reads the main stream's, which is recorded.
+                report["sub_stream"] = pipeline.sub_stream.report()
         problems = self.storage_health.snapshot() if problems is None else problems
         for camera_id, report in reports.items():
             error = problems.get(camera_id) or problems.get(None)
@@ -277,29 +282,57 @@ class VideoServerAgent:
                     camera.codec,
                     tuple(camera.analytics_on(self.server)),
                     camera.rtsp_transport,
+                    # Read by the camera's primary only: recording.pipeline.SubStream says why.
+                    sub_stream_url=camera.sub_stream_url if camera.primary_server_id == self.server.pk else "",
                     onvif_url=camera.onvif_url,
                 )  # fmt: skip
                 for camera in cameras
             }
         except DatabaseError:
             connection.close()  # keep the last feeds we knew
-        return {camera_id: feed for camera_id, feed in self._feeds.items() if camera_id in camera_ids}
+        feeds = {camera_id: feed for camera_id, feed in self._feeds.items() if camera_id in camera_ids}
+        for camera_id, feed in feeds.items():
+            pipeline = self.pipelines.get(camera_id)
+            if pipeline is None or feed != pipeline.feed:
+                continue  # not running, or restarted whole by reconcile
+            running = pipeline.sub_stream.feed.stream_url if pipeline.sub_stream else ""
+            if feed.sub_stream_url == running:
+                continue
+            if not (running and feed.sub_stream_url):
+                self._stop_cameras([camera_id])  # a sub stream added or removed: the camera starts again, anew
+                continue
+            # Another sub stream URL: its reader alone starts again; the recording goes on.
+            old = pipeline.sub_stream
+            old.worker.stop()
+            old.worker.join(timeout=self.read_timeout + self.open_timeout + 1)
+            sub = pipeline.sub_stream = SubStream(pipeline, feed.sub_feed())
+            sub.start(ingest_worker(sub.feed, sub, self.open_timeout, self.read_timeout, self.clock, sub.decodes,
+                                    "sub"))  # fmt: skip
+            log.info("server=%s camera=%s event=sub_stream_restarted", self.name, camera_id)
+        return feeds
 
     def _start_camera(self, feed: CameraFeed) -> None:
         recording = Recording(self.storage, self.name, self.segment_seconds, self.segment_closed)
         pipeline = CameraPipeline(feed, recording, self.storage_health, self.analytics_event,
                                   lambda camera_id: camera_id in self.watched)  # fmt: skip
-        worker = ingest_worker(feed, pipeline, self.open_timeout, self.read_timeout, self.clock)
+        worker = ingest_worker(feed, pipeline, self.open_timeout, self.read_timeout, self.clock, pipeline.decodes_main)
         self.pipelines[feed.camera_id], self.workers[feed.camera_id] = pipeline, worker
         worker.start()
-        log.info("server=%s camera=%s event=ingest_started analytics=%s", self.name, feed.camera_id,
-                 ",".join(feed.analytics) or "-")  # fmt: skip
+        sub = pipeline.sub_stream
+        if sub is not None:  # its own worker: a sub stream that fails leaves the recording alone
+            sub.start(ingest_worker(sub.feed, sub, self.open_timeout, self.read_timeout, self.clock, sub.decodes,
+                                    "sub"))  # fmt: skip
+        log.info("server=%s camera=%s event=ingest_started analytics=%s sub_stream=%s", self.name, feed.camera_id,
+                 ",".join(feed.analytics) or "-", "yes" if sub else "no")  # fmt: skip
 
     def _stop_cameras(self, camera_ids: list[int]) -> None:
         """Signal all first, then wait: a worker stuck in a read holds up only itself."""
         workers = [self.workers.pop(camera_id) for camera_id in camera_ids]
-        for worker in workers:
+        subs = [sub.worker for worker in workers if (sub := self.pipelines[worker.feed.camera_id].sub_stream)]
+        for worker in workers + subs:
             worker.stop()
+        for worker in subs:
+            worker.join(timeout=self.read_timeout + self.open_timeout + 1)
         for worker in workers:
             worker.join(timeout=self.read_timeout + self.open_timeout + 1)
             self.pipelines.pop(worker.feed.camera_id).close()

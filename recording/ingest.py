@@ -12,7 +12,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import cv2
@@ -40,6 +40,9 @@ class CameraFeed:
     analytics: tuple[str, ...]  # the modules to run on this server: empty unless it is the camera's primary
     transport: str = "tcp"  # RTSP: tcp (interleaved) or udp
     onvif_url: str = ""  # the camera's ONVIF media service: asked for a keyframe at each connection (RTSP)
+    # The camera's low-resolution stream where this server reads it (its primary): analytics and the snapshot
+    # come from there. Not compared: a changed sub stream restarts its own reader, not the recording.
+    sub_stream_url: str = field(default="", compare=False)
 
     def open_url(self) -> str:
         """The stream URL with credentials for FFmpeg. Never log it."""
@@ -54,6 +57,15 @@ class CameraFeed:
         """RTSP streams are read by PyAV and recorded by stream copy; HTTP ones through OpenCV."""
         return urlsplit(self.stream_url).scheme.lower() == "rtsp"
 
+    def sub_feed(self) -> "CameraFeed | None":
+        """The sub stream as a feed of its own, with the main stream's credentials: RTSP (H.264, H.265) or,
+        over HTTP, MJPEG, as cameras offer it. None without a sub stream."""
+        if not self.sub_stream_url:
+            return None
+        url = self.sub_stream_url
+        codec = self.codec if urlsplit(url).scheme.lower() == "rtsp" else "mjpeg"
+        return replace(self, stream_url=url, codec=codec, sub_stream_url="")
+
     def __repr__(self):  # the dataclass default would print the password
         return f"CameraFeed(camera_id={self.camera_id}, name={self.name!r})"
 
@@ -61,7 +73,7 @@ class CameraFeed:
 @dataclass(frozen=True)
 class Frame:
     jpeg: bytes  # as received for MJPEG cameras, encoded once otherwise
-    image: np.ndarray
+    image: np.ndarray | None  # None: an MJPEG frame nobody needs the pixels of (``IngestWorker.decode``)
     at: float  # arrival time, seconds since the epoch
 
 
@@ -162,10 +174,14 @@ class IngestWorker(threading.Thread):
         open_timeout: float,
         read_timeout: float,
         clock: Callable[[], float] = time.time,
+        decode: bool = True,
+        stream: str = "main",
     ):
-        super().__init__(name=f"ingest-{feed.camera_id}", daemon=True)
+        super().__init__(name=f"ingest-{feed.camera_id}" + ("" if stream == "main" else f"-{stream}"), daemon=True)
         self.feed = feed
         self.on_frame = on_frame
+        self.decode = decode  # HTTP: decode each picture; else MJPEG frames go on as their JPEGs alone
+        self.stream = stream  # "main" (recorded) or "sub" (pictures only)
         self.open_timeout_ms = int(open_timeout * 1000)
         self.read_timeout_ms = int(read_timeout * 1000)
         self.clock = clock
@@ -184,7 +200,8 @@ class IngestWorker(threading.Thread):
             if self._stopping.is_set():
                 break
             self.stats.set_state(StreamState.LOST)
-            log.warning("camera=%s event=stream_lost retry_in=%.1fs", self.feed.camera_id, backoff)
+            log.warning("camera=%s stream=%s event=stream_lost retry_in=%.1fs", self.feed.camera_id, self.stream,
+                        backoff)  # fmt: skip
             self._stopping.wait(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX)
 
@@ -222,6 +239,8 @@ class HttpIngest(IngestWorker):
                 if frame is None:
                     log.warning("camera=%s event=undecodable_frame", self.feed.camera_id)
                     return got_frames
+                if not got_frames and raw:
+                    self.stats.describe("mjpeg", *jpeg_size(frame.jpeg))
                 got_frames = True
                 self.stats.frame(frame.at, len(frame.jpeg))
                 self.on_frame(self.feed, frame)
@@ -236,6 +255,8 @@ class HttpIngest(IngestWorker):
         at = self.clock()
         if raw:
             jpeg = data.tobytes()
+            if not self.decode:  # a JPEG's start marker, not its pixels
+                return Frame(jpeg, None, at) if jpeg[:2] == b"\xff\xd8" else None
             image = cv2.imdecode(data, cv2.IMREAD_COLOR)
             if image is None:
                 return None
@@ -244,10 +265,22 @@ class HttpIngest(IngestWorker):
         return Frame(encoded.tobytes(), data, at) if ok else None
 
 
-def ingest_worker(feed: CameraFeed, on_frame, open_timeout: float, read_timeout: float, clock=time.time):
+def jpeg_size(jpeg: bytes) -> tuple[int, int]:
+    """A JPEG's width and height from its frame header, without decoding it; (0, 0) when it has none."""
+    index = 2
+    while index + 9 <= len(jpeg) and jpeg[index] == 0xFF:
+        marker = jpeg[index + 1]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a start of frame
+            return int.from_bytes(jpeg[index + 7 : index + 9]), int.from_bytes(jpeg[index + 5 : index + 7])
+        index += 2 + int.from_bytes(jpeg[index + 2 : index + 4])
+    return 0, 0
+
+
+def ingest_worker(feed: CameraFeed, on_frame, open_timeout: float, read_timeout: float, clock=time.time,
+                  decode: bool = True, stream: str = "main"):  # fmt: skip
     """The ingest for the camera's stream: RTSP by stream copy, HTTP (MJPEG) through OpenCV."""
     if feed.over_rtsp:
         from recording.streamcopy import RtspIngest
 
-        return RtspIngest(feed, on_frame, open_timeout, read_timeout, clock)
-    return HttpIngest(feed, on_frame, open_timeout, read_timeout, clock)
+        return RtspIngest(feed, on_frame, open_timeout, read_timeout, clock, decode, stream)
+    return HttpIngest(feed, on_frame, open_timeout, read_timeout, clock, decode, stream)
