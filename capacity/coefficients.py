@@ -58,7 +58,8 @@ STREAM_COPY_SECONDS_PER_FRAME = 0.00030
 SNAPSHOT_SECONDS = 30.0
 # Decoding per megapixel of picture, per frame. The agent decodes every MJPEG frame it ingests (to
 # check the stream, for snapshots and analytics); H.264 and H.265 frames only for analytics, on the
-# camera's primary, and a keyframe now and then for the snapshot.
+# camera's primary, and a keyframe now and then for the snapshot. Where the camera has a sub stream, the
+# primary decodes that one for analytics (at its resolution) and leaves an MJPEG main stream undecoded.
 DECODE_SECONDS_PER_MPX = {
     # libjpeg-turbo through cv2.imdecode, measured here: 5.1 ms for a 1920x1080 frame.
     "mjpeg": 0.00248,
@@ -89,6 +90,19 @@ ANALYTICS_COST = {
     "motion_detection": AnalyticsCost(0.00030, 0.00068),  # MOG2 background subtraction
     "tamper_detection": AnalyticsCost(0.00019, 0.00068),  # loss of detail (Laplacian variance)
 }
+
+# --- A camera's sub stream ------------------------------------------------------------------
+# Where a camera has a sub stream, its primary reads it too (recording.pipeline.SubStream): analytics and the
+# snapshot come from there, the main stream is recorded without decoding. The primary then receives both
+# streams' bits, and its analytics decode and analyse the sub stream's pictures, not the main's. Backups read no
+# sub stream. The agent reports the sub stream it reads (fps, bitrate, resolution); until it has, the planner
+# takes it at 640x360 and at the camera's frame rate: the 16:9 size of the VGA-class second stream IP cameras
+# ship with (issue 13's default), at the frame rate of the main stream as an upper bound (cameras' sub streams
+# run at it or below). Its bitrate is then estimated as a main stream's, from its codec: the camera's H.264 or
+# H.265 over RTSP, MJPEG over HTTP. Reading it costs what a main stream of its size costs to read (the
+# stream-copy or MJPEG handling figures above, which also count a segment write it does not have), plus a
+# keyframe decoded for the snapshot as above.
+SUB_STREAM_SIZE = (640, 360)
 
 # --- Planning -------------------------------------------------------------------------------
 # A server without any capacity figure is compared with a 1 Gbit/s network port when the
@@ -166,6 +180,12 @@ TABLE = [
         )
         for module, cost in ANALYTICS_COST.items()
     ],
+    Coefficient(
+        "Sub stream",
+        f"{SUB_STREAM_SIZE[0]}x{SUB_STREAM_SIZE[1]} at the camera's frame rate, unless the agent measured it",
+        "counted on the primary only, as well as the main stream: its bitrate, its reading, and analytics "
+        "decoding and analysing its pictures instead of the main stream's (issue 13's default size)",
+    ),
     Coefficient(
         "Server without capacity figures", f"{NOMINAL_INBOUND_MBPS} Mbit/s", "assumed 1 GbE port when balancing backups"
     ),

@@ -55,6 +55,26 @@ def analytics_decode_cores(codec: str, width: int, height: int, fps: float, tran
     return k.DECODE_SECONDS_PER_MPX[codec] * megapixels(width, height) * fps
 
 
+@dataclass(frozen=True)
+class SubStream:
+    """A camera's sub stream as its primary reads it: for analytics and the snapshot, never recorded."""
+
+    codec: str  # the camera's H.264 or H.265 over RTSP, MJPEG over HTTP
+    width: int
+    height: int
+    fps: float
+    measured_kbps: float | None = None  # what the agent reported of it
+    transport: str = "rtsp"
+
+
+def sub_stream_ingest_cores(sub: SubStream) -> float:
+    """CPU to read the sub stream before analytics: its packets and a keyframe now and then for the snapshot,
+    or over HTTP each MJPEG frame's handling (the camera's JPEG is the snapshot)."""
+    if stream_copied(sub.codec, sub.transport):
+        return ingest_cores(sub.codec, sub.width, sub.height, sub.fps, sub.transport)
+    return k.FRAME_HANDLING_SECONDS * sub.fps
+
+
 def analytics_cores(module: str, width: int, height: int, fps: float) -> float:
     """CPU of one analytics module on every frame (cores); primary server only (rule 3)."""
     cost = k.ANALYTICS_COST[module]
@@ -74,15 +94,23 @@ class Estimate:
     storage_gb_per_day: float
     ingest_cores: float
     analytics_cores: dict[str, float]
-    analytics_decode_cores: float = 0.0  # stream-copied cameras: the decoding analytics need
+    analytics_decode_cores: float = 0.0  # stream-copied cameras or a sub stream: the decoding analytics need
+    sub_stream_kbps: float = 0.0  # the sub stream, received by the primary only
+    sub_stream_source: str = ""  # "measured" or "estimated"; empty without a sub stream
+    primary_ingest_cores: float | None = None  # with a sub stream: both streams read, the main one not decoded
 
     @property
     def analytics_total_cores(self) -> float:
         return sum(self.analytics_cores.values()) + self.analytics_decode_cores
 
     @property
+    def kbps_on_primary(self) -> float:
+        return self.stream_kbps + self.sub_stream_kbps
+
+    @property
     def cores_on_primary(self) -> float:
-        return self.ingest_cores + self.analytics_total_cores
+        ingest = self.ingest_cores if self.primary_ingest_cores is None else self.primary_ingest_cores
+        return ingest + self.analytics_total_cores
 
 
 def estimate(
@@ -96,12 +124,14 @@ def estimate(
     measured_kbps: float | None = None,
     measured_fps: float | None = None,
     transport: str = "rtsp",
+    sub_stream: SubStream | None = None,
 ) -> Estimate:
     """Measured beats configured beats estimated; a measured frame rate drives the CPU figures.
 
     The agent measures the stream it receives, as it records it: MJPEG, and H.264 or H.265 over RTSP
     (stream copy). For a stream it re-encodes (another codec over HTTP) it measures the recording's
     rate, and the stream's rate stays configured or estimated. ``transport`` is the stream URL's scheme.
+    With a ``sub_stream`` the primary receives it too, and analytics decode and analyse its pictures.
     """
     estimated = estimated_stream_kbps(codec, width, height, fps, quality)
     rate = measured_fps or fps
@@ -119,6 +149,9 @@ def estimate(
         recorded = float(measured_kbps)
     else:
         recorded = recorded_kbps(codec, width, height, rate, stream, transport)
+    if sub_stream is not None:
+        return _with_sub_stream(codec, width, height, rate, quality, analytics, stream, source, estimated,
+                                configured_kbps, measured_kbps, recorded, transport, sub_stream)  # fmt: skip
     return Estimate(
         stream_kbps=stream,
         stream_source=source,
@@ -130,4 +163,31 @@ def estimate(
         ingest_cores=ingest_cores(codec, width, height, rate, transport),
         analytics_cores={module: analytics_cores(module, width, height, rate) for module in analytics},
         analytics_decode_cores=analytics_decode_cores(codec, width, height, rate, transport) if analytics else 0.0,
+    )
+
+
+def _with_sub_stream(codec, width, height, rate, quality, analytics, stream, source, estimated, configured_kbps,
+                     measured_kbps, recorded, transport, sub: SubStream) -> Estimate:  # fmt: skip
+    """A camera whose primary reads its sub stream for analytics and the snapshot (backups read only the main)."""
+    if sub.measured_kbps:
+        sub_kbps, sub_source = float(sub.measured_kbps), "measured"
+    else:
+        sub_kbps, sub_source = estimated_stream_kbps(sub.codec, sub.width, sub.height, sub.fps, quality), "estimated"
+    # The main stream on the primary: recorded as it comes, an MJPEG one no longer decoded (a backup still does).
+    main = k.FRAME_HANDLING_SECONDS * rate if codec == "mjpeg" else ingest_cores(codec, width, height, rate, transport)
+    decode = k.DECODE_SECONDS_PER_MPX[sub.codec] * megapixels(sub.width, sub.height) * sub.fps
+    return Estimate(
+        stream_kbps=stream,
+        stream_source=source,
+        estimated_kbps=estimated,
+        configured_kbps=float(configured_kbps) if configured_kbps else None,
+        measured_kbps=float(measured_kbps) if measured_kbps else None,
+        recorded_kbps=recorded,
+        storage_gb_per_day=gb_per_hour(recorded) * 24,
+        ingest_cores=ingest_cores(codec, width, height, rate, transport),
+        analytics_cores={module: analytics_cores(module, sub.width, sub.height, sub.fps) for module in analytics},
+        analytics_decode_cores=decode if analytics else 0.0,
+        sub_stream_kbps=sub_kbps,
+        sub_stream_source=sub_source,
+        primary_ingest_cores=main + sub_stream_ingest_cores(sub),
     )

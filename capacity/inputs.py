@@ -7,13 +7,16 @@ never read here.
 from dataclasses import dataclass, field
 from datetime import date
 
+import redis
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 from django.utils.text import capfirst
 
 from cameras.models import Camera
 from cameras.modes import RedundancyMode, mode_for
-from capacity.estimates import Estimate, estimate
+from capacity import coefficients
+from capacity.estimates import Estimate, SubStream, estimate
+from recording import live
 from recording.models import StreamHealth, StreamState
 from servers.models import MAX_RETENTION_HOURS, Licensing, Server
 
@@ -78,10 +81,12 @@ class CameraInput:
     measured_kbps: float | None = None
     measured_fps: float | None = None
     transport: str = "rtsp"  # the stream URL's scheme: RTSP streams of H.264/H.265 are stream-copied
+    sub_stream: SubStream | None = None  # read by the primary for analytics and the snapshot
 
     def estimate(self) -> Estimate:
         return estimate(self.codec, self.width, self.height, self.fps, self.quality, self.analytics,
-                        self.expected_kbps, self.measured_kbps, self.measured_fps, self.transport)  # fmt: skip
+                        self.expected_kbps, self.measured_kbps, self.measured_fps, self.transport,
+                        self.sub_stream)  # fmt: skip
 
 
 @dataclass
@@ -121,19 +126,52 @@ def load_site(system_id: int | None = None, today: date | None = None, systems: 
     measured = _measured_streams(system_id)
     rows = cameras.order_by("pk").values_list(
         "pk", "name", "primary_server_id", "backup_server_id", "enabled", "failover_priority", "codec", "width",
-        "height", "fps", "quality", "expected_bitrate_kbps", "analytics", "stream_url",
+        "height", "fps", "quality", "expected_bitrate_kbps", "analytics", "stream_url", "sub_stream_url",
     )  # fmt: skip
+    sub_measured = _measured_sub_streams(servers, [row[0] for row in rows if row[14] and row[2] in servers])
     inputs = [
         CameraInput(
             *row[:12],
             tuple(row[12] or ()),
-            *measured.get(row[0], (None, None)),
+            *(camera_measured := measured.get(row[0], (None, None))),
             transport=row[13].split(":", 1)[0].lower(),
+            sub_stream=sub_stream_input(row[6], camera_measured[1] or row[9], row[14], sub_measured.get(row[0]))
+            if row[14] else None,
         )  # fmt: skip
         for row in rows
         if row[2] in servers
     ]
     return Site(servers, inputs, {pk: server.licensing(today) for pk, server in servers.items()}, today)
+
+
+def sub_stream_input(codec: str, fps: float, url: str, measured: dict | None = None) -> SubStream:
+    """A camera's sub stream as the agent measured it, else at ``coefficients.SUB_STREAM_SIZE`` and the camera's
+    frame rate; its codec the camera's H.264 or H.265 over RTSP, MJPEG over HTTP."""
+    transport = url.split(":", 1)[0].lower()
+    codec = (codec if codec in ("h264", "h265") else "h264") if transport == "rtsp" else "mjpeg"
+    width, height = coefficients.SUB_STREAM_SIZE
+    if not measured:
+        return SubStream(codec, width, height, fps, None, transport)
+    return SubStream(measured.get("codec") if measured.get("codec") in ("h264", "h265", "mjpeg") else codec,
+                     measured.get("width") or width, measured.get("height") or height, measured["fps"],
+                     measured["bitrate_kbps"], transport)  # fmt: skip
+
+
+def _measured_sub_streams(servers: dict[int, Server], camera_ids: list[int]) -> dict[int, dict]:
+    """The agents' live reports of the sub streams they read, streaming; none when Redis cannot be read."""
+    if not camera_ids:
+        return {}
+    try:
+        reports = live.read_all_stream_health(live.client(), [server.name for server in servers.values()])
+    except redis.RedisError:
+        return {}  # the planner still plans, on the default sub stream
+    wanted, found = set(camera_ids), {}
+    for server_reports in reports.values():
+        for camera_id, report in server_reports.items():
+            sub = report.get("sub_stream") or {}
+            if camera_id in wanted and sub.get("state") == StreamState.STREAMING and sub.get("fps", 0) > 0:
+                found[camera_id] = sub
+    return found
 
 
 def _measured_streams(system_id: int | None) -> dict[int, tuple[float, float]]:

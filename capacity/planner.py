@@ -1,9 +1,10 @@
 """Per-server load, normal and after the worst single (or double) server failure (rule 4).
 
-Normal load of a server: its own cameras with their analytics, plus the cameras it backs up in
-constant mode (it records them all the time), without analytics (rule 3). When server F fails,
-F's cameras that have this server as backup in normal or fast mode move here, without
-analytics; cameras whose failover priority is "never" stay where they are. Loads add up per
+Normal load of a server: its own cameras with their analytics and their sub streams (the primary alone
+reads a camera's sub stream, for analytics and the snapshot: both connections count), plus the cameras it
+backs up in constant mode (it records them all the time), without analytics (rule 3) or sub streams.
+When server F fails, F's cameras that have this server as backup in normal or fast mode move here, without
+analytics or sub streams; cameras whose failover priority is "never" stay where they are. Loads add up per
 failed server, so the worst pair of failures is found from each dimension's two largest moves.
 """
 
@@ -114,14 +115,13 @@ class CapacityPlan:
 
 
 def camera_loads(site: Site):
-    """(ingest load, analytics cores) per camera id; ingest is what any server recording it pays."""
+    """(ingest load, what the primary pays beyond it) per camera id; ingest is what any server recording it pays,
+    the rest its analytics and its sub stream's bits and reading (less the main stream's decoding it spares)."""
     loads = {}
     for camera in site.cameras:
         est = site.estimates[camera.id]
-        loads[camera.id] = (
-            Load(est.stream_kbps / 1000, est.ingest_cores, gb_per_hour(est.recorded_kbps), 1),
-            est.analytics_total_cores,
-        )
+        ingest = Load(est.stream_kbps / 1000, est.ingest_cores, gb_per_hour(est.recorded_kbps), 1)
+        loads[camera.id] = (ingest, Load(est.sub_stream_kbps / 1000, est.cores_on_primary - est.ingest_cores))
     return loads
 
 
@@ -153,9 +153,9 @@ def tally(site: Site, backup_of=None) -> dict[int, _Tally]:
             tallies[backup_id].backed_up += 1
         if not camera.enabled:
             continue
-        ingest, analytics = loads[camera.id]
+        ingest, on_primary = loads[camera.id]
         primary.enabled_own += 1
-        primary.normal = primary.normal + ingest + Load(cores=analytics)
+        primary.normal = primary.normal + ingest + on_primary
         if backup_id is None or backup_id not in tallies:
             primary.without_backup += 1
             continue

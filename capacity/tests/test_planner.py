@@ -8,6 +8,7 @@ from django.utils import timezone
 from capacity.estimates import estimate, ingest_cores
 from capacity.inputs import load_site
 from capacity.planner import plan
+from recording import live
 from recording.models import StreamHealth
 from servers.models import License
 
@@ -235,3 +236,52 @@ def test_license_rules(setup, expected, make_system, make_server, make_camera):
 def test_a_licensed_healthy_server_has_no_license_warning(hand_system):
     warnings = _by_name(plan(load_site()))["B"].warnings
     assert not [w for w in warnings if "Rule 2" in w.text or "License" in w.text]
+
+
+def test_a_sub_stream_costs_its_primary_both_connections_and_analytics_at_its_resolution(
+    make_system, make_server, make_camera
+):
+    system = make_system("Sub")
+    primary, backup = make_server("P", system), make_server("B", system)
+    camera = make_camera(primary, backup, "with-sub", codec="h264", stream_url="rtsp://127.0.0.1/main",
+                         sub_stream_url="rtsp://127.0.0.1/sub", expected_bitrate_kbps=4000,
+                         analytics=["motion_detection"], **HD)  # fmt: skip
+    site = load_site()
+    est = site.estimates[camera.pk]
+    main_only = estimate("h264", 1920, 1080, 25, configured_kbps=4000, analytics=("motion_detection",))
+    # The sub stream at 640x360 and the camera's 25 fps, H.264 as the camera: 640 x 360 x 25 x 0.07 bit.
+    assert (est.sub_stream_kbps, est.sub_stream_source) == (pytest.approx(403.2), "estimated")
+    assert est.kbps_on_primary == pytest.approx(4403.2)
+    # Decoding for analytics at 640x360 (0.23 megapixels), not 1080p: 25 x 3.0 ms x 0.23 against 0.1555.
+    assert est.analytics_decode_cores == pytest.approx(0.0173, abs=0.0002)
+    assert main_only.analytics_decode_cores == pytest.approx(0.1555, abs=0.0005)
+    assert est.analytics_cores["motion_detection"] < main_only.analytics_cores["motion_detection"] / 2
+    assert est.cores_on_primary < main_only.cores_on_primary
+    plans = _by_name(plan(site))
+    assert plans["P"].normal.figures.mbps == pytest.approx(4.4032), "both connections on the primary"
+    assert plans["P"].normal.figures.cores == pytest.approx(est.cores_on_primary)
+    # A backup reads the main stream only, without analytics, and records the same bytes.
+    assert plans["B"].worst.figures.mbps == pytest.approx(4.0)
+    assert plans["B"].worst.figures.cores == pytest.approx(main_only.ingest_cores)
+    assert plans["P"].normal.figures.storage_gb == pytest.approx(plans["B"].worst.figures.storage_gb)
+
+
+def test_a_sub_stream_the_agent_measured_is_counted_as_measured(make_system, make_server, make_camera, redis_client):
+    system = make_system("Measured sub")
+    primary = make_server("P", system)
+    camera = make_camera(primary, None, "mjpeg-sub", codec="h264", stream_url="rtsp://127.0.0.1/main",
+                         sub_stream_url="http://127.0.0.1/sub.mjpg", analytics=["motion_detection"], **HD)  # fmt: skip
+    estimated = load_site().estimates[camera.pk]
+    assert estimated.sub_stream_source == "estimated"
+    assert estimated.sub_stream_kbps == pytest.approx(640 * 360 * 25 * 1.0 / 1000)  # MJPEG over HTTP
+    report = {"state": "streaming", "fps": 5.0, "bitrate_kbps": 800.0,
+              "sub_stream": {"state": "streaming", "fps": 5.0, "bitrate_kbps": 300.0, "codec": "mjpeg",
+                             "width": 320, "height": 180}}  # fmt: skip
+    live.publish_stream_health(redis_client, "P", {camera.pk: report}, ttl=30)
+    est = load_site().estimates[camera.pk]
+    assert (est.sub_stream_kbps, est.sub_stream_source) == (300.0, "measured")
+    # An MJPEG sub stream is decoded for analytics only: 5 frames x 2.48 ms/megapixel x 0.0576 megapixels.
+    assert est.analytics_decode_cores == pytest.approx(5 * 0.00248 * 0.0576)
+    assert _by_name(plan(load_site()))["P"].normal.figures.mbps == pytest.approx(
+        (est.stream_kbps + 300.0) / 1000
+    )
