@@ -52,11 +52,16 @@ class OnvifFault(OnvifError):
         super().__init__(f"SOAP fault {'/'.join(codes)}" + (f": {reason}" if reason else ""))
 
 
+def password_digest(nonce: bytes, created: str, password: str) -> str:
+    """WS-Security's PasswordDigest: Base64(SHA-1(nonce + created + password))."""
+    return base64.b64encode(hashlib.sha1(nonce + created.encode() + password.encode()).digest()).decode()
+
+
 def security_header(username: str, password: str, now: float | None = None, nonce: bytes | None = None) -> str:
-    """A WS-Security UsernameToken: PasswordDigest = Base64(SHA-1(nonce + created + password))."""
+    """A WS-Security UsernameToken with the password's digest, a fresh nonce and the time."""
     nonce = nonce if nonce is not None else os.urandom(16)
     created = datetime.fromtimestamp(time.time() if now is None else now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    digest = base64.b64encode(hashlib.sha1(nonce + created.encode() + password.encode()).digest()).decode()
+    digest = password_digest(nonce, created, password)
     return (f'<wsse:Security xmlns:wsse="{WSSE_NS}" xmlns:wsu="{WSU_NS}" env:mustUnderstand="true">'
             f"<wsse:UsernameToken><wsse:Username>{escape(username)}</wsse:Username>"
             f'<wsse:Password Type="{DIGEST}">{digest}</wsse:Password>'

@@ -1,6 +1,7 @@
 """The simulated RTSP cameras' ONVIF media service, as a recorder's client meets it: profiles, the stream
 URI, a keyframe on request, SOAP faults and WS-Security digests."""
 
+import base64
 import time
 import urllib.error
 import urllib.request
@@ -10,7 +11,7 @@ import av
 import pytest
 
 from cameras.sei import read_identity
-from recording.onvif import MediaService, OnvifError, OnvifFault, matching_profile, security_header
+from recording.onvif import MediaService, OnvifError, OnvifFault, matching_profile, password_digest, security_header
 from recording.streamcopy import open_options
 
 SOAP = "{http://www.w3.org/2003/05/soap-envelope}"
@@ -35,6 +36,12 @@ def fault_codes(envelope: ET.Element) -> list[str]:
         codes.append(code.findtext(f"{SOAP}Value"))
         code = code.find(f"{SOAP}Subcode")
     return codes
+
+
+def test_the_password_digest_is_the_one_of_the_onvif_core_specification():
+    """The worked example of the ONVIF Core Specification (5.12.2, user token profile)."""
+    nonce = base64.b64decode("LKqI6G/AikKCQrN0zqZFlg==")
+    assert password_digest(nonce, "2010-09-16T07:50:45Z", "userpassword") == "tuOSpGlFlIXsozq4HFNeeGeFLEI="
 
 
 def test_the_media_service_lists_its_profile_and_stream_and_faults_an_unknown_token(simulator):
