@@ -145,10 +145,10 @@ class Camera:
             data = head + sei_nal(self.codec, counter, captured_ms) + picture
         with self._lock:
             for source, joined in list(self._sinks.items()):
-                self._sinks[source] = True  # a new session starts mid-GOP, its parameter sets first
+                # A new session starts mid-GOP, its parameter sets first (again while its media drops them).
                 buffer = Gst.Buffer.new_wrapped(data if joined or keyframe else self.parameter_sets + data)
                 buffer.duration = int(Gst.SECOND / self.fps)
-                source.emit("push-buffer", buffer)
+                self._sinks[source] = source.emit("push-buffer", buffer) == Gst.FlowReturn.OK
         self.frames_sent += 1
 
     def ask_keyframe(self) -> None:
