@@ -23,6 +23,7 @@ CONNECTION_FIELDS = [
     "primary_server",
     "backup_server",
 ]
+OTHER_URL_FIELDS = ("sub_stream_url", "onvif_url")  # addresses of the camera besides its stream URL
 GENERAL_FIELDS = ["name", "enabled", "failover_priority", "analytics"]
 
 
@@ -92,7 +93,12 @@ class CameraForm(ScopedUniqueFormMixin, forms.ModelForm):
 
     def full_clean(self):
         self._url_credentials = self._take_url_credentials()
+        carried = self._blank_other_url_credentials()
         super().full_clean()
+        for name in carried:
+            self.add_error(name, "This address carried a user name or password: they were taken out and not "
+                                 "stored. The camera's user name and password fields serve all its "
+                                 "addresses.")  # fmt: skip
         if self.errors:
             # Typed credentials are never sent back to the browser: say so rather than drop them silently.
             for name, what in (("username", "user name"), ("password", "password")):
@@ -114,6 +120,21 @@ class CameraForm(ScopedUniqueFormMixin, forms.ModelForm):
             self.data = self.data.copy()
             self.data[name] = url
         return username, password
+
+    def _blank_other_url_credentials(self) -> list[str]:
+        """The sub stream and ONVIF addresses never carry credentials, nor show typed ones back: the fields
+        whose address did are refused, with the credentials taken out of what the form shows."""
+        carried = []
+        for field in OTHER_URL_FIELDS:
+            name = self.add_prefix(field)
+            if not self.is_bound or field not in self.fields or not isinstance(self.data.get(name), str):
+                continue
+            url = without_credential_parameters(take_credentials(self.data[name])[0])
+            if url != self.data[name]:
+                self.data = self.data.copy()
+                self.data[name] = url
+                carried.append(field)
+        return carried
 
     def _offer_valid_backups(self):
         """The drop-down offers only servers that keep the rules; any submitted one is still checked by clean()."""

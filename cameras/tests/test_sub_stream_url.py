@@ -45,3 +45,18 @@ def test_a_sub_stream_is_set_and_cleared(api, gate):
     assert api.patch(f"/api/cameras/{gate.pk}/", {"sub_stream_url": ""}, format="json").status_code == 200
     gate.refresh_from_db()
     assert gate.sub_stream_url == ""
+
+
+@pytest.mark.parametrize("field", ["sub_stream_url", "onvif_url"])
+@pytest.mark.parametrize(
+    "typed", ["{scheme}://viewer:s3cret-Word@127.0.0.1:8554/x", "{scheme}://127.0.0.1/x?pwd=s3cret-Word"]
+)
+def test_credentials_typed_into_another_address_are_refused_and_never_shown_back(admin_client, gate, field, typed):
+    before = Camera.objects.values().get(pk=gate.pk)
+    url = typed.format(scheme="http" if field == "onvif_url" else "rtsp")
+    response = admin_client.post(f"/cameras/{gate.pk}/", connection_data(gate, **{field: url}))
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "s3cret-Word" not in page
+    assert "they were taken out and not stored" in page.split(f'name="{field}"')[1]
+    assert Camera.objects.values().get(pk=gate.pk) == before
