@@ -1,15 +1,17 @@
 """The video-server agent: plain code that a Celery worker (or a test) runs.
 
-Threads: a heartbeat (Redis only, never blocked by cameras or the database), a supervisor
-that reconciles the cameras ingested to the desired set and writes the index, and one
-ingest thread per camera (``recording.ingest``, ``recording.streamcopy``) handing each frame
-to the camera's pipeline (``recording.pipeline``), which reports its writes to the server's
-``recording.storage_health``. Redis or the database going away changes nothing that is being
-recorded: the supervisor keeps what it has and catches up when they return.
+Made of parts, each with its own module: the heartbeat (``recording.heartbeat``, a thread that
+talks to Redis only), the cameras ingested (``recording.cameraset``: an ingest worker and a
+pipeline per camera), the archive (``recording.archive``: recovery and retention), the index's
+on-disk spool (``recording.outbox``), the storage's health (``recording.storage_health``) and
+the claim on the server's name (``recording.lease``). The agent itself holds the life cycle
+(start, the graceful leave, stop) and the supervisor thread, which matches the cameras to the
+desired set, flushes the index, saves stream health and sweeps the archive. Redis or the
+database going away changes nothing that is being recorded: the supervisor keeps what it has
+and catches up when they return. Every part reads the clock the agent is given.
 """
 
 import logging
-import os
 import threading
 import time
 from datetime import UTC, datetime
@@ -20,15 +22,16 @@ from celery import current_app
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
-from cameras.models import Camera
 from recording import live
 from recording.archive import Archive
+from recording.cameraset import CameraSet
 from recording.desired import baseline_camera_ids
-from recording.ingest import CameraFeed, IngestWorker, ingest_worker
+from recording.heartbeat import Heartbeat
+from recording.ingest import IngestWorker
 from recording.lease import ServerLease, ttl_for
 from recording.models import StreamHealth
 from recording.outbox import Outbox
-from recording.pipeline import SNAPSHOT_EVERY, CameraPipeline, Recording, SubStream
+from recording.pipeline import CameraPipeline
 from recording.segments import SegmentRecord
 from recording.storage_health import StorageHealth
 from servers.models import Server
@@ -66,17 +69,28 @@ class VideoServerAgent:
         self.server: Server | None = None
         self.storage: Path | None = None
         self.outbox: Outbox | None = None
-        self.workers: dict[int, IngestWorker] = {}
-        self.pipelines: dict[int, CameraPipeline] = {}
-        self._feeds: dict[int, CameraFeed] = {}
+        self.cameras: CameraSet | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
         self._health_saved_at = 0.0
         self.storage_health = StorageHealth(name)
-        self._snapshots_at = 0.0
         self.archive: Archive | None = None
-        self.watched: set[int] = set()  # cameras someone looks at on the live wall
+        self.heartbeat = Heartbeat(self.redis, name, self.lease, heartbeat_interval, self.heartbeat_ttl, clock,
+                                   self._status, self._pictures)  # fmt: skip
+
+    @property
+    def workers(self) -> dict[int, IngestWorker]:
+        return self.cameras.workers if self.cameras is not None else {}
+
+    @property
+    def pipelines(self) -> dict[int, CameraPipeline]:
+        return self.cameras.pipelines if self.cameras is not None else {}
+
+    @property
+    def watched(self) -> set[int]:
+        """Cameras someone looks at on the live wall, as the last heartbeat read it."""
+        return self.heartbeat.watched
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -93,11 +107,18 @@ class VideoServerAgent:
         self.outbox = Outbox(self.storage / "index-spool.jsonl")
         self.archive = Archive(self.server, self.storage, self.outbox, self.clock)
         self.archive.recover()
+        self.cameras = CameraSet(
+            self.server, self.storage, self.storage_health, segment_seconds=self.segment_seconds,
+            open_timeout=self.open_timeout, read_timeout=self.read_timeout, clock=self.clock,
+            on_segment=self.segment_closed, on_analytics=self.analytics_event,
+            watched=lambda camera_id: camera_id in self.heartbeat.watched,
+        )  # fmt: skip
         try:
             live.clear_leaving(self.redis, self.name)
         except redis.RedisError:
             pass
-        for target, name in ((self._heartbeat_loop, "heartbeat"), (self._supervise_loop, "supervisor")):
+        beat = lambda: self.heartbeat.run(self._stop)  # noqa: E731
+        for target, name in ((beat, "heartbeat"), (self._supervise_loop, "supervisor")):
             thread = threading.Thread(target=target, name=f"{name}-{self.name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -140,78 +161,26 @@ class VideoServerAgent:
         self._wake.set()
         for thread in self._threads:
             thread.join(timeout=self.read_timeout + self.open_timeout + 5)
-        self._stop_cameras(list(self.workers))
+        if self.cameras is not None:
+            self.cameras.stop_all()
         if self.server is not None:
             self.outbox.flush(self.server.pk)
         self.lease.release()
         connection.close()
 
-    # -- heartbeat --------------------------------------------------------------------------
+    # -- what the heartbeat says --------------------------------------------------------------
 
-    def _heartbeat_loop(self) -> None:
-        ttl = self.heartbeat_ttl
-        last_ok, lost = self.clock(), False
-        while not self._stop.is_set():
-            started = time.monotonic()
-            problems = self.storage_health.snapshot()  # one view of the storage for the heartbeat and the reports
-            reports = self.stream_reports(problems)
-            try:
-                if self.lease.renew() is not None:
-                    # Another agent holds this server's name: it speaks for the server, not us. We keep
-                    # recording (when in doubt, record) and claim the name again once it is free.
-                    lost, last_ok = False, self.clock()
-                    self._stop.wait(self.heartbeat_interval)
-                    continue
-                live.publish_heartbeat(
-                    self.redis,
-                    self.name,
-                    {"at": self.clock(), "pid": os.getpid(), "cameras": len(reports),
-                     "streaming": sum(1 for r in reports.values() if r["state"] == "streaming"),
-                     "storage_error": next(iter(problems.values()), None)},
-                    ttl,
-                )  # fmt: skip
-                live.publish_stream_health(self.redis, self.name, reports, ttl)
-                if lost:
-                    # Witness for the engine: the silence of every server meanwhile was Redis's, not theirs.
-                    live.report_outage(self.redis, self.name, last_ok, self.clock())
-                    log.info("server=%s event=redis_back lost_for=%.1fs", self.name, self.clock() - last_ok)
-                    lost = False
-                last_ok = self.clock()
-                self.watched = live.read_watched(self.redis)
-                self.publish_snapshots()
-            except redis.RedisError as exc:
-                lost = True
-                log.warning("server=%s event=heartbeat_failed error=%s", self.name, type(exc).__name__)
-            self._stop.wait(max(0.0, self.heartbeat_interval - (time.monotonic() - started)))
+    def _status(self) -> tuple[dict[int, dict], dict]:
+        problems = self.storage_health.snapshot()  # one view of the storage for the heartbeat and the reports
+        return self.stream_reports(problems), problems
 
     def stream_reports(self, problems: dict | None = None) -> dict[int, dict]:
-        reports = {camera_id: worker.stats.report() for camera_id, worker in list(self.workers.items())}
-        for camera_id, report in reports.items():
-            pipeline = self.pipelines.get(camera_id)
-            if pipeline is not None and pipeline.sub_stream is not None:
-                # Beside the camera's state, never in it: the engine reads the main stream's, which is recorded.
-                report["sub_stream"] = pipeline.sub_stream.report()
-        problems = self.storage_health.snapshot() if problems is None else problems
-        for camera_id, report in reports.items():
-            error = problems.get(camera_id) or problems.get(None)
-            if error and report["state"] == "streaming":
-                # Frames that cannot be written are not recorded: the engine must not count on them.
-                report.update(state="lost", reason=f"storage: {error}")
-        return reports
+        if self.cameras is None:
+            return {}
+        return self.cameras.reports(self.storage_health.snapshot() if problems is None else problems)
 
-    def publish_snapshots(self) -> None:
-        """The latest picture of each camera, at most once a second, all in one round trip."""
-        now = self.clock()
-        if now - self._snapshots_at < SNAPSHOT_EVERY:
-            return
-        self._snapshots_at = now
-        pictures = {}
-        for camera_id, pipeline in list(self.pipelines.items()):
-            jpeg, pipeline.latest_jpeg = pipeline.latest_jpeg, None
-            if jpeg:
-                pictures[camera_id] = jpeg
-        if pictures:
-            live.publish_snapshots(self.redis, self.name, pictures)
+    def _pictures(self) -> dict[int, bytes]:
+        return self.cameras.take_pictures() if self.cameras is not None else {}
 
     # -- supervisor -------------------------------------------------------------------------
 
@@ -255,88 +224,7 @@ class VideoServerAgent:
         desired = self.desired_camera_ids()
         if desired is None:
             return  # nobody to ask: keep recording what we record
-        feeds = self._load_feeds(desired)
-        self._stop_cameras(
-            [
-                camera_id
-                for camera_id, worker in self.workers.items()
-                if camera_id not in desired or (camera_id in feeds and feeds[camera_id] != worker.feed)
-            ]
-        )
-        for camera_id in sorted(desired):
-            feed = feeds.get(camera_id)
-            if feed is not None and camera_id not in self.workers:
-                self._start_camera(feed)
-
-    def _load_feeds(self, camera_ids: set[int]) -> dict[int, CameraFeed]:
-        try:
-            close_old_connections()
-            cameras = Camera.objects.filter(pk__in=camera_ids, enabled=True)
-            self._feeds = {
-                camera.pk: CameraFeed(
-                    camera.pk,
-                    camera.name,
-                    camera.stream_url,
-                    camera.username,
-                    camera.password,
-                    camera.codec,
-                    tuple(camera.analytics_on(self.server)),
-                    camera.rtsp_transport,
-                    # Read by the camera's primary only: recording.pipeline.SubStream says why.
-                    sub_stream_url=camera.sub_stream_url if camera.primary_server_id == self.server.pk else "",
-                    onvif_url=camera.onvif_url,
-                )  # fmt: skip
-                for camera in cameras
-            }
-        except DatabaseError:
-            connection.close()  # keep the last feeds we knew
-        feeds = {camera_id: feed for camera_id, feed in self._feeds.items() if camera_id in camera_ids}
-        for camera_id, feed in feeds.items():
-            pipeline = self.pipelines.get(camera_id)
-            if pipeline is None or feed != pipeline.feed:
-                continue  # not running, or restarted whole by reconcile
-            running = pipeline.sub_stream.feed.stream_url if pipeline.sub_stream else ""
-            if feed.sub_stream_url == running:
-                continue
-            if not (running and feed.sub_stream_url):
-                self._stop_cameras([camera_id])  # a sub stream added or removed: the camera starts again, anew
-                continue
-            # Another sub stream URL: its reader alone starts again; the recording goes on.
-            old = pipeline.sub_stream
-            old.worker.stop()
-            old.worker.join(timeout=self.read_timeout + self.open_timeout + 1)
-            sub = pipeline.sub_stream = SubStream(pipeline, feed.sub_feed())
-            sub.start(ingest_worker(sub.feed, sub, self.open_timeout, self.read_timeout, self.clock, sub.decodes,
-                                    "sub"))  # fmt: skip
-            log.info("server=%s camera=%s event=sub_stream_restarted", self.name, camera_id)
-        return feeds
-
-    def _start_camera(self, feed: CameraFeed) -> None:
-        recording = Recording(self.storage, self.name, self.segment_seconds, self.segment_closed)
-        pipeline = CameraPipeline(feed, recording, self.storage_health, self.analytics_event,
-                                  lambda camera_id: camera_id in self.watched)  # fmt: skip
-        worker = ingest_worker(feed, pipeline, self.open_timeout, self.read_timeout, self.clock, pipeline.decodes_main)
-        self.pipelines[feed.camera_id], self.workers[feed.camera_id] = pipeline, worker
-        worker.start()
-        sub = pipeline.sub_stream
-        if sub is not None:  # its own worker: a sub stream that fails leaves the recording alone
-            sub.start(ingest_worker(sub.feed, sub, self.open_timeout, self.read_timeout, self.clock, sub.decodes,
-                                    "sub"))  # fmt: skip
-        log.info("server=%s camera=%s event=ingest_started analytics=%s sub_stream=%s", self.name, feed.camera_id,
-                 ",".join(feed.analytics) or "-", "yes" if sub else "no")  # fmt: skip
-
-    def _stop_cameras(self, camera_ids: list[int]) -> None:
-        """Signal all first, then wait: a worker stuck in a read holds up only itself."""
-        workers = [self.workers.pop(camera_id) for camera_id in camera_ids]
-        subs = [sub.worker for worker in workers if (sub := self.pipelines[worker.feed.camera_id].sub_stream)]
-        for worker in workers + subs:
-            worker.stop()
-        for worker in subs:
-            worker.join(timeout=self.read_timeout + self.open_timeout + 1)
-        for worker in workers:
-            worker.join(timeout=self.read_timeout + self.open_timeout + 1)
-            self.pipelines.pop(worker.feed.camera_id).close()
-            log.info("server=%s camera=%s event=ingest_stopped", self.name, worker.feed.camera_id)
+        self.cameras.match(desired)
 
     def analytics_event(self, event: dict) -> None:
         self.outbox.put("analytics", event)

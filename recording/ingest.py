@@ -59,12 +59,13 @@ class CameraFeed:
 
     def sub_feed(self) -> "CameraFeed | None":
         """The sub stream as a feed of its own, with the main stream's credentials: RTSP (H.264, H.265) or,
-        over HTTP, MJPEG, as cameras offer it. None without a sub stream."""
+        over HTTP, MJPEG, as cameras offer it. None without a sub stream. It asks for no keyframe: pictures
+        can wait for the next one, and a camera with a single ONVIF profile would force one on the recording."""
         if not self.sub_stream_url:
             return None
         url = self.sub_stream_url
         codec = self.codec if urlsplit(url).scheme.lower() == "rtsp" else "mjpeg"
-        return replace(self, stream_url=url, codec=codec, sub_stream_url="")
+        return replace(self, stream_url=url, codec=codec, sub_stream_url="", onvif_url="")
 
     def __repr__(self):  # the dataclass default would print the password
         return f"CameraFeed(camera_id={self.camera_id}, name={self.name!r})"

@@ -154,7 +154,7 @@ class SubStream:
     with the snapshot policy of the main stream (often while watched, seldom otherwise). Over HTTP
     (MJPEG): a JPEG's pixels only for detectors; the snapshot is the camera's JPEG as it came.
 
-    Only the camera's primary reads a sub stream (``VideoServerAgent._load_feeds``): analytics run there
+    Only the camera's primary reads a sub stream (``CameraSet.load_feeds``): analytics run there
     alone (rule 3), and a backup, which records the camera in a failover or all the time in constant mode,
     makes the live wall's picture from the main stream's keyframes, as every camera without a sub stream
     does: a VMS does not take a second session of a camera (a scarce thing: cameras turn the extra ones

@@ -1,0 +1,169 @@
+"""The cameras a video server ingests now, kept to the set the engine (or the baseline) desires.
+
+Each camera runs as an ingest worker (``recording.ingest``) handing its frames to the camera's
+pipeline (``recording.pipeline``), and where the camera has a sub stream that this server
+reads, a second worker for it. Matching is level-triggered: whatever the set was, ``match``
+starts what is desired and missing and stops what runs and is not desired, or runs with
+settings that changed. The cameras' settings are read from the database and kept: a database
+outage keeps every camera as it was.
+"""
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from django.db import DatabaseError, close_old_connections, connection
+
+from cameras.models import Camera
+from recording.ingest import CameraFeed, IngestWorker, ingest_worker
+from recording.pipeline import CameraPipeline, Recording, SubStream
+from recording.segments import SegmentRecord
+from recording.storage_health import StorageHealth
+from servers.models import Server
+
+log = logging.getLogger(__name__)
+
+
+class CameraSet:
+    def __init__(
+        self,
+        server: Server,
+        storage: Path,
+        health: StorageHealth,
+        *,
+        segment_seconds: float,
+        open_timeout: float,
+        read_timeout: float,
+        clock: Callable[[], float],
+        on_segment: Callable[[SegmentRecord], None],
+        on_analytics: Callable[[dict], None],
+        watched: Callable[[int], bool],
+    ):
+        self.server = server
+        self.health = health
+        self.recording = Recording(storage, server.name, segment_seconds, on_segment)
+        self.open_timeout = open_timeout
+        self.read_timeout = read_timeout
+        self.clock = clock
+        self.on_analytics = on_analytics
+        self.watched = watched
+        self.workers: dict[int, IngestWorker] = {}
+        self.pipelines: dict[int, CameraPipeline] = {}
+        self._feeds: dict[int, CameraFeed] = {}
+
+    @property
+    def join_timeout(self) -> float:
+        return self.read_timeout + self.open_timeout + 1
+
+    def match(self, desired: set[int]) -> None:
+        """Start what is desired and missing, stop what runs and is not desired or has other settings now."""
+        feeds = self.load_feeds(desired)
+        self.stop(
+            [
+                camera_id
+                for camera_id, worker in self.workers.items()
+                if camera_id not in desired or (camera_id in feeds and feeds[camera_id] != worker.feed)
+            ]
+        )
+        self._follow_sub_streams(feeds)
+        for camera_id in sorted(desired):
+            feed = feeds.get(camera_id)
+            if feed is not None and camera_id not in self.workers:
+                self.start(feed)
+
+    def load_feeds(self, camera_ids: set[int]) -> dict[int, CameraFeed]:
+        """The feeds of these cameras (enabled ones), from the database, or as last read when it is away."""
+        try:
+            close_old_connections()
+            cameras = Camera.objects.filter(pk__in=camera_ids, enabled=True)
+            self._feeds = {
+                camera.pk: CameraFeed(
+                    camera.pk,
+                    camera.name,
+                    camera.stream_url,
+                    camera.username,
+                    camera.password,
+                    camera.codec,
+                    tuple(camera.analytics_on(self.server)),
+                    camera.rtsp_transport,
+                    # Read by the camera's primary only: recording.pipeline.SubStream says why.
+                    sub_stream_url=camera.sub_stream_url if camera.primary_server_id == self.server.pk else "",
+                    onvif_url=camera.onvif_url,
+                )  # fmt: skip
+                for camera in cameras
+            }
+        except DatabaseError:
+            connection.close()  # keep the last feeds we knew
+        return {camera_id: feed for camera_id, feed in self._feeds.items() if camera_id in camera_ids}
+
+    def _follow_sub_streams(self, feeds: dict[int, CameraFeed]) -> None:
+        """A camera running with the same main feed whose sub stream changed: another URL restarts its reader
+        alone (the recording goes on); a sub stream added or removed restarts the camera, whose decoding changes."""
+        for camera_id, feed in feeds.items():
+            pipeline = self.pipelines.get(camera_id)
+            if pipeline is None or feed != pipeline.feed:
+                continue  # not running, or restarted whole
+            running = pipeline.sub_stream.feed.stream_url if pipeline.sub_stream else ""
+            if feed.sub_stream_url == running:
+                continue
+            if not (running and feed.sub_stream_url):
+                self.stop([camera_id])  # started again, anew, by match()
+                continue
+            old = pipeline.sub_stream
+            old.worker.stop()
+            old.worker.join(timeout=self.join_timeout)
+            pipeline.sub_stream = SubStream(pipeline, feed.sub_feed())
+            self._start_sub_stream(pipeline.sub_stream)
+            log.info("server=%s camera=%s event=sub_stream_restarted", self.server.name, camera_id)
+
+    def start(self, feed: CameraFeed) -> None:
+        pipeline = CameraPipeline(feed, self.recording, self.health, self.on_analytics, self.watched)
+        worker = ingest_worker(feed, pipeline, self.open_timeout, self.read_timeout, self.clock, pipeline.decodes_main)
+        self.pipelines[feed.camera_id], self.workers[feed.camera_id] = pipeline, worker
+        worker.start()
+        if pipeline.sub_stream is not None:  # its own worker: a sub stream that fails leaves the recording alone
+            self._start_sub_stream(pipeline.sub_stream)
+        log.info("server=%s camera=%s event=ingest_started analytics=%s sub_stream=%s", self.server.name,
+                 feed.camera_id, ",".join(feed.analytics) or "-", "yes" if pipeline.sub_stream else "no")  # fmt: skip
+
+    def _start_sub_stream(self, sub: SubStream) -> None:
+        sub.start(ingest_worker(sub.feed, sub, self.open_timeout, self.read_timeout, self.clock, sub.decodes, "sub"))
+
+    def stop(self, camera_ids: list[int]) -> None:
+        """Signal all first, then wait: a worker stuck in a read holds up only itself."""
+        workers = [self.workers.pop(camera_id) for camera_id in camera_ids]
+        subs = [sub.worker for worker in workers if (sub := self.pipelines[worker.feed.camera_id].sub_stream)]
+        for worker in workers + subs:
+            worker.stop()
+        for worker in subs:
+            worker.join(timeout=self.join_timeout)
+        for worker in workers:
+            worker.join(timeout=self.join_timeout)
+            self.pipelines.pop(worker.feed.camera_id).close()
+            log.info("server=%s camera=%s event=ingest_stopped", self.server.name, worker.feed.camera_id)
+
+    def stop_all(self) -> None:
+        self.stop(list(self.workers))
+
+    def reports(self, problems: dict) -> dict[int, dict]:
+        """Each camera's stream report; ``problems``: the storage's errors by camera (None: all of them)."""
+        reports = {camera_id: worker.stats.report() for camera_id, worker in list(self.workers.items())}
+        for camera_id, report in reports.items():
+            pipeline = self.pipelines.get(camera_id)
+            if pipeline is not None and pipeline.sub_stream is not None:
+                # Beside the camera's state, never in it: the engine reads the main stream's, which is recorded.
+                report["sub_stream"] = pipeline.sub_stream.report()
+            error = problems.get(camera_id) or problems.get(None)
+            if error and report["state"] == "streaming":
+                # Frames that cannot be written are not recorded: the engine must not count on them.
+                report.update(state="lost", reason=f"storage: {error}")
+        return reports
+
+    def take_pictures(self) -> dict[int, bytes]:
+        """The latest picture of each camera that has a new one since the last call."""
+        pictures = {}
+        for camera_id, pipeline in list(self.pipelines.items()):
+            jpeg, pipeline.latest_jpeg = pipeline.latest_jpeg, None
+            if jpeg:
+                pictures[camera_id] = jpeg
+        return pictures
