@@ -37,7 +37,9 @@ def test_demo_cameras_mix_rtsp_h264_rtsp_h265_and_mjpeg_as_the_simulator_serves_
     assert sorted(streams.values()) == ["h264"] * 3 + ["h265"] * 3 + ["mjpeg"] * 3
     first = Camera.objects.get(name="cam-01")
     assert (first.codec, first.stream_url) == ("h264", "rtsp://127.0.0.1:8601/stream")
+    assert first.onvif_url == "http://127.0.0.1:8600/onvif/1/media_service"  # asked for a keyframe at takeover
     assert Camera.objects.get(name="cam-03").stream_url == "http://127.0.0.1:8603/video.mjpg"
+    assert Camera.objects.get(name="cam-03").onvif_url == ""
 
 
 def test_a_demo_of_mjpeg_cameras_follows_the_simulator_when_loaded_again(db, tmp_path, settings):
@@ -45,8 +47,17 @@ def test_a_demo_of_mjpeg_cameras_follows_the_simulator_when_loaded_again(db, tmp
     for camera in Camera.objects.all():  # as an earlier version loaded it
         number = int(camera.name.split("-")[1])
         Camera.objects.filter(pk=camera.pk).update(stream_url=f"http://127.0.0.1:{8600 + number}/video.mjpg",
-                                                   codec="mjpeg")  # fmt: skip
+                                                   codec="mjpeg", onvif_url="")  # fmt: skip
     assert "now follow the simulator" in load(tmp_path, settings)
     assert Camera.objects.get(name="cam-02").stream_url == "rtsp://127.0.0.1:8602/stream"
     assert Camera.objects.get(name="cam-02").codec == "h265"
+    assert Camera.objects.get(name="cam-02").onvif_url == "http://127.0.0.1:8600/onvif/2/media_service"
     assert "nothing changed" in load(tmp_path, settings)
+
+
+def test_a_demo_of_rtsp_cameras_without_onvif_gets_their_addresses_when_loaded_again(db, tmp_path, settings):
+    load(tmp_path, settings)
+    Camera.objects.update(onvif_url="")  # as the version before ONVIF loaded it
+    assert "now follow the simulator" in load(tmp_path, settings)
+    assert Camera.objects.get(name="cam-05").onvif_url == "http://127.0.0.1:8600/onvif/5/media_service"
+    assert Camera.objects.get(name="cam-06").onvif_url == ""  # MJPEG

@@ -1,10 +1,12 @@
 """Load a demo multiserver system: three servers, one per redundancy mode, and nine cameras.
 
 The cameras' streams are served by the camera simulator on ports 8601-8609 (the Procfile's
-``cameras``): RTSP H.264, RTSP H.265 and MJPEG in turn. Running the command again changes
-nothing, but for a demo loaded before the RTSP cameras, whose streams it brings to what the
-simulator serves now. A superuser ``admin`` is created when missing; its random
-password is written to ``<VAR_DIR>/demo-admin-password`` (mode 0600) and never printed.
+``cameras``): RTSP H.264, RTSP H.265 and MJPEG in turn, the RTSP ones with their ONVIF
+media service on the simulator's control port (a server that takes one over asks it for a
+keyframe). Running the command again changes nothing, but for a demo loaded by an earlier
+version, whose streams and ONVIF addresses it brings to what the simulator serves now. A
+superuser ``admin`` is created when missing; its random password is written to
+``<VAR_DIR>/demo-admin-password`` (mode 0600) and never printed.
 """
 
 import os
@@ -54,6 +56,11 @@ DEMO_CODECS = (Codec.H264, Codec.H265, Codec.MJPEG)  # the simulator's --codecs,
 EXPECTED_KBPS = {Codec.H264: 100, Codec.H265: 80, Codec.MJPEG: 1500}  # 640x360 at 5 fps
 
 
+def demo_onvif(number: int) -> str:
+    """Demo camera ``number``'s ONVIF media service, on the simulator's control port (RTSP cameras only)."""
+    return f"http://127.0.0.1:{SIMULATOR_BASE_PORT}/onvif/{number}/media_service"
+
+
 def demo_stream(number: int) -> tuple[str, str]:
     """The stream URL and codec of demo camera ``number``, as the simulator serves it."""
     codec = DEMO_CODECS[(number - 1) % len(DEMO_CODECS)]
@@ -73,7 +80,8 @@ class Command(BaseCommand):
             if MultiserverSystem.objects.filter(name=SYSTEM_NAME).exists():
                 if self.update_streams():
                     self.stdout.write(f"The demo ({SYSTEM_NAME!r}) is already there; its cameras' streams now "
-                                      f"follow the simulator (RTSP H.264, RTSP H.265 and MJPEG).")  # fmt: skip
+                                      f"follow the simulator (RTSP H.264 and H.265 with their ONVIF addresses, "
+                                      f"and MJPEG).")  # fmt: skip
                 else:
                     self.stdout.write(f"The demo ({SYSTEM_NAME!r}) is already there; nothing changed.")
             else:
@@ -119,17 +127,23 @@ class Command(BaseCommand):
         return servers
 
     def update_streams(self) -> int:
-        """A demo camera still on the simulator's MJPEG URL of an earlier version follows the simulator now."""
+        """A demo camera still on the simulator's MJPEG URL of an earlier version follows the simulator now,
+        and an RTSP one without its ONVIF address gets it."""
         updated = 0
         for number in CAMERAS:
             url, codec = demo_stream(number)
+            if codec != Codec.MJPEG:
+                updated += Camera.objects.filter(
+                    name=camera_name(number), primary_server__system__name=SYSTEM_NAME, stream_url=url, onvif_url=""
+                ).update(onvif_url=demo_onvif(number))
             old = f"http://127.0.0.1:{SIMULATOR_BASE_PORT + number}/video.mjpg"
             updated += (
                 Camera.objects.filter(
                     name=camera_name(number), primary_server__system__name=SYSTEM_NAME, stream_url=old
                 )
                 .exclude(stream_url=url)
-                .update(stream_url=url, codec=codec, expected_bitrate_kbps=EXPECTED_KBPS[codec])
+                .update(stream_url=url, codec=codec, expected_bitrate_kbps=EXPECTED_KBPS[codec],
+                        onvif_url=demo_onvif(number) if codec != Codec.MJPEG else "")  # fmt: skip
             )
         return updated
 
@@ -140,6 +154,7 @@ class Command(BaseCommand):
             camera = Camera(
                 name=camera_name(number),
                 stream_url=url,
+                onvif_url=demo_onvif(number) if codec != Codec.MJPEG else "",
                 codec=codec,
                 width=640,
                 height=360,
