@@ -50,10 +50,15 @@ FPS_SETTLED_AFTER = 5.0
 
 
 def takeover_figures(report: dict) -> str:
-    """How the new server connected to the camera, from its stream report: the open, the first frame."""
+    """How the new server connected to the camera, from its stream report: the open, the keyframe asked of the
+    camera (ONVIF) and how it answered, the wait for the first keyframe, the first frame."""
     parts = []
     if report.get("open_seconds") is not None:
         parts.append(f"stream opened in {report['open_seconds']:.2f} s")
+    if report.get("keyframe_request"):
+        parts.append(f"keyframe asked of the camera: {report['keyframe_request']}")
+    if report.get("keyframe_wait_seconds") is not None:
+        parts.append(f"first keyframe {report['keyframe_wait_seconds']:.2f} s after the open")
     if report.get("first_frame_seconds") is not None:
         parts.append(f"first frame {report['first_frame_seconds']:.2f} s after connecting")
     return f" ({', '.join(parts)})" if parts else ""

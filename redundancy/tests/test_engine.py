@@ -127,6 +127,28 @@ def test_fast_failover_and_failback_with_events(world, fast_site, make_camera):
     ]  # fmt: skip
 
 
+def test_a_completed_failover_says_how_the_backup_connected_and_what_the_camera_did_with_the_keyframe_asked(
+    world, fast_site, make_camera
+):
+    camera = make_camera(fast_site["a"], fast_site["b"], name="gate")
+    world.beat("srv-a", "srv-b", streams={camera: "streaming"})
+    world.tick()
+    for _ in range(2):  # srv-a silent past the fast window
+        world.now += 1.0
+        world.beat("srv-b")
+        world.tick()
+    world.beat("srv-b")
+    live.publish_stream_health(world.redis, "srv-b", {camera.pk: {
+        "state": "streaming", "open_seconds": 0.07, "keyframe_request": "accepted", "keyframe_wait_seconds": 0.09,
+        "first_frame_seconds": 0.16}}, 60)  # fmt: skip
+    world.tick(0.2)
+    message = Event.objects.get(camera=camera, kind="failover_completed").message
+    assert "stream opened in 0.07 s" in message
+    assert "keyframe asked of the camera: accepted" in message
+    assert "first keyframe 0.09 s after the open" in message
+    assert "first frame 0.16 s after connecting" in message
+
+
 def test_normal_mode_waits_for_the_normal_window(world, site, make_camera):
     camera = make_camera(site["a"], site["b"])
     world.beat("srv-a", "srv-b")
