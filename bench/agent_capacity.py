@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/agent_capacity.py [--steps 10,25,50,75,100] [--seconds 20]
     .venv/bin/python bench/agent_capacity.py --codec h264 [--analytics] [--steps 25,50,100]
+    .venv/bin/python bench/agent_capacity.py --codec h264 --analytics --sub-stream 640x360 [--steps 5,10,25]
 
 For each step N it starts the camera simulator (N cameras) and one agent (``manage.py
 run_video_server``, a real Celery worker) on a scratch database, lets it record for a while,
@@ -11,7 +12,10 @@ misses a frame. MJPEG cameras default to 320x180 at 2 fps; RTSP cameras (``--cod
 CPU per camera is the agent process's CPU time over the window, divided by N; the simulator's
 CPU (with its RTSP camera process) is reported beside it, since both share the machine. For
 RTSP cameras the recorded files' bytes are compared with the bytes the cameras sent for the
-same frames. Open-to-first-frame is measured separately against the simulator: OpenCV for
+same frames. With ``--sub-stream WxH`` every camera also has a sub stream of that size (H.264 from a
+second simulator, at the same fps), which the agent reads for analytics and snapshots while it
+records the main stream without decoding it; the second simulator's CPU is counted with the first.
+Open-to-first-frame is measured separately against the simulator: OpenCV for
 MJPEG over HTTP, PyAV (as the agent opens it) for RTSP. Everything runs on loopback; every
 process started is stopped, every recording deleted. Results: a table on stdout and JSON in
 bench/out/.
@@ -41,6 +45,7 @@ from recording.streamcopy import open_options  # noqa: E402
 from servers.models import License, MultiserverSystem, Server  # noqa: E402
 
 BASE_PORT = 19001
+SUB_BASE_PORT = 19401  # the sub streams' simulator, with --sub-stream
 LOOPS = SCRATCH / "camera-loops"
 
 
@@ -53,6 +58,7 @@ class Kind:
     bitrate_kbps: int
     gop_seconds: float
     analytics: bool
+    sub_stream: tuple[int, int] | None = None  # (width, height) of each camera's sub stream, if any
 
     @property
     def rtsp(self) -> bool:
@@ -68,6 +74,12 @@ class Kind:
                 "--codecs", self.codec, "--gop", str(self.gop_seconds),
                 "--bitrate", str(self.bitrate_kbps)]  # fmt: skip
 
+    def sub_simulator_args(self, count: int) -> list[str]:
+        width, height = self.sub_stream
+        return ["simulate_cameras", "--count", str(count), "--base-port", str(SUB_BASE_PORT), "--control-port", "0",
+                "--width", str(width), "--height", str(height), "--fps", str(self.fps), "--codecs", "h264",
+                "--gop", str(self.gop_seconds), "--bitrate", str(max(200, self.bitrate_kbps // 8))]  # fmt: skip
+
     def loop(self) -> list:
         camera = RtspCamera(0, 0, self.codec, self.width, self.height, self.fps, self.gop_seconds, self.bitrate_kbps)
         return read_loop(loop_file(camera.loop_spec(), LOOPS))[1]
@@ -76,6 +88,8 @@ class Kind:
         text = f"{self.width}x{self.height} {self.codec.upper()} at {self.fps:g} fps"
         if self.rtsp:
             text += f", {self.bitrate_kbps / 1000:g} Mbit/s, keyframe every {self.gop_seconds:g} s, RTSP over TCP"
+        if self.sub_stream:
+            text += f", sub stream {self.sub_stream[0]}x{self.sub_stream[1]} H.264 for pictures"
         return text + (", motion detection on" if self.analytics else "")
 
 
@@ -100,6 +114,7 @@ def prepare(count: int) -> Server:
             fps=round(KIND.fps),
             primary_server=server,
             analytics=["motion_detection"] if KIND.analytics else [],
+            sub_stream_url=f"rtsp://127.0.0.1:{SUB_BASE_PORT + n - 1}/stream" if KIND.sub_stream else "",
         )  # fmt: skip
         for n in range(1, count + 1)
     )
@@ -144,24 +159,29 @@ def run_step(count: int, seconds: float) -> dict:
         raise SystemExit(f"{count} cameras need about {needed:.1f} GB for {seconds:g} s; {free_gb():.1f} GB free")
     server = prepare(count)
     sim = start(KIND.simulator_args(count), f"sim-{count}", VAR_DIR=str(SCRATCH))
+    sub_sim = None
+    if KIND.sub_stream:
+        sub_sim = start(KIND.sub_simulator_args(count), f"sub-sim-{count}", VAR_DIR=str(SCRATCH))
     time.sleep(3 if KIND.rtsp else 1.5)
     agent = start(["run_video_server", "--server", "bench-srv", "--loglevel", "WARNING"], f"agent-{count}",
                   AGENT_SEGMENT_SECONDS=5, AGENT_SWEEP_SECONDS=2)  # fmt: skip
     try:
         time.sleep(10)  # worker start-up and every stream opened (RTSP: at a keyframe)
-        process, simulator = psutil.Process(agent.pid), psutil.Process(sim.pid)
+        process, simulators = psutil.Process(agent.pid), [psutil.Process(p.pid) for p in (sim, sub_sim) if p]
         warmup_until = time.time()
-        cpu_before, sim_before = cpu_seconds(process), cpu_seconds(simulator)
+        cpu_before, sim_before = cpu_seconds(process), sum(cpu_seconds(p) for p in simulators)
         rss = []  # sampled through the window: a long run shows whether memory stays flat
         ends = time.monotonic() + seconds
         while time.monotonic() < ends:
             rss.append(process.memory_info().rss / 2**20)
             time.sleep(min(10.0, max(0.0, ends - time.monotonic())))
-        cpu, sim_cpu = cpu_seconds(process) - cpu_before, cpu_seconds(simulator) - sim_before
+        cpu, sim_cpu = cpu_seconds(process) - cpu_before, sum(cpu_seconds(p) for p in simulators) - sim_before
         rss.append(process.memory_info().rss / 2**20)
     finally:
         stop(agent)  # a graceful stop closes and indexes every segment
         stop(sim)
+        if sub_sim:
+            stop(sub_sim)
     recorded = missing = silent = sent_bytes = file_bytes = 0
     storage = server.storage_dir
     units = KIND.loop() if KIND.rtsp else None
@@ -237,11 +257,13 @@ def main() -> None:
     parser.add_argument("--bitrate", type=int, default=4000, help="RTSP cameras, kbit/s")
     parser.add_argument("--gop", type=float, default=2.0, help="RTSP cameras: seconds between keyframes")
     parser.add_argument("--analytics", action="store_true", help="motion detection on every camera")
+    parser.add_argument("--sub-stream", metavar="WxH", help="RTSP cameras: a sub stream of this size for pictures")
     args = parser.parse_args()
     global KIND
     rtsp = args.codec != "mjpeg"
     KIND = Kind(args.codec, args.width or (1920 if rtsp else 320), args.height or (1080 if rtsp else 180),
-                args.fps or (25.0 if rtsp else 2.0), args.bitrate if rtsp else 0, args.gop, args.analytics)  # fmt: skip
+                args.fps or (25.0 if rtsp else 2.0), args.bitrate if rtsp else 0, args.gop, args.analytics,
+                tuple(int(n) for n in args.sub_stream.split("x")) if args.sub_stream and rtsp else None)  # fmt: skip
     call_command("migrate", verbosity=0)
     opens = open_to_first_frame()
     rows = []
@@ -276,7 +298,9 @@ def main() -> None:
                 f"first packets): median {statistics.median(beyond) * 1000:.0f} ms, max {max(beyond) * 1000:.0f} ms"
             )
     OUT.mkdir(exist_ok=True)
-    name = "agent_capacity" if not KIND.rtsp else f"agent_capacity_{KIND.codec}{'_analytics' if KIND.analytics else ''}"
+    name = "agent_capacity"
+    if KIND.rtsp:
+        name += f"_{KIND.codec}{'_analytics' if KIND.analytics else ''}{'_sub_stream' if KIND.sub_stream else ''}"
     (OUT / f"{name}.json").write_text(json.dumps({"kind": KIND.describe(), "steps": rows, "carried": carried,
                                                  "opens": opens}, indent=2))  # fmt: skip
 
