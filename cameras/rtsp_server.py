@@ -119,6 +119,7 @@ class Camera:
         source = media.get_element().get_by_name("src")
         with self._lock:
             self._sinks[source] = False
+        source.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, _running_time_stamp)
         media.connect("unprepared", lambda *_: self._forget(source))
 
     def _forget(self, source) -> None:
@@ -168,6 +169,24 @@ class Camera:
                 "fps": self.fps, "viewers": len(self.viewers), "sessions": len(self.sessions),
                 "refused": self.refused, "frames_sent": self.frames_sent,
                 "keyframes_forced": self.keyframes_forced}  # fmt: skip
+
+
+def _running_time_stamp(pad, info):
+    """A buffer stamped before its pipeline had a base time leaves stamped now (or not at all) instead.
+
+    do-timestamp gives a buffer the clock's absolute time while a new media's pipeline has its clock but not yet its
+    base time (now and then, as it prerolls): gst-rtsp-server's TCP sink, which syncs, would hold that buffer, and the
+    stream behind it, for as long as the machine has been up; the new viewer got no video at all.
+    """
+    element = pad.get_parent_element()
+    clock = element.get_clock()
+    if clock is not None:
+        buffer = info.get_buffer()
+        base = element.get_base_time()
+        now = clock.get_time() - base if base else Gst.CLOCK_TIME_NONE
+        if any(t != Gst.CLOCK_TIME_NONE and (not base or t > now + Gst.SECOND) for t in (buffer.pts, buffer.dts)):
+            buffer.pts = buffer.dts = now
+    return Gst.PadProbeReturn.OK
 
 
 def parameter_sets(codec: str, head: bytes) -> bytes:
