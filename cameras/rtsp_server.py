@@ -4,8 +4,10 @@
 
 The camera simulator (``cameras.simulator``) starts this process for its RTSP cameras and
 drives it over stdin and stdout, one JSON object a line. CONFIG lists the cameras: number,
-host, port, codec, fps, start time, the loop file (``cameras.loops``) and the most viewers
-the camera accepts at once. Each camera is an RTSP server of its own on its own port, at
+host, port, codec, fps, start time, the loop file (``cameras.loops``), the most viewers
+the camera accepts at once and the share of its frame rate it loses for each session beyond the
+first (as some real cameras do: frames come later, none is dropped, the counter goes on). Each
+camera is an RTSP server of its own on its own port, at
 ``rtsp://host:port/stream``, over TCP (interleaved) or UDP as the client asks.
 
 Like a real camera, each one streams all the time, watched or not: frame n is due at
@@ -37,6 +39,7 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 from cameras.loops import read_loop  # noqa: E402
+from cameras.pacing import Pace, viewer_rate  # noqa: E402
 from cameras.sei import sei_nal  # noqa: E402
 
 STATES = ("streaming", "stopped", "stalled", "garbage")
@@ -53,6 +56,8 @@ class Camera:
         self.codec, self.fps = config["codec"], float(config["fps"])
         self.started = float(config["started"])
         self.max_viewers = int(config.get("max_viewers") or 0)  # 0: no limit
+        self.fps_drop = float(config.get("fps_drop_per_viewer") or 0) / 100  # of the rate, per session beyond one
+        self.pace = Pace(self.started, self.fps)
         self.units = loops[config["loop"]]
         keyframes = [i for i, (keyframe, _, _) in enumerate(self.units) if keyframe]
         self.gop = keyframes[1] if len(keyframes) > 1 else len(self.units)
@@ -107,12 +112,14 @@ class Camera:
     def _client_closed(self, client) -> None:
         self.viewers.discard(client)
         self.sessions.discard(client)
+        self.pace.change_rate(viewer_rate(self.fps, self.fps_drop, len(self.sessions)), time.time())
 
     def _pre_setup(self, client, context):
         if self.max_viewers and client not in self.sessions and len(self.sessions) >= self.max_viewers:
             self.refused += 1
             return GstRtsp.RTSPStatusCode.NOT_ENOUGH_BANDWIDTH  # 453: what cameras answer a viewer too many
         self.sessions.add(client)
+        self.pace.change_rate(viewer_rate(self.fps, self.fps_drop, len(self.sessions)), time.time())
         return GstRtsp.RTSPStatusCode.OK
 
     def _media_configure(self, factory, media) -> None:
@@ -142,13 +149,13 @@ class Camera:
         if self.state == "garbage":
             data = os.urandom(len(head) + len(picture))
         else:
-            captured_ms = int((self.started + counter / self.fps) * 1000)
+            captured_ms = int(self.pace.due(counter) * 1000)
             data = head + sei_nal(self.codec, counter, captured_ms) + picture
         with self._lock:
             for source, joined in list(self._sinks.items()):
                 # A new session starts mid-GOP, its parameter sets first (again while its media drops them).
                 buffer = Gst.Buffer.new_wrapped(data if joined or keyframe else self.parameter_sets + data)
-                buffer.duration = int(Gst.SECOND / self.fps)
+                buffer.duration = int(Gst.SECOND / self.pace.rate)
                 self._sinks[source] = source.emit("push-buffer", buffer) == Gst.FlowReturn.OK
         self.frames_sent += 1
 
@@ -166,7 +173,8 @@ class Camera:
 
     def describe(self) -> dict:
         return {"number": self.number, "port": self.port, "url": self.url, "state": self.state, "codec": self.codec,
-                "fps": self.fps, "viewers": len(self.viewers), "sessions": len(self.sessions),
+                "fps": self.fps, "fps_now": self.pace.rate, "viewers": len(self.viewers),
+                "sessions": len(self.sessions),
                 "refused": self.refused, "frames_sent": self.frames_sent,
                 "keyframes_forced": self.keyframes_forced}  # fmt: skip
 
@@ -203,12 +211,13 @@ def parameter_sets(codec: str, head: bytes) -> bytes:
 
 
 def produce(cameras: list[Camera], stop: threading.Event) -> None:
-    """One thread paces every camera: frame n of a camera is due at its start + n / fps."""
+    """One thread paces every camera: frame n of a camera is due at its start + n / fps (later while it has
+    more viewers than one and loses frame rate for them: ``Camera.pace``)."""
     now = time.time()
     due = []
     for index, camera in enumerate(cameras):
-        counter = max(0, int((now - camera.started) * camera.fps))
-        heapq.heappush(due, (camera.started + counter / camera.fps, index, counter))
+        counter = camera.pace.counter_at(now)
+        heapq.heappush(due, (camera.pace.due(counter), index, counter))
     while not stop.is_set():
         at, index, counter = heapq.heappop(due)
         delay = at - time.time()
@@ -216,7 +225,7 @@ def produce(cameras: list[Camera], stop: threading.Event) -> None:
             stop.wait(delay)
         camera = cameras[index]
         camera.push(counter)
-        heapq.heappush(due, (camera.started + (counter + 1) / camera.fps, index, counter + 1))
+        heapq.heappush(due, (camera.pace.due(counter + 1), index, counter + 1))
 
 
 def answer(message: dict) -> None:

@@ -6,7 +6,9 @@ stamp (see ``cameras.stamp``) with the frame counter and capture time. An RTSP c
 H.265) serves ``rtsp://host:port/stream`` from GStreamer's RTSP server in a process of its own
 (``cameras.rtsp_server``), its pictures encoded once and replayed (``cameras.loops``), each
 frame's identity in an SEI message (``cameras.sei``). The counter follows the clock (frame n is
-due at start + n / fps), so every viewer of one camera sees the same numbering.
+due at start + n / fps), so every viewer of one camera sees the same numbering. With
+``fps_drop_per_viewer`` (percent) a camera lowers its frame rate for each viewer beyond the first, as
+some real cameras do: its frames come later, none is skipped (``cameras.pacing``).
 
 A control endpoint switches a camera's behaviour at run time, to stage faults:
 
@@ -45,6 +47,7 @@ from xml.sax.saxutils import escape
 import cv2
 import numpy as np
 
+from cameras.pacing import Pace, viewer_rate
 from cameras.stamp import draw_stamp
 
 log = logging.getLogger(__name__)
@@ -94,18 +97,27 @@ class SimulatedCamera:
     height: int = 180
     fps: float = 2.0
     quality: int = 80
+    fps_drop_per_viewer: float = 0.0  # percent of the frame rate lost for each viewer beyond the first
     host: str = "127.0.0.1"
     state: str = "streaming"
     started: float = field(default_factory=time.time)
     frames_sent: int = 0
     _server: asyncio.AbstractServer | None = None
     _viewers: set = field(default_factory=set)
+    _streams: set = field(default_factory=set)  # viewers of /video.mjpg
+    _pace: Pace | None = None
     _background: np.ndarray | None = None
     _last: tuple[int, bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/video.mjpg"
+
+    @property
+    def pace(self) -> Pace:
+        if self._pace is None:
+            self._pace = Pace(self.started, self.fps)
+        return self._pace
 
     def frame(self, counter: int) -> bytes:
         """The JPEG of frame ``counter``, encoded once however many viewers there are."""
@@ -117,14 +129,14 @@ class SimulatedCamera:
         if self._background is None:
             self._background = background(self.width, self.height)
         image = scene(self._background, f"cam {self.number} #{counter}", counter, self.fps)
-        captured_ms = int((self.started + counter / self.fps) * 1000)
+        captured_ms = int(self.pace.due(counter) * 1000)
         draw_stamp(image, counter, captured_ms)
         ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
         assert ok
         return jpeg.tobytes()
 
     def counter_now(self) -> int:
-        return int((time.time() - self.started) * self.fps)
+        return self.pace.counter_at(time.time())
 
     async def start(self) -> None:
         if self._server is None:
@@ -165,7 +177,7 @@ class SimulatedCamera:
                     await writer.drain()
                     await asyncio.sleep(0.1)
             elif path.startswith("/video.mjpg"):
-                await self._stream(writer)
+                await self._stream(reader, writer)
             elif path.startswith("/snapshot.jpg"):
                 jpeg = self.frame(self.counter_now())
                 writer.write(
@@ -185,28 +197,41 @@ class SimulatedCamera:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _stream(self, writer: asyncio.StreamWriter) -> None:
+    async def _stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(
             b"HTTP/1.0 200 OK\r\nCache-Control: no-cache\r\nConnection: close\r\n"
             b"Content-Type: multipart/x-mixed-replace;boundary=" + BOUNDARY + b"\r\n\r\n"
         )
-        counter = self.counter_now()
-        while True:
-            jpeg = self.frame(counter)
-            writer.write(
-                b"--" + BOUNDARY + b"\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg)
-                + jpeg + b"\r\n"
-            )  # fmt: skip
-            await writer.drain()
-            self.frames_sent += 1
-            counter += 1
-            due = self.started + counter / self.fps
-            await asyncio.sleep(max(0.0, due - time.time()))
+        self._viewing(writer, True)
+        # Completes when the viewer goes (it sends nothing more): its share of the frame rate returns at once.
+        gone = asyncio.ensure_future(reader.read())
+        try:
+            counter = self.counter_now()
+            while True:
+                jpeg = self.frame(counter)
+                writer.write(
+                    b"--" + BOUNDARY + b"\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg)
+                    + jpeg + b"\r\n"
+                )  # fmt: skip
+                await writer.drain()
+                self.frames_sent += 1
+                counter += 1
+                await asyncio.wait([gone], timeout=max(0.0, self.pace.due(counter) - time.time()))
+                if gone.done():
+                    return
+        finally:
+            gone.cancel()
+            self._viewing(writer, False)
+
+    def _viewing(self, writer, watching: bool) -> None:
+        """A viewer of the stream came or went: the frame rate for this many viewers from now on."""
+        (self._streams.add if watching else self._streams.discard)(writer)
+        self.pace.change_rate(viewer_rate(self.fps, self.fps_drop_per_viewer / 100, len(self._streams)), time.time())
 
     def describe(self) -> dict:
         return {"number": self.number, "port": self.port, "url": self.url, "state": self.state,
-                "fps": self.fps, "resolution": f"{self.width}x{self.height}", "viewers": len(self._viewers),
-                "frames_sent": self.frames_sent}  # fmt: skip
+                "fps": self.fps, "fps_now": self.pace.rate, "resolution": f"{self.width}x{self.height}",
+                "viewers": len(self._viewers), "frames_sent": self.frames_sent}  # fmt: skip
 
 
 @dataclass
@@ -222,6 +247,7 @@ class RtspCamera:
     gop_seconds: float = 2.0  # keyframe interval
     bitrate_kbps: int = 0  # 0: a bitrate fit for the resolution and frame rate
     max_viewers: int = 0  # the most RTSP sessions at once; 0: no limit
+    fps_drop_per_viewer: float = 0.0  # percent of the frame rate lost for each session beyond the first
     onvif_credentials: tuple[str, str] | None = None  # ONVIF requests must carry a digest of these
     keyframe_on_request: bool = True  # False: SetSynchronizationPoint is refused, as some cameras do
     host: str = "127.0.0.1"
@@ -251,7 +277,8 @@ class RtspCamera:
 
     def config(self, loop: Path) -> dict:
         return {"number": self.number, "host": self.host, "port": self.port, "codec": self.codec, "fps": self.fps,
-                "started": self.started, "loop": str(loop), "max_viewers": self.max_viewers}  # fmt: skip
+                "started": self.started, "loop": str(loop), "max_viewers": self.max_viewers,
+                "fps_drop_per_viewer": self.fps_drop_per_viewer}  # fmt: skip
 
     async def set_state(self, state: str) -> None:
         if state not in STATES:
@@ -271,7 +298,8 @@ class RtspCamera:
         return {"number": self.number, "port": self.port, "url": self.url, "codec": self.codec, "state": self.state,
                 "fps": self.fps, "resolution": f"{self.width}x{self.height}", "gop_seconds": self.gop_seconds,
                 "max_viewers": self.max_viewers, "onvif_url": self.onvif_url, **{k: self.last[k] for k in
-                ("viewers", "sessions", "refused", "frames_sent", "keyframes_forced") if k in self.last}}  # fmt: skip
+                ("fps_now", "viewers", "sessions", "refused", "frames_sent", "keyframes_forced")
+                if k in self.last}}  # fmt: skip
 
 
 class RtspProcess:
@@ -343,9 +371,9 @@ class RtspProcess:
             self._config.unlink(missing_ok=True)
 
 
-MJPEG_OPTIONS = ("width", "height", "fps", "quality")
+MJPEG_OPTIONS = ("width", "height", "fps", "quality", "fps_drop_per_viewer")
 RTSP_OPTIONS = ("width", "height", "fps", "gop_seconds", "bitrate_kbps", "max_viewers", "onvif_credentials",
-                "keyframe_on_request")  # fmt: skip
+                "keyframe_on_request", "fps_drop_per_viewer")  # fmt: skip
 
 
 class CameraSimulator:

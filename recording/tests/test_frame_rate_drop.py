@@ -1,12 +1,19 @@
-"""A camera that lowers its frame rate while two servers read it: the judgement and the stored health's warning."""
+"""A camera that lowers its frame rate while two servers read it: the judgement, the stored health's warning, and
+the whole way from a simulated camera that slows down for its second viewer to the event and the pages."""
 
+import re
+import threading
+import time
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 from cameras.models import Camera
+from conftest import wait_for
+from recording import live
 from recording.models import StreamHealth, frame_rate_drop
+from redundancy.models import Event, EventKind
 
 GATE = Camera(name="gate", fps=25)
 
@@ -72,3 +79,55 @@ def test_a_stale_refusal_no_longer_warns(stored):
     assert StreamHealth.objects.refused().count() == 1
     StreamHealth.objects.update(reported_at=timezone.now() - timedelta(minutes=5))
     assert StreamHealth.objects.refused().count() == 0
+
+
+FRAME_RATE_EVENT = re.compile(r"gate lowers its frame rate while srv-a and srv-b both read it: "
+                              r"measured srv-a ([\d.]+) fps, srv-b ([\d.]+) fps, expected 10 fps")  # fmt: skip
+
+
+def halved(text: str) -> bool:
+    """The frame rate warning, both servers measuring half of the camera's 10 fps."""
+    measured = FRAME_RATE_EVENT.search(text)
+    return bool(measured) and all(3.5 <= float(fps) <= 6.5 for fps in measured.groups())
+
+
+@pytest.mark.process
+@pytest.mark.django_db(transaction=True)
+def test_a_constant_mode_camera_that_halves_its_rate_for_the_backup_is_an_event_and_a_warning(
+    site, tmp_path, simulator, agents, make_camera, redis_client, engine, admin_client
+):
+    for name in ("a", "b"):
+        site[name].recordings_path = str(tmp_path / site[name].name)
+        site[name].save()
+    backup = site["b"]
+    backup.redundancy.constant_redundancy = True
+    backup.redundancy.save()
+    sim = simulator(1, codecs=("h264",), fps=10.0, gop_seconds=1.0, fps_drop_per_viewer=50)
+    camera = make_camera(site["a"], backup, name="gate", stream_url=sim.url(1), codec="h264", fps=10)
+    agents("srv-a")
+
+    def primary_fps():
+        report = live.read_stream_health(redis_client, "srv-a").get(camera.pk, {})
+        return report.get("state") == "streaming" and time.time() - report["since"] > 6 and report["fps"]
+
+    assert 9 <= wait_for(primary_fps, 30, message="the primary streaming for a full window") <= 11
+    wait_for(lambda: StreamHealth.objects.filter(camera=camera, server=site["a"], fps__gte=9).exists(), 15,
+             message="the one viewer's full rate stored")  # fmt: skip
+    page = admin_client.get(f"/cameras/{camera.pk}/").content.decode()
+    assert "lowers its frame rate" not in page, "one viewer gets the full rate: no warning"
+
+    agents("srv-b")
+    event = wait_for(lambda: Event.objects.filter(kind=EventKind.FRAME_RATE_DROPPED, camera=camera).first(), 40,
+                     message="the frame rate drop as an event")  # fmt: skip
+    assert FRAME_RATE_EVENT.search(event.message), event.message
+    assert event.server == backup
+    assert halved(event.message), f"half of 10 fps, as both servers measure: {event.message}"
+    assert sim.call(sim.simulator.describe())[0]["sessions"] == 2
+
+    def warned():  # the stored rates settle within a save or two (the first may straddle the drop)
+        pages = [admin_client.get(url).content.decode() for url in (f"/cameras/{camera.pk}/", f"/servers/{backup.pk}/")]
+        return all(halved(page) for page in pages)
+
+    wait_for(warned, 30, message="the halved rates on the camera page and in the Backup section")
+    threading.Event().wait(3)
+    assert Event.objects.filter(kind=EventKind.FRAME_RATE_DROPPED, camera=camera).count() == 1, "one per episode"

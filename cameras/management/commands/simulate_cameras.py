@@ -29,6 +29,9 @@ class Command(BaseCommand):
         parser.add_argument("--bitrate", type=int, default=0, help="RTSP cameras: kbit/s (0: fit for the picture)")
         parser.add_argument("--max-viewers", type=int, default=0,
                             help="RTSP cameras: the most sessions at once (0: no limit)")  # fmt: skip
+        parser.add_argument("--fps-drop-per-viewer", type=float, default=0.0, metavar="P",
+                            help="percent of the frame rate a camera loses for each viewer beyond the first, as "
+                                 "some real cameras do (frames come later, none is dropped); 0: none")  # fmt: skip
         parser.add_argument("--host", default="127.0.0.1", help="a loopback address")
 
     def handle(self, *args, **options):
@@ -40,6 +43,8 @@ class Command(BaseCommand):
             raise CommandError("--width and --height must be between 16x16 and 1920x1080")
         if options["bitrate"] < 0 or options["max_viewers"] < 0:
             raise CommandError("--bitrate and --max-viewers cannot be negative")
+        if not 0 <= options["fps_drop_per_viewer"] <= 100:
+            raise CommandError("--fps-drop-per-viewer must be between 0 and 100 (percent)")
         if not 0.04 <= options["gop"] <= 60:
             raise CommandError("--gop must be between 0.04 and 60 seconds")
         try:
@@ -48,6 +53,7 @@ class Command(BaseCommand):
                 codecs=tuple(c.strip() for c in options["codecs"].split(",") if c.strip()),
                 width=options["width"], height=options["height"], fps=options["fps"], quality=options["quality"],
                 gop_seconds=options["gop"], bitrate_kbps=options["bitrate"], max_viewers=options["max_viewers"],
+                fps_drop_per_viewer=options["fps_drop_per_viewer"],
             )  # fmt: skip
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
