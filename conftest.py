@@ -17,6 +17,8 @@ import pytest
 import redis
 from django.contrib.auth.models import Permission, User
 from django.utils import timezone
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
 from cameras.models import Camera
@@ -25,6 +27,10 @@ from recording import live
 from servers.models import License, MultiserverSystem, Server
 
 _serial = count(1)
+
+# These machines are shared: a property test is judged by what it finds, not by how fast examples come.
+hypothesis_settings.register_profile("shared-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile("shared-machine")
 
 
 @pytest.fixture(autouse=True)
