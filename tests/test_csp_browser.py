@@ -72,9 +72,15 @@ def test_every_page_works_under_the_policy(site, make_camera, web, browser_page)
     # The capacity page: its chart is placed by forms.js from data- attributes, also once htmx swaps it.
     visit("/capacity/", wait_for="#capacity-chart .bar-row")
     assert page.eval_on_selector("#capacity-chart .bar.normal", "bar => bar.style.width").endswith("%")
+    other = page.eval_on_selector("#capacity-chart nav a:not(.active)", "link => link.textContent")
     page.click("#capacity-chart nav a:not(.active)")
-    page.wait_for_function("document.querySelector('#capacity-chart nav a.active') !== null")
+    # The swap is done when the link clicked is the active one (a link was active before it, too).
+    page.wait_for_function("text => document.querySelector('#capacity-chart nav a.active')?.textContent === text",
+                           arg=other, timeout=15_000)  # fmt: skip
     page.wait_for_load_state("networkidle")
+    # forms.js places the new bars on htmx:load, which comes once the swapped chart has settled.
+    page.wait_for_function("() => document.querySelector('#capacity-chart .bar.normal').style.width.endsWith('%')",
+                           timeout=15_000)  # fmt: skip
     assert page.eval_on_selector("#capacity-chart .bar.normal", "bar => bar.style.width").endswith("%")
     violations.extend(f"/capacity/ after a swap: {v}" for v in page.evaluate("window.cspViolations"))
 
