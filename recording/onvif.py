@@ -191,8 +191,9 @@ class KeyframeRequest:
         except OnvifError as exc:
             self._problem(str(exc))
             return "refused" if isinstance(exc, OnvifFault) else "failed"
-        except Exception:  # a camera's odd answer must never reach the ingest
-            log.exception("camera=%s event=keyframe_request_error", self.camera_id)
+        except Exception as exc:  # a camera's odd answer must never reach the ingest
+            # The kind of error only: a traceback's messages could quote the camera's answer or address.
+            log.warning("camera=%s event=keyframe_request_error error=%s", self.camera_id, type(exc).__name__)
             return "failed"
         self._last_problem = ""
         return "accepted"
