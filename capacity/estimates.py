@@ -3,7 +3,7 @@
 Every figure comes from ``capacity.coefficients``; nothing here reads the database.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from capacity import coefficients as k
 
@@ -149,10 +149,7 @@ def estimate(
         recorded = float(measured_kbps)
     else:
         recorded = recorded_kbps(codec, width, height, rate, stream, transport)
-    if sub_stream is not None:
-        return _with_sub_stream(codec, width, height, rate, quality, analytics, stream, source, estimated,
-                                configured_kbps, measured_kbps, recorded, transport, sub_stream)  # fmt: skip
-    return Estimate(
+    main = Estimate(
         stream_kbps=stream,
         stream_source=source,
         estimated_kbps=estimated,
@@ -164,30 +161,27 @@ def estimate(
         analytics_cores={module: analytics_cores(module, width, height, rate) for module in analytics},
         analytics_decode_cores=analytics_decode_cores(codec, width, height, rate, transport) if analytics else 0.0,
     )
+    if sub_stream is None:
+        return main
+    return _with_sub_stream(main, codec, width, height, rate, quality, analytics, transport, sub_stream)
 
 
-def _with_sub_stream(codec, width, height, rate, quality, analytics, stream, source, estimated, configured_kbps,
-                     measured_kbps, recorded, transport, sub: SubStream) -> Estimate:  # fmt: skip
+def _with_sub_stream(main: Estimate, codec, width, height, rate, quality, analytics, transport,
+                     sub: SubStream) -> Estimate:  # fmt: skip
     """A camera whose primary reads its sub stream for analytics and the snapshot (backups read only the main)."""
     if sub.measured_kbps:
         sub_kbps, sub_source = float(sub.measured_kbps), "measured"
     else:
         sub_kbps, sub_source = estimated_stream_kbps(sub.codec, sub.width, sub.height, sub.fps, quality), "estimated"
     # The main stream on the primary: recorded as it comes, an MJPEG one no longer decoded (a backup still does).
-    main = k.FRAME_HANDLING_SECONDS * rate if codec == "mjpeg" else ingest_cores(codec, width, height, rate, transport)
+    main_reading = ingest_cores(codec, width, height, rate, transport)
+    reading = k.FRAME_HANDLING_SECONDS * rate if codec == "mjpeg" else main_reading
     decode = k.DECODE_SECONDS_PER_MPX[sub.codec] * megapixels(sub.width, sub.height) * sub.fps
-    return Estimate(
-        stream_kbps=stream,
-        stream_source=source,
-        estimated_kbps=estimated,
-        configured_kbps=float(configured_kbps) if configured_kbps else None,
-        measured_kbps=float(measured_kbps) if measured_kbps else None,
-        recorded_kbps=recorded,
-        storage_gb_per_day=gb_per_hour(recorded) * 24,
-        ingest_cores=ingest_cores(codec, width, height, rate, transport),
+    return replace(
+        main,
         analytics_cores={module: analytics_cores(module, sub.width, sub.height, sub.fps) for module in analytics},
         analytics_decode_cores=decode if analytics else 0.0,
         sub_stream_kbps=sub_kbps,
         sub_stream_source=sub_source,
-        primary_ingest_cores=main + sub_stream_ingest_cores(sub),
+        primary_ingest_cores=reading + sub_stream_ingest_cores(sub),
     )

@@ -37,6 +37,16 @@ class Recording:
     on_segment: Callable[[SegmentRecord], None]
 
 
+def decode_picture(decoder, packet, snapshot_due: bool) -> tuple:
+    """(picture, snapshot JPEG): the packet decoded where detectors (every frame) or a due snapshot need it."""
+    if not decoder.every_frame and not snapshot_due:
+        return None, None
+    from recording.streamcopy import snapshot_jpeg
+
+    image = decoder.picture(packet)
+    return image, snapshot_jpeg(image) if image is not None and snapshot_due else None
+
+
 class CameraPipeline:
     """Where one camera's frames go: the recording, analytics (primary only), the snapshot.
 
@@ -103,15 +113,10 @@ class CameraPipeline:
 
     def _picture(self, packet):
         """Decode what analytics or the snapshot need (before the packet goes to the recording)."""
-        from recording.streamcopy import snapshot_jpeg
-
         snapshot_due = packet.keyframe and packet.at - self._snapshot_at >= self.snapshot_every() * 0.8  # jitter
-        if not self.decoder.every_frame and not snapshot_due:
-            return None
-        image = self.decoder.picture(packet)
-        if image is not None and snapshot_due:
-            self._snapshot_at = packet.at
-            self.latest_jpeg = snapshot_jpeg(image)
+        image, jpeg = decode_picture(self.decoder, packet, snapshot_due)
+        if jpeg:
+            self._snapshot_at, self.latest_jpeg = packet.at, jpeg
         return image
 
     def _record(self, frame: Frame) -> None:
@@ -210,16 +215,11 @@ class SubStream:
             pipeline.analyse(image, frame.at)
 
     def _picture(self, packet):
-        from recording.streamcopy import snapshot_jpeg
-
         pipeline = self.pipeline
         due = packet.at - self._snapshot_at >= pipeline.snapshot_every() * 0.8
         # Decoding every frame for detectors: any frame makes the snapshot; otherwise only a keyframe decodes alone.
         snapshot_due = due and (packet.keyframe or self.decoder.every_frame)
-        if not self.decoder.every_frame and not snapshot_due:
-            return None
-        image = self.decoder.picture(packet)
-        if image is not None and snapshot_due:
-            self._snapshot_at = packet.at
-            pipeline.latest_jpeg = snapshot_jpeg(image)
+        image, jpeg = decode_picture(self.decoder, packet, snapshot_due)
+        if jpeg:
+            self._snapshot_at, pipeline.latest_jpeg = packet.at, jpeg
         return image
