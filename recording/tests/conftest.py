@@ -6,6 +6,15 @@ from recording.agent import VideoServerAgent
 
 
 @pytest.fixture
+def recorded_site(site, tmp_path):
+    """The shared site with each server recording under this test's own directory."""
+    for name in ("a", "b", "c"):
+        site[name].recordings_path = str(tmp_path / site[name].name)
+        site[name].save()
+    return site
+
+
+@pytest.fixture
 def agents(settings):
     """Start agents in this process (threads), with short timings; all are stopped after the test."""
     started = []

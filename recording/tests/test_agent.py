@@ -18,14 +18,6 @@ from recording.models import AnalyticsEvent, Segment, StreamHealth
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def recorded_site(site, tmp_path):
-    for name in ("a", "b", "c"):
-        site[name].recordings_path = str(tmp_path / site[name].name)
-        site[name].save()
-    return site
-
-
 def counters(camera) -> list[int]:
     """The stamped frame counters of everything recorded for a camera, segment by segment in time order."""
     result = []

@@ -18,13 +18,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 GOP = 4.0  # seconds: without a request, a connection waits up to this long for its first keyframe
 
 
-@pytest.fixture
-def recorded_site(site, tmp_path):
-    site["a"].recordings_path = str(tmp_path / "srv-a")
-    site["a"].save()
-    return site
-
-
 def reports_with_first_frame(redis_client, cameras) -> dict | None:
     reports = live.read_stream_health(redis_client, "srv-a")
     if all("first_frame_seconds" in reports.get(c.pk, {}) for c in cameras):

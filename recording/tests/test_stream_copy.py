@@ -23,14 +23,6 @@ from redundancy.models import Event
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def recorded_site(site, tmp_path):
-    for name in ("a", "b"):
-        site[name].recordings_path = str(tmp_path / site[name].name)
-        site[name].save()
-    return site
-
-
 def nal_units(access_unit: bytes) -> list[bytes]:
     """The NAL units of an Annex-B access unit, without their start codes (3 or 4 bytes alike)."""
     units, index = [], access_unit.find(b"\x00\x00\x01")

@@ -24,14 +24,6 @@ SUB = (180, 320)
 
 
 @pytest.fixture
-def recorded_site(site, tmp_path):
-    for name in ("a", "b"):
-        site[name].recordings_path = str(tmp_path / site[name].name)
-        site[name].save()
-    return site
-
-
-@pytest.fixture
 def cameras(simulator):
     """The main stream's simulator and the sub stream's, started on demand (``sub_codec``)."""
 
