@@ -2,13 +2,15 @@
 PYTHON := $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PYTEST_ARGS ?=
+# The browser libraries the pages load, built into static/ (never committed, never from a CDN).
+VENDOR := static/vendor/hls.min.js
 
 .PHONY: run test lint clean chromium rtsp-cameras mutation
 
-run: $(VENV)/.installed rtsp-cameras
+run: $(VENV)/.installed rtsp-cameras $(VENDOR)
 	$(VENV)/bin/python -m eocortex_web.launcher run
 
-test: $(VENV)/.installed chromium rtsp-cameras
+test: $(VENV)/.installed chromium rtsp-cameras $(VENDOR)
 	$(VENV)/bin/python -m eocortex_web.launcher test $(PYTEST_ARGS)
 
 # The browser tests drive Debian's chromium (never a downloaded browser); installed when we may.
@@ -27,6 +29,14 @@ rtsp-cameras:
 	  2>/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $(RTSP_PACKAGES); \
 	  else echo "make: the RTSP cameras need GStreamer's RTSP server: sudo apt-get install $(RTSP_PACKAGES)" >&2; fi; }
+
+# hls.js, pinned with its checksum in package-lock.json, from the npm registry; its full build, which
+# plays EXT-X-GAP playlists and H.265 in MPEG-TS (the light one has no H.265). Scripts never run.
+static/vendor/hls.min.js: package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "make: the playback page needs hls.js through npm: apt-get install npm" >&2; exit 1; }
+	npm ci --ignore-scripts --no-audit --no-fund
+	mkdir -p $(@D)
+	cp node_modules/hls.js/dist/hls.min.js $@
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
