@@ -59,13 +59,16 @@ def make_system(db):
 
 @pytest.fixture
 def make_server(db, make_system):
-    """A server with an active license unless ``license=False``; redundancy flags set by keyword."""
+    """A server with an active license unless ``license=False``; redundancy flags set by keyword; a free port of
+    its own on loopback for its agent's recordings."""
 
     def make(name=None, system=None, license=True, channels=16, fast=False, constant=False, email=False, **fields):
         server = Server.objects.create(
             name=name or f"srv-{next(_serial)}",
             system=system or make_system(),
             address=fields.pop("address", "127.0.0.1"),
+            # Each its own port for its agent's recordings: agents of one test run side by side on loopback.
+            api_port=fields.pop("api_port", None) or free_ports(1)[0],
             **fields,
         )
         if license:

@@ -114,6 +114,7 @@ INSTALLED_APPS = [
     "recording",
     "redundancy",
     "capacity",
+    "playback",
     "accounts",  # last: its roles are built from every other app's permissions
 ]
 

@@ -4,7 +4,8 @@ Made of parts, each with its own module: the heartbeat (``recording.heartbeat``,
 talks to Redis only), the cameras ingested (``recording.cameraset``: an ingest worker and a
 pipeline per camera), the archive (``recording.archive``: recovery and retention), the index's
 on-disk spool (``recording.outbox``), the storage's health (``recording.storage_health``) and
-the claim on the server's name (``recording.lease``). The agent itself holds the life cycle
+the claim on the server's name (``recording.lease``) and the HTTP server of its recordings
+(``recording.serving``). The agent itself holds the life cycle
 (start, the graceful leave, stop) and the supervisor thread, which matches the cameras to the
 desired set, flushes the index, saves stream health and sweeps the archive. Redis or the
 database going away changes nothing that is being recorded: the supervisor keeps what it has
@@ -33,6 +34,7 @@ from recording.models import StreamHealth
 from recording.outbox import Outbox
 from recording.pipeline import CameraPipeline
 from recording.segments import SegmentRecord
+from recording.serving import RecordingServer
 from recording.storage_health import StorageHealth
 from servers.models import Server
 
@@ -54,6 +56,7 @@ class VideoServerAgent:
         redis_client: redis.Redis | None = None,
         clock=time.time,
         lease: ServerLease | None = None,
+        serve_recordings: bool = True,
     ):
         self.name = name
         self.heartbeat_interval = heartbeat_interval
@@ -61,6 +64,8 @@ class VideoServerAgent:
         self.open_timeout = open_timeout
         self.read_timeout = read_timeout
         self.segment_seconds = segment_seconds
+        self.serve_recordings = serve_recordings
+        self.recordings: RecordingServer | None = None
         self.redis = redis_client or live.client()
         self.clock = clock
         self.heartbeat_ttl = ttl_for(heartbeat_interval)
@@ -107,6 +112,7 @@ class VideoServerAgent:
         self.outbox = Outbox(self.storage / "index-spool.jsonl")
         self.archive = Archive(self.server, self.storage, self.outbox, self.clock)
         self.archive.recover()
+        self.recordings = self._serve_recordings()
         self.cameras = CameraSet(
             self.server, self.storage, self.storage_health, segment_seconds=self.segment_seconds,
             open_timeout=self.open_timeout, read_timeout=self.read_timeout, clock=self.clock,
@@ -123,6 +129,19 @@ class VideoServerAgent:
             thread.start()
             self._threads.append(thread)
         log.info("server=%s event=agent_started storage=%s", self.name, self.storage)
+
+    def _serve_recordings(self) -> RecordingServer | None:
+        """Serve this server's recordings at its address and API port; recording goes on without it."""
+        if not self.serve_recordings:
+            return None
+        try:
+            recordings = RecordingServer(self.server, self.storage, self.server.address, self.server.api_port)
+        except OSError as exc:
+            log.warning("server=%s event=recordings_not_served address=%s port=%s error=%s", self.name,
+                        self.server.address, self.server.api_port, exc.strerror or type(exc).__name__)  # fmt: skip
+            return None
+        recordings.start()
+        return recordings
 
     def request_reconcile(self) -> None:
         """Reconcile now rather than at the next sweep (the engine's change notice)."""
@@ -163,6 +182,8 @@ class VideoServerAgent:
             thread.join(timeout=self.read_timeout + self.open_timeout + 5)
         if self.cameras is not None:
             self.cameras.stop_all()
+        if self.recordings is not None:
+            self.recordings.stop()
         if self.server is not None:
             self.outbox.flush(self.server.pk)
         self.lease.release()

@@ -20,6 +20,11 @@ class Segment(models.Model):
     frame_count = models.PositiveIntegerField()
     size_bytes = models.PositiveBigIntegerField(default=0)
     path = models.CharField(max_length=500, unique=True)
+    # A copy merged back from the server that recorded it (``recording.mergeback``); empty: this server recorded it.
+    recorded_by = models.ForeignKey(
+        Server, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        help_text="The server that recorded this segment, when it was copied here after a failback.",
+    )  # fmt: skip
 
     class Meta:
         ordering = ["camera", "started_at"]

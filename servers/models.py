@@ -130,6 +130,12 @@ class Server(models.Model):
         validators=[MinValueValidator(MIN_RETENTION_HOURS), MaxValueValidator(MAX_RETENTION_HOURS)],
         help_text="Recorded segments older than this are deleted by housekeeping (0.1 is six minutes).",
     )
+    merge_back = models.BooleanField(
+        "merge back recordings after failback",
+        default=True,
+        help_text="Once a camera is back on this server, copy in what its backup recorded meanwhile, so that this "
+        "server holds the camera's whole archive.",
+    )
 
     class Meta:
         ordering = ["system__name", "name"]

@@ -1,0 +1,86 @@
+"""The web application's (and other agents') way to a video server's recordings: signed HTTP to its agent.
+
+Recordings stay on the server that wrote them (``recording.serving``); nothing here opens a file. Every
+URL carries a token for that server and camera that lives a minute (``recording.signing``).
+"""
+
+import hashlib
+from pathlib import PurePath
+from urllib.parse import urlencode
+
+import requests
+
+from recording import signing
+from recording.serving import FILE
+
+TIMEOUT = (2.0, 15.0)  # connect, read (seconds)
+
+
+class Unreachable(Exception):
+    """The video server that holds a recording does not answer, refuses, or sent something else than asked."""
+
+
+def base_url(server) -> str:
+    host = f"[{server.address}]" if ":" in server.address else server.address
+    return f"http://{host}:{server.api_port}"
+
+
+def segment_name(segment) -> str:
+    """``<camera>/<YYYY-MM-DD>/<HHMMSS.mmm>.<ts|mjpeg>``: the segment's address on its server."""
+    day, name = PurePath(segment.path).parts[-2:]
+    address = f"{segment.camera_id}/{day}/{name}"
+    if FILE.fullmatch(f"/recordings/{address}") is None:
+        raise Unreachable(f"segment {segment.pk} has no address a video server serves")
+    return address
+
+
+def segment_url(segment, lifetime: float = signing.LIFETIME) -> str:
+    token = signing.token(segment.server.name, segment.camera_id, lifetime)
+    return f"{base_url(segment.server)}/recordings/{segment_name(segment)}?{urlencode({'token': token})}"
+
+
+def list_url(server, camera_id: int, since: float | None = None, until: float | None = None) -> str:
+    query = {"token": signing.token(server.name, camera_id)}
+    query |= {name: f"{value:.3f}" for name, value in (("since", since), ("until", until)) if value is not None}
+    return f"{base_url(server)}/recordings/{camera_id}/?{urlencode(query)}"
+
+
+def _get(url: str, **kwargs) -> requests.Response:
+    try:
+        response = requests.get(url, timeout=TIMEOUT, **kwargs)
+    except requests.RequestException as exc:
+        raise Unreachable(f"the video server does not answer ({type(exc).__name__})") from None
+    if response.status_code not in (200, 206):
+        response.close()
+        raise Unreachable(f"the video server answered {response.status_code}")
+    return response
+
+
+def list_segments(server, camera_id: int, since: float | None = None, until: float | None = None) -> list[dict]:
+    """The camera's segments ``server`` holds over the range, as its agent lists them."""
+    try:
+        return _get(list_url(server, camera_id, since, until)).json()["segments"]
+    except (ValueError, KeyError):
+        raise Unreachable("the video server's list of segments is unreadable") from None
+
+
+def open_stream(segment, byte_range: tuple[int, int | None] | None = None) -> requests.Response:
+    """The segment's bytes as a stream (``iter_content``); the caller closes it."""
+    headers = {}
+    if byte_range is not None:
+        first, last = byte_range
+        headers["Range"] = f"bytes={first}-{'' if last is None else last}"
+    return _get(segment_url(segment), headers=headers, stream=True)
+
+
+def fetch(segment) -> bytes:
+    """The whole segment, checked against the SHA-256 its server computed as it sent it."""
+    return fetch_url(segment_url(segment))
+
+
+def fetch_url(url: str) -> bytes:
+    response = _get(url, headers={"X-Want-SHA256": "1"})
+    expected = response.headers.get("X-Content-SHA256")
+    if expected is None or hashlib.sha256(response.content).hexdigest() != expected:
+        raise Unreachable("the segment's bytes do not match the checksum its server sent")
+    return response.content
