@@ -49,6 +49,8 @@ def test_api_lists_and_acts_only_within_the_users_systems(scoped):
     assert {s["name"] for s in api.get("/api/capacity/").json()["servers"]} == {"srv-a", "srv-b", "srv-c"}
     assert api.get(f"/api/servers/{other.pk}/").status_code == 404
     assert api.get(f"/api/cameras/{scoped['theirs'].pk}/").status_code == 404
+    assert api.get(f"/api/cameras/{scoped['theirs'].pk}/recordings/").status_code == 404
+    assert api.get(f"/api/cameras/{scoped['mine'].pk}/recordings/").status_code == 200
     assert api.post(f"/api/servers/{other.pk}/drain/").status_code == 404
     assert api.post(f"/api/servers/{scoped['a'].pk}/drain/").status_code == 202
     assert api.get("/api/capacity/", {"system": other.system_id}).status_code == 400
