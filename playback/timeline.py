@@ -234,9 +234,13 @@ def for_camera(camera, since: datetime, until: datetime) -> Timeline:
         .order_by("started_at")
     )
     segments = [segment_info(row) for row in rows]
-    # The active server changes when a takeover completes: until then the giving server records.
-    moves = Event.objects.filter(camera=camera, to_server__isnull=False, at__lte=until,
+    # The active server changes when a takeover completes: until then the giving server records. The last
+    # change before the range says where the camera was when it starts.
+    moves = Event.objects.filter(camera=camera, to_server__isnull=False,
                                  kind__in=(EventKind.FAILOVER_COMPLETED, EventKind.FAILBACK_COMPLETED))  # fmt: skip
-    switches = [(event.at.timestamp(), event.to_server.name) for event in moves.select_related("to_server")]
+    moves = moves.select_related("to_server")
+    before = moves.filter(at__lt=since).order_by("-at").first()
+    switches = [(event.at.timestamp(), event.to_server.name)
+                for event in [*([before] if before else []), *moves.filter(at__gte=since, at__lte=until)]]  # fmt: skip
     return build(segments, sorted(switches), camera.primary_server.name, since.timestamp(), until.timestamp(),
                  1 / max(camera.fps, 1))  # fmt: skip
