@@ -30,6 +30,7 @@ from recording.desired import baseline_camera_ids
 from recording.heartbeat import Heartbeat
 from recording.ingest import IngestWorker
 from recording.lease import ServerLease, ttl_for
+from recording.mergeback import MergeBack
 from recording.models import StreamHealth
 from recording.outbox import Outbox
 from recording.pipeline import CameraPipeline
@@ -81,6 +82,7 @@ class VideoServerAgent:
         self._health_saved_at = 0.0
         self.storage_health = StorageHealth(name)
         self.archive: Archive | None = None
+        self.merge_back: MergeBack | None = None
         self.heartbeat = Heartbeat(self.redis, name, self.lease, heartbeat_interval, self.heartbeat_ttl, clock,
                                    self._status, self._pictures)  # fmt: skip
 
@@ -112,6 +114,10 @@ class VideoServerAgent:
         self.outbox = Outbox(self.storage / "index-spool.jsonl")
         self.archive = Archive(self.server, self.storage, self.outbox, self.clock)
         self.archive.recover()
+        self.merge_back = MergeBack(
+            self.server, self.storage, self.outbox, self.clock, segment_seconds=self.segment_seconds,
+            sweep_interval=self.sweep_interval,
+        )  # fmt: skip
         self.recordings = self._serve_recordings()
         self.cameras = CameraSet(
             self.server, self.storage, self.storage_health, segment_seconds=self.segment_seconds,
@@ -180,6 +186,8 @@ class VideoServerAgent:
         self._wake.set()
         for thread in self._threads:
             thread.join(timeout=self.read_timeout + self.open_timeout + 5)
+        if self.merge_back is not None:
+            self.merge_back.stop()
         if self.cameras is not None:
             self.cameras.stop_all()
         if self.recordings is not None:
@@ -214,6 +222,8 @@ class VideoServerAgent:
                 self._save_health()
                 if self.archive.due:
                     self.archive.expire()
+                if self.merge_back.due:
+                    self.merge_back.sweep_in_background()  # a server that does not answer must not hold us up
             except Exception:
                 log.exception("server=%s event=supervisor_error", self.name)
             self._wake.wait(self.sweep_interval)

@@ -61,6 +61,7 @@ class ServerAdmin(admin.ModelAdmin):
         "redundancy__fast_redundancy",
         "redundancy__constant_redundancy",
         "redundancy__email_notifications",
+        "merge_back",
     )
     list_select_related = ("system", "redundancy")
     search_fields = ("name", "address")
