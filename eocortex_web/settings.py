@@ -223,7 +223,9 @@ ENGINE_HOLD_DOWN_SECONDS = env.float("ENGINE_HOLD_DOWN_SECONDS", default=10.0)
 ENGINE_LONGEST_HOLD_DOWN_SECONDS = env.float("ENGINE_LONGEST_HOLD_DOWN_SECONDS", default=1800.0)
 CONTROL_QUEUE = "control"
 MAIL_QUEUE = "mail"  # the mail outbox's worker: slow mail servers never hold up the engine
-CELERY_TASK_ROUTES = {"redundancy.tick": {"queue": CONTROL_QUEUE}, "redundancy.send_mail": {"queue": MAIL_QUEUE}}
+EXPORT_QUEUE = "export"  # recordings stitched into MP4 files: minutes of work that must hold up nobody else
+CELERY_TASK_ROUTES = {"redundancy.tick": {"queue": CONTROL_QUEUE}, "redundancy.send_mail": {"queue": MAIL_QUEUE},
+                      "playback.export": {"queue": EXPORT_QUEUE}}
 CELERY_BEAT_SCHEDULE = {
     "redundancy-tick": {
         "task": "redundancy.tick",
