@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from cameras.stamp import draw_stamp
@@ -283,6 +284,54 @@ def test_another_file_under_the_copy_s_name_is_left_alone(failed_over):
     assert merge_back(primary).sweep() == 2
     assert taken.read_bytes() == b"another recording"
     assert not Segment.objects.filter(path=str(taken)).exists()
+
+
+REFUSE_COPIES = {
+    "sqlite": ["CREATE TRIGGER refuse_copies BEFORE INSERT ON recording_segment WHEN NEW.recorded_by_id IS NOT NULL "
+               "BEGIN SELECT RAISE(ABORT, 'the database is away'); END"],
+    "postgresql": ["CREATE FUNCTION refuse_copies() RETURNS trigger AS $$ "
+                   "BEGIN RAISE EXCEPTION 'the database is away'; END $$ LANGUAGE plpgsql",
+                   "CREATE TRIGGER refuse_copies BEFORE INSERT ON recording_segment FOR EACH ROW "
+                   "WHEN (NEW.recorded_by_id IS NOT NULL) EXECUTE FUNCTION refuse_copies()"],
+}  # fmt: skip
+ALLOW_COPIES = {
+    "sqlite": ["DROP TRIGGER refuse_copies"],
+    "postgresql": ["DROP TRIGGER refuse_copies ON recording_segment", "DROP FUNCTION refuse_copies()"],
+}
+
+
+def test_a_copy_the_database_does_not_take_leaves_no_file_and_is_made_at_a_later_sweep(failed_over, caplog):
+    primary = failed_over["primary"]
+    before = sorted(primary.storage_dir.rglob("*"))
+    sweeper = merge_back(primary)
+    with connection.cursor() as cursor:
+        for statement in REFUSE_COPIES[connection.vendor]:
+            cursor.execute(statement)
+    try:
+        with caplog.at_level(logging.INFO, logger="recording.mergeback"):
+            assert sweeper.sweep() == 0
+    finally:
+        with connection.cursor() as cursor:
+            for statement in ALLOW_COPIES[connection.vendor]:
+                cursor.execute(statement)
+    assert sorted(primary.storage_dir.rglob("*")) == before, "no file without its index row"
+    assert "server=srv-a event=merge_back_deferred reason=database" in caplog.messages
+    assert sweeper.sweep() == 3
+
+
+def test_while_the_primary_s_own_segments_wait_for_the_database_nothing_is_judged(failed_over):
+    """They may hold the very moments the backup's segments seem to add."""
+    primary, camera, t0 = failed_over["primary"], failed_over["camera"], failed_over["t0"]
+    outbox = Outbox(primary.storage_dir / "index-spool.jsonl")
+    waiting = segment_path(primary.storage_dir, camera.pk, t0 + 22 * INTERVAL)
+    record = {"camera_id": camera.pk, "server": primary.name, "started_at": t0 + 22 * INTERVAL,
+              "ended_at": t0 + 49 * INTERVAL, "frame_count": 28, "size_bytes": 1, "path": str(waiting)}  # fmt: skip
+    outbox.put("segment", record)
+    sweeper = MergeBack(primary, primary.storage_dir, outbox, time.time, segment_seconds=2.0, sweep_interval=0.5)
+    assert sweeper.sweep() == 0
+    assert outbox.flush(primary.pk) == 1
+    assert sweeper.sweep() == 0, "the primary had those moments itself"
+    assert not Segment.objects.filter(server=primary, recorded_by__isnull=False).exists()
 
 
 @pytest.mark.parametrize("covered,expected", [
