@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from accounts.permissions import LIVE, view_required
 from accounts.scope import allowed_systems, limit
@@ -17,6 +18,8 @@ from recording import live
 from recording.models import Segment
 from redundancy.models import EVENT_SYSTEM, Event
 from redundancy.status import current_status
+
+TIMELINE_WINDOW = timedelta(hours=1)  # what the page shows at first, around the moment asked for
 
 WHERE = [("primary", "On primary"), ("backup", "On backup"), ("both", "On both"), ("nobody", "Recorded by nobody")]
 
@@ -62,23 +65,27 @@ def snapshot(request, camera_id):
 @login_required
 @view_required("cameras.view_camera", "recording.view_segment", "redundancy.view_event")
 def camera_timeline(request, pk):
-    """Recorded segments by server over the last hour, with the gaps marked."""
+    """The playback page: a camera's recordings by server around a moment (``?at=``, ISO 8601; the last hour by
+    default), gaps and events marked. Rendered here for every browser; static/js/playback.js plays it."""
     camera = get_object_or_404(limit(Camera.objects.with_servers(), request.user, "primary_server__system"), pk=pk)
-    minutes = 60
-    until = timezone.now()
-    since = until - timedelta(minutes=minutes)
+    now = timezone.now()
+    at, error = _moment(request.GET.get("at"), now)
+    until = now if at is None else min(now, at + TIMELINE_WINDOW / 2)
+    since = until - TIMELINE_WINDOW
     span = (until - since).total_seconds()
     segments = (
-        Segment.objects.filter(camera=camera, ended_at__gte=since).select_related("server").order_by("started_at")
+        Segment.objects.filter(camera=camera, ended_at__gte=since, started_at__lte=until)
+        .select_related("server")
+        .order_by("started_at")
     )
     rows: dict[str, list[dict]] = {}
     covered = []
     for segment in segments:
-        start = max(segment.started_at, since)
+        start, end = max(segment.started_at, since), min(segment.ended_at, until)
         left = (start - since).total_seconds() / span * 100
-        width = max(0.15, (segment.ended_at - start).total_seconds() / span * 100)
+        width = max(0.15, (end - start).total_seconds() / span * 100)
         rows.setdefault(segment.server.name, []).append({"left": left, "width": width, "segment": segment})
-        covered.append((start, segment.ended_at))
+        covered.append((start, end))
     gaps = []
     cursor = None
     for start, end in sorted(covered):
@@ -92,9 +99,26 @@ def camera_timeline(request, pk):
         gaps.append({"left": (cursor - since).total_seconds() / span * 100,
                      "width": (until - cursor).total_seconds() / span * 100,
                      "seconds": (until - cursor).total_seconds(), "from": cursor})  # fmt: skip
-    events = Event.objects.filter(camera=camera, at__gte=since).select_related("server", "to_server")
+    events = Event.objects.filter(camera=camera, at__gte=since, at__lte=until).select_related("server", "to_server")
     marks = [{"left": (e.at - since).total_seconds() / span * 100, "event": e} for e in events]
     return render(request, "redundancy/timeline.html", {
-        "camera": camera, "rows": rows, "gaps": gaps, "marks": marks, "since": since, "until": until,
-        "minutes": minutes, "events": events,
-    })  # fmt: skip
+        "camera": camera, "rows": rows, "gaps": gaps, "marks": marks, "since": since, "until": until, "at": at,
+        "error": error, "events": events,
+    }, status=400 if error else 200)  # fmt: skip
+
+
+def _moment(text, now):
+    """``?at=``: an ISO 8601 moment (one without an offset is in the site's time zone) -> (moment, error)."""
+    if not text:
+        return None, ""
+    try:
+        at = parse_datetime(text.strip())
+    except ValueError:
+        at = None
+    if at is None:
+        return None, f"“{text[:40]}” is not a date and time (ISO 8601, such as 2026-12-01T14:30:00Z)."
+    if timezone.is_naive(at):
+        at = timezone.make_aware(at)
+    if at > now:
+        return None, f"{text[:40]} is still to come: nothing is recorded yet."
+    return at, ""

@@ -60,7 +60,12 @@
       const link = document.createElement("a");
       link.href = "/cameras/" + event.camera + "/timeline/";
       link.append(time, text);
-      item.append(link);
+      const video = document.createElement("a");
+      video.className = "video-link";
+      video.href = "/cameras/" + event.camera + "/timeline/?at=" + encodeURIComponent(event.at);
+      video.title = "Play the video at this moment";
+      video.textContent = "video";
+      item.append(link, " ", video);
     } else {
       item.append(time, text);
     }
