@@ -3,6 +3,8 @@
 from datetime import timedelta
 
 import redis
+from csp.constants import SELF
+from csp.decorators import csp_update
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
@@ -64,6 +66,7 @@ def snapshot(request, camera_id):
 
 @login_required
 @view_required("cameras.view_camera", "recording.view_segment", "redundancy.view_event")
+@csp_update({"media-src": [SELF, "blob:"]})  # hls.js feeds the video element through a MediaSource's blob: URL
 def camera_timeline(request, pk):
     """The playback page: a camera's recordings by server around a moment (``?at=``, ISO 8601; the last hour by
     default), gaps and events marked. Rendered here for every browser; static/js/playback.js plays it."""

@@ -3,11 +3,19 @@ real web server: the lanes each server recorded, zoom and keyboard, the links fr
 real agents and a simulated RTSP camera, a failover and a failback played through without a stop but the
 gap that was measured."""
 
+import time
+from datetime import UTC, datetime
+from urllib.parse import quote
+
 import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
+from conftest import free_ports
+from playback.tests.test_export import write_ts
 from recording.models import Segment
+from recording.segments import segment_path
+from recording.serving import RecordingServer
 from redundancy.models import Event, EventKind
 from tests.test_csp_browser import LISTEN
 from tests.test_live_browser import ARTIFACTS, PASSWORD, browser_page, web  # noqa: F401  (fixtures)
@@ -20,7 +28,7 @@ def log_in(page, site_url, next_path):
     User.objects.filter(username="operator").exists() or User.objects.create_superuser(
         "operator", "operator@example.com", PASSWORD
     )
-    page.goto(f"{site_url}/accounts/login/?next={next_path}")
+    page.goto(f"{site_url}/accounts/login/?next={quote(next_path)}")
     page.fill("#id_username", "operator")
     page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
@@ -97,3 +105,117 @@ def test_an_events_video_link_opens_the_timeline_at_that_moment(site, make_camer
     assert page.input_value("#moment-at") == local
     assert page.get_attribute("[data-zoom='600']", "aria-pressed") == "true"
     assert abs(page.evaluate("window.playback.clicks[0].at") - at.timestamp() * 1000) < 1
+
+
+# -- playing across a failover ---------------------------------------------------------------------------------
+
+FPS = 10
+
+
+@pytest.fixture
+def served(site, tmp_path):
+    """srv-a's and srv-b's recording servers (as their agents run them) on free loopback ports, over their own
+    storage; ``record(server, camera, first, count, at)`` leaves an H.264 segment there and in the index."""
+    started = []
+    for name, port in zip(("a", "b"), free_ports(2), strict=True):
+        server = site[name]
+        server.recordings_path, server.api_port = str(tmp_path / server.name), port
+        server.save()
+        started.append(RecordingServer(server, server.storage_dir, "127.0.0.1", port))
+        started[-1].start()
+
+    def record(server, camera, first, count, t0, base_pts):
+        started_at = t0 + first / FPS
+        path = segment_path(server.storage_dir, camera.pk, started_at, ".ts")
+        write_ts(path, range(first, first + count), "h264", base_pts=base_pts)
+        return Segment.objects.create(
+            camera=camera, server=server, started_at=datetime.fromtimestamp(started_at, UTC),
+            ended_at=datetime.fromtimestamp(t0 + (first + count - 1) / FPS, UTC), frame_count=count,
+            size_bytes=path.stat().st_size, path=str(path),
+        )  # fmt: skip
+
+    yield record
+    for recordings in started:
+        recordings.stop()
+
+
+def measured_gaps(camera) -> list[tuple[float, float]]:
+    """Where no server recorded the camera, from the index: (start, end) in epoch ms, the end of a segment being
+    its last frame's time plus a frame interval."""
+    covered = sorted((s.started_at.timestamp(), s.ended_at.timestamp() + 1 / camera.fps)
+                     for s in Segment.objects.filter(camera=camera))  # fmt: skip
+    gaps, reach = [], covered[0][1]
+    for start, end in covered[1:]:
+        if start - reach > 2.5 / camera.fps:
+            gaps.append((reach * 1000, start * 1000))
+        reach = max(reach, end)
+    return gaps
+
+
+def played_through(page, seen, began_at, gaps, sources):
+    """The video played from ``began_at`` (epoch ms) on, its currentTime always forward, from ``sources`` in turn,
+    past every gap of ``gaps`` (skipped, each said so) and without any other stop: the real time it took is the
+    wall time it played less the gaps."""
+    playing = [s for s in seen if s["source"]]
+    assert abs(playing[0]["wall"] - began_at) < 400, playing[0]
+    assert all(b["time"] >= a["time"] for a, b in zip(playing, playing[1:], strict=False)), "it went back"
+    assert [s["source"] for i, s in enumerate(playing) if not i or playing[i - 1]["source"] != s["source"]] == sources
+    for start, end in gaps:  # currentTime passed each boundary
+        assert any(s["wall"] < start for s in playing) and any(s["wall"] > end for s in playing)
+    stalls = page.evaluate("playback.stalls")
+    assert [s["kind"] for s in stalls] == ["gap"] * len(gaps), stalls
+    for stall, (start, end) in zip(stalls, gaps, strict=True):
+        assert abs(datetime.fromisoformat(stall["from"]).timestamp() * 1000 - start) < 50, (stall, start)
+        assert abs(stall["seconds"] * 1000 - (end - start)) < 100, (stall, end - start)
+    skipped = sum(end - start for start, end in gaps)
+    real = playing[-1]["real"] - playing[0]["real"]
+    assert abs(real - (playing[-1]["wall"] - playing[0]["wall"] - skipped)) < 700, "it stopped somewhere"
+
+
+def watch(page, until_wall, timeout=60):
+    """What the page plays, looked at every 100 ms until its wall time reaches ``until_wall`` (epoch ms)."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        seen.append(page.evaluate("({wall: playback.wallTime(), source: playback.source(), time: video.currentTime,"
+                                  " paused: video.paused, real: performance.now()})"))  # fmt: skip
+        if seen[-1]["wall"] and seen[-1]["wall"] >= until_wall:
+            return seen
+        page.wait_for_timeout(100)
+    raise AssertionError(f"the video did not reach {until_wall}: last seen {seen[-3:]}")
+
+
+@pytest.mark.browser
+@pytest.mark.process
+def test_recordings_of_a_failover_and_a_failback_play_through_with_only_the_gap_skipped(
+    site,
+    make_camera,
+    served,
+    web,
+    browser_page,  # noqa: F811
+):
+    """srv-a records 0-6 s and dies; srv-b records from 7.5 s; srv-a is back from 14 s (make before break)."""
+    camera = make_camera(site["a"], site["b"], name="gate", codec="h264", fps=FPS)
+    t0 = time.time() - 600
+    for first in (0, 20, 40):
+        served(site["a"], camera, first, 20, t0, base_pts=5000)
+    for first in (75, 95, 115, 135):
+        served(site["b"], camera, first, 20, t0, base_pts=90)
+    for first in (140, 160, 180):
+        served(site["a"], camera, first, 20, t0, base_pts=7)
+    for kind, moment, server, to in ((EventKind.FAILOVER_COMPLETED, 7.45, "a", "b"),
+                                     (EventKind.FAILBACK_COMPLETED, 15.25, "b", "a")):  # fmt: skip
+        Event.objects.create(at=datetime.fromtimestamp(t0 + moment, UTC), kind=kind, camera=camera,
+                             server=site[server], to_server=site[to], message=f"gate records on srv-{to}")  # fmt: skip
+    page = browser_page
+    page.add_init_script(LISTEN)
+    errors = []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    start = datetime.fromtimestamp(t0 + 0.5, UTC).isoformat().replace("+00:00", "Z")
+    log_in(page, web, f"/cameras/{camera.pk}/timeline/?at={start}")
+    seen = watch(page, (t0 + 18) * 1000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "playback-failover.png"), full_page=True)
+    played_through(page, seen, (t0 + 0.5) * 1000, measured_gaps(camera), ["srv-a", "srv-b", "srv-a"])
+    assert page.evaluate("window.cspViolations") == [] and errors == []

@@ -31,10 +31,11 @@
   const exportBox = document.getElementById("export");
 
   const view = { start: 0, span: 3600e3, answer: null, asked: 0 };
-  // lastWall: the wall time at the last look; ourSeek: the page moved the video itself since; started: it has
-  // played since the last click (a wait before that is the click's, not a stall); skipped: the last gap skipped.
-  const play = { answer: null, lastWall: null, ourSeek: false, started: false, waitingSince: null, skipped: null,
-    skipTimer: null };
+  // target: the moment asked for last; lastWall: the wall time at the last look; ourSeek: the page moved the video
+  // itself since; started: it plays since the last click or seek (a wait before is theirs, not a stall);
+  // skipped: the last gap skipped.
+  const play = { answer: null, target: null, lastWall: null, ourSeek: false, started: false, waitingSince: null,
+    skipped: null, skipTimer: null };
   const playback = (window.playback = {
     since: null, until: null, stalls: [], hls: null, clicks: [],
     wallTime: function () { return playback.since === null ? null : playback.since + video.currentTime * 1000; },
@@ -163,7 +164,7 @@
       });
     }
     lanes.querySelectorAll(".track").forEach(function (track) { element("div", "playhead", track).hidden = true; });
-    movePlayhead();
+    movePlayhead(play.started ? playback.wallTime() : play.target);
   }
 
   async function load() {
@@ -263,6 +264,7 @@
   function seek(at) {
     play.ourSeek = true;
     play.started = false;
+    play.target = at;
     play.lastWall = at;
     video.currentTime = (at - playback.since) / 1000;
   }
@@ -273,6 +275,7 @@
     playback.until = until;
     play.answer = null;
     play.lastWall = at;
+    play.target = at;
     play.ourSeek = true;
     play.started = false;
     play.skipped = null;
@@ -302,8 +305,9 @@
     return source ? source.server : null;
   }
 
-  function showSkip(from, to) {
-    skipping.textContent = "Skipping " + seconds(to - from) + " with no recording (" + localTime(from) + "–" + localTime(to) + ")";
+  function showSkip(from, to, prefix) {
+    skipping.textContent = prefix ? prefix + localTime(to) :
+      "Skipping " + seconds(to - from) + " with no recording (" + localTime(from) + "–" + localTime(to) + ")";
     skipping.title = utc(from) + " – " + utc(to);
     skipping.hidden = false;
     clearTimeout(play.skipTimer);
@@ -314,33 +318,66 @@
   function follow() {
     const wall = playback.wallTime();
     if (wall === null) return;
+    if (!play.started && !begun(wall)) return show(play.target);
     if (!video.paused && !video.seeking && play.answer) {
       const gap = within(play.answer.gaps, wall);
-      if (gap && gap !== play.skipped && Date.parse(gap.ended_at) - wall > 100) {
-        play.skipped = gap;
-        const from = Date.parse(gap.started_at), to = Math.min(Date.parse(gap.ended_at), playback.until);
-        playback.stalls.push({ kind: "gap", at: iso(wall), from: iso(from), to: iso(to), seconds: (to - from) / 1000 });
-        if (to < playback.until - 500) {
-          showSkip(from, to);
-          seek(to + 50);
-        } else {
-          video.pause();
-          say("Nothing was recorded after " + localTime(from) + " (" + utc(from) + ") in the range played.");
-        }
-        return;
-      }
+      if (gap && gap !== play.skipped && Date.parse(gap.ended_at) - wall > 100) return skip(gap, true);
     }
-    // A jump forward that nobody asked for is hls.js skipping a hole in the buffer: say so too.
-    if (play.lastWall !== null && !play.ourSeek && wall - play.lastWall > 1500) {
-      playback.stalls.push({ kind: "gap", at: iso(play.lastWall), from: iso(play.lastWall), to: iso(wall),
-        seconds: (wall - play.lastWall) / 1000 });
-      showSkip(play.lastWall, wall);
+    // A jump forward that nobody asked for is hls.js skipping a hole in the buffer: a gap too.
+    if (!video.seeking && !play.ourSeek && play.lastWall !== null && wall - play.lastWall > 1500) {
+      const gap = play.answer && play.answer.gaps.find(function (g) {
+        return Date.parse(g.started_at) < wall && Date.parse(g.ended_at) > play.lastWall;
+      });
+      if (!gap) stalled(play.lastWall, wall);
+      else if (gap !== play.skipped) skip(gap, false);
     }
     if (!video.seeking) {
       play.ourSeek = false;
       play.lastWall = wall;
-      if (!video.paused && video.readyState >= 3) play.started = true; // playing, with what comes next
     }
+    show(wall);
+  }
+
+  // After a click or a seek: has the video begun at the moment asked for? (hls.js places it there once it has
+  // video for it; until then currentTime may read 0.) A moment in a gap plays from the recording after it.
+  function begun(wall) {
+    const gap = play.answer && play.target !== null && within(play.answer.gaps, play.target);
+    if (gap && gap !== play.skipped) {
+      play.skipped = gap;
+      if (Date.parse(gap.ended_at) < playback.until - 500) {
+        showSkip(play.target, Date.parse(gap.ended_at), "Nothing recorded at that moment: playing from ");
+        seek(Date.parse(gap.ended_at) + 50);
+      } else {
+        video.pause();
+        say("Nothing was recorded from " + localTime(play.target) + " (" + utc(play.target) + ") on.");
+      }
+      return false;
+    }
+    if (video.seeking || video.paused || video.readyState < 3 || wall < play.target - 3000) return false;
+    play.started = true;
+    play.ourSeek = false;
+    play.lastWall = wall;
+    return true;
+  }
+
+  function skip(gap, ourselves) {
+    play.skipped = gap;
+    const from = Date.parse(gap.started_at), to = Math.min(Date.parse(gap.ended_at), playback.until);
+    stalled(from, to);
+    if (to >= playback.until - 500) {
+      video.pause();
+      say("Nothing was recorded after " + localTime(from) + " (" + utc(from) + ") in the range played.");
+    } else if (ourselves) {
+      seek(to + 50);
+    }
+  }
+
+  function stalled(from, to) {
+    playback.stalls.push({ kind: "gap", at: iso(from), from: iso(from), to: iso(to), seconds: (to - from) / 1000 });
+    showSkip(from, to);
+  }
+
+  function show(wall) {
     wallText.textContent = localDate(wall) + " " + localTime(wall) + "." + String(Math.floor(wall % 1000)).padStart(3, "0");
     wallText.title = utc(wall);
     const server = sourceAt(wall);
@@ -353,11 +390,10 @@
       view.start = wall - view.span * 0.1;
       load().finally(function () { view.following = false; });
     }
-    movePlayhead();
+    movePlayhead(wall);
   }
 
-  function movePlayhead() {
-    const wall = playback.wallTime();
+  function movePlayhead(wall) {
     const share = wall === null ? -1 : (wall - view.start) / view.span;
     lanes.querySelectorAll(".playhead").forEach(function (head) {
       head.hidden = share < 0 || share > 1;
