@@ -16,14 +16,19 @@ import io
 import json
 import logging
 import os
+from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 
 import av
+import requests
+import urllib3
 
 from playback import media, remote, timeline
 from playback.timeline import CUT_TOLERANCE, Piece
@@ -31,8 +36,10 @@ from playback.timeline import CUT_TOLERANCE, Piece
 log = logging.getLogger(__name__)
 
 TIME_BASE = Fraction(1, 90000)  # the file's clock: MPEG-TS's own, so no packet time is rounded
-DEMUXERS = {".ts": "mpegts", ".mjpeg": "mjpeg"}
-CODECS = {".mjpeg": "mjpeg"}  # a .ts segment names its codec itself (h264, hevc)
+TICKS = 90000  # per second
+# The codec's parameters are in the first keyframe's packet: no need to read seconds of video to find them.
+PROBE = {"probesize": "32", "analyzeduration": "0"}
+TS_PACKET = 188
 PREFETCH = 3  # segments read ahead of the muxer, so the network and the agent's checksum overlap the muxing
 WRAP = 1 << 33  # MPEG-TS timestamps wrap at 2^33 ticks (26.5 hours)
 
@@ -58,6 +65,50 @@ class Contribution:
 
 
 @dataclass
+class Fetched:
+    """A piece with its segment's bytes, as its server sent them, and their SHA-256 (checked against the server's)."""
+
+    piece: Piece
+    segment: object  # the Segment row
+    data: bytes
+    sha256: str
+
+
+class Concatenation:
+    """The segments' bytes one after the other, read as one MPEG-TS stream by one demuxer: opening a demuxer per
+    segment would decode a picture each time just to learn what the first one said."""
+
+    def __init__(self, fetched: Iterator[Fetched]):
+        self._fetched = fetched
+        self._current, self._at = memoryview(b""), 0
+        self.items: list[Fetched] = []
+        self.starts: list[int] = []  # where each item's bytes start in the stream
+        self.length = 0
+        self.error: Exception | None = None
+
+    def read(self, size: int) -> bytes:
+        while self._at >= len(self._current):
+            try:
+                item = next(self._fetched)
+            except StopIteration:
+                return b""
+            except remote.Unreachable as exc:  # raised by the demuxer's caller, not inside FFmpeg's callback
+                self.error = exc
+                return b""
+            data = item.data[: len(item.data) - len(item.data) % TS_PACKET]  # a cut-off tail would shift the next
+            self.items.append(item)
+            self.starts.append(self.length)
+            self.length += len(data)
+            self._current, self._at = memoryview(data), 0
+        chunk = self._current[self._at : self._at + size]
+        self._at += len(chunk)
+        return bytes(chunk)
+
+    def index_of(self, position: int) -> int:
+        return max(0, bisect_right(self.starts, position) - 1)
+
+
+@dataclass
 class Stitcher:
     """Packets of consecutive pieces into one MP4 track, times strictly increasing."""
 
@@ -73,25 +124,40 @@ class Stitcher:
     last_time: float | None = None
     contributions: list[Contribution] = field(default_factory=list)
 
-    def add(self, piece: Piece, data: bytes) -> int:
-        """Mux the frames of ``piece`` from its segment's bytes; returns how many went in."""
-        suffix = piece.segment.suffix
+    def add_ts(self, fetched: Iterator[Fetched]) -> Iterator[tuple[Fetched, int]]:
+        """Mux the pieces of MPEG-TS segments; yields each piece with the number of its frames that went in."""
+        reader = Concatenation(fetched)
         try:
-            source = av.open(io.BytesIO(data), format=DEMUXERS[suffix])
+            source = av.open(reader, format="mpegts", options=PROBE, buffer_size=1 << 20)
         except (av.FFmpegError, OSError) as exc:
-            raise remote.Unreachable(f"segment {piece.segment.id} cannot be read ({type(exc).__name__})") from None
+            raise reader.error or remote.Unreachable(f"the recordings cannot be read ({type(exc).__name__})") from None
         with source:
-            if not source.streams.video:
-                return 0
-            input_stream = source.streams.video[0]
-            if self.container is None:
-                self._open(input_stream, CODECS.get(suffix) or input_stream.codec_context.name)
-            elif (CODECS.get(suffix) or input_stream.codec_context.name) != self.codec:
-                log.warning("segment=%s event=export_codec_changed codec=%s", piece.segment.id,
-                            input_stream.codec_context.name)  # fmt: skip
-                return 0
-            packets = self._timed(piece, source, input_stream)
-            return self._mux(piece, packets)
+            stream = source.streams.video[0]
+            self._open(stream, stream.codec_context.name)
+            tb, done = float(stream.time_base), 0
+            for index, group in groupby(self._positioned(source, stream, reader), key=itemgetter(0)):
+                for skipped in reader.items[done:index]:
+                    yield skipped, 0  # nothing of it could be read
+                item = reader.items[index]
+                yield item, self._mux(item.piece, self._ts_timed(item.piece, (p for _, p in group), tb))
+                done = index + 1
+            if reader.error is not None:
+                raise reader.error
+            for skipped in reader.items[done:]:
+                yield skipped, 0
+
+    def add_mjpeg(self, fetched: Iterator[Fetched]) -> Iterator[tuple[Fetched, int]]:
+        for item in fetched:
+            try:
+                source = av.open(io.BytesIO(item.data), format="mjpeg", options=PROBE)
+            except (av.FFmpegError, OSError):
+                yield item, 0
+                continue
+            with source:
+                stream = source.streams.video[0]
+                if self.container is None:
+                    self._open(stream, "mjpeg")
+                yield item, self._mux(item.piece, self._mjpeg_timed(item.piece, source.demux(stream)))
 
     def _open(self, template: av.VideoStream, codec: str) -> None:
         self.container = av.open(str(self.path), "w", format="mp4")
@@ -101,22 +167,34 @@ class Stitcher:
         self.stream.time_base = TIME_BASE
         self.codec = codec
 
-    def _timed(self, piece: Piece, source, stream) -> Iterator[tuple[float, float, av.Packet]]:
-        """(wall time, decode wall time, packet) of the piece's frames in decode order."""
-        info = piece.segment
-        cut_start, cut_end = piece.cut_start, piece.end < info.ended_at + self.frame_interval - CUT_TOLERANCE
-        if info.suffix == ".mjpeg":
-            times = media.frame_times(info)
-            for index, packet in enumerate(p for p in source.demux(stream) if p.size):
-                at = times[min(index, len(times) - 1)]
-                if (cut_start and at < piece.start - CUT_TOLERANCE) or (cut_end and at >= piece.end):
-                    continue
-                yield at, at, packet
-            return
-        first, tb, started = None, float(stream.time_base), not cut_start
+    @staticmethod
+    def _positioned(source, stream, reader: Concatenation) -> Iterator[tuple[int, av.Packet]]:
+        """(index of the piece it came from, packet), in order."""
         for packet in source.demux(stream):
-            if not packet.size or packet.pts is None:
+            if packet.size and packet.pts is not None:
+                yield reader.index_of(packet.pos), packet
+
+    def _cuts(self, piece: Piece) -> tuple[bool, bool]:
+        info = piece.segment
+        return piece.cut_start, piece.end < info.ended_at + self.frame_interval - CUT_TOLERANCE
+
+    def _mjpeg_timed(self, piece: Piece, packets) -> Iterator[tuple[float, float, av.Packet]]:
+        """(wall time, decode wall time, packet) of the piece's frames: an MJPEG segment's are evenly spread."""
+        cut_start, cut_end = self._cuts(piece)
+        times = media.frame_times(piece.segment)
+        for index, packet in enumerate(p for p in packets if p.size):
+            at = times[min(index, len(times) - 1)]
+            if (cut_start and at < piece.start - CUT_TOLERANCE) or (cut_end and at >= piece.end):
                 continue
+            yield at, at, packet
+
+    def _ts_timed(self, piece: Piece, packets, tb: float) -> Iterator[tuple[float, float, av.Packet]]:
+        """(wall time, decode wall time, packet) of the piece's frames in decode order: the segment's first frame
+        at its start, the others placed by the camera's timestamps (as ``media.packet_times`` places them)."""
+        info = piece.segment
+        cut_start, cut_end = self._cuts(piece)
+        first, started = None, not cut_start
+        for packet in packets:
             first = packet.pts if first is None else first
             at = info.started_at + _ticks(packet.pts - first) * tb
             if not started:
@@ -131,11 +209,11 @@ class Stitcher:
     def _mux(self, piece: Piece, packets: Iterator[tuple[float, float, av.Packet]]) -> int:
         count, shift = 0, None
         for at, decoded, packet in packets:
-            pts, dts = round((at - self.origin) / TIME_BASE), round((decoded - self.origin) / TIME_BASE)
+            pts, dts = round((at - self.origin) * TICKS), round((decoded - self.origin) * TICKS)
             if shift is None:
                 # Two servers' clocks (or one camera's and its arrival times) may disagree by a few frames at a
                 # boundary: the piece moves later as a whole rather than squeezing its first frames.
-                step = round(self.frame_interval / TIME_BASE)
+                step = round(self.frame_interval * TICKS)
                 shift = max(0, self.last_dts + step - dts) if self.last_dts is not None else 0
             pts, dts = pts + shift, dts + shift
             if self.last_dts is not None and dts <= self.last_dts:
@@ -146,7 +224,7 @@ class Stitcher:
             self.container.mux(packet)
             self.last_dts = dts
             count += 1
-            moment = at + shift * float(TIME_BASE)
+            moment = at + shift / TICKS
             self.first_time = moment if self.first_time is None else self.first_time
             self.last_time = moment
             self._credit(piece, moment)
@@ -169,23 +247,54 @@ class Stitcher:
 
 
 def _ticks(delta: int) -> int:
-    return delta + WRAP if delta < -(WRAP >> 1) else delta
+    """A difference of MPEG-TS timestamps, across a wrap (or FFmpeg's correction of one) as well."""
+    return (delta + (WRAP >> 1)) % WRAP - (WRAP >> 1)
 
 
 def iso(seconds: float) -> str:
     return timeline.when(seconds).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _prefetched(pieces: list[Piece], rows: dict) -> Iterator[tuple[Piece, bytes, str]]:
-    """Each piece with its segment's bytes (checked against its server's SHA-256), read a few ahead."""
+def fetch(segment) -> tuple[bytes, str]:
+    """The whole segment and its SHA-256, checked against the one its server computed as it sent it (as
+    ``remote.fetch``, with the checksum kept for the manifest and the body read in one go)."""
+    try:
+        response = requests.get(remote.segment_url(segment), headers={"X-Want-SHA256": "1"}, timeout=remote.TIMEOUT,
+                                stream=True)  # fmt: skip
+        with response:
+            if response.status_code != 200:
+                raise remote.Unreachable(f"the video server {segment.server.name} answered {response.status_code}")
+            data = response.raw.read(decode_content=True)
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        raise remote.Unreachable(f"the video server {segment.server.name} does not answer "
+                                 f"({type(exc).__name__})") from None  # fmt: skip
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != response.headers.get("X-Content-SHA256"):
+        raise remote.Unreachable(f"segment {segment.pk} from {segment.server.name} does not match the checksum its "
+                                 "server sent")  # fmt: skip
+    return data, digest
+
+
+def _prefetched(pieces: list[Piece], rows: dict) -> Iterator[Fetched]:
+    """Each piece with its segment's bytes, read a few ahead on threads of their own."""
+
+    def get(piece: Piece) -> Fetched:
+        segment = rows[piece.segment.id]
+        return Fetched(piece, segment, *fetch(segment))
+
     with ThreadPoolExecutor(max_workers=PREFETCH, thread_name_prefix="export-fetch") as pool:
-        pending = [pool.submit(remote.fetch, rows[piece.segment.id]) for piece in pieces[:PREFETCH]]
-        for index, piece in enumerate(pieces):
-            data = pending[index].result()
-            pending[index] = None  # let go of the bytes once muxed
-            if index + PREFETCH < len(pieces):
-                pending.append(pool.submit(remote.fetch, rows[pieces[index + PREFETCH].segment.id]))
-            yield piece, data, hashlib.sha256(data).hexdigest()
+        pending = [pool.submit(get, piece) for piece in pieces[:PREFETCH]]
+        try:
+            for index in range(len(pieces)):
+                item = pending[index].result()
+                pending[index] = None  # let go of the bytes once muxed
+                if index + PREFETCH < len(pieces):
+                    pending.append(pool.submit(get, pieces[index + PREFETCH]))
+                yield item
+        finally:
+            for future in pending:
+                if future is not None:
+                    future.cancel()
 
 
 def plan(camera, since: datetime, until: datetime) -> tuple[timeline.Timeline, list[Piece], dict]:
@@ -217,15 +326,20 @@ def export(camera, since: datetime, until: datetime, out_path: Path, progress: P
     partial = out_path.with_name(out_path.name + ".part")  # a file that is there is a finished one
     origin = min(since.timestamp(), pieces[0].start)
     stitcher = Stitcher(partial, origin, line.frame_interval)
-    total = sum(rows[piece.segment.id].size_bytes or 1 for piece in pieces)
+    # One track, one codec: a camera switched to another codec within the range keeps the first one's.
+    suffix = pieces[0].segment.suffix
+    left_out = [piece for piece in pieces if piece.segment.suffix != suffix]
+    kept = [piece for piece in pieces if piece.segment.suffix == suffix]
+    total = sum(rows[piece.segment.id].size_bytes or 1 for piece in kept)
     done, read = 0, []
+    add = stitcher.add_ts if suffix == ".ts" else stitcher.add_mjpeg
     try:
-        for piece, data, digest in _prefetched(pieces, rows):
-            frames = stitcher.add(piece, data)
-            read.append({"server": piece.server, "name": remote.segment_name(rows[piece.segment.id]),
-                         "recorded_by": piece.segment.recorded_by, "sha256": digest, "frames": frames,
+        for item, frames in add(_prefetched(kept, rows)):
+            piece = item.piece
+            read.append({"server": piece.server, "name": remote.segment_name(item.segment),
+                         "recorded_by": piece.segment.recorded_by, "sha256": item.sha256, "frames": frames,
                          "from": iso(piece.start), "to": iso(piece.end)})  # fmt: skip
-            done += rows[piece.segment.id].size_bytes or 1
+            done += item.segment.size_bytes or 1
             if progress is not None:
                 progress(min(done / total, 1.0))
         stitcher.close()
@@ -258,6 +372,14 @@ def export(camera, since: datetime, until: datetime, out_path: Path, progress: P
             for gap in line.gaps
         ],  # fmt: skip
         "segments": read,
+        "left_out": [
+            {
+                "server": piece.server,
+                "name": remote.segment_name(rows[piece.segment.id]),
+                "reason": f"recorded as {piece.segment.suffix.lstrip('.')}, the file holds {stitcher.codec}",
+            }
+            for piece in left_out
+        ],  # fmt: skip
         "generated_at": iso((now or timezone.now)().timestamp()),
     }
     manifest_path(out_path).write_text(json.dumps(manifest, indent=2) + "\n")
