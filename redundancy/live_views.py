@@ -1,5 +1,6 @@
 """The live status page, its snapshots and the per-camera recording timeline."""
 
+import re
 from datetime import timedelta
 
 import redis
@@ -114,8 +115,9 @@ def _moment(text, now):
     """``?at=``: an ISO 8601 moment (one without an offset is in the site's time zone) -> (moment, error)."""
     if not text:
         return None, ""
+    text = re.sub(r" (\d\d:?\d\d)$", r"+\1", text.strip())  # an offset's "+" that came unescaped in the query
     try:
-        at = parse_datetime(text.strip())
+        at = parse_datetime(text)
     except ValueError:
         at = None
     if at is None:

@@ -1,3 +1,4 @@
+# ruff: noqa: F811 (the fixtures imported below are the tests' arguments)
 """The camera's playback page (its Timeline tab) in Debian's chromium driven by Playwright, against the
 real web server: the lanes each server recorded, zoom and keyboard, the links from events, and, with
 real agents and a simulated RTSP camera, a failover and a failback played through without a stop but the
@@ -11,12 +12,13 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from conftest import free_ports
+from conftest import free_ports, wait_for
 from playback.tests.test_export import write_ts
+from recording.identity import recorded_stamps
 from recording.models import Segment
 from recording.segments import segment_path
 from recording.serving import RecordingServer
-from redundancy.models import Event, EventKind
+from redundancy.models import CameraPlacement, Event, EventKind, Placement
 from tests.test_csp_browser import LISTEN
 from tests.test_live_browser import ARTIFACTS, PASSWORD, browser_page, web  # noqa: F401  (fixtures)
 
@@ -47,7 +49,7 @@ def recorded(camera, server, start, end, frames=None):
 
 @pytest.mark.browser
 @pytest.mark.process
-def test_the_timeline_shows_each_servers_lane_the_gap_and_events_and_zooms(site, make_camera, web, browser_page):  # noqa: F811
+def test_the_timeline_shows_each_servers_lane_the_gap_and_events_and_zooms(site, make_camera, web, browser_page):
     camera = make_camera(site["a"], site["b"], name="gate", fps=5)
     recorded(camera, site["a"], 1200, 1190)
     recorded(camera, site["a"], 1190, 1180)
@@ -88,7 +90,7 @@ def test_the_timeline_shows_each_servers_lane_the_gap_and_events_and_zooms(site,
 
 @pytest.mark.browser
 @pytest.mark.process
-def test_an_events_video_link_opens_the_timeline_at_that_moment(site, make_camera, web, browser_page):  # noqa: F811
+def test_an_events_video_link_opens_the_timeline_at_that_moment(site, make_camera, web, browser_page):
     camera = make_camera(site["a"], site["b"], name="gate", fps=5)
     at = timezone.now() - timezone.timedelta(minutes=30)
     Event.objects.create(at=at, kind=EventKind.FAILOVER_COMPLETED, camera=camera, server=site["a"],
@@ -192,7 +194,7 @@ def test_recordings_of_a_failover_and_a_failback_play_through_with_only_the_gap_
     make_camera,
     served,
     web,
-    browser_page,  # noqa: F811
+    browser_page,
 ):
     """srv-a records 0-6 s and dies; srv-b records from 7.5 s; srv-a is back from 14 s (make before break)."""
     camera = make_camera(site["a"], site["b"], name="gate", codec="h264", fps=FPS)
@@ -219,3 +221,61 @@ def test_recordings_of_a_failover_and_a_failback_play_through_with_only_the_gap_
     page.screenshot(path=str(ARTIFACTS / "playback-failover.png"), full_page=True)
     played_through(page, seen, (t0 + 0.5) * 1000, measured_gaps(camera), ["srv-a", "srv-b", "srv-a"])
     assert page.evaluate("window.cspViolations") == [] and errors == []
+
+
+def lost_by_identity(site, camera) -> list[tuple[int, int]]:
+    """The camera's frames no server recorded, from the recorded files (each frame's SEI identity): for each run
+    of missing counters, (the capture time of the frame before it, of the frame after it) in ms."""
+    frames = {}
+    for name in ("a", "b"):
+        for stamp in recorded_stamps(site[name].storage_dir, camera.pk):
+            frames[stamp.counter] = stamp.captured_ms
+    counters = sorted(frames)
+    return [(frames[a], frames[b]) for a, b in zip(counters, counters[1:], strict=False) if b - a > 1]
+
+
+@pytest.mark.browser
+@pytest.mark.process
+def test_a_camera_whose_primary_was_killed_and_came_back_plays_from_before_the_kill_to_after_the_failback(
+    site, tmp_path, simulator, make_camera, agent_process, engine, web, browser_page
+):
+    for name, port in zip(("a", "b"), free_ports(2), strict=True):
+        site[name].recordings_path, site[name].api_port = str(tmp_path / site[name].name), port
+        site[name].save()
+        site[name].redundancy.fast_redundancy = True
+        site[name].redundancy.save()
+    sim = simulator(1, codecs=("h264",), fps=float(FPS), gop_seconds=1.0)
+    camera = make_camera(site["a"], site["b"], name="gate", stream_url=sim.url(1), codec="h264", fps=FPS)
+
+    def placement():
+        return CameraPlacement.objects.filter(camera=camera).values_list("state", flat=True).first()
+
+    def segments(name, after=0.0):
+        return Segment.objects.filter(camera=camera, server=site[name], recorded_by=None,
+                                      started_at__gt=datetime.fromtimestamp(after, UTC)).count()  # fmt: skip
+
+    primary = agent_process("srv-a")
+    agent_process("srv-b")
+    wait_for(lambda: placement() == Placement.ON_PRIMARY and segments("a") >= 3, 40, message="srv-a recording")
+    killed_at = time.time()
+    primary.kill()  # the primary video server dies
+    wait_for(lambda: placement() == Placement.ON_BACKUP, 20, message="the failover")
+    wait_for(lambda: segments("b", killed_at) >= 2, 20, message="srv-b recording")
+    agent_process("srv-a")  # it comes back; after the hold-down the camera returns
+    wait_for(lambda: placement() == Placement.ON_PRIMARY, 40, message="the failback")
+    back = Event.objects.filter(camera=camera, kind=EventKind.FAILBACK_COMPLETED).latest("at").at.timestamp()
+    wait_for(lambda: segments("a", back + 4) >= 1, 30, message="srv-a recording after the failback")
+
+    page = browser_page
+    page.add_init_script(LISTEN)
+    begin = killed_at - 4
+    log_in(page, web, f"/cameras/{camera.pk}/timeline/?at={datetime.fromtimestamp(begin, UTC):%Y-%m-%dT%H:%M:%S.%fZ}")
+    seen = watch(page, (back + 4) * 1000, timeout=90)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "playback-failover-agents.png"), full_page=True)
+    gaps = [gap for gap in measured_gaps(camera) if gap[1] > begin * 1000 and gap[0] < (back + 4) * 1000]
+    lost = lost_by_identity(site, camera)
+    assert len(gaps) == len(lost) == 1, (gaps, lost)  # the failover's; the failback made before it broke
+    assert abs((gaps[0][1] - gaps[0][0]) - (lost[0][1] - lost[0][0] - 1000 / FPS)) < 300, (gaps, lost)
+    played_through(page, seen, begin * 1000, gaps, ["srv-a", "srv-b", "srv-a"])
+    assert page.evaluate("window.cspViolations") == []
