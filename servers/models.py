@@ -100,7 +100,10 @@ class Server(models.Model):
     name = models.CharField(max_length=63, unique=True, validators=[server_name_validator])
     address = models.CharField(max_length=253, validators=[host_validator], help_text="Host name or IP address.")
     api_port = models.PositiveIntegerField(
-        "API port", default=8080, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+        "API port",
+        default=8080,
+        validators=[MinValueValidator(1), MaxValueValidator(65535)],
+        help_text="Where the server's agent serves its recordings (HTTP, signed requests only), at its address.",
     )
     # Capacity figures for the planner; empty means "not yet measured" and the planner says so.
     max_inbound_mbps = models.PositiveIntegerField(
