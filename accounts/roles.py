@@ -11,8 +11,9 @@ from django.db.models import Q
 OPERATORS = "Operators"
 ADMINISTRATORS = "Administrators"
 
-DOMAIN_APPS = ["servers", "cameras", "recording", "redundancy"]
-OPERATE = [("redundancy", "change_serverstate")]
+DOMAIN_APPS = ["servers", "cameras", "recording", "redundancy", "playback"]
+# Operators act on the engine (drain, fail back) and hand footage over (export a camera's recordings).
+OPERATE = [("redundancy", "change_serverstate"), ("playback", "add_export")]
 
 
 def _permissions(condition):

@@ -13,6 +13,7 @@ urlpatterns = [
     path("cameras/", include("cameras.urls")),
     path("capacity/", include("capacity.urls")),
     path("", include("playback.urls")),
+    path("", include("playback.export_urls")),
     path("", include("redundancy.urls")),
     path("api/", include("playback.api.urls")),
     path("api/", include("eocortex_web.api_urls")),

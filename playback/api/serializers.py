@@ -69,3 +69,42 @@ class RecordingsSerializer(serializers.Serializer):
 
     def get_lanes(self, data) -> dict[str, list[dict]]:
         return {server: SpanSerializer(spans, many=True).data for server, spans in data["line"].lanes.items()}
+
+
+class ExportRequestSerializer(serializers.Serializer):
+    since = serializers.DateTimeField(help_text="ISO 8601: the start of the range to export.")
+    until = serializers.DateTimeField(help_text="ISO 8601: its end; at most 24 hours after the start.")
+
+    def validate(self, data):
+        from playback.models import range_problems
+
+        problems = range_problems(data["since"], data["until"])
+        if problems:
+            raise serializers.ValidationError(problems)
+        return data
+
+
+class ExportLinksSerializer(serializers.Serializer):
+    self = serializers.CharField()
+    download = serializers.CharField(help_text="The MP4 (409 until the export is done).")
+    manifest = serializers.CharField(help_text="The manifest as JSON (409 until the export is done).")
+
+
+class ExportSerializer(serializers.ModelSerializer):
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        from playback.models import Export
+
+        model = Export
+        fields = ["id", "camera", "since", "until", "state", "progress", "error", "size_bytes", "sha256",
+                  "created_at", "finished_at", "links"]  # fmt: skip
+        read_only_fields = fields
+
+    def get_links(self, job) -> ExportLinksSerializer:
+        from django.urls import reverse
+
+        request = self.context.get("request")
+        links = {name: reverse(f"camera-export{suffix}", args=[job.camera_id, job.pk])
+                 for name, suffix in (("self", ""), ("download", "-download"), ("manifest", "-manifest"))}  # fmt: skip
+        return {name: request.build_absolute_uri(url) if request else url for name, url in links.items()}
