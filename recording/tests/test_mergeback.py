@@ -2,7 +2,9 @@
 same names, and holds the camera's whole archive alone.
 
 Segments are real files of stamped JPEG frames (``cameras.stamp``) served by a real agent's recordings server
-(``recording.serving``); what the primary holds afterwards is read from its own files by frame identity.
+(``recording.serving``); what the primary holds afterwards is read from its own files by frame identity
+(``recording.identity``: the stamp in an MJPEG frame's pixels, the SEI counter of an H.264 frame). End to end,
+agent processes, the engine and the simulator make the failover and the failback.
 """
 
 import hashlib
@@ -352,7 +354,8 @@ def test_a_segment_is_worth_copying_when_the_primary_lacks_part_of_it(covered, e
 
 
 @pytest.mark.process
-def test_after_failback_the_primary_alone_holds_every_frame_the_backup_recorded(site, tmp_path, simulator,
+@pytest.mark.parametrize("codec", ["mjpeg", "h264"])
+def test_after_failback_the_primary_alone_holds_every_frame_the_backup_recorded(codec, site, tmp_path, simulator,
                                                                                 make_camera, agent_process, engine,
                                                                                 redis_client):  # fmt: skip
     primary, backup = site["a"], site["b"]
@@ -361,8 +364,8 @@ def test_after_failback_the_primary_alone_holds_every_frame_the_backup_recorded(
         server.save()
         server.redundancy.fast_redundancy = True
         server.redundancy.save()
-    sim = simulator(1, fps=float(FPS))
-    camera = make_camera(primary, backup, name="gate", stream_url=sim.url(1), codec="mjpeg", fps=FPS)
+    sim = simulator(1, fps=float(FPS), **({} if codec == "mjpeg" else {"codecs": (codec,), "gop_seconds": 1.0}))
+    camera = make_camera(primary, backup, name="gate", stream_url=sim.url(1), codec=codec, fps=FPS)
 
     def streaming(name):
         return live.read_stream_health(redis_client, name).get(camera.pk, {}).get("state") == "streaming"
