@@ -141,7 +141,8 @@ class MergeBack:
                                         daemon=True)  # fmt: skip
         self._thread.start()
 
-    def stop(self, timeout: float = 20.0) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
+        """No copy starts after this; one under way is waited for a while (the thread dies with the agent)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=timeout)
@@ -212,22 +213,20 @@ class MergeBack:
             .order_by("pk")
         )  # fmt: skip
         settled = [row for row in theirs if row.ended_at.timestamp() <= settled_before]
-        done: set[int] = {row.pk for row in settled}
+        done = {row.pk for row in settled}  # less those to try again below
+        copied_from: dict[str, int] = {}
         if settled:
             covered = self._covered(camera_id, settled)
             tolerance = {row.pk: GAP_FRAMES * frame_interval(_span(row), row.frame_count, fps) for row in settled}
             wanted = [row for row in settled if lacks(_span(row), covered, tolerance[row.pk])]
-            copied_from: dict[str, int] = {}
             for row, outcome in self._copy_all(camera_id, wanted, covered, tolerance, budget):
                 if outcome is None:
-                    done.discard(row.pk)  # asked again at the next sweep
+                    done.discard(row.pk)
                 elif outcome:
                     copied_from[row.server.name] = copied_from.get(row.server.name, 0) + 1
-            for name, count in copied_from.items():
-                log.info("server=%s event=merge_back_copied camera=%s segments=%s from=%s", self.server.name,
-                         camera_id, count, name)  # fmt: skip
-        else:
-            copied_from = {}
+        for name, count in copied_from.items():
+            log.info("server=%s event=merge_back_copied camera=%s segments=%s from=%s", self.server.name, camera_id,
+                     count, name)  # fmt: skip
         for row in theirs:  # the rows done with, up to the first one that is not
             if row.pk not in done:
                 break
