@@ -122,6 +122,10 @@ def render(fragments: list[Fragment], url: Callable[[Fragment], str]) -> str:
         "#EXT-X-PLAYLIST-TYPE:VOD",
         "#EXT-X-INDEPENDENT-SEGMENTS",
     ]
+    first_video = next((f for f in fragments if f.piece is not None), None)
+    if first_video is not None and first_video is not fragments[0]:
+        # hls.js does not start inside a gap: a player told nothing else starts at the first video.
+        lines.append(f"#EXT-X-START:TIME-OFFSET={first_video.start - fragments[0].start:.6f},PRECISE=YES")
     for fragment in fragments:
         if fragment.discontinuity:
             lines.append("#EXT-X-DISCONTINUITY")

@@ -203,6 +203,7 @@ def test_a_range_inside_segments_starts_at_a_keyframe_after_a_gap_of_its_own_and
     text = playlist(user_client, camera, since, until).content.decode()
     listed = entries(text)
     assert sum(entry.duration for entry in listed) == pytest.approx(until - since, abs=1e-6)
+    assert "#EXT-X-START:TIME-OFFSET=0.200000,PRECISE=YES" in text, "a player told nothing else starts at the video"
     lead, first, last = listed[0], listed[1], listed[-1]
     assert (lead.gap, lead.duration) == (True, pytest.approx(0.2, abs=1e-6)), "the player's clock stays the wall's"
     assert first.program_date_time == pytest.approx(at(15), abs=0.001)
