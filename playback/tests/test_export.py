@@ -249,3 +249,18 @@ def test_the_command_refuses_bad_input_with_a_reason(serving, make_camera, tmp_p
     with pytest.raises(CommandError, match=message.replace(".", r"\.").replace("(", r"\(").replace(")", r"\)")):
         call_command("export_recording", *[word for pair in given.items() for word in pair])
     assert list(tmp_path.glob("x*")) == []
+
+
+def test_a_copy_merged_back_is_exported_from_the_primary_naming_who_recorded_it(serving, make_camera, tmp_path):
+    camera = make_camera(serving["a"], serving["b"], fps=FPS)
+    a, b = serving["a"], serving["b"]
+    record(camera, a, range(0, 20))
+    copy = record(camera, a, range(20, 40), base_pts=300)  # srv-b's recording of the failover, copied back
+    copy.recorded_by = b
+    copy.save()
+    record(camera, a, range(40, 60))
+    manifest = export.export(camera, T0, at(60), tmp_path / "merged.mp4")
+    assert decoded_counters(tmp_path / "merged.mp4") == list(range(0, 60))
+    assert [(s["server"], s["recorded_by"], s["frames"]) for s in manifest["spans"]] == [
+        ("srv-a", "srv-a", 20), ("srv-a", "srv-b", 20), ("srv-a", "srv-a", 20)]  # fmt: skip
+    assert manifest["gaps"] == []
