@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import os
+import shutil
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -40,12 +41,17 @@ TICKS = 90000  # per second
 # The codec's parameters are in the first keyframe's packet: no need to read seconds of video to find them.
 PROBE = {"probesize": "32", "analyzeduration": "0"}
 TS_PACKET = 188
+ROOM_TO_SPARE = 256 << 20  # bytes left free on the exports' disk after a file
 PREFETCH = 3  # segments read ahead of the muxer, so the network and the agent's checksum overlap the muxing
 WRAP = 1 << 33  # MPEG-TS timestamps wrap at 2^33 ticks (26.5 hours)
 
 
 class NothingRecorded(ValueError):
     """No server holds any video of the camera over the range."""
+
+
+class NoRoom(OSError):
+    """The disk the file goes to cannot hold it."""
 
 
 @dataclass
@@ -331,6 +337,9 @@ def export(camera, since: datetime, until: datetime, out_path: Path, progress: P
     left_out = [piece for piece in pieces if piece.segment.suffix != suffix]
     kept = [piece for piece in pieces if piece.segment.suffix == suffix]
     total = sum(rows[piece.segment.id].size_bytes or 1 for piece in kept)
+    free = shutil.disk_usage(out_path.parent).free
+    if free < total + ROOM_TO_SPARE:  # the MP4 is about the size of what it is made of (MPEG-TS costs ~3 % more)
+        raise NoRoom(f"The export needs about {total / 1e6:.0f} MB and {out_path.parent} has {free / 1e6:.0f} MB free.")
     done, read = 0, []
     add = stitcher.add_ts if suffix == ".ts" else stitcher.add_mjpeg
     try:

@@ -108,7 +108,7 @@ class Export(models.Model):
 
         try:
             manifest = export.export(self.camera, self.since, self.until, target, progress=progress)
-        except (export.NothingRecorded, remote.Unreachable) as exc:
+        except (export.NothingRecorded, export.NoRoom, remote.Unreachable) as exc:
             self._finish(ExportState.FAILED, error=str(exc))
             shutil.rmtree(target.parent, ignore_errors=True)
             return

@@ -264,3 +264,14 @@ def test_a_copy_merged_back_is_exported_from_the_primary_naming_who_recorded_it(
     assert [(s["server"], s["recorded_by"], s["frames"]) for s in manifest["spans"]] == [
         ("srv-a", "srv-a", 20), ("srv-a", "srv-b", 20), ("srv-a", "srv-a", 20)]  # fmt: skip
     assert manifest["gaps"] == []
+
+
+def test_an_export_the_disk_cannot_hold_is_refused_before_anything_is_read(serving, make_camera, tmp_path,
+                                                                           monkeypatch):  # fmt: skip
+    camera = make_camera(serving["a"], fps=FPS)
+    record(camera, serving["a"], range(0, 20))
+    full = export.shutil.disk_usage(tmp_path)._replace(free=100 << 20)
+    monkeypatch.setattr(export.shutil, "disk_usage", lambda path: full)
+    with pytest.raises(export.NoRoom, match=f"The export needs about 0 MB and {tmp_path} has 105 MB free."):
+        export.export(camera, T0, at(20), tmp_path / "full.mp4")
+    assert list(tmp_path.glob("full*")) == []

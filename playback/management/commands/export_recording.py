@@ -57,7 +57,7 @@ class Command(BaseCommand):
             raise CommandError(f"--out: the directory {out.parent} does not exist.")
         try:
             manifest = export.export(found, since, until, out)
-        except export.NothingRecorded as exc:
+        except (export.NothingRecorded, export.NoRoom) as exc:
             raise CommandError(str(exc)) from None
         except remote.Unreachable as exc:
             raise CommandError(f"A server that holds part of the range cannot be read: {exc}.") from None
