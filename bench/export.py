@@ -5,13 +5,15 @@
 Ten seconds of 1080p H.264 at the bitrate (25 fps, a keyframe every 2 s, no B-frames, as cameras send it)
 are encoded once with PyAV; the hour is 360 segments of them, remuxed with continuous times as an agent's
 stream copy writes them, indexed for one server and served by its real recording server on loopback
-(signed HTTP). Each run is ``playback.export.export`` as the export worker calls it: the timeline, every
+(signed HTTP; on a site the recording server and its checksums run on the video server's host, here on
+this one). Each run is ``playback.export.export`` as the export worker calls it: the timeline, every
 segment fetched and checked against its server's SHA-256, the packets muxed into one MP4, its SHA-256
 and manifest. Median of the runs on stdout and in bench/out/export.json.
 """
 
 import argparse
 import json
+import os
 import shutil
 import socket
 import statistics
@@ -114,16 +116,18 @@ def main() -> None:
     recordings.start()
     out = SCRATCH / "exports" / "gate.mp4"
     out.parent.mkdir(parents=True)
-    seconds, manifest = [], None
+    seconds, cpu_seconds, manifest = [], [], None
     try:
         for run in range(args.runs):
             # Each run writes a new file, as each export does (replacing one would flush it to disk first).
             out.unlink(missing_ok=True)
-            begin = time.perf_counter()
+            begin, cpu = time.perf_counter(), time.process_time()
             manifest = export.export(camera, T0, T0 + timedelta(minutes=args.minutes), out)
             seconds.append(time.perf_counter() - begin)
-            print(f"  run {run + 1}: {seconds[-1]:.2f} s, {manifest['frames']} frames, "
-                  f"{manifest['file']['size'] / 1e6:.0f} MB", flush=True)  # fmt: skip
+            cpu_seconds.append(time.process_time() - cpu)
+            size_mb = manifest["file"]["size"] / 1e6
+            print(f"  run {run + 1}: {seconds[-1]:.2f} s ({cpu_seconds[-1]:.1f} s of CPU, the recording server's "
+                  f"included), {manifest['frames']} frames, {size_mb:.0f} MB", flush=True)  # fmt: skip
     finally:
         recordings.stop()
     median = statistics.median(seconds)
@@ -131,6 +135,7 @@ def main() -> None:
     result = {"minutes": args.minutes, "bitrate_kbps": args.bitrate, "resolution": f"{WIDTH}x{HEIGHT}", "fps": FPS,
               "segments": len(manifest["segments"]), "frames": manifest["frames"], "file_mb": round(size / 1e6, 1),
               "runs_s": [round(s, 2) for s in seconds], "median_s": round(median, 2),
+              "cpu_s": [round(s, 1) for s in cpu_seconds], "load_average": round(os.getloadavg()[0], 2),
               "mb_per_s": round(size / 1e6 / median, 1), "target_s": 10,
               "command": " ".join([".venv/bin/python", "bench/export.py", *sys.argv[1:]])}  # fmt: skip
     print(f"export of {args.minutes} min at {args.bitrate} kbit/s ({WIDTH}x{HEIGHT}): median {median:.2f} s over "
