@@ -42,13 +42,15 @@ def iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
 
 
-def picture(counter: int) -> np.ndarray:
+def picture(counter: int, grain: bool = False) -> np.ndarray:
     image = np.full((180, 320, 3), 60 + counter % 100, np.uint8)
+    if grain:  # noise that costs its bytes: megabytes a segment
+        image = np.random.default_rng(counter).integers(0, 255, image.shape, dtype=np.uint8)
     draw_stamp(image, counter, int(at(counter) * 1000))
     return image
 
 
-def write_ts(path, counters: range, pts_offset: int) -> None:
+def write_ts(path, counters: range, pts_offset: int, grain: bool = False) -> None:
     """H.264 in MPEG-TS as a camera's connection gives it: timestamps go on from the segment before."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w", format="mpegts", options=TS_OPTIONS) as output:
@@ -56,8 +58,10 @@ def write_ts(path, counters: range, pts_offset: int) -> None:
         stream.width, stream.height, stream.pix_fmt = 320, 180, "yuv420p"
         stream.codec_context.options = {"preset": "ultrafast", "tune": "zerolatency", "g": str(GOP),
                                         "keyint_min": str(GOP), "sc_threshold": "0"}  # fmt: skip
+        if grain:
+            stream.codec_context.options = {**stream.codec_context.options, "qp": "0"}
         for counter in counters:
-            frame = av.VideoFrame.from_ndarray(picture(counter), format="bgr24").reformat(format="yuv420p")
+            frame = av.VideoFrame.from_ndarray(picture(counter, grain), format="bgr24").reformat(format="yuv420p")
             frame.pts = counter + pts_offset
             output.mux(stream.encode(frame))
         output.mux(stream.encode())
@@ -68,11 +72,11 @@ def write_mjpeg(path, counters: range) -> None:
     path.write_bytes(b"".join(cv2.imencode(".jpg", picture(counter))[1].tobytes() for counter in counters))
 
 
-def record(camera, server, counters: range, pts_offset: int = 0) -> Segment:
+def record(camera, server, counters: range, pts_offset: int = 0, grain: bool = False) -> Segment:
     """A segment of ``server`` holding the camera's frames ``counters``, on its disk and in its index."""
     suffix = ".mjpeg" if camera.codec == "mjpeg" else ".ts"
     path = segment_path(server.storage_dir, camera.pk, at(counters[0]), suffix)
-    (write_mjpeg(path, counters) if suffix == ".mjpeg" else write_ts(path, counters, pts_offset))
+    (write_mjpeg(path, counters) if suffix == ".mjpeg" else write_ts(path, counters, pts_offset, grain))
     return Segment.objects.create(
         camera=camera, server=server, started_at=datetime.fromtimestamp(at(counters[0]), UTC),
         ended_at=datetime.fromtimestamp(at(counters[-1]), UTC), frame_count=len(counters),
@@ -232,6 +236,24 @@ def test_a_cut_fragment_starts_at_the_keyframe_at_from_and_keeps_the_timestamps(
         stream = container.streams.video[0]
         first = next(packet.pts for packet in container.demux(stream) if packet.size)
     assert first * stream.time_base == pytest.approx(10 / FPS), "timestamps as the camera gave them"
+
+
+def test_a_segment_of_megabytes_is_cut_too(recorded_site, make_camera, serve, user_client):
+    """FFmpeg reads a seekable input's end first: a multi-megabyte segment must still be read from its start."""
+    camera = make_camera(recorded_site["a"], fps=FPS, codec="h264")
+    segment = record(camera, recorded_site["a"], range(0, 80), grain=True)
+    serve(recorded_site["a"])
+    assert segment.size_bytes > 6_000_000
+    data = content(user_client.get(f"/cameras/{camera.pk}/recordings/{segment.pk}.ts", {"from": f"{at(61):.6f}"}))
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        frames = [packet for packet in container.demux(stream) if packet.size]
+    assert frames[0].is_keyframe and [round(p.pts * stream.time_base * FPS) for p in frames] == list(range(60, 80))
+    listed = entries(playlist(user_client, camera, at(61), at(80)).content.decode())
+    assert [(entry.gap, entry.program_date_time) for entry in listed] == [
+        (True, pytest.approx(at(61), abs=0.001)),
+        (False, pytest.approx(at(65), abs=0.001)),
+    ], "the playlist starts at the keyframe after since"
 
 
 def test_a_source_change_inside_a_segment_moves_the_cut_to_the_keyframe_before_it(
