@@ -61,6 +61,7 @@ class ServerSerializer(ScopedChoicesMixin, serializers.ModelSerializer):
             "storage_gb",
             "max_cameras",
             "retention_hours",
+            "merge_back",
             "redundancy",
         ]
         # DRF turns the model's limits into its own min/max checks: keep the model's clear messages.

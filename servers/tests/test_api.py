@@ -99,3 +99,11 @@ def test_openapi_schema_and_docs(api):
     assert "/api/cameras/assign-backup/" in text and "redundancy_mode" in text
     docs = api.get("/api/docs/")
     assert docs.status_code == 200 and b"swagger" in docs.content.lower()
+
+
+def test_merge_back_is_on_by_default_and_can_be_turned_off(api, make_server):
+    server = make_server()
+    assert api.get(f"/api/servers/{server.pk}/").json()["merge_back"] is True
+    assert api.patch(f"/api/servers/{server.pk}/", {"merge_back": False}, format="json").status_code == 200
+    server.refresh_from_db()
+    assert server.merge_back is False
