@@ -99,18 +99,20 @@ def plan(line: Timeline, keyframes: Callable[[SegmentInfo], list[float]]) -> lis
         cut_start = piece.cut_start
         cut_end = piece.end <= segment.ended_at + CUT_TOLERANCE
         before = fragments[-1] if fragments else None
+        previous = before.piece if before is not None else None
         continues = (
-            before is not None and before.piece is not None and not before.cut_end and not cut_start
-            and before.piece.server == piece.server and before.piece.segment.recorded_by == segment.recorded_by
-            and segment.suffix == before.piece.segment.suffix == ".ts"
-            and 0 < segment.started_at - before.piece.segment.ended_at <= NEW_CONNECTION_FRAMES * interval
+            previous is not None and not before.cut_end and not cut_start
+            and (previous.server, previous.segment.recorded_by) == (piece.server, segment.recorded_by)
+            and segment.suffix == previous.segment.suffix == ".ts"
+            and 0 < segment.started_at - previous.segment.ended_at <= NEW_CONNECTION_FRAMES * interval + CUT_TOLERANCE
         )  # fmt: skip
         fragments.append(Fragment(start, end - start, piece, before is not None and not continues, cut_start, cut_end))
     return fragments
 
 
 def _pdt(seconds: float) -> str:
-    return when(seconds).strftime("%Y-%m-%dT%H:%M:%S.") + f"{round(seconds * 1000) % 1000:03d}Z"
+    millis = round(seconds * 1000)
+    return when(millis / 1000).strftime("%Y-%m-%dT%H:%M:%S.") + f"{millis % 1000:03d}Z"
 
 
 def render(fragments: list[Fragment], url: Callable[[Fragment], str]) -> str:
