@@ -41,7 +41,7 @@ def test_server_with_nested_redundancy_settings(api, make_system):
     ],
 )
 def test_bad_server_figures_change_nothing(api, make_server, change, field):
-    server = make_server("srv-keep", max_cameras=10)
+    server = make_server("srv-keep", max_cameras=10, api_port=8080)
     response = api.patch(f"/api/servers/{server.pk}/", change, format="json")
     assert response.status_code == 400 and field in response.json()
     server.refresh_from_db()
