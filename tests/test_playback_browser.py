@@ -47,6 +47,63 @@ def recorded(camera, server, start, end, frames=None):
     )  # fmt: skip
 
 
+# -- the page as the server renders it (no browser) ------------------------------------------------------------
+
+
+def test_at_opens_the_hour_around_that_moment(admin_client, site, make_camera):
+    camera = make_camera(site["a"], site["b"], name="gate")
+    recorded(camera, site["b"], 7200, 7190)  # two hours ago: not in the last hour
+    assert 'data-server="srv-b"' not in admin_client.get(f"/cameras/{camera.pk}/timeline/").content.decode()
+    at = (timezone.now() - timezone.timedelta(seconds=7195)).isoformat()
+    page = admin_client.get(f"/cameras/{camera.pk}/timeline/?at={quote(at)}")
+    assert page.status_code == 200 and 'data-server="srv-b"' in page.content.decode()
+    assert f'data-at="{datetime.fromisoformat(at).isoformat()}"' in page.content.decode()
+
+
+@pytest.mark.parametrize("at, message", [
+    ("yesterday", "“yesterday” is not a date and time (ISO 8601, such as 2026-12-01T14:30:00Z)."),
+    ("2026-13-01T10:00:00Z", "“2026-13-01T10:00:00Z” is not a date and time"),
+    ("2999-01-01T10:00:00Z", "2999-01-01T10:00:00Z is still to come: nothing is recorded yet."),
+])  # fmt: skip
+def test_a_moment_that_is_not_one_is_refused_with_a_reason_and_the_last_hour_shown(admin_client, site, make_camera,
+                                                                                    at, message):  # fmt: skip
+    camera = make_camera(site["a"], site["b"], name="gate")
+    recorded(camera, site["a"], 600, 590)
+    page = admin_client.get(f"/cameras/{camera.pk}/timeline/?at={quote(at)}")
+    assert page.status_code == 400
+    assert message in page.content.decode() and 'data-at=""' in page.content.decode()
+    assert 'data-server="srv-a"' in page.content.decode()  # the last hour, as without ?at=
+
+
+def test_an_offset_whose_plus_came_unescaped_still_names_the_moment(admin_client, site, make_camera):
+    camera = make_camera(site["a"], site["b"], name="gate")
+    page = admin_client.get(f"/cameras/{camera.pk}/timeline/?at=2026-12-01T10:00:00+01:00")  # + is a space here
+    assert page.status_code == 200 and 'data-at="2026-12-01T09:00:00+00:00"' in page.content.decode()
+
+
+def test_the_page_lets_media_come_from_blob_urls_only_there(admin_client, site, make_camera):
+    camera = make_camera(site["a"], site["b"], name="gate")
+    policy = admin_client.get(f"/cameras/{camera.pk}/timeline/")["Content-Security-Policy"]
+    assert "media-src 'self' blob:" in policy and "unsafe" not in policy
+    assert "media-src" not in admin_client.get("/live/")["Content-Security-Policy"]
+
+
+def test_each_camera_event_links_to_its_video_at_that_moment(admin_client, site, make_camera):
+    camera = make_camera(site["a"], site["b"], name="gate")
+    event = Event.objects.create(
+        at=datetime(2026, 12, 1, 9, 30, 5, tzinfo=UTC),
+        kind=EventKind.FAILOVER_COMPLETED,
+        camera=camera,
+        server=site["a"],
+        to_server=site["b"],
+        message="gate records on srv-b",
+    )
+    Event.objects.create(at=event.at, kind=EventKind.SERVER_DOWN, server=site["a"], message="srv-a is down")
+    link = f'href="/cameras/{camera.pk}/timeline/?at=2026-12-01T09%3A30%3A05%2B00%3A00"'
+    for path in ("/events/", "/live/"):
+        assert admin_client.get(path).content.decode().count(link) == 1, path
+
+
 @pytest.mark.browser
 @pytest.mark.process
 def test_the_timeline_shows_each_servers_lane_the_gap_and_events_and_zooms(site, make_camera, web, browser_page):
@@ -76,16 +133,57 @@ def test_the_timeline_shows_each_servers_lane_the_gap_and_events_and_zooms(site,
     box = page.locator("#lanes .timeline[data-server=srv-b] .seg").bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] / 2)
     page.mouse.wheel(0, -100)
-    page.wait_for_function("document.querySelector(\"[data-zoom='600']\").getAttribute('aria-pressed') === 'true'")
+    pressed = "label => document.querySelector('[data-zoom][aria-pressed=true]').textContent === label"
+    page.wait_for_function(pressed, arg="10 min")
     page.wait_for_selector("#lanes .timeline[data-server=srv-b] .seg")
     ticks = page.eval_on_selector_all("#lanes .axis .tick", "ticks => ticks.map(t => t.textContent)")
     assert 4 <= len(ticks) <= 11, ticks
     for label in ("10 s", "1 min", "10 min", "24 h"):
         page.click(f"button[data-zoom]:text-is('{label}')")
-        pressed = "label => document.querySelector('[data-zoom][aria-pressed=true]').textContent === label"
         page.wait_for_function(pressed, arg=label)
     page.wait_for_selector("#lanes .timeline[data-server=srv-a] .seg")
     assert page.evaluate("window.cspViolations") == []
+
+
+@pytest.mark.browser
+@pytest.mark.process
+def test_the_keyboard_alone_picks_a_moment_and_plays_it(site, make_camera, web, browser_page):
+    camera = make_camera(site["a"], site["b"], name="gate", fps=5)
+    recorded(camera, site["a"], 1200, 900)
+    page = browser_page
+    log_in(page, web, f"/cameras/{camera.pk}/timeline/")
+    page.wait_for_selector("#lanes .timeline[data-server=srv-a] .seg")
+    assert page.get_attribute("#moment-at", "id") == page.get_attribute("label[for=moment-at]", "for")
+    page.focus("#lanes .axis")
+    middle = float(page.get_attribute("#lanes .axis", "aria-valuenow"))
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    moved = float(page.get_attribute("#lanes .axis", "aria-valuenow"))
+    assert middle - moved == pytest.approx(2 * 3600e3 / 20)  # a twentieth of the hour each
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => playback.clicks.length === 1")
+    assert page.evaluate("playback.clicks[0].at") == moved
+    page.focus("#lanes .axis")
+    page.keyboard.press("+")
+    page.wait_for_function("() => document.querySelector('[data-zoom][aria-pressed=true]').textContent === '10 min'")
+    assert page.evaluate("document.activeElement.matches('#lanes .axis')")  # still where the keys were
+
+
+@pytest.mark.browser
+@pytest.mark.process
+def test_h265_recordings_say_plainly_where_this_browser_cannot_play_them(site, make_camera, web, browser_page):
+    camera = make_camera(site["a"], site["b"], name="gate", fps=5, codec="h265")
+    recorded(camera, site["a"], 600, 300)
+    page = browser_page
+    log_in(page, web, f"/cameras/{camera.pk}/timeline/")
+    page.wait_for_selector("#lanes .timeline[data-server=srv-a] .seg")
+    page.click("#lanes .timeline[data-server=srv-a] .seg")
+    if page.evaluate("MediaSource.isTypeSupported('video/mp4; codecs=\"hvc1.1.6.L93.B0\"')"):
+        assert page.is_hidden("#playback-problem") and page.evaluate("playback.clicks.length") == 1
+    else:  # Debian's chromium, headless and without a GPU
+        problem = page.text_content("#playback-problem")
+        assert problem.startswith("This camera records H.265, which this browser cannot play.") and "Export" in problem
+        assert page.evaluate("playback.hls === null && playback.clicks.length === 0")
 
 
 @pytest.mark.browser

@@ -29,8 +29,11 @@
   const skipping = document.getElementById("skipping");
   const problem = document.getElementById("playback-problem");
   const exportBox = document.getElementById("export");
+  const gapList = document.getElementById("gaps");
+  const eventList = document.getElementById("events");
 
-  const view = { start: 0, span: 3600e3, answer: null, asked: 0 };
+  // start and span: what the lanes show (epoch ms); cursor: the moment the keyboard picked on the time axis.
+  const view = { start: 0, span: 3600e3, cursor: null, answer: null, asked: 0 };
   // target: the moment asked for last; lastWall: the wall time at the last look; ourSeek: the page moved the video
   // itself since; started: it plays since the last click or seek (a wait before is theirs, not a stall);
   // skipped: the last gap skipped.
@@ -92,6 +95,7 @@
   function render() {
     const answer = view.answer;
     const end = view.start + view.span;
+    const focused = document.activeElement && document.activeElement.matches("#lanes .axis");
     lanes.replaceChildren();
     rangeText.firstElementChild.setAttribute("datetime", iso(view.start));
     rangeText.firstElementChild.nextElementSibling.setAttribute("datetime", iso(end));
@@ -107,7 +111,7 @@
     axis.setAttribute("aria-label", "Moment to play: arrows move it, Enter plays, + and - zoom");
     axis.setAttribute("aria-valuemin", String(view.start));
     axis.setAttribute("aria-valuemax", String(end));
-    const cursor = axis.dataset.cursor ? Number(axis.dataset.cursor) : view.start + view.span / 2;
+    const cursor = view.cursor >= view.start && view.cursor <= end ? view.cursor : view.start + view.span / 2;
     axis.setAttribute("aria-valuenow", String(cursor));
     axis.setAttribute("aria-valuetext", localDate(cursor) + " " + localTime(cursor));
     const step = TICKS.find(function (s) { return view.span / (s * 1000) <= 8; }) || 86400;
@@ -163,8 +167,37 @@
         mark.dataset.at = String(at);
       });
     }
+    if (answer) lists(answer, end);
     lanes.querySelectorAll(".track").forEach(function (track) { element("div", "playhead", track).hidden = true; });
     movePlayhead(play.started ? playback.wallTime() : play.target);
+    if (focused) axis.focus(); // the keys go on where they were
+  }
+
+  // The gaps and events of the span shown, listed under the lanes (the page came with the first hour's).
+  function lists(answer, end) {
+    const gaps = answer.gaps.filter(function (gap) {
+      return Date.parse(gap.ended_at) > view.start && Date.parse(gap.started_at) < end;
+    });
+    gapList.replaceChildren();
+    gaps.forEach(function (gap) {
+      const item = element("li", "", gapList);
+      const time = element("time", "", item);
+      time.setAttribute("datetime", gap.started_at);
+      item.append(": nothing recorded for " + gap.seconds.toFixed(1) + " s");
+    });
+    if (!gaps.length) element("li", "muted", gapList).textContent = "No gap in this span.";
+    eventList.replaceChildren();
+    answer.events.slice().reverse().forEach(function (event) {
+      const item = element("li", "", eventList);
+      const link = element("a", "", item);
+      link.href = "?at=" + encodeURIComponent(event.at);
+      link.title = "Play the video at this moment";
+      element("time", "", link).setAttribute("datetime", event.at);
+      item.append(" " + event.message);
+    });
+    if (!answer.events.length) element("li", "muted", eventList).textContent = "No events in this span.";
+    localize(gapList);
+    localize(eventList);
   }
 
   async function load() {
@@ -253,9 +286,10 @@
   // The first frame shown of the moment asked for (or of the recording after it, past a gap).
   function waitForFrame(click) {
     function shown(now, frame) {
+      if (playback.clicks[playback.clicks.length - 1] !== click) return; // a newer click took over
       const wall = playback.since + frame.mediaTime * 1000;
-      if (wall >= click.at - 3000 && wall <= click.at + 600e3) click.frame = now;
-      else if (playback.clicks[playback.clicks.length - 1] === click) video.requestVideoFrameCallback(shown);
+      if (Math.abs(wall - play.target) < 1500) click.frame = now; // (play.target: after the gap, for one in a gap)
+      else video.requestVideoFrameCallback(shown);
     }
     if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(shown);
     video.addEventListener("playing", function () { click.playing = performance.now(); }, { once: true });
@@ -472,7 +506,7 @@
     const index = ZOOMS.indexOf(view.span / 1000);
     if (event.key === "ArrowLeft" || event.key === "ArrowRight") {
       cursor += (event.key === "ArrowLeft" ? -1 : 1) * view.span / (event.shiftKey ? 100 : 20);
-      axis.dataset.cursor = String(cursor);
+      view.cursor = cursor;
       axis.setAttribute("aria-valuenow", String(cursor));
       axis.setAttribute("aria-valuetext", localDate(cursor) + " " + localTime(cursor));
       input.value = localInput(cursor);
@@ -480,7 +514,6 @@
       startAt(Math.min(cursor, Date.now()));
     } else if ((event.key === "+" || event.key === "-") && index !== -1) {
       zoomTo(ZOOMS[Math.max(0, Math.min(ZOOMS.length - 1, index + (event.key === "+" ? 1 : -1)))] * 1000, cursor);
-      setTimeout(function () { const again = lanes.querySelector(".axis"); if (again) again.focus(); }, 0);
     } else {
       return;
     }
