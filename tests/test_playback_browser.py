@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from conftest import free_ports, wait_for
-from playback.tests.test_export import write_ts
+from playback.tests.test_export import write_mjpeg, write_ts
 from recording.identity import recorded_stamps
 from recording.models import Segment
 from recording.segments import segment_path
@@ -142,6 +142,9 @@ def test_the_timeline_shows_each_servers_lane_the_gap_and_events_and_zooms(site,
         page.click(f"button[data-zoom]:text-is('{label}')")
         page.wait_for_function(pressed, arg=label)
     page.wait_for_selector("#lanes .timeline[data-server=srv-a] .seg")
+    page.click("#lanes .marks .mark")  # an event plays from its moment
+    page.wait_for_function("() => playback.clicks.length === 1")
+    assert abs(page.evaluate("playback.clicks[0].at") - at.timestamp() * 1000) < 1
     assert page.evaluate("window.cspViolations") == []
 
 
@@ -215,7 +218,8 @@ FPS = 10
 @pytest.fixture
 def served(site, tmp_path):
     """srv-a's and srv-b's recording servers (as their agents run them) on free loopback ports, over their own
-    storage; ``record(server, camera, first, count, at)`` leaves an H.264 segment there and in the index."""
+    storage; ``record(server, camera, first, count, t0, base_pts)`` leaves a segment of frames ``first`` on (frame n
+    taken at t0 + n / FPS) there and in the index, in the camera's codec."""
     started = []
     for name, port in zip(("a", "b"), free_ports(2), strict=True):
         server = site[name]
@@ -226,8 +230,11 @@ def served(site, tmp_path):
 
     def record(server, camera, first, count, t0, base_pts):
         started_at = t0 + first / FPS
-        path = segment_path(server.storage_dir, camera.pk, started_at, ".ts")
-        write_ts(path, range(first, first + count), "h264", base_pts=base_pts)
+        path = segment_path(server.storage_dir, camera.pk, started_at, ".mjpeg" if camera.codec == "mjpeg" else ".ts")
+        if camera.codec == "mjpeg":
+            write_mjpeg(path, range(first, first + count))
+        else:
+            write_ts(path, range(first, first + count), camera.codec, base_pts=base_pts)
         return Segment.objects.create(
             camera=camera, server=server, started_at=datetime.fromtimestamp(started_at, UTC),
             ended_at=datetime.fromtimestamp(t0 + (first + count - 1) / FPS, UTC), frame_count=count,
@@ -267,6 +274,8 @@ def played_through(page, seen, began_at, gaps, sources):
     for stall, (start, end) in zip(stalls, gaps, strict=True):
         assert abs(datetime.fromisoformat(stall["from"]).timestamp() * 1000 - start) < 50, (stall, start)
         assert abs(stall["seconds"] * 1000 - (end - start)) < 100, (stall, end - start)
+    said = {s["said"] for s in seen if s["said"]}
+    assert len(said) == len(gaps) and all(text.startswith("Skipping ") for text in said), said
     skipped = sum(end - start for start, end in gaps)
     real = playing[-1]["real"] - playing[0]["real"]
     assert abs(real - (playing[-1]["wall"] - playing[0]["wall"] - skipped)) < 700, "it stopped somewhere"
@@ -278,7 +287,8 @@ def watch(page, until_wall, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         seen.append(page.evaluate("({wall: playback.wallTime(), source: playback.source(), time: video.currentTime,"
-                                  " paused: video.paused, real: performance.now()})"))  # fmt: skip
+                                  " paused: video.paused, real: performance.now(),"
+                                  " said: !skipping.hidden && skipping.textContent})"))  # fmt: skip
         if seen[-1]["wall"] and seen[-1]["wall"] >= until_wall:
             return seen
         page.wait_for_timeout(100)
@@ -287,15 +297,12 @@ def watch(page, until_wall, timeout=60):
 
 @pytest.mark.browser
 @pytest.mark.process
+@pytest.mark.parametrize("codec", ["h264", "mjpeg"])
 def test_recordings_of_a_failover_and_a_failback_play_through_with_only_the_gap_skipped(
-    site,
-    make_camera,
-    served,
-    web,
-    browser_page,
+    site, make_camera, served, web, browser_page, codec
 ):
     """srv-a records 0-6 s and dies; srv-b records from 7.5 s; srv-a is back from 14 s (make before break)."""
-    camera = make_camera(site["a"], site["b"], name="gate", codec="h264", fps=FPS)
+    camera = make_camera(site["a"], site["b"], name="gate", codec=codec, fps=FPS)
     t0 = time.time() - 600
     for first in (0, 20, 40):
         served(site["a"], camera, first, 20, t0, base_pts=5000)
@@ -316,7 +323,7 @@ def test_recordings_of_a_failover_and_a_failback_play_through_with_only_the_gap_
     log_in(page, web, f"/cameras/{camera.pk}/timeline/?at={start}")
     seen = watch(page, (t0 + 18) * 1000)
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "playback-failover.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"playback-failover-{codec}.png"), full_page=True)
     played_through(page, seen, (t0 + 0.5) * 1000, measured_gaps(camera), ["srv-a", "srv-b", "srv-a"])
     assert page.evaluate("window.cspViolations") == [] and errors == []
 
