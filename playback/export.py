@@ -41,9 +41,15 @@ TICKS = 90000  # per second
 # The codec's parameters are in the first keyframe's packet: no need to read seconds of video to find them.
 PROBE = {"probesize": "32", "analyzeduration": "0"}
 TS_PACKET = 188
+# Near a cut into another server's recording, frames this far either side are matched by their bytes.
+OVERLAP = 1.0  # seconds
+MATCH = 3  # packets of the next piece that must be the same, in the same order
 ROOM_TO_SPARE = 256 << 20  # bytes left free on the exports' disk after a file
 PREFETCH = 3  # segments read ahead of the muxer, so the network and the agent's checksum overlap the muxing
 WRAP = 1 << 33  # MPEG-TS timestamps wrap at 2^33 ticks (26.5 hours)
+
+
+Timed = tuple[float, float, av.Packet]  # wall time, decode wall time, packet
 
 
 class NothingRecorded(ValueError):
@@ -129,6 +135,9 @@ class Stitcher:
     first_time: float | None = None
     last_time: float | None = None
     contributions: list[Contribution] = field(default_factory=list)
+    held: list[tuple[Piece, float, float, av.Packet, bytes]] = field(default_factory=list)
+    written: dict[int, int] = field(default_factory=dict)  # frames in the file by id() of their piece
+    shifts: dict[int, int] = field(default_factory=dict)
 
     def add_ts(self, fetched: Iterator[Fetched]) -> Iterator[tuple[Fetched, int]]:
         """Mux the pieces of MPEG-TS segments; yields each piece with the number of its frames that went in."""
@@ -190,7 +199,7 @@ class Stitcher:
         times = media.frame_times(piece.segment)
         for index, packet in enumerate(p for p in packets if p.size):
             at = times[min(index, len(times) - 1)]
-            if (cut_start and at < piece.start - CUT_TOLERANCE) or (cut_end and at >= piece.end):
+            if (cut_start and at < piece.start - CUT_TOLERANCE) or (cut_end and at >= piece.end + OVERLAP):
                 continue
             yield at, at, packet
 
@@ -207,37 +216,72 @@ class Stitcher:
                 if not packet.is_keyframe or at < piece.start - CUT_TOLERANCE:
                     continue  # video starts at the keyframe the cut was moved to
                 started = True
-            if cut_end and at >= piece.end:
+            if cut_end and at >= piece.end + OVERLAP:  # what may be the same frames as the next piece's
                 continue
             decoded = at if packet.dts is None else info.started_at + _ticks(packet.dts - first) * tb
             yield at, decoded, packet
 
-    def _mux(self, piece: Piece, packets: Iterator[tuple[float, float, av.Packet]]) -> int:
-        count, shift = 0, None
-        for at, decoded, packet in packets:
-            pts, dts = round((at - self.origin) * TICKS), round((decoded - self.origin) * TICKS)
-            if shift is None:
-                # Two servers' clocks (or one camera's and its arrival times) may disagree by a few frames at a
-                # boundary: the piece moves later as a whole rather than squeezing its first frames.
-                step = round(self.frame_interval * TICKS)
-                shift = max(0, self.last_dts + step - dts) if self.last_dts is not None else 0
-            pts, dts = pts + shift, dts + shift
-            if self.last_dts is not None and dts <= self.last_dts:
-                dts = self.last_dts + 1
-            packet.pts, packet.dts = max(pts, dts), dts
-            packet.time_base = TIME_BASE
-            packet.stream = self.stream
-            self.container.mux(packet)
-            self.last_dts = dts
-            count += 1
-            moment = at + shift / TICKS
-            self.first_time = moment if self.first_time is None else self.first_time
-            self.last_time = moment
-            self._credit(piece, moment)
-        if count:
+    def _mux(self, piece: Piece, packets: Iterator[Timed]) -> int:
+        """Write the piece's frames; returns how many it has in the file so far. Where the piece is cut before the
+        end of its segment for another server's recording, its frames near the cut are held back until the next
+        piece shows where the same frames begin again (``_join``)."""
+        hold_from = piece.end - OVERLAP if self._cuts(piece)[1] else None
+        joining, following = bool(self.held), []
+        for timed in packets:
+            if joining:
+                following.append(timed)
+                if len(following) == MATCH:
+                    self._join(piece, following)
+                    joining = False
+                continue
+            if hold_from is not None and timed[0] >= hold_from:
+                if timed[0] < piece.end + OVERLAP:
+                    self.held.append((piece, *timed, bytes(timed[2])))
+                continue
+            self._write(piece, *timed)
+        if joining and following:
+            self._join(piece, following)
+        return self.written.get(id(piece), 0)
+
+    def _join(self, piece: Piece | None, following: list[Timed]) -> None:
+        """Two servers recorded the camera's packets by stream copy, so the same frame is the same bytes in both:
+        the held frames are written up to the first of those the next piece begins with. Where they are not found
+        (the next piece is not the same stream), the cut is by time, as the timeline made it."""
+        held, self.held = self.held, []
+        wanted = [bytes(packet) for _, _, packet in following]
+        keys = [item[4] for item in held]
+        start = next((i for i in range(len(keys)) if wanted and keys[i : i + len(wanted)] == wanted[: len(keys) - i]),
+                     None)  # fmt: skip
+        kept = held[:start] if start is not None else [item for item in held if item[1] < item[0].end]
+        for earlier, at, decoded, packet, _ in kept:
+            self._write(earlier, at, decoded, packet)
+        for at, decoded, packet in following:
+            self._write(piece, at, decoded, packet)
+
+    def _write(self, piece: Piece, at: float, decoded: float, packet: av.Packet) -> None:
+        pts, dts = round((at - self.origin) * TICKS), round((decoded - self.origin) * TICKS)
+        shift = self.shifts.get(id(piece))
+        if shift is None:
+            # Two servers' clocks (or one camera's and its arrival times) may disagree by a few frames at a
+            # boundary: the piece moves later as a whole rather than squeezing its first frames.
+            step = round(self.frame_interval * TICKS)
+            shift = self.shifts[id(piece)] = max(0, self.last_dts + step - dts) if self.last_dts is not None else 0
+        pts, dts = pts + shift, dts + shift
+        if self.last_dts is not None and dts <= self.last_dts:
+            dts = self.last_dts + 1
+        packet.pts, packet.dts = max(pts, dts), dts
+        packet.time_base = TIME_BASE
+        packet.stream = self.stream
+        self.container.mux(packet)
+        self.last_dts = dts
+        moment = at + shift / TICKS
+        self.first_time = moment if self.first_time is None else self.first_time
+        self.last_time = moment
+        self._credit(piece, moment)
+        self.frames += 1
+        self.written[id(piece)] = self.written.get(id(piece), 0) + 1
+        if self.written[id(piece)] == 1:
             self.contributions[-1].segments += 1
-        self.frames += count
-        return count
 
     def _credit(self, piece: Piece, moment: float) -> None:
         info, runs = piece.segment, self.contributions
@@ -245,6 +289,13 @@ class Stitcher:
             runs.append(Contribution(info.server, info.recorded_by, moment, moment))
         runs[-1].ended_at = moment + self.frame_interval
         runs[-1].frames += 1
+
+    def finish(self) -> None:
+        """After the last piece: what is still held goes in as the time cut leaves it."""
+        held, self.held = self.held, []
+        for piece, at, decoded, packet, _ in held:
+            if at < piece.end:
+                self._write(piece, at, decoded, packet)
 
     def close(self) -> None:
         container, self.container = self.container, None
@@ -343,14 +394,15 @@ def export(camera, since: datetime, until: datetime, out_path: Path, progress: P
     done, read = 0, []
     add = stitcher.add_ts if suffix == ".ts" else stitcher.add_mjpeg
     try:
-        for item, frames in add(_prefetched(kept, rows)):
+        for item, _ in add(_prefetched(kept, rows)):
             piece = item.piece
-            read.append({"server": piece.server, "name": remote.segment_name(item.segment),
-                         "recorded_by": piece.segment.recorded_by, "sha256": item.sha256, "frames": frames,
-                         "from": iso(piece.start), "to": iso(piece.end)})  # fmt: skip
+            read.append((piece, {"server": piece.server, "name": remote.segment_name(item.segment),
+                                 "recorded_by": piece.segment.recorded_by, "sha256": item.sha256, "frames": 0,
+                                 "from": iso(piece.start), "to": iso(piece.end)}))  # fmt: skip
             done += item.segment.size_bytes or 1
             if progress is not None:
                 progress(min(done / total, 1.0))
+        stitcher.finish()
         stitcher.close()
         if not stitcher.frames:
             raise NothingRecorded(f"The recordings of {camera.name} over the range hold no frame that can be read.")
@@ -380,7 +432,7 @@ def export(camera, since: datetime, until: datetime, out_path: Path, progress: P
             {"from": iso(gap.started_at), "to": iso(gap.ended_at), "seconds": round(gap.seconds, 3)}
             for gap in line.gaps
         ],  # fmt: skip
-        "segments": read,
+        "segments": [entry | {"frames": stitcher.written.get(id(piece), 0)} for piece, entry in read],
         "left_out": [
             {
                 "server": piece.server,

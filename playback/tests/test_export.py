@@ -275,3 +275,45 @@ def test_an_export_the_disk_cannot_hold_is_refused_before_anything_is_read(servi
     with pytest.raises(export.NoRoom, match=f"The export needs about 0 MB and {tmp_path} has 105 MB free."):
         export.export(camera, T0, at(20), tmp_path / "full.mp4")
     assert list(tmp_path.glob("full*")) == []
+
+
+def copy_from(source: Path, target: Path, first: int, last: int) -> None:
+    """Packets ``first`` to ``last`` (excluded) of ``source`` by stream copy: what a session of the camera records."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(source)) as inp, av.open(str(target), "w", format="mpegts") as out:
+        stream = out.add_stream_from_template(inp.streams.video[0])
+        for index, packet in enumerate(p for p in inp.demux(inp.streams.video[0]) if p.size):
+            if first <= index < last:
+                packet.stream = stream
+                out.mux(packet)
+
+
+def index_copy(camera, server, source: Path, counters: range, skew: float = 0.0) -> None:
+    """``server`` recorded ``counters`` of the camera stream in ``source`` (frames from 100), its clock ``skew``
+    seconds off."""
+    path = segment_path(server.storage_dir, camera.pk, at(counters[0]).timestamp() + skew, ".ts")
+    copy_from(source, path, counters[0] - 100, counters[-1] + 1 - 100)
+    Segment.objects.create(camera=camera, server=server, started_at=at(counters[0]) + timedelta(seconds=skew),
+                           ended_at=at(counters[-1]) + timedelta(seconds=skew), frame_count=len(counters),
+                           size_bytes=path.stat().st_size, path=str(path))  # fmt: skip
+
+
+@pytest.mark.parametrize("skew", [-0.15, 0.15])
+def test_where_both_servers_recorded_the_same_frames_the_cut_is_exact_whatever_their_clocks(
+    serving, make_camera, tmp_path, skew
+):
+    """The backup records frames 100-159 of the camera's stream and the primary, back, the same frames from 140 on
+    (its clock ``skew`` off the backup's): the failback at 14.25 s cuts at the primary's keyframe 140, where by the
+    clocks alone a frame would be lost or two shown twice; each is in the file once."""
+    camera = make_camera(serving["a"], serving["b"], fps=FPS)
+    a, b = serving["a"], serving["b"]
+    record(camera, a, range(0, 100))
+    stream = tmp_path / "camera.ts"
+    write_ts(stream, range(100, 170), "h264")
+    index_copy(camera, b, stream, range(100, 160))
+    index_copy(camera, a, stream, range(140, 170), skew)
+    switch(camera, EventKind.FAILOVER_COMPLETED, 9.95, a, b)
+    switch(camera, EventKind.FAILBACK_COMPLETED, 14.25, b, a)
+    manifest = export.export(camera, T0, at(175), tmp_path / "exact.mp4")
+    assert decoded_counters(tmp_path / "exact.mp4") == list(range(0, 170))
+    assert [(s["server"], s["frames"]) for s in manifest["spans"]] == [("srv-a", 100), ("srv-b", 40), ("srv-a", 30)]
