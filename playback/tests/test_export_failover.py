@@ -1,6 +1,7 @@
 """The whole product: an RTSP camera recorded by agent processes through a failover and a failback, exported.
 
-The simulator's H.264 camera carries each frame's identity in an SEI message (``cameras.sei``); the agents
+The simulator's cameras carry each frame's identity (H.264: an SEI message, ``cameras.sei``; MJPEG: a stamp in
+its pixels, ``cameras.stamp``); the agents
 record it by stream copy, the engine moves the camera, each agent serves its own recordings. The export is
 read back by PyAV's demuxer (identities) and OpenCV's decoder (pictures), and checked against what the
 servers' own files hold.
@@ -18,6 +19,7 @@ import pytest
 from cameras.sei import read_identity
 from conftest import wait_for
 from playback import export
+from playback.tests.test_export import decoded_counters
 from recording import live
 from recording.identity import recorded_stamps
 from recording.models import Segment
@@ -28,7 +30,10 @@ pytestmark = [pytest.mark.process, pytest.mark.django_db(transaction=True)]
 FPS = 10
 
 
-def identities(path: Path) -> list[int]:
+def identities(path: Path, codec: str) -> list[int]:
+    """The identity of every frame of the file: its SEI message (H.264), or its pixels' stamp (MJPEG)."""
+    if codec == "mjpeg":
+        return decoded_counters(path)
     with av.open(str(path)) as container:
         return [read_identity(bytes(p))[0] for p in container.demux(container.streams.video[0]) if p.size]
 
@@ -42,8 +47,9 @@ def decoded_frames(path: Path) -> int:
     return count
 
 
+@pytest.mark.parametrize("codec", ["h264", "mjpeg"])
 def test_an_export_across_a_failover_and_a_failback_holds_every_recorded_frame_once(
-    site, tmp_path, simulator, make_camera, agent_process, engine, redis_client
+    codec, site, tmp_path, simulator, make_camera, agent_process, engine, redis_client
 ):
     primary, backup = site["a"], site["b"]
     for server in (primary, backup):
@@ -52,8 +58,8 @@ def test_an_export_across_a_failover_and_a_failback_holds_every_recorded_frame_o
         server.save()
         server.redundancy.fast_redundancy = True
         server.redundancy.save()
-    sim = simulator(1, fps=float(FPS), codecs=("h264",), gop_seconds=1.0)
-    camera = make_camera(primary, backup, name="gate", stream_url=sim.url(1), codec="h264", fps=FPS)
+    sim = simulator(1, fps=float(FPS), **({} if codec == "mjpeg" else {"codecs": (codec,), "gop_seconds": 1.0}))
+    camera = make_camera(primary, backup, name="gate", stream_url=sim.url(1), codec=codec, fps=FPS)
 
     def streaming(name):
         return live.read_stream_health(redis_client, name).get(camera.pk, {}).get("state") == "streaming"
@@ -82,7 +88,7 @@ def test_an_export_across_a_failover_and_a_failback_holds_every_recorded_frame_o
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=40) == 0
 
-    counters = identities(out)
+    counters = identities(out, codec)
     assert decoded_frames(out) == len(counters) == manifest["frames"], "an independent decoder shows every frame"
     steps = [b - a for a, b in zip(counters, counters[1:], strict=False)]
     assert min(steps) == 1, "no frame twice, none out of order"
