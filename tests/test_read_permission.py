@@ -79,6 +79,7 @@ def test_a_user_in_no_role_reads_nothing_from_the_api(nobody, objects, site, pat
     kinds = {"/licenses/": objects["license"], "/systems/": objects["system_id"], "/servers/": objects["server"],
              "/events/": Event.objects.first().pk, "/cameras/": objects["camera"]}  # fmt: skip
     url = path.replace("{id}", str(next((pk for part, pk in kinds.items() if part in path), 0)))
+    url = re.sub(r"\{\w+\}", "1", url)  # a nested object's id (an export's): refused before it is looked up
     response = api.get(url)
     assert response.status_code == 403, (url, response.status_code, response.content[:200])
 
