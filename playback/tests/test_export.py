@@ -317,3 +317,18 @@ def test_where_both_servers_recorded_the_same_frames_the_cut_is_exact_whatever_t
     manifest = export.export(camera, T0, at(175), tmp_path / "exact.mp4")
     assert decoded_counters(tmp_path / "exact.mp4") == list(range(0, 170))
     assert [(s["server"], s["frames"]) for s in manifest["spans"]] == [("srv-a", 100), ("srv-b", 40), ("srv-a", 30)]
+
+
+def test_a_segment_cut_off_mid_packet_by_a_killed_agent_loses_nothing_of_the_next(serving, make_camera, tmp_path):
+    camera = make_camera(serving["a"], serving["b"], fps=FPS)
+    killed = record(camera, serving["a"], range(0, 20))
+    path = Path(killed.path)
+    path.write_bytes(path.read_bytes()[: -(3 * 188 + 77)])  # the last frames' tail, not on a packet boundary
+    killed.size_bytes = path.stat().st_size
+    killed.save()
+    record(camera, serving["b"], range(25, 45), base_pts=4)
+    switch(camera, EventKind.FAILOVER_COMPLETED, 2.45, serving["a"], serving["b"])
+    counters = decoded_counters(export.export(camera, T0, at(45), tmp_path / "cut.mp4") and tmp_path / "cut.mp4")
+    first_part = counters[: counters.index(25)]
+    assert first_part == list(range(0, len(first_part))) and len(first_part) >= 15
+    assert counters[len(first_part) :] == list(range(25, 45)), "the next segment is whole"
