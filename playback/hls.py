@@ -39,6 +39,8 @@ CONTENT_TYPE = "application/vnd.apple.mpegurl"
 FRAGMENT_TYPE = "video/mp2t"
 # Frames of one connection further apart than this many frame intervals are taken for a new connection.
 NEW_CONNECTION_FRAMES = 2.0
+# An MJPEG piece is played in fragments of this many seconds at most: each is transcoded before the player has it.
+MJPEG_FRAGMENT = 2.0
 SHORTEST = 0.001  # a fragment shorter than this (seconds) is left out
 TIME_TOLERANCE = 1e-6  # the precision of a fragment's from and until in its address
 H264_ENCODERS = ("libx264", "libopenh264", "h264_v4l2m2m")
@@ -66,6 +68,18 @@ def _first_keyframe_from(piece: Piece, moment: float, keyframes: Callable[[Segme
     return Piece(piece.segment, min(times), piece.end) if times else None
 
 
+def _in_parts(piece: Piece, keyframes: Callable[[SegmentInfo], list[float]]) -> list[Piece]:
+    """An MJPEG piece in parts of MJPEG_FRAGMENT seconds at most, cut at its frames (each one a keyframe)."""
+    if piece.segment.suffix != ".mjpeg" or piece.end - piece.start <= MJPEG_FRAGMENT + CUT_TOLERANCE:
+        return [piece]
+    times = [t for t in keyframes(piece.segment) if piece.start + CUT_TOLERANCE < t < piece.end - CUT_TOLERANCE]
+    bounds = [piece.start]
+    for last, moment in zip([piece.start, *times], [*times, piece.end], strict=True):
+        if moment - bounds[-1] > MJPEG_FRAGMENT + CUT_TOLERANCE and last > bounds[-1] + CUT_TOLERANCE:
+            bounds.append(last)  # the longest part that fits
+    return [Piece(piece.segment, start, end) for start, end in zip(bounds, [*bounds[1:], piece.end], strict=True)]
+
+
 def plan(line: Timeline, keyframes: Callable[[SegmentInfo], list[float]]) -> list[Fragment]:
     """The playlist's fragments over ``[line.since, line.until)``, end to end (pure but for ``keyframes``: the
     times of a segment's keyframes, read only for segments cut inside)."""
@@ -76,6 +90,7 @@ def plan(line: Timeline, keyframes: Callable[[SegmentInfo], list[float]]) -> lis
         pieces = ([head] if head else []) + pieces[1:]
         if head:
             break
+    pieces = [part for piece in pieces for part in _in_parts(piece, keyframes)]
     items: list[Piece | None] = sorted(pieces, key=lambda piece: piece.start)
     starts = [piece.start for piece in items]
     gaps = [(gap.started_at, gap.ended_at) for gap in line.gaps]

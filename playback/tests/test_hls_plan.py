@@ -99,3 +99,10 @@ def test_a_moment_a_hair_before_a_second_is_written_as_that_second():
 def test_without_gaps_the_version_is_6_and_the_target_the_longest_fragment_rounded_up():
     text = render(fragments([seg(1, "a", 0, 26)], 0, 2.6), lambda f: "1.ts")
     assert "#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:3\n" in text and "#EXT-X-START" not in text and "GAP" not in text
+
+
+def test_an_mjpeg_piece_plays_in_parts_of_two_seconds_at_most_cut_at_its_frames():
+    planned = fragments([seg(1, "a", 0, 50, ".mjpeg"), seg(2, "a", 5, 15, ".mjpeg")], 0.3, 6.5,
+                        keyframes=keyframes_every(FI))  # fmt: skip
+    assert shape(planned) == [(1, 0.3, 2.0, False, True, True), (1, 2.3, 2.0, True, True, True),
+                              (1, 4.3, 0.7, True, True, False), (2, 5.0, 1.5, True, False, False)]  # fmt: skip
