@@ -6,7 +6,8 @@ segment, ``playback.timeline``), an ``EXT-X-GAP`` fragment for each gap, every f
 its wall time (``EXT-X-PROGRAM-DATE-TIME``). hls.js places the first fragment it loads of each
 discontinuity sequence by the playlist and the rest by their timestamps, so a discontinuity comes
 wherever timestamps do not carry on from the fragment before: another server, a gap, a cut, an MJPEG
-fragment (its timestamps are made for it alone), a new connection.
+fragment (its timestamps are made for it alone), a new connection. An MJPEG piece comes in parts of two
+seconds at most, since each is transcoded before the player has any of it.
 
 Video starts only at a keyframe: where ``since`` falls inside a segment the playlist starts at the
 segment's first keyframe at or after it, the moment before it listed as a gap, which keeps the
@@ -29,7 +30,7 @@ from functools import cache
 
 import av
 
-from playback import media, remote
+from playback import media, remote, timeline
 from playback.timeline import CUT_TOLERANCE, Piece, SegmentInfo, Timeline, cut_at_keyframes, segment_info, when
 from recording.segments import JPEG_START
 
@@ -185,15 +186,15 @@ def _keyframes_read_once(segment) -> list[float]:
                      if packet.size and packet.pts is not None]  # fmt: skip
     except (av.FFmpegError, OSError, IndexError) as exc:
         raise remote.Unreachable(f"the segment cannot be read ({type(exc).__name__})") from None
-    return [info.started_at + float((pts - found[0][0]) * stream.time_base) for pts, key in found if key]
+    first = found[0][0] if found else 0
+    return [info.started_at + float((pts - first) * stream.time_base) for pts, key in found if key]
 
 
 def playlist(camera, since, until, url: Callable[[Fragment], str]) -> str:
     """The camera's playlist from ``since`` to ``until`` (aware datetimes)."""
-    from playback.timeline import for_camera
     from recording.models import Segment
 
-    line = for_camera(camera, since, until)
+    line = timeline.for_camera(camera, since, until)
     rows = Segment.objects.select_related("server").in_bulk({piece.segment.id for piece in line.pieces})
     return render(plan(line, keyframes_of(rows)), url)
 

@@ -310,6 +310,20 @@ def test_a_server_that_does_not_answer_is_a_502(recorded_site, make_camera, user
         assert answer.content.decode().startswith("The recording on srv-a cannot be read now")
 
 
+def test_the_playlist_is_made_while_a_server_does_not_answer(recorded_site, make_camera, user_client):
+    a = recorded_site["a"]
+    camera = make_camera(a, fps=FPS, codec="h264")
+    record(camera, a, range(0, 20))
+    second = record(camera, a, range(20, 40))  # nobody serves them
+    answer = playlist(user_client, camera, at(13), at(40))
+    assert answer.status_code == 200
+    listed = entries(answer.content.decode())
+    # The cut's keyframes cannot be read: the video from the next segment on, its fragments a 502 for now.
+    assert [(entry.gap, entry.uri.split("?")[0]) for entry in listed] == [
+        (True, "gap.ts"), (False, f"/cameras/{camera.pk}/recordings/{second.pk}.ts")]  # fmt: skip
+    assert sum(entry.duration for entry in listed) == pytest.approx(2.7, abs=1e-6)
+
+
 def test_without_signing_in_the_playlist_and_fragments_lead_to_the_login(failed_over, client):
     camera, segment = failed_over["camera"], failed_over["segments"][0]
     for url in (f"/cameras/{camera.pk}/playback.m3u8", f"/cameras/{camera.pk}/recordings/{segment.pk}.ts"):
