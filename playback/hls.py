@@ -47,8 +47,10 @@ TIME_TOLERANCE = 1e-6  # the precision of a fragment's from and until in its add
 H264_ENCODERS = ("libx264", "libopenh264", "h264_v4l2m2m")
 TS_TIME_BASE = Fraction(1, 90000)
 CHUNK = 1 << 16
-# One read from the start: FFmpeg's http input, taken as seekable, reads a multi-megabyte segment's end first to
-# estimate its duration, and that second request got no answer from an agent here (the demuxer then saw nothing).
+# One read from the start. Taken as seekable, FFmpeg's http input reads a segment of megabytes at its end too (to
+# estimate the duration), then asks for its start again on the same connection; an agent's server closes a
+# connection whose request said "Connection: close" without saying so in its answer, and FFmpeg, finding it
+# closed, gave up: the demuxer saw no packet (recording.serving; media.keyframe_times meets the same).
 READ_OPTIONS = {**media.OPEN_OPTIONS, "seekable": "0"}
 
 
@@ -175,7 +177,8 @@ def keyframes_of(rows: dict) -> Callable[[SegmentInfo], list[float]]:
 
 def _keyframes_read_once(segment) -> list[float]:
     """``media.keyframe_times`` read from the start only (READ_OPTIONS), for a segment of megabytes: every segment
-    starts on a keyframe, so none found there means the demuxer saw nothing (see READ_OPTIONS)."""
+    starts on a keyframe, so none found there means the demuxer saw nothing (see READ_OPTIONS). To go once
+    media.keyframe_times reads such a segment."""
     info = segment_info(segment)
     if info.suffix != ".ts":
         return []
