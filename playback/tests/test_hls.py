@@ -50,14 +50,17 @@ def picture(counter: int, grain: bool = False) -> np.ndarray:
     return image
 
 
-def write_ts(path, counters: range, pts_offset: int, grain: bool = False) -> None:
-    """H.264 in MPEG-TS as a camera's connection gives it: timestamps go on from the segment before."""
+def write_ts(path, counters: range, pts_offset: int, grain: bool = False, codec: str = "h264") -> None:
+    """H.264 (or H.265) in MPEG-TS as a camera's connection gives it: timestamps go on from the segment before."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w", format="mpegts", options=TS_OPTIONS) as output:
-        stream = output.add_stream("libx264", rate=FPS)
+        stream = output.add_stream("libx265" if codec == "h265" else "libx264", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = 320, 180, "yuv420p"
         stream.codec_context.options = {"preset": "ultrafast", "tune": "zerolatency", "g": str(GOP),
                                         "keyint_min": str(GOP), "sc_threshold": "0"}  # fmt: skip
+        if codec == "h265":
+            stream.codec_context.options = {"preset": "ultrafast", "x265-params": f"keyint={GOP}:min-keyint={GOP}:"
+                                            "scenecut=0:bframes=0:log-level=error"}  # fmt: skip
         if grain:
             stream.codec_context.options = {**stream.codec_context.options, "qp": "0"}
         for counter in counters:
@@ -76,7 +79,7 @@ def record(camera, server, counters: range, pts_offset: int = 0, grain: bool = F
     """A segment of ``server`` holding the camera's frames ``counters``, on its disk and in its index."""
     suffix = ".mjpeg" if camera.codec == "mjpeg" else ".ts"
     path = segment_path(server.storage_dir, camera.pk, at(counters[0]), suffix)
-    (write_mjpeg(path, counters) if suffix == ".mjpeg" else write_ts(path, counters, pts_offset, grain))
+    (write_mjpeg(path, counters) if suffix == ".mjpeg" else write_ts(path, counters, pts_offset, grain, camera.codec))
     return Segment.objects.create(
         camera=camera, server=server, started_at=datetime.fromtimestamp(at(counters[0]), UTC),
         ended_at=datetime.fromtimestamp(at(counters[-1]), UTC), frame_count=len(counters),
@@ -236,6 +239,16 @@ def test_a_cut_fragment_starts_at_the_keyframe_at_from_and_keeps_the_timestamps(
         stream = container.streams.video[0]
         first = next(packet.pts for packet in container.demux(stream) if packet.size)
     assert first * stream.time_base == pytest.approx(10 / FPS), "timestamps as the camera gave them"
+
+
+def test_an_h265_recording_is_cut_by_stream_copy_too(recorded_site, make_camera, serve, user_client):
+    camera = make_camera(recorded_site["a"], fps=FPS, codec="h265")
+    segment = record(camera, recorded_site["a"], range(0, 20))
+    serve(recorded_site["a"])
+    query = {"from": f"{at(7):.6f}", "until": f"{at(13):.6f}"}
+    data = content(user_client.get(f"/cameras/{camera.pk}/recordings/{segment.pk}.ts", query))
+    assert decoded(data) == ("hevc", True, list(range(5, 13)))
+    assert content(user_client.get(f"/cameras/{camera.pk}/recordings/{segment.pk}.ts")) == remote.fetch(segment)
 
 
 def test_a_segment_of_megabytes_is_cut_too(recorded_site, make_camera, serve, user_client):
