@@ -109,6 +109,13 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "recordings"
 
+    def end_headers(self):
+        if self.close_connection:
+            # The request said "Connection: close" (or was HTTP/1.0): say so, or a client may send its next request
+            # on a connection it takes for open (FFmpeg's http input does, and then gives up).
+            self.send_header("Connection", "close")
+        super().end_headers()
+
     def log_message(self, format, *args):  # noqa: A002 (the signature is http.server's)
         pass  # a line per request would drown the agent's log; refusals are logged below
 

@@ -106,3 +106,10 @@ def test_a_segment_no_longer_on_disk_is_not_found(served):
     token = signing.token(served["server"].name, served["camera"].pk)
     assert raw_get(served["server"], f"/recordings/{remote.segment_name(served['segment'])}?token={token}") == 404
     assert remote.list_segments(served["server"], served["camera"].pk) == []
+
+
+def test_a_request_that_closes_its_connection_is_told_the_connection_closes(served):
+    url = remote.segment_url(served["segment"])
+    closing = requests.get(url, headers={"Connection": "close"}, timeout=5)
+    assert (closing.status_code, closing.headers.get("Connection")) == (200, "close")
+    assert requests.get(url, timeout=5).headers.get("Connection") != "close"  # HTTP/1.1 keeps it open
