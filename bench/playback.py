@@ -232,6 +232,7 @@ def main() -> None:
         "cold_clicks": len(cold), "cold_median_s": round(statistics.median(cold), 3),
         "seek_clicks": len(warm), "seek_median_s": round(statistics.median(warm), 3) if warm else None,
         "target_s": 1.0,
+        "load_average_1_5_15": [round(load, 2) for load in os.getloadavg()],  # a shared machine is not an idle one
         "command": ".venv/bin/python bench/playback.py " + shlex.join(sys.argv[1:]),
     }  # fmt: skip
     print(json.dumps(result, indent=2))
