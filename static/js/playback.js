@@ -320,7 +320,10 @@
     playback.hls = hls;
     hls.on(window.Hls.Events.ERROR, function (event, data) {
       if (!data.fatal) return;
-      say("The recording could not be played (" + data.type + ": " + data.details + ").");
+      say(data.type === window.Hls.ErrorTypes.NETWORK_ERROR
+        ? "The recording could not be played: the web server or the video server that holds it did not answer (" +
+          data.details + "). Try again in a moment."
+        : "The recording could not be played: this browser could not decode it (" + data.details + ").");
       hls.destroy();
       if (playback.hls === hls) playback.hls = null;
     });
