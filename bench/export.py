@@ -110,6 +110,7 @@ def main() -> None:
                                    codec="h264", fps=FPS)  # fmt: skip
     started = time.monotonic()
     recorded = write_hour(server, camera, args.minutes, args.bitrate)
+    os.sync()  # recordings an hour old are on disk: the runs must not also pay for writing these out
     print(f"recordings: {args.minutes} min, {recorded / 1e6:.0f} MB ({recorded * 8 / args.minutes / 60 / 1e6:.2f} "
           f"Mbit/s), written in {time.monotonic() - started:.1f} s", flush=True)  # fmt: skip
     recordings = RecordingServer(server, server.storage_dir, "127.0.0.1", server.api_port)
