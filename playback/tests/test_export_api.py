@@ -2,6 +2,7 @@
 
 import hashlib
 import shlex
+import shutil
 import subprocess
 import sys
 import uuid
@@ -27,11 +28,14 @@ RANGE = {"since": "2026-12-01T10:00:00Z", "until": "2026-12-01T10:00:18Z"}
 
 
 @pytest.fixture(autouse=True)
-def export_queue(settings):
-    """A queue of this test's own: the broker is shared, and no other worker may take these jobs."""
+def export_queue(settings, transactional_db):
+    """A queue of this test's own (the broker is shared, and no other worker may take these jobs); the files its
+    exports made go with it."""
     settings.EXPORT_QUEUE = f"export-test-{uuid.uuid4().hex[:8]}"
     yield settings.EXPORT_QUEUE
     live.client().delete(settings.EXPORT_QUEUE)  # what no worker took
+    for job in Export.objects.all():
+        shutil.rmtree(job.path().parent, ignore_errors=True)
 
 
 def client_of(user) -> APIClient:
