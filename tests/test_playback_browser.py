@@ -23,7 +23,10 @@ from tests.test_csp_browser import LISTEN
 from tests.test_live_browser import ARTIFACTS, PASSWORD, browser_page, web  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
-BROWSER = [pytest.mark.browser, pytest.mark.process]
+# A moment (epoch ms) as a datetime-local input holds it: the browser's local time.
+LOCAL_INPUT = """ms => { const d = new Date(ms), p = n => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:` +
+    p(d.getSeconds()); }"""
 
 
 def log_in(page, site_url, next_path):
@@ -202,9 +205,7 @@ def test_an_events_video_link_opens_the_timeline_at_that_moment(site, make_camer
     page.wait_for_url(f"**/cameras/{camera.pk}/timeline/?at=*")
     page.wait_for_selector("#lanes .marks .mark")
     # The picker holds the moment in the browser's local time; the span shown (10 minutes) is around it.
-    local = page.evaluate("ms => { const d = new Date(ms); const p = n => String(n).padStart(2, '0');"
-                          " return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:"
-                          "${p(d.getMinutes())}:${p(d.getSeconds())}`; }", at.timestamp() * 1000)  # fmt: skip
+    local = page.evaluate(LOCAL_INPUT, at.timestamp() * 1000)
     assert page.input_value("#moment-at") == local
     assert page.get_attribute("[data-zoom='600']", "aria-pressed") == "true"
     assert abs(page.evaluate("window.playback.clicks[0].at") - at.timestamp() * 1000) < 1
@@ -325,6 +326,23 @@ def test_recordings_of_a_failover_and_a_failback_play_through_with_only_the_gap_
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"playback-failover-{codec}.png"), full_page=True)
     played_through(page, seen, (t0 + 0.5) * 1000, measured_gaps(camera), ["srv-a", "srv-b", "srv-a"])
+
+    # A click on the lanes plays from the moment under the pointer: 10 s of recordings across them.
+    page.click("button[data-zoom='10']")
+    page.fill("#moment-at", page.evaluate(LOCAL_INPUT, (t0 + 10) * 1000))
+    page.click("#moment button[type=submit]")  # the picker's moment, in the browser's local time
+    page.wait_for_function("() => playback.clicks.length === 2 && playback.clicks[1].frame !== null")
+    assert abs(page.evaluate("playback.wallTime()") - (t0 + 10) * 1000) < 1500
+    page.wait_for_timeout(400)  # the lanes of the new span
+    page.locator("#lanes").scroll_into_view_if_needed()  # below the video
+    axis = page.locator("#lanes .axis")
+    first, last = float(axis.get_attribute("aria-valuemin")), float(axis.get_attribute("aria-valuemax"))
+    lane = page.locator("#lanes .timeline[data-server=srv-b]").bounding_box()
+    moment = (t0 + 9) * 1000
+    page.mouse.click(lane["x"] + (moment - first) / (last - first) * lane["width"], lane["y"] + lane["height"] / 2)
+    page.wait_for_function("() => playback.clicks.length === 3 && playback.clicks[2].frame !== null")
+    assert abs(page.evaluate("playback.clicks[2].at") - moment) < (last - first) / lane["width"] + 1
+    assert abs(page.evaluate("playback.wallTime()") - moment) < 1500 and page.evaluate("playback.source()") == "srv-b"
     assert page.evaluate("window.cspViolations") == [] and errors == []
 
 
