@@ -223,6 +223,8 @@ ENGINE_HOLD_DOWN_SECONDS = env.float("ENGINE_HOLD_DOWN_SECONDS", default=10.0)
 ENGINE_LONGEST_HOLD_DOWN_SECONDS = env.float("ENGINE_LONGEST_HOLD_DOWN_SECONDS", default=1800.0)
 CONTROL_QUEUE = "control"
 MAIL_QUEUE = "mail"  # the mail outbox's worker: slow mail servers never hold up the engine
+# An export's MP4 stays on the web application's host this long after it is made, then goes with its job.
+EXPORT_KEEP_HOURS = env.float("EXPORT_KEEP_HOURS", default=72.0)
 EXPORT_QUEUE = "export"  # recordings stitched into MP4 files: minutes of work that must hold up nobody else
 CELERY_TASK_ROUTES = {"redundancy.tick": {"queue": CONTROL_QUEUE}, "redundancy.send_mail": {"queue": MAIL_QUEUE},
                       "playback.export": {"queue": EXPORT_QUEUE}}
@@ -237,6 +239,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "redundancy.send_mail",
         "schedule": 10.0,
         "options": {"queue": MAIL_QUEUE, "expires": 10},
+    },
+    "playback-expire-exports": {
+        "task": "playback.expire_exports",
+        "schedule": 3600.0,
+        "options": {"queue": EXPORT_QUEUE, "expires": 3600},
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

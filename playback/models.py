@@ -37,6 +37,13 @@ def exports_dir() -> Path:
     return Path(settings.VAR_DIR) / "exports"
 
 
+class ExportQuerySet(models.QuerySet):
+    def expired(self, now: datetime | None = None):
+        """Finished exports older than ``EXPORT_KEEP_HOURS``: their files are deleted with them."""
+        cutoff = (now or timezone.now()) - timedelta(hours=settings.EXPORT_KEEP_HOURS)
+        return self.filter(state__in=(ExportState.DONE, ExportState.FAILED), finished_at__lt=cutoff)
+
+
 class Export(models.Model):
     camera = models.ForeignKey(Camera, on_delete=models.CASCADE, related_name="exports")
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
@@ -52,6 +59,8 @@ class Export(models.Model):
     manifest = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ExportQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -126,6 +135,17 @@ class Export(models.Model):
         for name, value in fields.items():
             setattr(self, name, value)
         log.info("export=%s camera=%s event=export_%s", self.pk, self.camera_id, state)
+
+
+def expire_exports(now: datetime | None = None) -> int:
+    """Delete the exports past their keeping time, files and rows; returns how many went."""
+    expired = list(Export.objects.expired(now))
+    for job in expired:
+        shutil.rmtree(exports_dir() / f"export-{job.pk}", ignore_errors=True)
+    Export.objects.filter(pk__in=[job.pk for job in expired]).delete()
+    if expired:
+        log.info("event=exports_expired count=%s", len(expired))
+    return len(expired)
 
 
 def _enqueue(export_id: int) -> None:
