@@ -47,11 +47,6 @@ TIME_TOLERANCE = 1e-6  # the precision of a fragment's from and until in its add
 H264_ENCODERS = ("libx264", "libopenh264", "h264_v4l2m2m")
 TS_TIME_BASE = Fraction(1, 90000)
 CHUNK = 1 << 16
-# One read from the start. Taken as seekable, FFmpeg's http input reads a segment of megabytes at its end too (to
-# estimate the duration), then asks for its start again on the same connection; an agent's server closes a
-# connection whose request said "Connection: close" without saying so in its answer, and FFmpeg, finding it
-# closed, gave up: the demuxer saw no packet (recording.serving; media.keyframe_times meets the same).
-READ_OPTIONS = {**media.OPEN_OPTIONS, "seekable": "0"}
 
 
 @dataclass(frozen=True)
@@ -166,31 +161,13 @@ def keyframes_of(rows: dict) -> Callable[[SegmentInfo], list[float]]:
 
     def keyframes(info: SegmentInfo) -> list[float]:
         try:
-            return media.keyframe_times(rows[info.id]) or _keyframes_read_once(rows[info.id])
+            return media.keyframe_times(rows[info.id])
         except remote.Unreachable as exc:
             log.warning("segment=%s server=%s event=keyframes_unreadable reason=%s", info.id, info.server,
                         str(exc).replace(" ", "_"))  # fmt: skip
             return [info.started_at]
 
     return keyframes
-
-
-def _keyframes_read_once(segment) -> list[float]:
-    """``media.keyframe_times`` read from the start only (READ_OPTIONS), for a segment of megabytes: every segment
-    starts on a keyframe, so none found there means the demuxer saw nothing (see READ_OPTIONS). To go once
-    media.keyframe_times reads such a segment."""
-    info = segment_info(segment)
-    if info.suffix != ".ts":
-        return []
-    try:
-        with av.open(remote.segment_url(segment), options=READ_OPTIONS) as container:
-            stream = container.streams.video[0]
-            found = [(packet.pts, packet.is_keyframe) for packet in container.demux(stream)
-                     if packet.size and packet.pts is not None]  # fmt: skip
-    except (av.FFmpegError, OSError, IndexError) as exc:
-        raise remote.Unreachable(f"the segment cannot be read ({type(exc).__name__})") from None
-    first = found[0][0] if found else 0
-    return [info.started_at + float((pts - first) * stream.time_base) for pts, key in found if key]
 
 
 def playlist(camera, since, until, url: Callable[[Fragment], str]) -> str:
@@ -245,7 +222,7 @@ def remuxed(segment, start: float | None, end: float | None) -> Iterator[bytes]:
     """Stream copy of the packets from the last keyframe at or before ``start`` to before ``end``."""
     info = segment_info(segment)
     try:
-        source = av.open(remote.segment_url(segment), options=READ_OPTIONS)
+        source = av.open(remote.segment_url(segment), options=media.OPEN_OPTIONS)
         stream = source.streams.video[0]
     except (av.FFmpegError, OSError, IndexError) as exc:
         raise remote.Unreachable(f"the segment cannot be read ({type(exc).__name__})") from None

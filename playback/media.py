@@ -10,7 +10,9 @@ import av
 from playback import remote
 from playback.timeline import SegmentInfo, segment_info
 
-OPEN_OPTIONS = {"timeout": "5000000"}  # FFmpeg's http timeout, microseconds
+# FFmpeg's http timeout (microseconds); one read from the start: a segment is demuxed in order, and a seekable
+# input would first fetch its end too, to guess a duration nobody needs here.
+OPEN_OPTIONS = {"timeout": "5000000", "seekable": "0"}
 
 
 def frame_times(info: SegmentInfo) -> list[float]:
