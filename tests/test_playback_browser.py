@@ -145,6 +145,8 @@ def test_the_timeline_shows_each_servers_lane_the_gap_and_events_and_zooms(site,
         page.click(f"button[data-zoom]:text-is('{label}')")
         page.wait_for_function(pressed, arg=label)
     page.wait_for_selector("#lanes .timeline[data-server=srv-a] .seg")
+    shown = page.evaluate("['since', 'until'].map(end => Date.parse(document.getElementById('timeline').dataset[end]))")
+    assert shown[1] - shown[0] == 86400e3  # the range shown, for the export's "Use the range shown"
     page.click("#lanes .marks .mark")  # an event plays from its moment
     page.wait_for_function("() => playback.clicks.length === 1")
     assert abs(page.evaluate("playback.clicks[0].at") - at.timestamp() * 1000) < 1

@@ -100,8 +100,9 @@
     rangeText.firstElementChild.setAttribute("datetime", iso(view.start));
     rangeText.firstElementChild.nextElementSibling.setAttribute("datetime", iso(end));
     localize(rangeText);
-    exportBox.dataset.since = iso(view.start); // the export's form takes the range shown
-    exportBox.dataset.until = iso(end);
+    // The range shown, for the export's form (static/js/export.js reads it from #timeline).
+    root.dataset.since = exportBox.dataset.since = iso(view.start);
+    root.dataset.until = exportBox.dataset.until = iso(end);
 
     const axisRow = element("div", "lane-row", lanes);
     element("span", "lane-label muted small", axisRow).textContent = "time";
