@@ -22,12 +22,11 @@ from datetime import datetime
 from pathlib import Path
 
 import av
-import requests
-import urllib3
 
-from playback import media, remote, timeline
+from playback import media, timeline
 from playback.stitching import Fetched, Stitcher, iso
 from playback.timeline import Piece
+from recording import remote
 
 log = logging.getLogger(__name__)
 
@@ -43,32 +42,12 @@ class NoRoom(OSError):
     """The disk the file goes to cannot hold it."""
 
 
-def fetch(segment) -> tuple[bytes, str]:
-    """The whole segment and its SHA-256, checked against the one its server computed as it sent it (as
-    ``remote.fetch``, with the checksum kept for the manifest and the body read in one go)."""
-    try:
-        response = requests.get(remote.segment_url(segment), headers={"X-Want-SHA256": "1"}, timeout=remote.TIMEOUT,
-                                stream=True)  # fmt: skip
-        with response:
-            if response.status_code != 200:
-                raise remote.Unreachable(f"the video server {segment.server.name} answered {response.status_code}")
-            data = response.raw.read(decode_content=True)
-    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-        raise remote.Unreachable(f"the video server {segment.server.name} does not answer "
-                                 f"({type(exc).__name__})") from None  # fmt: skip
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != response.headers.get("X-Content-SHA256"):
-        raise remote.Unreachable(f"segment {segment.pk} from {segment.server.name} does not match the checksum its "
-                                 "server sent")  # fmt: skip
-    return data, digest
-
-
 def _prefetched(pieces: list[Piece], rows: dict) -> Iterator[Fetched]:
     """Each piece with its segment's bytes, read a few ahead on threads of their own."""
 
     def get(piece: Piece) -> Fetched:
         segment = rows[piece.segment.id]
-        return Fetched(piece, segment, *fetch(segment))
+        return Fetched(piece, segment, *remote.fetch(segment))
 
     with ThreadPoolExecutor(max_workers=PREFETCH, thread_name_prefix="export-fetch") as pool:
         pending = [pool.submit(get, piece) for piece in pieces[:PREFETCH]]

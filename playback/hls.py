@@ -14,7 +14,7 @@ segment's first keyframe at or after it, the moment before it listed as a gap, w
 player's clock on the wall clock (a fragment starting at the keyframe before ``since`` would shift
 it by up to a GOP).
 
-Fragments come from the segment's video server (``playback.remote``), never from a disk: a whole
+Fragments come from the segment's video server (``recording.remote``), never from a disk: a whole
 segment streamed through as it is; a cut one remuxed by stream copy (from the keyframe at ``from``,
 nothing at or after ``until``, timestamps kept); an MJPEG one transcoded to H.264 for the browser,
 never stored. A frame's time is as ``playback.media`` reads it: the segment's first packet is its
@@ -30,8 +30,9 @@ from functools import cache
 
 import av
 
-from playback import media, remote, timeline
+from playback import media, timeline
 from playback.timeline import CUT_TOLERANCE, Piece, SegmentInfo, Timeline, cut_at_keyframes, segment_info, when
+from recording import remote
 from recording.segments import JPEG_START
 
 log = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ An MJPEG segment has no timestamps: its frames are spread evenly between the fir
 
 import av
 
-from playback import remote
 from playback.timeline import SegmentInfo, segment_info
+from recording import remote
 
 # FFmpeg's http timeout (microseconds); one read from the start: a segment is demuxed in order, and a seekable
 # input would first fetch its end too, to guess a duration nobody needs here.

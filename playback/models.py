@@ -103,7 +103,8 @@ class Export(models.Model):
     def run(self) -> None:
         """Make the file (the export worker's job): running, then done with the file and its manifest, or failed
         with the reason."""
-        from playback import export, remote
+        from playback import export
+        from recording import remote
 
         Export.objects.filter(pk=self.pk).update(state=ExportState.RUNNING, progress=0.0)
         target = self.path()

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import av
 
-from playback import media, remote, timeline
+from playback import media, timeline
 from playback.timeline import CUT_TOLERANCE, Piece
+from recording import remote
 
 TIME_BASE = Fraction(1, 90000)  # the file's clock: MPEG-TS's own, so no packet time is rounded
 TICKS = 90000  # per second

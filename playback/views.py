@@ -8,8 +8,9 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 
 from accounts.permissions import view_required
-from playback import hls, remote
+from playback import hls
 from playback.api.views import PLAYBACK, RangeSerializer, camera_for
+from recording import remote
 from recording.models import Segment
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ cameras this server is primary for and records again (placement on primary), whe
   is the other server's last one;
 - are within this server's retention (it would delete them at once otherwise).
 
-Each is fetched from the server that holds it, over signed HTTP (``playback.remote``, never that server's
+Each is fetched from the server that holds it, over signed HTTP (``recording.remote``, never that server's
 disk), checked against the SHA-256 that server computed, written under the same name into this server's
 storage (fsynced, then renamed into place) and indexed as this server's, with ``recorded_by`` the server
 that recorded it. A copy is only ever judged against the index: its own row covers its moments, so it is
@@ -35,7 +35,7 @@ from django.db import DatabaseError, close_old_connections, connection
 from django.db.models import Q
 
 from cameras.models import Camera
-from playback import remote
+from recording import remote
 from recording.models import Segment
 from recording.outbox import Outbox
 from recording.segments import segment_path, started_at_of
@@ -266,7 +266,9 @@ class MergeBack:
             try:
                 self._copy(row)
             except remote.Unreachable as exc:
-                self._failed(source.name, camera_id, "checksum" if "checksum" in str(exc) else "unreachable")
+                self._failed(
+                    source.name, camera_id, "checksum" if isinstance(exc, remote.ChecksumMismatch) else "unreachable"
+                )
                 listed[source.name] = None
                 yield row, None
                 continue
@@ -301,7 +303,7 @@ class MergeBack:
 
     def _copy(self, row: Segment) -> None:
         """Fetch, check, write and index one segment; raises Unreachable, PathTaken, OSError or DatabaseError."""
-        data = remote.fetch(row)  # checked against the SHA-256 its server computed
+        data, _ = remote.fetch(row)  # checked against the SHA-256 its server computed
         original = Path(row.path)
         path = segment_path(self.storage, row.camera_id, started_at_of(original), original.suffix)
         wrote = False

@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
-from playback import remote
-from recording import signing
+from recording import remote, signing
 from recording.models import Segment
 from recording.segments import segment_path
 from recording.serving import RecordingServer
@@ -52,7 +51,7 @@ def test_a_signed_request_gets_the_segment_list_and_its_bytes_with_ranges(served
     assert [(item["name"], item["frame_count"], item["recorded_by"]) for item in listed] == [
         ("/".join(served["path"].parts[-2:]), 250, "srv-a")
     ]
-    assert remote.fetch(segment) == data  # checked against the server's SHA-256
+    assert remote.fetch(segment) == (data, hashlib.sha256(data).hexdigest())  # checked against the server's SHA-256
     part = remote.open_stream(segment, (100, 199))
     assert (part.status_code, part.headers["Content-Range"], part.content) == (206, f"bytes 100-199/{len(data)}",
                                                                                data[100:200])  # fmt: skip

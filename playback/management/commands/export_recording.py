@@ -13,8 +13,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
 
 from cameras.models import Camera
-from playback import export, remote
+from playback import export
 from playback.models import range_problems
+from recording import remote
 
 EXAMPLE = "2026-12-01T10:00:00Z"
 

@@ -1,7 +1,8 @@
-"""The web application's (and other agents') way to a video server's recordings: signed HTTP to its agent.
+"""The way to a video server's recordings from elsewhere: signed HTTP to its agent (``recording.serving``).
 
-Recordings stay on the server that wrote them (``recording.serving``); nothing here opens a file. Every
-URL carries a token for that server and camera that lives a minute (``recording.signing``).
+The web application (playback, export) and other agents (merge-back) read recordings only through this:
+nothing here opens a file. Every URL carries a token for that server and camera that lives a minute
+(``recording.signing``).
 """
 
 import hashlib
@@ -9,6 +10,7 @@ from pathlib import PurePath
 from urllib.parse import urlencode
 
 import requests
+import urllib3
 
 from recording import signing
 from recording.serving import FILE
@@ -18,6 +20,10 @@ TIMEOUT = (2.0, 15.0)  # connect, read (seconds)
 
 class Unreachable(Exception):
     """The video server that holds a recording does not answer, refuses, or sent something else than asked."""
+
+
+class ChecksumMismatch(Unreachable):
+    """A segment's bytes arrived, but not the bytes its server said it sent."""
 
 
 def base_url(server) -> str:
@@ -73,14 +79,18 @@ def open_stream(segment, byte_range: tuple[int, int | None] | None = None) -> re
     return _get(segment_url(segment), headers=headers, stream=True)
 
 
-def fetch(segment) -> bytes:
-    """The whole segment, checked against the SHA-256 its server computed as it sent it."""
-    return fetch_url(segment_url(segment))
-
-
-def fetch_url(url: str) -> bytes:
-    response = _get(url, headers={"X-Want-SHA256": "1"})
-    expected = response.headers.get("X-Content-SHA256")
-    if expected is None or hashlib.sha256(response.content).hexdigest() != expected:
-        raise Unreachable("the segment's bytes do not match the checksum its server sent")
-    return response.content
+def fetch(segment) -> tuple[bytes, str]:
+    """The whole segment and its SHA-256 (hex), checked against the one its server computed as it sent it."""
+    server = segment.server.name
+    try:
+        response = requests.get(segment_url(segment), headers={"X-Want-SHA256": "1"}, timeout=TIMEOUT, stream=True)
+        with response:
+            if response.status_code != 200:
+                raise Unreachable(f"the video server {server} answered {response.status_code}")
+            data = response.raw.read(decode_content=True)  # one read: no chunks joined for a segment of megabytes
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        raise Unreachable(f"the video server {server} does not answer ({type(exc).__name__})") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != response.headers.get("X-Content-SHA256"):
+        raise ChecksumMismatch(f"segment {segment.pk} from {server} does not match the checksum its server sent")
+    return data, digest
