@@ -32,13 +32,12 @@ rtsp-cameras:
 
 # hls.js, pinned with its checksum in package-lock.json, from the npm registry; its full build, which
 # plays EXT-X-GAP playlists and H.265 in MPEG-TS (the light one has no H.265). Scripts never run.
+# Without npm (a machine with Python only) tools/npm_vendor.py takes the same tarball, checked against the lock.
 static/vendor/hls.min.js: package.json package-lock.json
-	@command -v npm >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq npm; \
-	  else echo "make: the playback page needs hls.js through npm: sudo apt-get install npm" >&2; exit 1; fi; }
-	npm ci --ignore-scripts --no-audit --no-fund
 	mkdir -p $(@D)
-	cp node_modules/hls.js/dist/hls.min.js $@
+	if command -v npm >/dev/null 2>&1; then \
+	  npm ci --ignore-scripts --no-audit --no-fund && cp node_modules/hls.js/dist/hls.min.js $@; \
+	else $(PYTHON) tools/npm_vendor.py hls.js dist/hls.min.js $@; fi
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
