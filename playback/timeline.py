@@ -212,6 +212,23 @@ def cut_at_keyframes(pieces: list[Piece], keyframes: Callable[[SegmentInfo], lis
     return cut
 
 
+def settled_gaps(line: Timeline, now: float, open_for: float) -> list[Gap]:
+    """The gaps, but for the last one when it runs to the range's end and began less than ``open_for`` seconds
+    ago: a server that records the camera now indexes its segment when it closes it, so that silence is the
+    segment being written, not yet a gap."""
+    gaps = list(line.gaps)
+    if gaps and gaps[-1].ended_at >= line.until and now - gaps[-1].started_at <= open_for and line.lanes:
+        gaps.pop()
+    return gaps
+
+
+def open_segment_seconds() -> float:
+    """How long the segment being written may go unindexed: its length and a sweep of the agent's index spool."""
+    from django.conf import settings
+
+    return settings.AGENT_SEGMENT_SECONDS + settings.AGENT_SWEEP_SECONDS
+
+
 def when(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 

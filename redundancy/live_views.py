@@ -6,7 +6,6 @@ from datetime import timedelta
 import redis
 from csp.constants import SELF
 from csp.decorators import csp_update
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -17,8 +16,8 @@ from accounts.permissions import LIVE, view_required
 from accounts.scope import allowed_systems, limit
 from cameras.models import Camera
 from cameras.modes import RedundancyMode
+from playback import timeline
 from recording import live
-from recording.models import Segment
 from redundancy.models import EVENT_SYSTEM, Event
 from redundancy.status import current_status
 
@@ -77,32 +76,20 @@ def camera_timeline(request, pk):
     until = now if at is None else min(now, at + TIMELINE_WINDOW / 2)
     since = until - TIMELINE_WINDOW
     span = (until - since).total_seconds()
-    segments = (
-        Segment.objects.filter(camera=camera, ended_at__gte=since, started_at__lte=until)
-        .select_related("server")
-        .order_by("started_at")
-    )
-    rows: dict[str, list[dict]] = {}
-    covered = []
-    for segment in segments:
-        start, end = max(segment.started_at, since), min(segment.ended_at, until)
-        left = (start - since).total_seconds() / span * 100
-        width = max(0.15, (end - start).total_seconds() / span * 100)
-        rows.setdefault(segment.server.name, []).append({"left": left, "width": width, "segment": segment})
-        covered.append((start, end))
-    gaps = []
-    cursor = None
-    for start, end in sorted(covered):
-        if cursor is not None and (start - cursor).total_seconds() > 2:
-            gaps.append({"left": (cursor - since).total_seconds() / span * 100,
-                         "width": (start - cursor).total_seconds() / span * 100,
-                         "seconds": (start - cursor).total_seconds(), "from": cursor})  # fmt: skip
-        cursor = end if cursor is None else max(cursor, end)
-    # The segment being written is indexed when it closes: only a longer silence is a gap.
-    if cursor is not None and (until - cursor).total_seconds() > settings.AGENT_SEGMENT_SECONDS + 5:
-        gaps.append({"left": (cursor - since).total_seconds() / span * 100,
-                     "width": (until - cursor).total_seconds() / span * 100,
-                     "seconds": (until - cursor).total_seconds(), "from": cursor})  # fmt: skip
+    line = timeline.for_camera(camera, since, until)
+
+    def place(start: float, end: float) -> dict:
+        start, end = max(start, line.since), min(end, line.until)
+        return {"left": (start - line.since) / span * 100, "width": (end - start) / span * 100,
+                "from": timeline.when(start), "to": timeline.when(end), "seconds": end - start}  # fmt: skip
+
+    rows = {server: [{**place(s.started_at, s.ended_at), "span": s} for s in spans]
+            for server, spans in line.lanes.items()}  # fmt: skip
+    for items in rows.values():
+        for item in items:
+            item["width"] = max(0.15, item["width"])  # a short span stays visible
+    gaps = [place(gap.started_at, gap.ended_at)
+            for gap in timeline.settled_gaps(line, now.timestamp(), timeline.open_segment_seconds())]  # fmt: skip
     events = Event.objects.filter(camera=camera, at__gte=since, at__lte=until).select_related("server", "to_server")
     marks = [{"left": (e.at - since).total_seconds() / span * 100, "event": e} for e in events]
     return render(request, "redundancy/timeline.html", {

@@ -1,3 +1,4 @@
+import time
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -61,6 +62,7 @@ class RecordingsView(APIView):
         query.is_valid(raise_exception=True)
         since, until = query.validated_data["since"], query.validated_data["until"]
         line = timeline.for_camera(camera, since, until)
+        line.gaps = timeline.settled_gaps(line, time.time(), timeline.open_segment_seconds())
         events = Event.objects.filter(camera=camera, at__gte=since, at__lte=until).order_by("at")
         return Response(RecordingsSerializer({"camera": camera, "line": line, "events": events}).data)
 

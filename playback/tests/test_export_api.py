@@ -231,3 +231,12 @@ def test_the_export_button_is_for_operators_and_within_the_users_systems(gate, v
     assert client.post(f"/cameras/{theirs.pk}/export/", RANGE).status_code == 404
     assert client.get(f"/exports/{their_job.pk}/").status_code == 404
     assert Export.objects.count() == 1
+
+
+def test_the_playback_page_has_the_export_button_for_who_may_export_only(gate, viewer, operator, client):
+    client.force_login(operator)
+    page = client.get(f"/cameras/{gate.pk}/timeline/").content.decode()
+    assert f'action="/cameras/{gate.pk}/export/"' in page and "Export MP4" in page
+    client.force_login(viewer)
+    page = client.get(f"/cameras/{gate.pk}/timeline/")
+    assert page.status_code == 200 and "Export MP4" not in page.content.decode()

@@ -52,3 +52,14 @@ def test_a_merged_back_copy_is_a_span_of_its_own_and_plays_when_the_original_is_
     timeline = build(segments, [(10.5, "srv-b"), (20.5, "srv-a")], "srv-a", 0, 20.04, FI)
     assert [(s.recorded_by, s.segment_ids) for s in timeline.lanes["srv-a"]] == [("srv-a", (1,)), ("srv-b", (2,))]
     assert [p.segment.id for p in timeline.pieces] == [1, 2]
+
+
+def test_the_silence_after_the_last_segment_is_the_one_being_written_until_it_is_overdue():
+    from playback.timeline import settled_gaps
+
+    line = build([seg(1, "srv-a", 0, 9.96)], [], "srv-a", 0, 18, FI)
+    assert [(g.started_at, g.ended_at) for g in line.gaps] == [(10.0, 18)]
+    assert settled_gaps(line, now=18, open_for=15) == []  # srv-a's next segment is still open
+    assert [(g.started_at, g.ended_at) for g in settled_gaps(line, now=26, open_for=15)] == [(10.0, 18)]
+    nothing = build([], [], "srv-a", 0, 18, FI)
+    assert settled_gaps(nothing, now=18, open_for=15) == nothing.gaps  # nobody records: all of it is a gap
