@@ -222,11 +222,16 @@ def settled_gaps(line: Timeline, now: float, open_for: float) -> list[Gap]:
     return gaps
 
 
-def open_segment_seconds() -> float:
-    """How long the segment being written may go unindexed: its length and a sweep of the agent's index spool."""
+def open_segment_seconds(line: Timeline | None = None) -> float:
+    """How long the segment being written may go unindexed: its length and a sweep of the agent's index spool.
+    A segment is cut at the first keyframe after the agent's length, so it runs up to a keyframe interval
+    longer (12 s for 10 s segments of a camera with a keyframe every 2 s): the longest segment of ``line``
+    says how much longer for this camera."""
     from django.conf import settings
 
-    return settings.AGENT_SEGMENT_SECONDS + settings.AGENT_SWEEP_SECONDS
+    longest = max((p.segment.ended_at - p.segment.started_at + line.frame_interval for p in line.pieces),
+                  default=0.0) if line is not None else 0.0  # fmt: skip
+    return max(settings.AGENT_SEGMENT_SECONDS, longest) + settings.AGENT_SWEEP_SECONDS
 
 
 def when(seconds: float) -> datetime:

@@ -89,7 +89,7 @@ def camera_timeline(request, pk):
         for item in items:
             item["width"] = max(0.15, item["width"])  # a short span stays visible
     gaps = [place(gap.started_at, gap.ended_at)
-            for gap in timeline.settled_gaps(line, now.timestamp(), timeline.open_segment_seconds())]  # fmt: skip
+            for gap in timeline.settled_gaps(line, now.timestamp(), timeline.open_segment_seconds(line))]  # fmt: skip
     events = Event.objects.filter(camera=camera, at__gte=since, at__lte=until).select_related("server", "to_server")
     marks = [{"left": (e.at - since).total_seconds() / span * 100, "event": e} for e in events]
     return render(request, "redundancy/timeline.html", {

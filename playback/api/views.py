@@ -62,7 +62,7 @@ class RecordingsView(APIView):
         query.is_valid(raise_exception=True)
         since, until = query.validated_data["since"], query.validated_data["until"]
         line = timeline.for_camera(camera, since, until)
-        line.gaps = timeline.settled_gaps(line, time.time(), timeline.open_segment_seconds())
+        line.gaps = timeline.settled_gaps(line, time.time(), timeline.open_segment_seconds(line))
         events = Event.objects.filter(camera=camera, at__gte=since, at__lte=until).order_by("at")
         return Response(RecordingsSerializer({"camera": camera, "line": line, "events": events}).data)
 

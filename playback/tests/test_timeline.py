@@ -63,3 +63,19 @@ def test_the_silence_after_the_last_segment_is_the_one_being_written_until_it_is
     assert [(g.started_at, g.ended_at) for g in settled_gaps(line, now=26, open_for=15)] == [(10.0, 18)]
     nothing = build([], [], "srv-a", 0, 18, FI)
     assert settled_gaps(nothing, now=18, open_for=15) == nothing.gaps  # nobody records: all of it is a gap
+
+
+def test_a_segment_runs_to_the_keyframe_after_its_length_so_its_silence_waits_as_long(settings):
+    """A segment is cut at the first keyframe after the agent's length: with 10 s segments and a keyframe every
+    2 s, bench/playback.py's segments ran 12 s, and 15.3 s after the last indexed one the next (still open, then
+    in the index spool until the sweep) was no gap yet."""
+    from playback.timeline import open_segment_seconds, settled_gaps
+
+    settings.AGENT_SEGMENT_SECONDS, settings.AGENT_SWEEP_SECONDS = 10, 5
+    line = build([seg(1, "srv-a", 0, 11.96), seg(2, "srv-a", 12, 23.96)], [], "srv-a", 0, 39.3, FI)
+    assert [(g.started_at, g.ended_at) for g in line.gaps] == [(24.0, 39.3)]
+    assert open_segment_seconds() == 15  # without a range: the agent's length and a sweep
+    assert settled_gaps(line, now=39.3, open_for=open_segment_seconds(line)) == []
+    late = build([seg(1, "srv-a", 0, 11.96), seg(2, "srv-a", 12, 23.96)], [], "srv-a", 0, 41.5, FI)
+    overdue = settled_gaps(late, now=41.5, open_for=open_segment_seconds(late))
+    assert [(g.started_at, g.ended_at) for g in overdue] == [(24.0, 41.5)]  # past the longest segment and a sweep
