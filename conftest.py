@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -118,6 +119,35 @@ def site(make_system, make_server):
 
 
 @pytest.fixture
+def recorded_site(site, tmp_path):
+    """The shared site with each server recording under this test's own directory."""
+    for name in ("a", "b", "c", "other"):
+        site[name].recordings_path = str(tmp_path / site[name].name)
+        site[name].save()
+    return site
+
+
+@pytest.fixture
+def agents(settings):
+    """Start agents in this process (threads), with short timings; all are stopped after the test."""
+    from recording.agent import VideoServerAgent
+
+    started = []
+
+    def start(name, **options):
+        timings = {"heartbeat_interval": 0.25, "sweep_interval": 0.5, "open_timeout": 1.0, "read_timeout": 1.0,
+                   "segment_seconds": 2.0}  # fmt: skip
+        agent = VideoServerAgent(name, **{**timings, **options})
+        agent.start()
+        started.append(agent)
+        return agent
+
+    yield start
+    for agent in started:
+        agent.stop()
+
+
+@pytest.fixture
 def admin_user(db):
     return User.objects.create_superuser("root", "root@example.com", "a-long-test-passphrase")
 
@@ -182,6 +212,15 @@ def process_env(settings, transactional_db):
 # -- real processes: the camera simulator, agents -------------------------------------------
 
 ROOT = Path(__file__).resolve().parent
+
+
+def procfile_command(name: str) -> list[str]:
+    """A Procfile line as a command of this interpreter (``celery`` is ``python -m celery``)."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.startswith(f"{name}:"):
+            words = shlex.split(line.split(":", 1)[1])
+            return [sys.executable, "-m", *words] if words[0] == "celery" else words
+    raise LookupError(name)
 
 
 def free_ports(count: int) -> list[int]:

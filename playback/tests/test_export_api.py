@@ -1,10 +1,8 @@
 """Exports through the API and the timeline page: a job, its progress, its download and manifest; who may."""
 
 import hashlib
-import shlex
 import shutil
 import subprocess
-import sys
 import uuid
 from datetime import timedelta
 
@@ -14,7 +12,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import SystemAccess
 from accounts.roles import OPERATORS
-from conftest import ROOT, wait_for
+from conftest import ROOT, procfile_command, wait_for
 from playback.models import Export
 from playback.tasks import run_export
 from playback.tests import test_export
@@ -61,14 +59,6 @@ def gate(serving, make_camera):
 
 def exports_url(camera) -> str:
     return f"/api/cameras/{camera.pk}/exports/"
-
-
-def procfile_command(name: str) -> list[str]:
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.startswith(f"{name}:"):
-            words = shlex.split(line.split(":", 1)[1])
-            return [sys.executable, "-m", *words] if words[0] == "celery" else words
-    raise LookupError(name)
 
 
 @pytest.mark.process

@@ -88,15 +88,6 @@ def record(camera, server, counters: range, pts_offset: int = 0, grain: bool = F
 
 
 @pytest.fixture
-def recorded_site(site, tmp_path):
-    """The shared site with each server's recordings under this test's own directory."""
-    for name in ("a", "b", "other"):
-        site[name].recordings_path = str(tmp_path / site[name].name)
-        site[name].save()
-    return site
-
-
-@pytest.fixture
 def serve():
     """Start the recordings server of each server given; all are stopped after the test."""
     started = []

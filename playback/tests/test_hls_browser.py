@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import connection
 
-from playback.tests.test_hls import FPS, at, iso, record, recorded_site, serve  # noqa: F401 (fixtures)
+from playback.tests.test_hls import FPS, at, iso, record, serve  # noqa: F401 (a fixture)
 from redundancy.models import Event, EventKind
 from tests.test_live_browser import CHROMIUM, PASSWORD, web  # noqa: F401 (fixture)
 
@@ -104,7 +104,7 @@ def in_wall_time(played: dict, since: float) -> list[int]:
 
 
 def test_hls_js_plays_the_playlist_in_wall_time_through_a_cut_a_server_change_and_a_gap(
-    recorded_site,  # noqa: F811
+    recorded_site,
     make_camera,
     serve,  # noqa: F811
     web,  # noqa: F811

@@ -11,8 +11,7 @@ import pytest
 
 from cameras.sei import read_identity
 from conftest import wait_for
-from playback.tests.test_hls import content, entries, iso, recorded_site, user_client  # noqa: F401 (fixtures)
-from recording.agent import VideoServerAgent
+from playback.tests.test_hls import content, entries, iso, user_client  # noqa: F401 (a fixture)
 from recording.models import Segment
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -34,27 +33,11 @@ def frame_times(path: Path, started_at: float) -> list[tuple[float, int]]:
     return [(started_at + float((pts - found[0][0]) * stream.time_base), counter) for pts, counter in found]
 
 
-@pytest.fixture
-def agent():
-    started = []
-
-    def start(name):
-        running = VideoServerAgent(name, heartbeat_interval=0.25, sweep_interval=0.5, open_timeout=1.0,
-                                   read_timeout=1.0, segment_seconds=2.0)  # fmt: skip
-        running.start()
-        started.append(running)
-        return running
-
-    yield start
-    for running in started:
-        running.stop()
-
-
-def test_a_recorded_camera_plays_every_frame_of_the_range_once(recorded_site, simulator, make_camera, agent,  # noqa: F811
+def test_a_recorded_camera_plays_every_frame_of_the_range_once(recorded_site, simulator, make_camera, agents,  # noqa: F811
                                                                user_client):  # noqa: F811  # fmt: skip
     sim = simulator(1, codecs=("h264",), gop_seconds=1.0)  # 5 frames per second, a keyframe each second
     camera = make_camera(recorded_site["a"], stream_url=sim.url(1), codec="h264", fps=5)
-    agent("srv-a")
+    agents("srv-a")
     wait_for(lambda: Segment.objects.filter(camera=camera).count() >= 4, 40, message="four segments")
     segments = list(Segment.objects.filter(camera=camera).order_by("started_at"))[:4]
     since = segments[0].started_at + timedelta(seconds=0.5)  # between two keyframes

@@ -1,28 +1,17 @@
 """Celery beat ticks the engine, which runs as a worker on the control queue: real processes,
 started as the Procfile starts them."""
 
-import shlex
 import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
-from conftest import ROOT, wait_for
+from conftest import ROOT, procfile_command, wait_for
 from recording import live
 from redundancy.models import CameraPlacement, Placement, ServerState
 
 pytestmark = [pytest.mark.process, pytest.mark.django_db(transaction=True)]
-
-
-def procfile_command(name: str) -> list[str]:
-    """A Procfile line as a command of this interpreter (``celery`` is ``python -m celery``)."""
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.startswith(f"{name}:"):
-            words = shlex.split(line.split(":", 1)[1])
-            return [sys.executable, "-m", *words] if words[0] == "celery" else words
-    raise LookupError(name)
 
 
 def test_beat_ticks_the_engine_worker_and_the_console_shows_transitions_not_ticks(
