@@ -234,16 +234,21 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
+def free_port_block(count: int) -> int:
+    """The first of ``count`` consecutive ports free now (a camera simulator's cameras take one each): a free port
+    alone may have a neighbour taken by any connection's own end."""
+    for _ in range(50):
+        base = free_ports(1)[0]
+        if base + count < 65000 and all(_port_free(base + i) for i in range(count)):
+            return base
+    raise RuntimeError(f"no {count} consecutive free ports on loopback")
+
+
 class RunningSimulator:
     """A CameraSimulator on its own event loop thread, driven synchronously from a test."""
 
     def __init__(self, count: int, **options):
-        # Consecutive free ports: ask for a block and check it.
-        for _ in range(20):
-            base = free_ports(1)[0]
-            if base + count < 65000 and all(_port_free(base + i) for i in range(count)):
-                break
-        self.simulator = CameraSimulator(count, base, None, **options)
+        self.simulator = CameraSimulator(count, free_port_block(count), None, **options)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()

@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 
 from cameras import simulator as simulation
 from cameras.sei import read_identity
-from conftest import free_ports
+from conftest import free_port_block
 from recording.streamcopy import open_options
 
 
@@ -92,7 +92,7 @@ def test_a_frame_stamped_before_its_media_had_a_base_time_goes_at_once():
 
 def test_without_gstreamer_rtsp_cameras_are_reported_and_the_others_still_stream(monkeypatch, tmp_path):
     monkeypatch.setattr(simulation, "RTSP_PYTHON", str(tmp_path / "no-python"))
-    base = free_ports(1)[0]
+    base = free_port_block(2)
 
     async def scenario():
         strict = simulation.CameraSimulator(2, base, codecs=("h264", "mjpeg"), loops_dir=tmp_path)
