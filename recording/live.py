@@ -11,7 +11,9 @@ Keys (under ``settings.LIVE_KEY_PREFIX``):
 - ``handed-over:<server>``: the engine's word that a leaving server may stop;
 - ``lease:<server>``: the agent that holds the server's name (``recording.lease``), renewed with
   its heartbeat;
-- ``agent-conflicts``: list of reports of two agents claiming one server, taken by the engine.
+- ``agent-conflicts``: list of reports of two agents claiming one server, taken by the engine;
+- ``config-version``: a counter bumped on every change of the configuration (``redundancy.config``);
+- ``engine-wake``: a pub/sub channel; a message asks the engine for a pass now.
 
 Every call is short and bounded by socket timeouts: a missing Redis must never stall the
 caller, so agents catch ``redis.RedisError`` and keep recording.
@@ -46,12 +48,36 @@ def key(*parts) -> str:
     return ":".join([settings.LIVE_KEY_PREFIX, *map(str, parts)])
 
 
-def publish_heartbeat(r: redis.Redis, server: str, payload: dict, ttl: float) -> None:
-    """The heartbeat (expiring) and the server's last-seen time (kept: silence is measured from it)."""
-    with r.pipeline() as pipe:
-        pipe.set(key("heartbeat", server), json.dumps(payload), px=int(ttl * 1000))
-        pipe.hset(key("last-seen"), server, payload["at"])
-        pipe.execute()
+# The heartbeat is stamped with Redis's clock unless the caller gives its own time (tests moving a clock):
+# heartbeat ages are then Redis's time minus Redis's time, and the hosts need not agree on the time.
+_PUBLISH_HEARTBEAT = """
+local at = ARGV[2]
+if at == '' then
+  local t = redis.call('TIME')
+  at = string.format('%.6f', tonumber(t[1]) + tonumber(t[2]) / 1000000)
+end
+local payload = cjson.decode(ARGV[1])
+payload['at'] = tonumber(at)
+redis.call('SET', KEYS[1], cjson.encode(payload), 'PX', ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[4], at)
+return at
+"""
+
+
+def publish_heartbeat(r: redis.Redis, server: str, payload: dict, ttl: float) -> float:
+    """The heartbeat (expiring) and the server's last-seen time (kept: silence is measured from it).
+    ``payload["at"]``, when given, is the time it is stamped with; otherwise Redis's clock. Returns that time."""
+    at = payload.get("at")
+    body = {name: value for name, value in payload.items() if name != "at"}
+    stamped = r.eval(_PUBLISH_HEARTBEAT, 2, key("heartbeat", server), key("last-seen"), json.dumps(body),
+                     "" if at is None else repr(float(at)), int(ttl * 1000), server)  # fmt: skip
+    return float(stamped)
+
+
+def redis_time(r: redis.Redis) -> float:
+    """Redis's clock: the one every heartbeat age is measured by."""
+    seconds, micros = r.time()
+    return seconds + micros / 1e6
 
 
 def read_last_seen(r: redis.Redis) -> dict[str, float]:
@@ -80,6 +106,21 @@ def leaving_servers(r: redis.Redis, servers: list[str]) -> set[str]:
         for name in servers:
             pipe.exists(key("leaving", name))
         return {name for name, exists in zip(servers, pipe.execute(), strict=True) if exists}
+
+
+def bump_config_version(r: redis.Redis) -> int:
+    """The configuration changed (``redundancy.config``): the engine and the status read it again."""
+    return r.incr(key("config-version"))
+
+
+def read_config_version(r: redis.Redis) -> int:
+    return int(r.incrby(key("config-version"), 0))  # 0 until the first change; never missing
+
+
+def wake_engine(r: redis.Redis, why: str) -> None:
+    """Ask the engine for a pass now rather than at its next period (a stream lost, a shutdown announced,
+    an operator's action). Missed wake-ups cost only latency: the engine passes on its own as well."""
+    r.publish(key("engine-wake"), why)
 
 
 def mark_engine_ticked(r: redis.Redis, ttl: float = 3.0) -> None:
