@@ -125,7 +125,8 @@ def build(camera_count: int, server_count: int, system_count: int) -> Site:
         priority = "high" if n % 50 == 0 else "low" if n % 50 == 1 else "normal"
         cameras.append(Camera(name=f"cam-{n:06d}", stream_url=f"http://127.0.0.1:{30000 + n % 30000}/video.mjpg",
                               codec="mjpeg", width=640, height=360, fps=2 + n % 3, primary_server=primary,
-                              backup_server=backup, failover_priority=priority))  # fmt: skip
+                              backup_server=backup, failover_priority=priority,
+                              username="viewer", password=f"camera-{n % 97}"))  # fmt: skip
     cameras = Camera.objects.bulk_create(cameras, batch_size=5000)
     live.bump_config_version(live.client())  # bulk inserts send no signals: the configuration's readers load it
     names = {server.pk: server.name for server in servers}
