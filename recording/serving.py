@@ -13,12 +13,20 @@ Every request carries a token for this server and that camera (``recording.signi
 or with a forged or expired one, 403. The file is named by the URL's parts, each matched exactly
 (digits, a date, a time, a known suffix), and must lie inside this server's storage directory: no
 path from a request reaches the file system (``..``, absolute paths, anything else: 400).
+
+``GET /alive`` is the agent's liveness for the engine (``redundancy.watch``): 200 at once with the server's
+name on a line, then the connection is held open, a newline every ``ALIVE_KEEPALIVE`` seconds, until the
+agent stops; when its process is killed, the kernel closes it and the engine knows within milliseconds.
+It says nothing but that the process lives, so it asks for no token; at most ``MAX_WATCHERS`` are held at
+once (then 503), so that it cannot tie up the agent's threads.
 """
 
 import hashlib
 import json
 import logging
 import re
+import select
+import socket
 import threading
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -38,6 +46,9 @@ FILE = re.compile(r"/recordings/(?P<camera>[0-9]{1,12})/(?P<day>[0-9]{4}-[0-9]{2
 RANGE = re.compile(r"bytes=(?P<first>[0-9]*)-(?P<last>[0-9]*)")
 CONTENT_TYPES = {".ts": "video/mp2t", ".mjpeg": "video/x-motion-jpeg"}
 CHUNK = 1 << 20
+ALIVE = "/alive"
+ALIVE_KEEPALIVE = 2.0  # seconds between the newlines that keep an idle watch connection seen alive
+MAX_WATCHERS = 8  # watch connections held at once: the engine needs one (one per engine worker)
 
 
 def segment_name(storage: Path, path: str) -> str | None:
@@ -66,6 +77,10 @@ class RecordingServer:
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
+        self.watch_slots = threading.BoundedSemaphore(MAX_WATCHERS)
+        self._watchers: set[socket.socket] = set()
+        self._watchers_lock = threading.Lock()
+        self._stopping = False
 
     @property
     def port(self) -> int:
@@ -80,8 +95,28 @@ class RecordingServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+        with self._watchers_lock:
+            self._stopping = True
+            watchers = list(self._watchers)
+        for sock in watchers:  # wakes each watch's wait: it ends, and its connection closes
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+    def watching(self, sock: socket.socket) -> bool:
+        """Hold ``sock`` as a watch connection until ``unwatch``; False when the server is stopping."""
+        with self._watchers_lock:
+            if self._stopping:
+                return False
+            self._watchers.add(sock)
+            return True
+
+    def unwatch(self, sock: socket.socket) -> None:
+        with self._watchers_lock:
+            self._watchers.discard(sock)
 
     def segments(self, camera_id: int, since: datetime | None, until: datetime | None) -> list[dict]:
         from recording.models import Segment
@@ -121,6 +156,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802 (http.server's name)
         url = urlsplit(self.path)
+        if url.path == ALIVE:
+            return self._alive()
         query = parse_qs(url.query)
         listing, file = LIST.fullmatch(url.path), FILE.fullmatch(url.path)
         match = listing or file
@@ -199,6 +236,36 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.sendfile(file, first, last - first + 1)
             except OSError:
                 self.close_connection = True  # the reader went away
+
+    def _alive(self) -> None:
+        """Answer at once, then hold the connection until the agent stops or the watcher leaves."""
+        recordings = self.recordings
+        if not recordings.watch_slots.acquire(blocking=False):
+            self.close_connection = True
+            return self._error(HTTPStatus.SERVICE_UNAVAILABLE, "too many watch connections")
+        try:
+            self.close_connection = True  # the body runs until the connection closes
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(f"{recordings.server.name}\n".encode())
+            self.wfile.flush()
+            sock = self.connection
+            if not recordings.watching(sock):
+                return
+            try:
+                while True:
+                    readable, _, _ = select.select([sock], [], [], ALIVE_KEEPALIVE)
+                    if readable and not sock.recv(1024):
+                        return  # the watcher closed its end, or the server is stopping
+                    sock.sendall(b"\n")
+            finally:
+                recordings.unwatch(sock)
+        except OSError:
+            pass  # the watcher went away
+        finally:
+            recordings.watch_slots.release()
 
     def _error(self, status: HTTPStatus, message: str) -> None:
         self._send(status, json.dumps({"detail": message}).encode(), "application/json")

@@ -2,13 +2,15 @@
 
 import hashlib
 import http.client
+import socket
 import time
 from datetime import UTC, datetime
 
 import pytest
 import requests
 
-from recording import remote, signing
+from conftest import wait_for
+from recording import remote, serving, signing
 from recording.models import Segment
 from recording.segments import segment_path
 from recording.serving import RecordingServer
@@ -112,3 +114,70 @@ def test_a_request_that_closes_its_connection_is_told_the_connection_closes(serv
     closing = requests.get(url, headers={"Connection": "close"}, timeout=5)
     assert (closing.status_code, closing.headers.get("Connection")) == (200, "close")
     assert requests.get(url, timeout=5).headers.get("Connection") != "close"  # HTTP/1.1 keeps it open
+
+
+# -- the watch endpoint: the agent's liveness, held open --------------------------------------
+
+
+@pytest.fixture
+def alive_server(recorded_site, monkeypatch):
+    """srv-a's recordings server, keep-alives every 50 ms; the test stops it (or the teardown does)."""
+    monkeypatch.setattr(serving, "ALIVE_KEEPALIVE", 0.05)
+    server = recorded_site["a"]
+    recordings = RecordingServer(server, server.storage_dir, "127.0.0.1", server.api_port)
+    recordings.start()
+    yield recordings
+    recordings.stop()
+
+
+def watch_connection(port: int) -> tuple[socket.socket, bytes]:
+    """A ``GET /alive`` connection and what came back up to the end of the first line of the body."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(b"GET /alive HTTP/1.1\r\nHost: srv-a\r\n\r\n")
+    answer = b""
+    while b"\r\n\r\n" not in answer or b"\n" not in answer.partition(b"\r\n\r\n")[2]:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        answer += chunk
+    return sock, answer
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    rest = b""
+    while chunk := sock.recv(4096):
+        rest += chunk
+    return rest
+
+
+def test_alive_answers_at_once_with_the_server_s_name_and_holds_until_the_agent_stops(alive_server):
+    sock, answer = watch_connection(alive_server.port)
+    with sock:
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and body == b"srv-a\n"
+        assert b"token" not in head.lower()  # no signature asked for liveness
+        assert sock.recv(1) == b"\n"  # kept alive while it waits
+        alive_server.stop()
+        sock.settimeout(2)
+        assert set(read_until_closed(sock)) <= {ord("\n")}  # then closed: nothing but keep-alives before
+
+
+def test_watch_connections_are_bounded_and_a_closed_one_frees_its_place(alive_server):
+    held = [watch_connection(alive_server.port)[0] for _ in range(serving.MAX_WATCHERS)]
+    try:
+        extra, answer = watch_connection(alive_server.port)
+        with extra:
+            assert answer.startswith(b"HTTP/1.1 503")
+        held.pop().close()
+
+        def one_more_answered() -> bool:
+            sock, again = watch_connection(alive_server.port)
+            held.append(sock)
+            return again.startswith(b"HTTP/1.1 200")
+
+        wait_for(one_more_answered, 5, message="the freed watch place taken")
+        # The recordings are served meanwhile, the watchers' threads notwithstanding.
+        assert raw_get(alive_server.server, "/recordings/1/") == 403
+    finally:
+        for sock in held:
+            sock.close()
