@@ -1,5 +1,13 @@
-"""The live status page's websocket: the engine's events as they happen, and the whole status
-every second, so the page shows the truth within a second and never needs a reload."""
+"""The live status page's websocket: the whole status once, then only what changes.
+
+On connect the socket sends the status of the user's systems, as the engine published it
+(``redundancy.status``), then each delta of those systems as the engine sends it, with its system's
+version, and the engine's events at once. A page that meets a version that is not the next one asks
+for the whole status again (``{"type": "resync"}``). While a server is silent, a keep-alive each
+second gives the status's time (Redis's clock) for the page to age it by; otherwise a quiet second
+sends nothing. While one of its systems is not published (no engine leads it yet), the socket sends
+the status computed on the spot every second instead, as the status API does then.
+"""
 
 import asyncio
 import contextlib
@@ -16,11 +24,13 @@ from accounts.permissions import LIVE
 from accounts.scope import allowed_systems
 from recording import live
 from redundancy.notifications import events_group
-from redundancy.status import current_status
+from redundancy.status import current_status, mark_watched, published_status, status_group, systems_with_servers
 
 log = logging.getLogger(__name__)
 
-STATUS_EVERY = 1.0  # seconds
+STATUS_EVERY = 1.0  # seconds: the keep-alive, and the computed status while nothing is published
+SCOPE_EVERY = 3.0  # seconds: a limit given or taken away applies this soon, not at reconnect
+RESYNC_EVERY = 1.0  # seconds: a page asks for the whole status at most this often
 UNAUTHENTICATED = 4401
 FORBIDDEN = 4403  # signed in, but without the right to see servers, cameras and events
 TOO_MANY_SOCKETS = 4429
@@ -40,8 +50,9 @@ return 1
 
 
 def _take_place(user_id: int, channel: str) -> bool:
-    """Each user holds at most LIVE_SOCKETS_PER_USER live sockets (each recomputes the status every
-    second). Without Redis there is no channel layer either: the socket is let through."""
+    """Each user holds at most LIVE_SOCKETS_PER_USER live sockets: each one reads and sends the whole status
+    when it opens or falls behind (megabytes on a large site), and computes it every second while nothing is
+    published. Without Redis there is no channel layer either: the socket is let through."""
     now = time.time()
     try:
         return bool(live.client().eval(_TAKE_PLACE, 1, live.key("live-sockets", user_id), channel, now,
@@ -53,6 +64,12 @@ def _take_place(user_id: int, channel: str) -> bool:
 def _give_place(user_id: int, channel: str) -> None:
     with contextlib.suppress(redis.RedisError):
         live.client().zrem(live.key("live-sockets", user_id), channel)
+
+
+def _renew(user_id: int, channel: str) -> None:
+    _take_place(user_id, channel)
+    with contextlib.suppress(redis.RedisError):
+        mark_watched(live.client())
 
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
@@ -69,12 +86,22 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=TOO_MANY_SOCKETS)
             return
         self._placed = True
-        # Object-level: the socket carries only the servers, cameras and events of the user's systems.
-        self.systems = await database_sync_to_async(allowed_systems)(user)
-        await self.channel_layer.group_add(events_group(), self.channel_name)
-        await self.accept()
+        self.versions: dict[int, int] = {}  # system → the version of it the page has
+        self.silent: set[int] = set()  # servers the page ages (a keep-alive each second)
+        self.computed = False
+        self.offset = 0.0  # Redis's clock minus this process's
+        self._lock = asyncio.Lock()  # one send of the status at a time, deltas after it
+        self._resent = float("-inf")
         self._status_due = asyncio.Event()
-        self._pusher = asyncio.create_task(self._push_status())
+        # Object-level: the socket carries only the servers, cameras and events of the user's systems.
+        self.systems, self.watching = await database_sync_to_async(self._scope)()
+        await self.channel_layer.group_add(events_group(), self.channel_name)
+        for system_id in self.watching:
+            await self.channel_layer.group_add(status_group(system_id), self.channel_name)
+        await self.accept()
+        async with self._lock:
+            await self._send_status(mark=True)  # after joining: no delta falls between the two
+        self._pusher = asyncio.create_task(self._keep_alive())
 
     async def disconnect(self, code):
         if getattr(self, "_placed", False):
@@ -85,33 +112,107 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             with contextlib.suppress(asyncio.CancelledError):
                 await pusher
         await self.channel_layer.group_discard(events_group(), self.channel_name)
+        for system_id in getattr(self, "watching", ()):
+            await self.channel_layer.group_discard(status_group(system_id), self.channel_name)
+
+    async def receive_json(self, content, **kwargs):
+        if isinstance(content, dict) and content.get("type") == "resync":
+            wait = self._resent + RESYNC_EVERY - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            async with self._lock:
+                await self._send_status()
 
     async def redundancy_events(self, message):
-        """Engine events: to the page at once, and the status they changed right after them."""
+        """Engine events: to the page at once (the deltas of the status they changed follow)."""
         for event in message["events"]:
             if self.systems is not None and event.get("system") not in self.systems:
                 continue
             await self.send_json({"type": "event", "event": event})
-        self._status_due.set()
+        if self.computed:
+            self._status_due.set()
 
-    async def _push_status(self):
-        joined = asyncio.get_running_loop().time()
+    async def status_delta(self, message):
+        """The rows of one system that changed, as the engine published them."""
+        system_id = message["system"]
+        if system_id not in self.watching:
+            return
+        async with self._lock:
+            known = self.versions.get(system_id)
+            if known is not None and message["version"] <= known:
+                return  # already in the status the page was sent
+            if known is None or message.get("resync"):
+                await self._send_status()  # published since the page's status was read, or too large to send
+                return
+            self.versions[system_id] = message["version"]
+            for row in message["servers"]:
+                (self.silent.add if row.get("last_heard") is not None else self.silent.discard)(row["id"])
+            self.silent.difference_update(message["removed_servers"])
+            await self.send_json({"type": "delta", **{name: message[name] for name in (
+                "system", "version", "at", "servers", "cameras", "removed_servers", "removed_cameras")}})  # fmt: skip
+
+    async def _keep_alive(self):
+        loop = asyncio.get_running_loop()
+        joined = scoped = loop.time()
         while True:
-            if asyncio.get_running_loop().time() - joined > REJOIN_EVERY:
-                # Group membership expires (so dead sockets drop out); a live one renews it.
-                await self.channel_layer.group_add(events_group(), self.channel_name)
-                await sync_to_async(_take_place)(self.scope["user"].pk, self.channel_name)  # renews its place
-                joined = asyncio.get_running_loop().time()
-            try:
-                await self.send_json({"type": "status", "status": await self._status()})
-            except Exception:  # the page resynchronises from /api/status/ on its own; keep the socket
-                log.warning("event=live_status_failed", exc_info=True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._status_due.wait(), STATUS_EVERY)
             self._status_due.clear()
+            try:
+                if loop.time() - joined > REJOIN_EVERY:
+                    # Group membership expires (so dead sockets drop out); a live one renews it.
+                    for group in [events_group(), *map(status_group, self.watching)]:
+                        await self.channel_layer.group_add(group, self.channel_name)
+                    await sync_to_async(_renew)(self.scope["user"].pk, self.channel_name)
+                    joined = loop.time()
+                if loop.time() - scoped >= SCOPE_EVERY:
+                    await self._check_scope()
+                    scoped = loop.time()
+                if self.computed:
+                    async with self._lock:
+                        await self._send_status()
+                elif self.silent:
+                    await self.send_json({"type": "tick", "at": round(time.time() + self.offset, 2)})
+            except Exception:  # the page resynchronises from /api/status/ on its own; keep the socket
+                log.warning("event=live_status_failed", exc_info=True)
 
-    @database_sync_to_async
-    def _status(self):
-        # Read again each time: a limit given or taken away applies within a second, not at reconnect.
-        self.systems = allowed_systems(self.scope["user"], fresh=True)
-        return current_status(systems=self.systems)
+    async def _check_scope(self):
+        systems, watching = await database_sync_to_async(self._scope)()
+        if systems == self.systems and watching == self.watching:
+            return
+        for system_id in watching - self.watching:
+            await self.channel_layer.group_add(status_group(system_id), self.channel_name)
+        for system_id in self.watching - watching:
+            await self.channel_layer.group_discard(status_group(system_id), self.channel_name)
+        self.systems, self.watching = systems, watching
+        async with self._lock:
+            await self._send_status()
+
+    def _scope(self) -> tuple[set[int] | None, set[int]]:
+        """The user's limit (None: the whole site) and the systems whose deltas the socket takes."""
+        systems = allowed_systems(self.scope["user"], fresh=True)
+        return systems, systems_with_servers() if systems is None else set(systems)
+
+    async def _send_status(self, mark: bool = False):
+        """The whole status of the socket's systems, with their versions; the caller holds ``_lock``."""
+        status, published = await database_sync_to_async(self._read)(mark)
+        self._resent = time.monotonic()
+        self.computed = not published
+        self.versions = {int(system): version for system, version in status["versions"].items()}
+        self.silent = {row["id"] for row in status["servers"] if row.get("last_heard") is not None}
+        if published:
+            self.offset = status["at"] - time.time()
+        await self.send_json({"type": "status", "status": status})
+
+    def _read(self, mark: bool) -> tuple[dict, bool]:
+        r = live.client()
+        status = None
+        try:
+            if mark:
+                mark_watched(r)  # before the read: whatever is published after it is sent as a delta
+            status = published_status(r, self.systems, systems_with_servers())
+        except redis.RedisError:
+            pass
+        if status is not None:
+            return status, True
+        return current_status(systems=self.systems), False

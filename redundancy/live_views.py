@@ -18,8 +18,9 @@ from cameras.models import Camera
 from cameras.modes import RedundancyMode
 from playback import timeline
 from recording import live
+from redundancy.decisions import Windows
 from redundancy.models import EVENT_SYSTEM, Event
-from redundancy.status import current_status
+from redundancy.status import read_status
 
 TIMELINE_WINDOW = timedelta(hours=1)  # what the page shows at first, around the moment asked for
 
@@ -29,11 +30,12 @@ WHERE = [("primary", "On primary"), ("backup", "On backup"), ("both", "On both")
 @login_required
 @view_required(*LIVE)
 def live_page(request):
-    status = current_status(systems=allowed_systems(request.user))
+    status = read_status(live.client(), allowed_systems(request.user))
     servers = {row["id"]: row for row in status["servers"]}
     for row in status["cameras"]:
+        row["system_id"] = servers[row["primary_server"]]["system_id"]
         row["primary_name"] = servers[row["primary_server"]]["name"]
-        row["backup_name"] = servers[row["backup_server"]]["name"] if row["backup_server"] else ""
+        row["backup_name"] = servers[row["backup_server"]]["name"] if row["backup_server"] in servers else ""
     return render(request, "redundancy/live.html", {
         "status": status,
         "events": limit(Event.objects.select_related("camera", "server", "to_server"), request.user,
@@ -41,6 +43,7 @@ def live_page(request):
         "modes": RedundancyMode.choices,
         "wheres": WHERE,
         "can_operate": request.user.has_perm("redundancy.change_serverstate"),
+        "fresh_within": Windows.from_settings().fast,  # a server heard within it shows no age of its own
     })  # fmt: skip
 
 

@@ -8,10 +8,11 @@ from rest_framework.views import APIView
 from accounts.permissions import LIVE, requires
 from accounts.scope import ScopedQuerysetMixin, allowed_systems, limit
 from eocortex_web.filters import TimeRangeFilterSet
+from recording import live
 from redundancy import actions
 from redundancy.api.serializers import ActionResultSerializer, EventSerializer, StatusSerializer
 from redundancy.models import EVENT_SYSTEM, Event, EventKind
-from redundancy.status import current_status
+from redundancy.status import read_status
 from servers.models import Server
 
 
@@ -34,9 +35,13 @@ class EventViewSet(ScopedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
 class StatusView(APIView):
     permission_classes = [requires(*LIVE)]
 
-    @extend_schema(responses=StatusSerializer, description="Every server's health and every camera's placement.")
+    @extend_schema(
+        responses=StatusSerializer,
+        description="Every server's health and every camera's placement, as the engine last published them "
+        "(computed on the spot for a system it has not published).",
+    )
     def get(self, request):
-        return Response(current_status(systems=allowed_systems(request.user)))
+        return Response(read_status(live.client(), allowed_systems(request.user)))
 
 
 class CanOperate(permissions.BasePermission):
