@@ -38,6 +38,7 @@ class CameraSet:
         on_segment: Callable[[SegmentRecord], None],
         on_analytics: Callable[[dict], None],
         watched: Callable[[int], bool],
+        on_stream_change: Callable[[], None] | None = None,
     ):
         self.server = server
         self.health = health
@@ -47,6 +48,8 @@ class CameraSet:
         self.clock = clock
         self.on_analytics = on_analytics
         self.watched = watched
+        # Called when a camera's main stream changes state (the heartbeat's nudge): cheap, from its ingest thread.
+        self.on_stream_change = on_stream_change
         self.workers: dict[int, IngestWorker] = {}
         self.pipelines: dict[int, CameraPipeline] = {}
         self._feeds: dict[int, CameraFeed] = {}
@@ -119,7 +122,9 @@ class CameraSet:
     def start(self, feed: CameraFeed) -> None:
         pipeline = CameraPipeline(feed, self.recording, self.health, self.on_analytics, self.watched)
         worker = ingest_worker(feed, pipeline, self.open_timeout, self.read_timeout, self.clock, pipeline.decodes_main)
+        worker.stats.on_change = self._stream_changed
         self.pipelines[feed.camera_id], self.workers[feed.camera_id] = pipeline, worker
+        self._stream_changed()  # a camera more in the reports
         worker.start()
         if pipeline.sub_stream is not None:  # its own worker: a sub stream that fails leaves the recording alone
             self._start_sub_stream(pipeline.sub_stream)
@@ -132,6 +137,8 @@ class CameraSet:
     def stop(self, camera_ids: list[int]) -> None:
         """Signal all first, then wait: a worker stuck in a read holds up only itself."""
         workers = [self.workers.pop(camera_id) for camera_id in camera_ids]
+        if workers:
+            self._stream_changed()  # cameras fewer in the reports
         subs = [sub.worker for worker in workers if (sub := self.pipelines[worker.feed.camera_id].sub_stream)]
         for worker in workers + subs:
             worker.stop()
@@ -141,6 +148,10 @@ class CameraSet:
             worker.join(timeout=self.join_timeout)
             self.pipelines.pop(worker.feed.camera_id).close()
             log.info("server=%s camera=%s event=ingest_stopped", self.server.name, worker.feed.camera_id)
+
+    def _stream_changed(self) -> None:
+        if self.on_stream_change is not None:
+            self.on_stream_change()
 
     def stop_all(self) -> None:
         self.stop(list(self.workers))

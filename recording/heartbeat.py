@@ -8,8 +8,14 @@ neither can delay the one signal a failover is decided on. While another live ag
 server's name, that agent speaks for the server and this one publishes nothing (it records on,
 and claims the name again when it is free). When Redis comes back after failing, the first
 beat reports the outage, a witness for the engine that the silence was Redis's, not the servers'.
+
+Each beat carries ``streams``, a digest of the cameras' stream states (``streams_digest``). A change of a
+camera's state nudges the heartbeat (``nudge``): when the digest moved, it beats at once, not at its next
+interval, and wakes the engine (``live.wake_engine``), so a lost stream is acted on within milliseconds.
+A beat whose digest is the last one's wakes nobody.
 """
 
+import hashlib
 import logging
 import os
 import threading
@@ -23,6 +29,31 @@ from recording.lease import ServerLease
 from recording.pipeline import SNAPSHOT_EVERY
 
 log = logging.getLogger(__name__)
+
+SETTLE = 0.01  # seconds a nudge waits for the others of one event (a switch down loses many cameras at once)
+STOP_SEEN_WITHIN = 0.1  # seconds: the wait for a nudge looks at the agent's stop this often
+EARLIEST_AFTER = 0.05  # seconds at least between two beats, however often the states change
+
+
+def stream_tokens(reports: dict[int, dict], before: dict[int, str]) -> dict[int, str]:
+    """What the engine acts on in each camera's report: streaming (since when) or lost; connecting is news only
+    for a camera not lost before, as a lost stream's reconnection attempts come and go every few seconds."""
+    tokens = {}
+    for camera_id, report in reports.items():
+        state = report.get("state")
+        if state == "streaming":
+            tokens[camera_id] = f"streaming@{report.get('since')!r}"
+        elif state == "connecting" and before.get(camera_id) == "lost":
+            tokens[camera_id] = "lost"  # trying again: still lost
+        else:
+            tokens[camera_id] = str(state)
+    return tokens
+
+
+def streams_digest(tokens: dict[int, str]) -> str:
+    """A short digest of the sorted (camera, state token): it moves when and only when one of them does."""
+    text = ";".join(f"{camera_id}={token}" for camera_id, token in sorted(tokens.items()))
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
 
 
 class Heartbeat:
@@ -49,15 +80,42 @@ class Heartbeat:
         self.lost_since: float | None = None  # Redis failing since then
         self._last_ok = clock()
         self._pictures_at = 0.0
+        self._nudged = threading.Event()
+        self._tokens: dict[int, str] = {}  # the cameras' state tokens as last computed
+        self.published_digest: str | None = None  # the streams digest of the last beat published
+
+    def nudge(self) -> None:
+        """A camera's stream state changed: look now whether the engine must hear of it. Cheap, any thread."""
+        self._nudged.set()
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             started = time.monotonic()
             self.beat()
-            stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+            self._wait(stop, started)
+
+    def _wait(self, stop: threading.Event, started: float) -> None:
+        """Until the next beat is due: the interval's end, or sooner when a nudge moved the streams digest (not
+        while Redis fails: the beats that fail already come once an interval)."""
+        while not stop.is_set():
+            remaining = self.interval - (time.monotonic() - started)
+            if remaining <= 0:
+                return
+            if not self._nudged.wait(min(remaining, STOP_SEEN_WITHIN)):
+                continue
+            stop.wait(SETTLE)
+            self._nudged.clear()
+            if self.lost_since is None and self._digest(self.status()[0]) != self.published_digest:
+                stop.wait(max(0.0, EARLIEST_AFTER - (time.monotonic() - started)))
+                return
+
+    def _digest(self, reports: dict[int, dict]) -> str:
+        self._tokens = stream_tokens(reports, self._tokens)
+        return streams_digest(self._tokens)
 
     def beat(self) -> None:
         reports, problems = self.status()
+        digest = self._digest(reports)
         try:
             if self.lease.renew() is not None:
                 self.lost_since, self._last_ok = None, self.clock()  # another agent speaks for the server
@@ -67,10 +125,13 @@ class Heartbeat:
                 self.name,
                 {"at": self.clock(), "pid": os.getpid(), "cameras": len(reports),
                  "streaming": sum(1 for r in reports.values() if r["state"] == "streaming"),
-                 "storage_error": next(iter(problems.values()), None)},
+                 "storage_error": next(iter(problems.values()), None), "streams": digest},
                 self.ttl,
             )  # fmt: skip
             live.publish_stream_health(self.redis, self.name, reports, self.ttl)
+            if digest != self.published_digest:
+                self.published_digest = digest
+                live.wake_engine(self.redis, f"streams:{self.name}")
             if self.lost_since is not None:
                 live.report_outage(self.redis, self.name, self._last_ok, self.clock())
                 log.info("server=%s event=redis_back lost_for=%.1fs", self.name, self.clock() - self._last_ok)

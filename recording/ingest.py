@@ -90,6 +90,7 @@ class StreamStats:
         self.connect: dict = {}  # the last connection: seconds from connecting to the open, to the first frame
         self.connections = 0  # opens so far: a keyframe request's answer counts for its own connection only
         self.problem = ""  # why the last connection failed, when it did
+        self.on_change: Callable[[], None] | None = None  # called (cheap, under the lock) when the state changes
         self._window: deque[tuple[float, int]] = deque()
         self._keyframes: deque[float] = deque(maxlen=3)
         self._lock = threading.Lock()
@@ -133,6 +134,8 @@ class StreamStats:
                     if "open_seconds" in self.connect:  # the wait for the keyframe, once the stream was open
                         self.connect["keyframe_wait_seconds"] = round(first - self.connect["open_seconds"], 3)
                 self.state, self.since = StreamState.STREAMING, at
+                if self.on_change is not None:
+                    self.on_change()
 
     def set_state(self, state: str) -> None:
         with self._lock:
@@ -140,6 +143,8 @@ class StreamStats:
                 self.state, self.since = state, self.clock()
                 self._window.clear()
                 self._keyframes.clear()
+                if self.on_change is not None:
+                    self.on_change()
 
     def report(self) -> dict:
         with self._lock:

@@ -1,11 +1,14 @@
 """The heartbeat alone, against the real Redis: what the engine reads of a server, beat by beat."""
 
+import threading
+import time
+
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from recording import live
-from recording.heartbeat import Heartbeat
+from recording.heartbeat import Heartbeat, stream_tokens, streams_digest
 from recording.lease import ServerLease
 
 
@@ -56,3 +59,96 @@ def test_while_another_agent_holds_the_name_nothing_is_published(redis_client):
     heartbeat(redis_client, clock, {7: {"state": "streaming", "fps": 25.0}}).beat()
     assert live.read_heartbeats(redis_client, ["srv-a"])["srv-a"] is None
     assert live.read_stream_health(redis_client, "srv-a") == {}
+
+
+# -- the streams digest, and the engine woken when it moves -----------------------------------
+
+
+def wake_messages(client):
+    """A subscription to the engine's wake-up channel, its confirmation taken."""
+    subscription = client.pubsub()
+    subscription.subscribe(live.key("engine-wake"))
+    assert subscription.get_message(timeout=2)["type"] == "subscribe"  # subscribed before anything is published
+    return subscription
+
+
+def next_wake(subscription, timeout: float) -> str | None:
+    """The next wake-up's reason, or None when none comes within ``timeout``."""
+    message = subscription.get_message(timeout=timeout)
+    return message["data"].decode() if message else None
+
+
+def digest_of(*reports_in_turn: dict) -> list[str]:
+    tokens, digests = {}, []
+    for reports in reports_in_turn:
+        tokens = stream_tokens(reports, tokens)
+        digests.append(streams_digest(tokens))
+    return digests
+
+
+def test_the_streams_digest_moves_with_a_camera_s_state_but_not_with_a_lost_stream_s_retries():
+    streaming = {7: {"state": "streaming", "since": 10.0}, 8: {"state": "streaming", "since": 11.0}}
+    lost, retrying = {**streaming, 8: {"state": "lost", "since": 20.0}}, {**streaming, 8: {"state": "connecting",
+                                                                                           "since": 22.0}}  # fmt: skip
+    relost = {**streaming, 8: {"state": "lost", "since": 24.0}}
+    again = {**streaming, 8: {"state": "streaming", "since": 25.0}}
+    same, down, retry, retry_lost, back = digest_of(streaming, lost, retrying, relost, again)
+    assert down != same and retry == down and retry_lost == down and back not in (same, down)
+    assert digest_of(streaming, {**streaming, 7: {**streaming[7], "fps": 3.0}}) == [same, same]  # figures: no news
+    assert digest_of(streaming, {7: streaming[7]})[1] != same  # a camera fewer
+    assert digest_of(streaming, {**streaming, 9: {"state": "connecting", "since": 30.0}})[1] != same  # one more
+    new_one = {**streaming, 9: {"state": "connecting", "since": 30.0}}
+    assert len(set(digest_of(new_one, {**new_one, 9: {"state": "lost", "since": 31.0}}))) == 2  # never streamed
+    # A stream lost and back between two beats: the same state, since moved.
+    assert digest_of(streaming, {**streaming, 7: {"state": "streaming", "since": 40.0}})[1] != same
+
+
+def test_a_beat_whose_streams_changed_wakes_the_engine_and_a_quiet_one_does_not(redis_client):
+    clock = Clock()
+    reports = {7: {"state": "streaming", "since": 10.0, "fps": 25.0}}
+    subscription = wake_messages(redis_client)
+    beat = heartbeat(redis_client, clock, reports)
+    beat.beat()
+    first = live.read_heartbeats(redis_client, ["srv-a"])["srv-a"]["streams"]
+    assert next_wake(subscription, 1.0) == "streams:srv-a"  # the first beat: the server's cameras are news
+    clock.now += 1
+    reports[7] = {**reports[7], "fps": 24.0}
+    beat.beat()
+    assert live.read_heartbeats(redis_client, ["srv-a"])["srv-a"]["streams"] == first
+    assert next_wake(subscription, 0.3) is None  # a quiet beat wakes nobody
+    clock.now += 1
+    reports[7] = {"state": "lost", "since": clock.now, "fps": 0.0}
+    beat.beat()
+    assert live.read_heartbeats(redis_client, ["srv-a"])["srv-a"]["streams"] != first
+    assert next_wake(subscription, 1.0) == "streams:srv-a"
+    subscription.close()
+
+
+def test_a_nudge_that_changes_the_streams_beats_at_once_and_one_that_does_not_waits(redis_client):
+    reports = {7: {"state": "streaming", "since": 10.0}}
+    subscription = wake_messages(redis_client)
+    lease = ServerLease(redis_client, "srv-a", 30.0, time.time)
+    beat = Heartbeat(redis_client, "srv-a", lease, 10.0, 30.0, time.time, lambda: (dict(reports), {}), dict)
+    stop = threading.Event()
+    thread = threading.Thread(target=beat.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        assert next_wake(subscription, 2.0) == "streams:srv-a"  # the first beat
+        first = live.read_heartbeats(redis_client, ["srv-a"])["srv-a"]
+        reports[7] = {"state": "streaming", "since": 10.0, "fps": 12.0}
+        beat.nudge()  # nothing the engine acts on changed: no beat before the interval's end
+        assert next_wake(subscription, 0.3) is None
+        assert live.read_heartbeats(redis_client, ["srv-a"])["srv-a"]["at"] == first["at"]
+        reports[7] = {"state": "lost", "since": time.time()}
+        nudged_at = time.monotonic()
+        beat.nudge()
+        assert next_wake(subscription, 1.0) == "streams:srv-a"
+        latency = time.monotonic() - nudged_at
+        print(f"\nstream lost -> engine woken: {latency * 1000:.1f} ms")
+        assert latency < 0.1  # not the 10 s interval
+        assert live.read_heartbeats(redis_client, ["srv-a"])["srv-a"]["streams"] != first["streams"]
+        assert live.read_stream_health(redis_client, "srv-a")[7]["state"] == "lost"  # published before the wake
+    finally:
+        stop.set()
+        thread.join(timeout=15)
+        subscription.close()
