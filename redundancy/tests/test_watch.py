@@ -187,3 +187,27 @@ def test_the_watched_servers_follow_the_configuration(watch, seen, fakes):
     fake_a.close()
     fake_b.close()
     assert seen.gone == []
+
+
+@pytest.mark.process
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_agent_process_is_gone_within_100_ms_and_back_when_started_again(site, tmp_path, agent_process,
+                                                                                   watch, seen):  # fmt: skip
+    server = site["a"]
+    server.recordings_path = str(tmp_path / "srv-a")
+    server.save()
+    watch.watch({"srv-a": (server.address, server.api_port)})
+    latencies = []
+    for round_ in range(3):
+        process = agent_process("srv-a")
+        wait_for(lambda: "srv-a" in watch.established(), 60, message="the agent's watch connection answered")
+        if round_:
+            wait_for(lambda: len(seen.back) == round_, 5, message="srv-a reported back")  # noqa: B023
+        killed_at = time.monotonic()
+        process.kill()
+        wait_for(lambda: len(seen.gone) == round_ + 1, 5, interval=0.002, message="srv-a reported gone")  # noqa: B023
+        latencies.append(seen.gone[-1][1] - killed_at)
+        process.wait(timeout=10)
+    print("\nSIGKILL -> on_gone: " + ", ".join(f"{latency * 1000:.1f} ms" for latency in latencies))
+    assert max(latencies) < 0.1
+    assert [name for name, _ in seen.gone] == ["srv-a"] * 3
