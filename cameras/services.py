@@ -81,6 +81,10 @@ def assign_backups(assignments: list[BackupAssignment], today=None, cameras=None
         if errors:
             raise BackupAssignmentError(errors)
         Camera.objects.bulk_update(changed, ["backup_server"])
+        if changed:
+            from redundancy import config
+
+            config.bump()  # bulk_update sends no signal: the engine reads the new backups at its next pass
         audit.record_changes(
             (camera, {"backup_server_id": previous[camera.pk]}, {"backup_server_id": camera.backup_server_id})
             for camera in changed

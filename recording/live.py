@@ -228,8 +228,12 @@ def read_snapshot(r: redis.Redis, camera_id: int) -> dict | None:
     return {"jpeg": value[b"jpeg"], "server": value[b"server"].decode(), "at": float(value[b"at"])}
 
 
+def desired_value(camera_ids) -> str:
+    return json.dumps(sorted(camera_ids))
+
+
 def write_desired(r: redis.Redis, server: str, camera_ids) -> None:
-    r.set(key("desired", server), json.dumps(sorted(camera_ids)))
+    r.set(key("desired", server), desired_value(camera_ids))
 
 
 def read_all_desired(r: redis.Redis, servers: list[str]) -> dict[str, set[int] | None]:

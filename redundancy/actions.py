@@ -5,8 +5,8 @@ from django.utils import timezone
 
 from accounts import audit
 from accounts.models import AuditAction
-from eocortex_web.celery import app
-from redundancy import notifications
+from recording import live
+from redundancy import config, notifications
 from redundancy.models import CameraPlacement, Event, EventKind, Placement, ServerState
 
 
@@ -16,8 +16,9 @@ def _state(server) -> ServerState:
 
 
 def _tick_soon(*events) -> None:
-    """Let the engine act now rather than at its next beat, and show the operator's action live."""
-    transaction.on_commit(lambda: app.send_task("redundancy.tick", queue="control", expires=5))
+    """Let the engine read the operator's change and act on it now, and show the action live."""
+    config.bump()  # the engine reads drains and fail-backs with the configuration
+    transaction.on_commit(lambda: live.wake_engine(live.client(), "operator"))
     if events:
         transaction.on_commit(lambda: notifications.push(events))
 

@@ -54,9 +54,13 @@ class ServerView:
     max_cameras: int | None = None
     streams: dict[int, str] = field(default_factory=dict)  # camera id → stream state it reports
     streaming_for: dict[int, float] = field(default_factory=dict)  # camera id → seconds streaming without a break
+    # Set to the fast window when its agent's process is known to have ended after its last heartbeat (its
+    # connections closed and its port refuses): windows up to this count it down at once. Fast mode moves its
+    # cameras now; normal mode still waits its window, which rides out a restart.
+    gone_under: float = 0.0
 
     def alive(self, window: float) -> bool:
-        return self.heartbeat_age is not None and self.heartbeat_age <= window
+        return self.heartbeat_age is not None and self.heartbeat_age <= window and window > self.gone_under
 
     def available(self, window: float) -> bool:
         """Alive, and nobody is taking it out of service."""
@@ -88,13 +92,15 @@ class Decision:
 
 
 def server_status(
-    heartbeat_age: float | None, leaving: bool, draining: bool, down_window: float, windows: Windows
-) -> str:
+    heartbeat_age: float | None, leaving: bool, draining: bool, down_window: float, windows: Windows,
+    gone_under: float = 0.0,
+) -> str:  # fmt: skip
     """What the status page, the events and the failure count say of a server; ``down_window``
-    comes from ``Windows.for_server`` so that it agrees with the decisions of its cameras."""
+    comes from ``Windows.for_server`` so that it agrees with the decisions of its cameras, and
+    ``gone_under`` is its view's (a process known to have ended)."""
     if heartbeat_age is None:
         return ServerStatus.UNKNOWN
-    if heartbeat_age > down_window:
+    if heartbeat_age > down_window or down_window <= gone_under:
         return ServerStatus.DOWN
     if leaving:
         return ServerStatus.LEAVING
@@ -268,3 +274,86 @@ PRIORITY_ORDER = {FailoverPriority.HIGH: 0, FailoverPriority.NORMAL: 1, Failover
 def hold_down_for(failures_in_last_hour: int, base: float, longest: float) -> float:
     """Exponential flap damping: each failure within the hour doubles the wait before failback."""
     return min(longest, base * 2 ** max(0, failures_in_last_hour - 1))
+
+
+FAILURE_MEMORY = 3600.0  # seconds of failures that count towards flap damping
+
+
+@dataclass(frozen=True)
+class Damping:
+    """How long a server that failed must stay healthy before its cameras return."""
+
+    base: float = 10.0
+    longest: float = 1800.0
+
+    @classmethod
+    def from_settings(cls) -> "Damping":
+        from django.conf import settings
+
+        return cls(base=settings.ENGINE_HOLD_DOWN_SECONDS, longest=settings.ENGINE_LONGEST_HOLD_DOWN_SECONDS)
+
+    def hold_down(self, failures: int) -> float:
+        return hold_down_for(failures, self.base, self.longest)
+
+
+@dataclass(frozen=True)
+class ServerRecord:
+    """What the engine remembers of a server between passes (stored as its ServerState)."""
+
+    status: str = ServerStatus.UNKNOWN
+    status_since: float = 0.0
+    healthy_since: float | None = None
+    failures: tuple[float, ...] = ()  # when it went down unplanned, within FAILURE_MEMORY
+    hold_down: float = 0.0
+
+
+@dataclass(frozen=True)
+class ServerJudgement:
+    record: ServerRecord
+    # Event kinds, in order: server_down (with ``planned``), server_leaving, server_up, flap_damped.
+    events: tuple[str, ...] = ()
+    planned: bool = False  # a server_down after an announced shutdown
+
+
+def judge_server(record: ServerRecord, view: ServerView, down_window: float, windows: Windows, damping: Damping,
+                 now: float) -> ServerJudgement:  # fmt: skip
+    """A server's next status, health streak and flap damping, from what it was and what is seen now."""
+    status = server_status(view.heartbeat_age, view.leaving, view.draining, down_window, windows, view.gone_under)
+    failures = tuple(t for t in record.failures if now - t < FAILURE_MEMORY)
+    hold_down = damping.hold_down(len(failures)) if failures != record.failures else record.hold_down
+    healthy = status in (ServerStatus.UP, ServerStatus.DRAINING)
+    healthy_since = (record.healthy_since if record.healthy_since is not None else now) if healthy else None
+    events, planned = (), False
+    if status != record.status:
+        previous, events = record.status, ()
+        if status == ServerStatus.DOWN:
+            planned = previous == ServerStatus.LEAVING
+            events = ("server_down",)
+            if not planned:
+                failures += (now,)
+                longer = damping.hold_down(len(failures))
+                if len(failures) > 1 and longer > hold_down:
+                    events += ("flap_damped",)
+                hold_down = longer
+        elif status == ServerStatus.LEAVING:
+            events = ("server_leaving",)
+        elif status == ServerStatus.UP and previous in (ServerStatus.DOWN, ServerStatus.UNKNOWN):
+            events = ("server_up",)
+    since = now if status != record.status else record.status_since
+    return ServerJudgement(ServerRecord(status, since, healthy_since, failures, hold_down), events, planned)
+
+
+def settled(placement: str, mode: str, primary_steady: bool, primary_stream: str | None) -> bool:
+    """A camera whose next decision is surely to stay where it is, whatever the clock says: on its primary,
+    which is heard within the shortest window and not leaving, draining or gone, and whose stream of it is
+    not lost (in constant mode: streams). The engine decides only the others each pass; ``decide`` agrees
+    (tested over every combination in test_decisions)."""
+    if placement != Placement.ON_PRIMARY or not primary_steady or primary_stream == "lost":
+        return False
+    return mode != RedundancyMode.CONSTANT or primary_stream == "streaming"
+
+
+def steady(server: ServerView, windows: Windows) -> bool:
+    """Heard within the shortest window, not leaving, draining or gone: its own cameras stay where they are."""
+    shortest = min(windows.fast, windows.normal)
+    return server.available(shortest) and server.gone_under == 0.0

@@ -1,52 +1,60 @@
 """The redundancy engine: reads health, decides, stores, and tells the agents what to ingest.
 
-One ``tick()`` is a complete, idempotent pass. A Redis lock keeps overlapping ticks (two
-beats, a slow tick) from deciding twice; stored placements make a restarted engine carry on
-where the last one stopped. Without Redis the engine decides nothing: silence from an
-unreachable Redis is no evidence that servers died.
+One ``tick()`` is a complete, idempotent pass in one direction: read Redis once (``observation``),
+judge the servers, then the cameras (pure steps of ``decisions``), then write once (the database
+in one transaction, Redis in one pipeline). Between passes the engine keeps in memory what it
+would otherwise read again: the configuration (loaded again when its version moves), each
+camera's placement, each server's record, the stream reports (read again only from servers whose
+stream states changed, and from a few others in turn for their frame rates), and what it last
+told each agent. Only the cameras whose next decision is not surely "stay" are decided each pass
+(``decisions.settled``), so a pass costs what changed, not the site's size.
+
+Engine workers share the multiserver systems by lease (``leases``); a worker decides only for the
+systems it holds and writes placements and states only when they change, so a restarted or new
+worker carries on from the database where the last one stopped. Without Redis the engine decides
+nothing: silence from an unreachable Redis is no evidence that servers died.
 """
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 
 import redis
-from django.conf import settings
 from django.db import transaction
 
-from cameras.models import Camera
 from cameras.modes import RedundancyMode
 from recording import live
 from recording.lease import describe
 from recording.models import FRAME_RATE_BACK_FROM, REFUSED, FrameRateDrop, frame_rate_drop
 from recording.tasks import notify
+from redundancy import config as site_config
 from redundancy import notifications
 from redundancy.decisions import (
     PRIORITY_ORDER,
     CameraView,
+    Damping,
+    ServerRecord,
     ServerView,
     Windows,
     active_server,
     decide,
-    hold_down_for,
     ingesting_servers,
-    server_status,
+    judge_server,
+    settled,
+    steady,
 )
-from redundancy.models import CameraPlacement, Event, EventKind, MailState, Placement, ServerState, ServerStatus
-from redundancy.observation import observe
-from servers.models import Server
+from redundancy.leases import SystemLeases
+from redundancy.models import CameraPlacement, Event, EventKind, MailState, Placement, ServerState
+from redundancy.observation import ENGINE_WITNESS, Observation, read_pass, read_reports
 
 log = logging.getLogger(__name__)
 
-LOCK_KEY = "engine-lock"
-ENGINE_WITNESS = "engine"  # the engine's own report of an outage, beside the agents'
 OUTAGE_GAP = 3.0  # seconds without a pass, and without any heartbeat, that mean Redis was away
-FAILURE_MEMORY = 3600.0  # seconds of failures that count towards flap damping
 # Seconds a connection streams before its fps counts: the agents measure it over 5 s (recording.ingest.STATS_WINDOW).
 FPS_SETTLED_AFTER = 5.0
+FPS_READ_SHARE = 5  # each pass reads the stream reports of one server in this many, in turn, for their frame rates
 
 
 def takeover_figures(report: dict) -> str:
@@ -68,281 +76,559 @@ def _when(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
+@dataclass(slots=True)
+class Placed:
+    """A camera's placement as the engine holds it (stored as its CameraPlacement)."""
+
+    state: str
+    since: float
+    reason: str = ""
+    fail_back: bool = False
+
+
+@dataclass(slots=True)
+class Held:
+    """A server's state as the engine holds it (stored as its ServerState)."""
+
+    record: ServerRecord
+    draining: bool = False
+    storage_error: str = ""
+    dirty: bool = False  # changed since it was last stored
+
+    @property
+    def healthy_since(self) -> float | None:
+        return self.record.healthy_since
+
+    @property
+    def hold_down(self) -> float:
+        return self.record.hold_down
+
+    hold_down_seconds = hold_down
+
+    @property
+    def status(self) -> str:
+        return self.record.status
+
+    @property
+    def status_since(self) -> datetime:
+        return _when(self.record.status_since)
+
+
 @dataclass
 class TickResult:
     ran: bool
     events: list[Event] = field(default_factory=list)
     desired: dict[str, set[int]] = field(default_factory=dict)
+    decided: int = 0  # cameras decided this pass (the others were settled)
 
 
 class Engine:
-    def __init__(self, redis_client: redis.Redis | None = None, clock=time.time, notify_agent=notify,
-                 wake_mailer=notifications.wake_mailer):  # fmt: skip
+    def __init__(self, redis_client: redis.Redis | None = None, clock: Callable[[], float] | None = None,
+                 notify_agent=notify, wake_mailer=notifications.wake_mailer, worker: str | None = None,
+                 publisher=None):  # fmt: skip
+        """``clock``: the time decisions are made at; None for Redis's clock, which the heartbeats are stamped
+        by (tests give one they move). ``publisher``: where the live status goes (``status.StatusPublisher``)."""
         self.redis = redis_client or live.client()
         self.clock = clock
         self.notify_agent = notify_agent
         self.wake_mailer = wake_mailer
         self.windows = Windows.from_settings()
-        self.base_hold_down = settings.ENGINE_HOLD_DOWN_SECONDS
-        self.longest_hold_down = settings.ENGINE_LONGEST_HOLD_DOWN_SECONDS
-        self._health: dict[str, dict[int, dict]] = {}
+        self.damping = Damping.from_settings()
+        self.leases = SystemLeases(self.redis, worker)
+        self.publisher = publisher
+        self.cache = site_config.Cache()
+        self.config: site_config.SiteConfig | None = None  # the held systems' part
+        self._loaded: tuple | None = None  # (config version, systems held) the memory below is of
+        self.gone: dict[str, float | None] = {}  # agents whose process ended → their last-seen time then
+        self._fps_turn = 0
+
+    # -- what others tell the engine ---------------------------------------------------------------
+
+    def agent_gone(self, name: str) -> None:
+        """The agent's process ended (its watch connection closed and its port refuses): until it is heard again,
+        fast mode counts it down at once. Called from the watch's thread; the loop is woken by the caller."""
+        self.gone[name] = None  # the next pass notes its time
+
+    def agent_back(self, name: str) -> None:
+        self.gone.pop(name, None)
+
+    # -- one pass -----------------------------------------------------------------------------------
 
     def tick(self) -> TickResult:
-        token = str(self.clock())
-        try:
-            if not self.redis.set(live.key(LOCK_KEY), token, nx=True, px=10_000):
-                return TickResult(ran=False)
-        except redis.RedisError:
-            log.warning("event=tick_skipped reason=redis_unreachable")
-            return TickResult(ran=False)
         try:
             return self._tick()
         except redis.RedisError:
             log.warning("event=tick_abandoned reason=redis_unreachable")
             return TickResult(ran=False)
-        finally:
-            try:
-                if self.redis.get(live.key(LOCK_KEY)) == token.encode():
-                    self.redis.delete(live.key(LOCK_KEY))
-            except redis.RedisError:
-                pass
 
-    # -- one pass ---------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Give the leases back so that another worker takes the systems at once."""
+        self.leases.release()
 
     def _tick(self) -> TickResult:
-        now = self.clock()
-        servers = list(Server.objects.select_related("redundancy", "system"))
-        names = [s.name for s in servers]
-        # After a Redis outage (or with no engine running) the servers' silence meant nothing:
-        # their heartbeats are counted from when the engine could see again.
-        seen = observe(self.redis, names, now)
-        self._witness_outage(seen, live.mark_engine_pass(self.redis, now), now)
+        site, reloaded = self.cache.get(self.cache.config.version if self.cache.config else
+                                        live.read_config_version(self.redis))  # fmt: skip
+        held = self.leases.hold(site.systems())
+        if not held:
+            self._forget()
+            return TickResult(ran=False)
+        names = [s.name for s in site.servers.values() if s.system_id in held]
+        seen_pass = read_pass(self.redis, names, self.clock() if self.clock else None)
+        now = self.clock() if self.clock else seen_pass.redis_now
+        site, again = self.cache.get(seen_pass.config_version)
+        reloaded = reloaded or again
+        if again and site.systems() != set(self.leases.held):
+            held = self.leases.hold(site.systems())
+        if self._loaded != (site.version, frozenset(held)):
+            self._load(site.within(held), now)
+            self._loaded = (site.version, frozenset(held))
+            reloaded = True
+            if set(names) != set(self.config.by_name):  # servers just taken on: read them too
+                names = list(self.config.by_name)
+                seen_pass = replace(read_pass(self.redis, names, None if self.clock is None else now),
+                                    previous_pass=seen_pass.previous_pass)  # fmt: skip
+        cfg = self.config
+        self._last_seen = seen_pass.last_seen
+        for name, at in list(self.gone.items()):
+            if at is None:  # just reported: a heartbeat stamped after this pass is a new agent's
+                self.gone[name] = now
+            elif seen_pass.last_seen.get(name, 0.0) > at:
+                self.gone.pop(name, None)
+
+        self._read_reports(seen_pass, names)
+        heard = {name: at for name, at in seen_pass.last_seen.items() if name in cfg.by_name}
+        seen = Observation(now, heard, seen_pass.leaving, self.reports,
+                           {n: (b or {}).get("storage_error") for n, b in seen_pass.heartbeats.items() if b},
+                           set(self.gone), self.windows.fast)  # fmt: skip
+        witnessed = self._witness_outage(seen, seen_pass.previous_pass, now)
         # While Redis was unreachable nobody's heartbeat got through: that silence is no failure.
-        seen = seen.without_outages(live.read_outages(self.redis, [*names, ENGINE_WITNESS]))
-        self._health = seen.health  # the agents' stream reports: how fast a takeover connected
-        previous_desired = live.read_all_desired(self.redis, names)
+        seen = seen.without_outages([*seen_pass.outages, *witnessed])
 
-        cameras = list(Camera.objects.with_servers().filter(enabled=True))
-        modes = {camera.pk: camera.redundancy_mode for camera in cameras}
-        modes_of_server: dict[int, set[str]] = {server.pk: set() for server in servers}
-        for camera in cameras:
-            modes_of_server[camera.primary_server_id].add(modes[camera.pk])
-            if camera.backup_server_id:
-                modes_of_server[camera.backup_server_id].add(modes[camera.pk])
-
-        self._dirty: set[ServerState] = set()
-        states = self._server_states(servers, now)
-        placements = self._placements(cameras, now)
         events: list[Event] = []
         views: dict[int, ServerView] = {}
-        for server in servers:
-            state = states[server.pk]
-            down_window = self.windows.for_server(modes_of_server[server.pk])
-            age, leaving = seen.heartbeat_age(server.name), server.name in seen.leaving
-            events += self._server_status(server, state, age, leaving, down_window, now)
-            events += self._storage(server, state, seen.storage_errors, now)
-            views[server.pk] = seen.server_view(server, state)
-        events += self._agent_conflicts(servers, now)
+        steadiness_changed: set[int] = set()
+        for server in cfg.servers.values():
+            held_state = self.states[server.pk]
+            record = held_state.record
+            view = seen.server_view(server, held_state, self.reports.get(server.name, {}))
+            events += self._judge(server, held_state, view, now)
+            events += self._storage(server, held_state, seen.storage_errors, now)
+            if held_state.record is not record:  # a health streak starts, a hold-down changes: as judged now
+                view = seen.server_view(server, held_state, self.reports.get(server.name, {}))
+            views[server.pk] = view
+            is_steady = steady(view, self.windows)
+            if self.steady.get(server.pk) != is_steady:
+                self.steady[server.pk] = is_steady
+                steadiness_changed.add(server.pk)
+        events += self._agent_conflicts(seen_pass.conflicts, now)
 
-        camera_views = {}
-        load = {server.pk: 0 for server in servers}
-        for camera in cameras:
-            placement = placements[camera.pk]
-            camera_views[camera.pk] = CameraView(
-                pk=camera.pk, name=camera.name, mode=modes[camera.pk], priority=camera.failover_priority,
-                primary=views[camera.primary_server_id],
-                backup=views.get(camera.backup_server_id) if camera.backup_server_id else None,
-                placement=placement.state, in_placement_for=now - placement.since.timestamp(),
-                fail_back_now=placement.fail_back_requested,
-            )  # fmt: skip
-            for server_pk in ingesting_servers(camera_views[camera.pk], self.windows):
-                load[server_pk] += 1
+        for server_pk in steadiness_changed | {cfg.by_name[n].pk for n in self._states_changed}:
+            for camera_pk in self.by_primary.get(server_pk, ()):
+                self._settle_check(camera_pk)
 
-        changed = []
-        # High-priority cameras claim a full backup's last places first.
-        for camera in sorted(cameras, key=lambda c: (PRIORITY_ORDER[c.failover_priority], c.name)):
-            view = camera_views[camera.pk]
+        changed: list[int] = []
+        load = {server.pk: len(self.desired.get(server.name, ())) for server in cfg.servers.values()}
+        camera_views: dict[int, CameraView] = {}
+        decided = sorted(self.unsettled, key=self.order.__getitem__)
+        for camera_pk in decided:
+            camera = self.cameras[camera_pk]
+            view = camera_views[camera_pk] = self._camera_view(camera, views, now)
             backup = view.backup
             room = backup is None or backup.max_cameras is None or load[backup.pk] < backup.max_cameras
             decision = decide(view, self.windows, backup_has_room=room)
-            if decision.placement == view.placement:
-                continue
-            if decision.placement == Placement.TO_BACKUP and backup is not None:
-                load[backup.pk] += 1
-            placement = placements[camera.pk]
-            placement.state, placement.since, placement.reason = decision.placement, _when(now), decision.reason
-            changed.append(placement)
-            camera_views[camera.pk] = replace(view, placement=decision.placement)
-            for kind in decision.events:
-                events.append(self._camera_event(kind, camera, view, decision.reason, now))
-            log.info("camera=%s event=%s placement=%s reason=%r", camera.pk, ",".join(decision.events) or "moved",
-                     decision.placement, decision.reason)  # fmt: skip
-        events += self._stream_events(cameras, camera_views, now)
-        events += self._refused_connections(cameras, camera_views, now)
-        events += self._frame_rate_drops(cameras, camera_views, now)
-        by_pk = {server.pk: server for server in servers}
+            if decision.placement != view.placement:
+                if decision.placement == Placement.TO_BACKUP and backup is not None:
+                    load[backup.pk] += 1
+                placed = self.placements[camera_pk]
+                placed.state, placed.since, placed.reason = decision.placement, now, decision.reason
+                if decision.placement == Placement.ON_PRIMARY:
+                    placed.fail_back = False
+                changed.append(camera_pk)
+                camera_views[camera_pk] = replace(view, placement=decision.placement)
+                for kind in decision.events:
+                    events.append(self._camera_event(kind, camera, view, decision.reason, now))
+                log.info("camera=%s event=%s placement=%s reason=%r", camera.pk,
+                         ",".join(decision.events) or "moved", decision.placement, decision.reason)  # fmt: skip
+            self._settle_check(camera_pk)
+
+        # Cameras whose streams may have changed state: those of servers whose reports were read again.
+        touched = {c for name in self._states_changed for c in self.reports.get(name, {})} | set(changed)
+        touched &= self.cameras.keys()
+        events += self._stream_events(touched, views, camera_views, now)
+        events += self._refused_connections(touched, views, camera_views, now)
+        events += self._frame_rate_drops(self._fps_read, views, camera_views, now)
         for event in events:  # the outbox: the mail worker sends these, the pass goes on
-            if notifications.wants_mail(event, by_pk):
+            if notifications.wants_mail(event, cfg.servers):
                 event.mail_state = MailState.PENDING
+        self._store(changed, events)
 
-        with transaction.atomic():
-            # Only the engine's own fields: an operator's drain or fail-back made meanwhile must survive.
-            CameraPlacement.objects.bulk_update(changed, ["state", "since", "reason"])
-            CameraPlacement.objects.filter(
-                pk__in=[p.pk for p in changed if p.state == Placement.ON_PRIMARY], fail_back_requested=True
-            ).update(fail_back_requested=False)
-            for state in self._dirty:
-                state.save(update_fields=["status", "status_since", "healthy_since", "failures", "hold_down_seconds",
-                                          "storage_error"])  # fmt: skip
-            Event.objects.bulk_create(events)
-
-        desired = self._desired_sets(servers, cameras, camera_views)
-        for server in servers:
-            if desired[server.name] != previous_desired.get(server.name):
-                live.write_desired(self.redis, server.name, desired[server.name])
-                self.notify_agent(server.name)
-        for server in servers:
-            if server.name in seen.leaving and not any(
-                camera_views[c.pk].placement == Placement.TO_BACKUP for c in cameras if c.primary_server_id == server.pk
-            ):
-                live.mark_handed_over(self.redis, server.name)
-        live.mark_engine_ticked(self.redis)
+        desired = self._desired_sets(views, camera_views) if (changed or steadiness_changed or reloaded
+                                                              or self._desired_stale) else self.desired  # fmt: skip
+        self._desired_stale = False
+        with self.redis.pipeline(transaction=False) as pipe:
+            told = []
+            for name, cameras in desired.items():
+                if cameras != self.desired.get(name):
+                    pipe.set(live.key("desired", name), live.desired_value(cameras))
+                    told.append(name)
+            for server in cfg.servers.values():
+                if server.name in seen.leaving and not any(
+                    self.placements[c].state == Placement.TO_BACKUP for c in self.by_primary.get(server.pk, ())
+                ):
+                    pipe.set(live.key("handed-over", server.name), "1", px=60_000)
+            pipe.set(live.key("engine-ticked"), "1", px=3000)
+            self._write_memory(pipe)
+            pipe.execute()
+        self.desired = {name: set(cameras) for name, cameras in desired.items()}
+        for name in told:
+            self.notify_agent(name)
+        self._publish(views, camera_views, changed, touched, now)
         if events:
             transaction.on_commit(lambda: notifications.push(events))
         if any(event.mail_state == MailState.PENDING for event in events):
             transaction.on_commit(self.wake_mailer)
-        return TickResult(ran=True, events=events, desired=desired)
+        return TickResult(ran=True, events=events, desired=self.desired, decided=len(decided))
 
-    def _witness_outage(self, seen, previous_pass: float | None, now: float) -> None:
+    def next_deadline(self, now: float) -> float | None:
+        """Seconds from ``now`` (by the pass's clock) until a server heard now would pass a window that changes
+        a decision: the fast window of a steady server, or the down window of one not yet down."""
+        if self.config is None or not hasattr(self, "_last_seen"):
+            return None
+        soonest = None
+        for server in self.config.servers.values():
+            at = self._last_seen.get(server.name)
+            if at is None:
+                continue
+            for window in (self.windows.fast, self.down_windows.get(server.pk, self.windows.normal)):
+                due = at + window - now
+                if due > 0 and (soonest is None or due < soonest):
+                    soonest = due
+        return soonest
+
+    # -- memory -------------------------------------------------------------------------------------
+
+    def _forget(self) -> None:
+        if self.config is not None and self.publisher is not None:
+            for system in self.config.systems():
+                self.publisher.forget(system)
+        self.config, self._loaded = None, None
+
+    def _load(self, cfg: site_config.SiteConfig, now: float) -> None:
+        """The held systems' configuration, placements and server states, from the database; what was last
+        written to Redis for them (desired sets, stream states, episodes)."""
+        if self.config is not None and self.publisher is not None:
+            for system in self.config.systems() - cfg.systems():
+                self.publisher.forget(system)
+        self.config = cfg
+        self.windows = Windows.from_settings()
+        self.damping = Damping.from_settings()
+        systems = cfg.systems()
+        stored = {s.server_id: s for s in ServerState.objects.filter(server__system__in=systems)}
+        missing = [ServerState(server_id=pk, status_since=_when(now)) for pk in cfg.servers if pk not in stored]
+        ServerState.objects.bulk_create(missing, ignore_conflicts=True)
+        stored.update({s.server_id: s for s in missing})
+        self.states = {
+            pk: Held(ServerRecord(s.status, s.status_since.timestamp(),
+                                  s.healthy_since.timestamp() if s.healthy_since else None,
+                                  tuple(s.failures), s.hold_down_seconds), s.draining, s.storage_error)
+            for pk, s in stored.items()
+        }  # fmt: skip
+        placements = {
+            pk: Placed(state, since.timestamp(), reason, fail_back)
+            for pk, state, since, reason, fail_back in CameraPlacement.objects.filter(
+                camera__primary_server__system__in=systems
+            ).values_list("camera_id", "state", "since", "reason", "fail_back_requested")
+        }  # fmt: skip
+        # The engine decides for enabled cameras; a disabled one keeps its stored placement untouched.
+        self.cameras = {pk: camera for pk, camera in cfg.cameras.items() if camera.enabled}
+        missing = [pk for pk in self.cameras if pk not in placements]
+        CameraPlacement.objects.bulk_create(
+            [CameraPlacement(camera_id=pk, state=Placement.ON_PRIMARY, since=_when(now)) for pk in missing],
+            ignore_conflicts=True, batch_size=2000,
+        )  # fmt: skip
+        placements.update({pk: Placed(Placement.ON_PRIMARY, now) for pk in missing})
+        self.placements = placements  # a disabled camera's too, as stored (for the status)
+        self.own = {pk: 0 for pk in cfg.servers}
+        for camera in cfg.cameras.values():
+            self.own[camera.primary_id] += 1
+        self.by_primary: dict[int, list[int]] = {}
+        modes: dict[int, set[str]] = {pk: set() for pk in cfg.servers}
+        for camera in self.cameras.values():
+            self.by_primary.setdefault(camera.primary_id, []).append(camera.pk)
+            modes[camera.primary_id].add(camera.mode)
+            if camera.backup_id:
+                modes[camera.backup_id].add(camera.mode)
+        self.down_windows = {pk: self.windows.for_server(kinds) for pk, kinds in modes.items()}
+        # High-priority cameras claim a full backup's last places first.
+        self.order = {pk: (PRIORITY_ORDER[c.priority], c.name) for pk, c in self.cameras.items()}
+        names = list(cfg.by_name)
+        stored_desired = live.read_all_desired(self.redis, names)
+        self.desired = {name: cameras for name, cameras in stored_desired.items() if cameras is not None}
+        self._desired_stale = True
+        keys = [str(pk) for pk in self.cameras]
+        states = self.redis.hmget(live.key("stream-states"), keys) if keys else []
+        self.stream_seen = {int(k): v.decode() for k, v in zip(keys, states, strict=True) if v}
+        self.episodes = {name: {m.decode() for m in self.redis.smembers(live.key(name))}
+                         for name in ("refused", "frame-rate-dropped")}  # fmt: skip
+        self._memory_writes: list[tuple] = []
+        self.reports: dict[str, dict[int, dict]] = {}
+        self.digests: dict[str, str | None] = {}
+        self.steady: dict[int, bool] = {}
+        self.unsettled = set(self.cameras)  # decided once; those that settle drop out
+        self._states_changed: set[str] = set()
+        self._fps_read: set[int] = set()
+        self._full_publish = True
+        log.info("event=engine_loaded systems=%s servers=%d cameras=%d", sorted(self.leases.held),
+                 len(cfg.servers), len(self.cameras))  # fmt: skip
+
+    def _read_reports(self, seen_pass, names) -> None:
+        """Stream reports again from the servers whose digest moved (or that send none), and from one in
+        FPS_READ_SHARE in turn; ``_states_changed`` names those whose stream states changed."""
+        again, self._states_changed = [], set()
+        for position, name in enumerate(names):
+            beat = seen_pass.heartbeats.get(name)
+            digest = (beat or {}).get("streams")
+            if digest is None or digest != self.digests.get(name, "") or name not in self.reports:
+                again.append(name)
+                self.digests[name] = digest
+            elif position % FPS_READ_SHARE == self._fps_turn:
+                again.append(name)
+        self._fps_turn = (self._fps_turn + 1) % FPS_READ_SHARE
+        fresh = read_reports(self.redis, again)
+        self._fps_read = set()
+        for name, reports in fresh.items():
+            before = self.reports.get(name)
+            states = {camera: (r.get("state"), r.get("since")) for camera, r in reports.items()}
+            if before is None or states != {camera: (r.get("state"), r.get("since")) for camera, r in before.items()}:
+                self._states_changed.add(name)
+            self.reports[name] = reports
+            self._fps_read.update(reports)
+
+    def _settle_check(self, camera_pk: int) -> None:
+        camera = self.cameras[camera_pk]
+        primary = self.config.servers[camera.primary_id]
+        stream = self.reports.get(primary.name, {}).get(camera_pk, {}).get("state")
+        if settled(self.placements[camera_pk].state, camera.mode, self.steady.get(camera.primary_id, False), stream):
+            self.unsettled.discard(camera_pk)
+        else:
+            self.unsettled.add(camera_pk)
+
+    def _camera_view(self, camera, views, now) -> CameraView:
+        placed = self.placements.get(camera.pk) or Placed(Placement.ON_PRIMARY, None)
+        return CameraView(
+            pk=camera.pk, name=camera.name, mode=camera.mode, priority=camera.priority,
+            primary=views[camera.primary_id], backup=views.get(camera.backup_id) if camera.backup_id else None,
+            placement=placed.state, in_placement_for=now - placed.since if placed.since is not None else 0.0,
+            fail_back_now=placed.fail_back,
+        )  # fmt: skip
+
+    def _desired_sets(self, views, camera_views) -> dict[str, set[int]]:
+        """Per server, the cameras it should ingest: a settled camera its primary (and in constant mode its
+        backup, ``ingesting_servers`` would say the same), the others as ``ingesting_servers`` says."""
+        cfg = self.config
+        desired = {server.pk: set() for server in cfg.servers.values()}
+        for camera in self.cameras.values():
+            if camera.pk in self.unsettled:
+                view = camera_views.get(camera.pk) or self._camera_view(camera, views, 0.0)
+                for server_pk in ingesting_servers(view, self.windows):
+                    desired[server_pk].add(camera.pk)
+            else:
+                desired[camera.primary_id].add(camera.pk)
+                if camera.mode == RedundancyMode.CONSTANT and camera.backup_id:
+                    desired[camera.backup_id].add(camera.pk)
+        return {cfg.servers[pk].name: cameras for pk, cameras in desired.items()}
+
+    def _store(self, changed: list[int], events: list[Event]) -> None:
+        dirty = [pk for pk, held in self.states.items() if held.dirty]
+        if not (changed or dirty or events):
+            return
+        with transaction.atomic():
+            placed = [(pk, self.placements[pk]) for pk in changed]
+            rows = [CameraPlacement(camera_id=pk, state=p.state, since=_when(p.since), reason=p.reason[:200])
+                    for pk, p in placed]  # fmt: skip
+            # Only the engine's own fields: an operator's drain or fail-back made meanwhile must survive.
+            CameraPlacement.objects.bulk_update(rows, ["state", "since", "reason"], batch_size=1000)
+            back = [pk for pk in changed if self.placements[pk].state == Placement.ON_PRIMARY]
+            if back:
+                CameraPlacement.objects.filter(pk__in=back, fail_back_requested=True).update(fail_back_requested=False)
+            for pk in dirty:
+                held = self.states[pk]
+                record = held.record
+                ServerState.objects.filter(server_id=pk).update(
+                    status=record.status, status_since=_when(record.status_since),
+                    healthy_since=_when(record.healthy_since) if record.healthy_since is not None else None,
+                    failures=list(record.failures), hold_down_seconds=record.hold_down,
+                    storage_error=held.storage_error,
+                )  # fmt: skip
+                held.dirty = False
+            Event.objects.bulk_create(events)
+
+    def _write_memory(self, pipe) -> None:
+        for operation, *args in self._memory_writes:
+            getattr(pipe, operation)(*args)
+        self._memory_writes = []
+
+    def _publish(self, views, camera_views, changed, touched, now) -> None:
+        if self.publisher is None:
+            return
+        from redundancy import status
+
+        full, self._full_publish = self._full_publish, False
+        by_system: dict[int, tuple[dict, dict]] = {s: ({}, {}) for s in self.config.systems()}
+        away: dict[int, int] = {}
+        for pk in self.cameras:
+            if self.placements[pk].state in (Placement.TO_BACKUP, Placement.ON_BACKUP):
+                primary = self.cameras[pk].primary_id
+                away[primary] = away.get(primary, 0) + 1
+        for server in self.config.servers.values():
+            row = status.server_row(server, self.states[server.pk], views[server.pk],
+                                    self.own[server.pk], away.get(server.pk, 0))  # fmt: skip
+            by_system[server.system_id][0][server.pk] = row
+        rows = self.config.cameras if full else (set(changed) | touched | self._fps_read) & self.config.cameras.keys()
+        for pk in rows:
+            camera = self.config.cameras[pk]
+            view = camera_views.get(pk) or self._camera_view(camera, views, now)
+            placed = self.placements.get(pk) or Placed(Placement.ON_PRIMARY, None)
+            by_system[camera.system_id][1][pk] = status.camera_row(camera, placed, view, self.windows,
+                                                                  self.reports, self.config)  # fmt: skip
+        for system, (servers, cameras) in by_system.items():
+            self.publisher.publish(system, now, servers, cameras, full=full)
+
+    def _witness_outage(self, seen, previous_pass: float | None, now: float) -> list[tuple[float, float]]:
         """After a gap in its passes in which no server was heard at all, the engine reports the
         gap as an outage of Redis itself: agents report theirs only once they reach Redis again."""
         if previous_pass is None or now - previous_pass <= OUTAGE_GAP or not seen.last_seen:
-            return
+            return []
         last_heard = max(seen.last_seen.values())
         if now - last_heard > OUTAGE_GAP and last_heard <= previous_pass + 1.0:
             live.report_outage(self.redis, ENGINE_WITNESS, last_heard, now)
             log.warning("event=redis_outage_seen silent_for=%.1fs", now - last_heard)
-
-    # -- servers ----------------------------------------------------------------------------
-
-    def _server_states(self, servers, now) -> dict[int, ServerState]:
-        states = {state.pk: state for state in ServerState.objects.filter(server__in=servers)}
-        missing = [ServerState(server=s, status_since=_when(now)) for s in servers if s.pk not in states]
-        ServerState.objects.bulk_create(missing, ignore_conflicts=True)
-        states.update({state.server_id: state for state in missing})
-        return states
-
-    def _server_status(self, server, state, age, leaving, down_window, now) -> list[Event]:
-        status = server_status(age, leaving, state.draining, down_window, self.windows)
-        events = []
-        recent = [t for t in state.failures if now - t < FAILURE_MEMORY]
-        if recent != state.failures:  # old failures no longer lengthen the hold-down
-            state.failures = recent
-            state.hold_down_seconds = hold_down_for(len(recent), self.base_hold_down, self.longest_hold_down)
-            self._dirty.add(state)
-        healthy = status in (ServerStatus.UP, ServerStatus.DRAINING)
-        if healthy and state.healthy_since is None:
-            state.healthy_since = _when(now)
-            self._dirty.add(state)
-        elif not healthy and state.healthy_since is not None:
-            state.healthy_since = None
-            self._dirty.add(state)
-        if status == state.status:
-            return events
-        previous = state.status
-        state.status, state.status_since = status, _when(now)
-        self._dirty.add(state)
-        if status == ServerStatus.DOWN:
-            planned = previous == ServerStatus.LEAVING
-            text = f"{server.name} stopped after a planned shutdown" if planned else (
-                f"{server.name} is down: no heartbeat for {age:.1f} s"
-            )  # fmt: skip
-            events.append(self._server_event(EventKind.SERVER_DOWN, server, text, now))
-            if not planned:
-                events += self._count_failure(server, state, now)
-        elif status == ServerStatus.LEAVING:
-            events.append(self._server_event(EventKind.SERVER_LEAVING, server,
-                                             f"{server.name} announced a shutdown", now))  # fmt: skip
-        elif status == ServerStatus.UP and previous in (ServerStatus.DOWN, ServerStatus.UNKNOWN):
-            events.append(self._server_event(EventKind.SERVER_UP, server, f"{server.name} is up", now))
-        return events
-
-    def _count_failure(self, server, state, now) -> list[Event]:
-        state.failures = [t for t in state.failures if now - t < FAILURE_MEMORY] + [now]
-        before = state.hold_down_seconds
-        state.hold_down_seconds = hold_down_for(len(state.failures), self.base_hold_down, self.longest_hold_down)
-        if len(state.failures) > 1 and state.hold_down_seconds > before:
-            return [self._server_event(
-                EventKind.FLAP_DAMPED, server,
-                f"{server.name} failed {len(state.failures)} times within the hour: its cameras return only "
-                f"after {state.hold_down_seconds:.0f} s of good health", now,
-            )]  # fmt: skip
+            return [(last_heard, now)]
         return []
 
-    # -- cameras ----------------------------------------------------------------------------
+    # -- servers ------------------------------------------------------------------------------------
 
-    def _placements(self, cameras, now) -> dict[int, CameraPlacement]:
-        placements = {p.pk: p for p in CameraPlacement.objects.filter(camera__in=cameras)}
-        missing = [CameraPlacement(camera=c, state=Placement.ON_PRIMARY, since=_when(now))
-                   for c in cameras if c.pk not in placements]  # fmt: skip
-        CameraPlacement.objects.bulk_create(missing, ignore_conflicts=True)
-        placements.update({p.camera_id: p for p in missing})
-        return placements
-
-    def _stream_events(self, cameras, views, now) -> list[Event]:
-        """Lost and restored streams on the server that records each camera now."""
-        watched = []
-        for camera in cameras:
-            view = views[camera.pk]
-            active = active_server(view)
-            if active is not None and active.alive(self.windows.for_mode(view.mode)):
-                state = active.streams.get(camera.pk)
-                if state in ("streaming", "lost"):
-                    watched.append((camera, view, active, f"{active.pk}:{state}"))
-        if not watched:
-            return []
-        keys = [live.key("stream-state", camera.pk) for camera, *_ in watched]
-        before = self.redis.mget(keys)
-        self.redis.mset({key: seen for key, (*_, seen) in zip(keys, watched, strict=True)})
+    def _judge(self, server, held: Held, view: ServerView, now) -> list[Event]:
+        judgement = judge_server(held.record, view, self.down_windows.get(server.pk, self.windows.normal),
+                                 self.windows, self.damping, now)  # fmt: skip
+        if judgement.record != held.record:
+            held.record = judgement.record
+            held.dirty = True
         events = []
-        for (camera, view, active, seen), old in zip(watched, before, strict=True):
-            old = old.decode() if old else None
-            # Only a change seen on the same server counts: a move to another server is its own event.
-            if old and old != seen and old.split(":")[0] == str(active.pk):
-                lost = seen.endswith(":lost")
-                events.append(Event(
-                    at=_when(now), kind=EventKind.CAMERA_LOST if lost else EventKind.CAMERA_RESTORED,
-                    camera=camera, server_id=active.pk, mode=view.mode,
-                    message=f"{active.name} {'lost' if lost else 'has again'} the stream of {camera.name}",
+        for kind in judgement.events:
+            if kind == "server_down":
+                text = f"{server.name} stopped after a planned shutdown" if judgement.planned else (
+                    f"{server.name} is down: no heartbeat for {view.heartbeat_age:.1f} s" if not view.gone_under
+                    or view.heartbeat_age > self.windows.fast else
+                    f"{server.name} is down: its agent's process ended {view.heartbeat_age:.1f} s after its last "
+                    "heartbeat"
+                )  # fmt: skip
+                events.append(self._server_event(EventKind.SERVER_DOWN, server, text, now))
+            elif kind == "server_leaving":
+                events.append(self._server_event(EventKind.SERVER_LEAVING, server,
+                                                 f"{server.name} announced a shutdown", now))  # fmt: skip
+            elif kind == "server_up":
+                events.append(self._server_event(EventKind.SERVER_UP, server, f"{server.name} is up", now))
+            elif kind == "flap_damped":
+                record = judgement.record
+                events.append(self._server_event(
+                    EventKind.FLAP_DAMPED, server,
+                    f"{server.name} failed {len(record.failures)} times within the hour: its cameras return only "
+                    f"after {record.hold_down:.0f} s of good health", now,
                 ))  # fmt: skip
         return events
 
+    def _storage(self, server, held: Held, storage_errors, now) -> list[Event]:
+        """A server whose agent cannot write its recordings (disk full, path gone): an event each way.
+        Its cameras are reported lost by the agent, so fast mode moves them to their backups."""
+        if server.name not in storage_errors:
+            return []  # not heard this pass: nothing new about its storage
+        error = (storage_errors[server.name] or "")[:200]
+        if error == held.storage_error:
+            return []
+        held.storage_error = error
+        held.dirty = True
+        if error:
+            text = f"{server.name} cannot write its recordings: {error}"
+            return [self._server_event(EventKind.STORAGE_FAILED, server, text, now)]
+        text = f"{server.name} writes its recordings again"
+        return [self._server_event(EventKind.STORAGE_RESTORED, server, text, now)]
+
+    def _agent_conflicts(self, reports, now) -> list[Event]:
+        """Two agents claimed one video server's name (a second start, a cloned host): each report once."""
+        events = []
+        for report in reports:
+            server = self.config.by_name.get(report.get("server"))
+            if server is None:
+                continue
+            holder, agent = describe(report.get("holder", {})), describe(report.get("agent", {}))
+            text = (f"A second agent for {server.name} ({agent}) was refused: {holder} runs it" if report.get("refused")
+                    else f"Two agents report for {server.name}: {holder} holds it, {agent} lost it")  # fmt: skip
+            events.append(self._server_event(EventKind.AGENT_CONFLICT, server, text, now))
+        return events
+
+    # -- cameras' streams ----------------------------------------------------------------------------
+
+    def _view_of(self, camera_pk, views, camera_views, now) -> CameraView:
+        return camera_views.get(camera_pk) or self._camera_view(self.cameras[camera_pk], views, now)
+
+    def _stream_events(self, cameras, views, camera_views, now) -> list[Event]:
+        """Lost and restored streams on the server that records each camera now."""
+        events, changes = [], {}
+        for camera_pk in cameras:
+            view = self._view_of(camera_pk, views, camera_views, now)
+            active = active_server(view)
+            if active is None or not active.alive(self.windows.for_mode(view.mode)):
+                continue
+            state = active.streams.get(camera_pk)
+            if state not in ("streaming", "lost"):
+                continue
+            seen, old = f"{active.pk}:{state}", self.stream_seen.get(camera_pk)
+            if seen == old:
+                continue
+            self.stream_seen[camera_pk] = changes[str(camera_pk)] = seen
+            # Only a change seen on the same server counts: a move to another server is its own event.
+            if old and old.split(":")[0] == str(active.pk):
+                lost = state == "lost"
+                camera = self.cameras[camera_pk]
+                events.append(self._event(
+                    EventKind.CAMERA_LOST if lost else EventKind.CAMERA_RESTORED, now, camera=camera,
+                    server_id=active.pk, mode=view.mode,
+                    message=f"{active.name} {'lost' if lost else 'has again'} the stream of {camera.name}",
+                ))  # fmt: skip
+        if changes:
+            self._memory_writes.append(("hset", live.key("stream-states"), None, None, changes))
+        return events
+
     def _episodes(self, name: str, holding: dict[str, Callable[[], Event]], over: set[str]) -> list[Event]:
-        """One event per episode of a condition, whose members are kept in the Redis set ``name`` between passes.
-        ``holding`` maps each member whose condition holds now to the maker of the event its start is; ``over``
-        are those whose condition has ended. A member in neither is left as it is (not known either way yet)."""
-        known = {member.decode() for member in self.redis.smembers(live.key(name))}
+        """One event per episode of a condition, whose members are kept between passes (in memory and in the
+        Redis set ``name``). ``holding`` maps each member whose condition holds now to the maker of the event its
+        start is; ``over`` are those whose condition has ended. A member in neither is left as it is."""
+        known = self.episodes[name]
         started = [member for member in holding if member not in known]
         ended = [member for member in over if member in known]
         if started:
-            self.redis.sadd(live.key(name), *started)
+            known.update(started)
+            self._memory_writes.append(("sadd", live.key(name), *started))
         if ended:
-            self.redis.srem(live.key(name), *ended)
+            known.difference_update(ended)
+            self._memory_writes.append(("srem", live.key(name), *ended))
         return [holding[member]() for member in started]
 
-    def _refused_connections(self, cameras, views, now) -> list[Event]:
+    def _refused_connections(self, cameras, views, camera_views, now) -> list[Event]:
         """A camera that turns a server's connection away (most often: no more RTSP sessions at once, as the
         second connection of constant mode asks) is an event once, until that server reads it again."""
         holding, over = {}, set()
-        for camera in cameras:
-            view = views[camera.pk]
+        for camera_pk in cameras:
+            view = self._view_of(camera_pk, views, camera_views, now)
             for server in (view.primary, view.backup):
                 if server is None:
                     continue
-                report = self._health.get(server.name, {}).get(camera.pk, {})
-                member = f"{camera.pk}:{server.pk}"
+                report = self.reports.get(server.name, {}).get(camera_pk, {})
+                member = f"{camera_pk}:{server.pk}"
                 if report.get("state") == "lost" and str(report.get("reason", "")).startswith(REFUSED):
-                    holding[member] = partial(self._refusal_event, camera, view, server, report["reason"], now)
+                    holding[member] = partial(self._refusal_event, self.cameras[camera_pk], view, server,
+                                              report["reason"], now)  # fmt: skip
                 elif report.get("state") in ("streaming", None):  # reads it, or no longer tries
                     over.add(member)
         return self._episodes("refused", holding, over)
@@ -353,28 +639,32 @@ class Engine:
         if view.mode == RedundancyMode.CONSTANT and server is view.backup:
             text += "; constant redundancy needs a second session"
         log.warning("camera=%s event=connection_refused server=%s", camera.pk, server.name)
-        return Event(at=_when(now), kind=EventKind.CONNECTION_REFUSED, camera=camera, server_id=server.pk,
-                     mode=view.mode, message=text[:500])  # fmt: skip
+        return self._event(EventKind.CONNECTION_REFUSED, now, camera=camera, server_id=server.pk, mode=view.mode,
+                           message=text[:500])  # fmt: skip
 
-    def _frame_rate_drops(self, cameras, views, now) -> list[Event]:
+    def _frame_rate_drops(self, cameras, views, camera_views, now) -> list[Event]:
         """A camera whose frame rate drops while its primary and its backup both read it (some cameras slow
         down for each extra viewer; constant mode keeps two) is an event once per episode. The episode ends
-        when both measure at least FRAME_RATE_BACK_FROM of its fps again, or one of them no longer reads it."""
+        when both measure at least FRAME_RATE_BACK_FROM of its fps again, or one of them no longer reads it.
+        Judged for the cameras whose reports were read this pass."""
         holding, over = {}, set()
-        for camera in cameras:
-            view = views[camera.pk]
-            measured = self._settled_fps(camera.pk, (view.primary, view.backup), now)
+        for camera_pk in cameras:
+            camera = self.cameras.get(camera_pk)
+            if camera is None or camera.backup_id is None:
+                continue
+            view = self._view_of(camera_pk, views, camera_views, now)
+            measured = self._settled_fps(camera_pk, (view.primary, view.backup), now)
             if drop := frame_rate_drop(camera, measured):
-                holding[str(camera.pk)] = partial(self._frame_rate_event, camera, view, drop, now)
+                holding[str(camera_pk)] = partial(self._frame_rate_event, camera, view, drop, now)
             elif frame_rate_drop(camera, measured, below=FRAME_RATE_BACK_FROM) is None:
-                over.add(str(camera.pk))
+                over.add(str(camera_pk))
         return self._episodes("frame-rate-dropped", holding, over)
 
     def _settled_fps(self, camera_pk, servers, now) -> list[tuple[str, float]]:
         """(server name, fps) of each of ``servers`` that has streamed the camera long enough to have measured it."""
         measured = []
         for server in servers:
-            report = self._health.get(server.name, {}).get(camera_pk, {}) if server else {}
+            report = self.reports.get(server.name, {}).get(camera_pk, {}) if server else {}
             if report.get("state") == "streaming" and now - report.get("since", now) >= FPS_SETTLED_AFTER:
                 measured.append((server.name, float(report.get("fps") or 0)))
         return measured
@@ -382,54 +672,22 @@ class Engine:
     def _frame_rate_event(self, camera, view, drop: FrameRateDrop, now) -> Event:
         log.warning("camera=%s event=frame_rate_dropped expected_fps=%s measured=%s", camera.pk, drop.expected_fps,
                     ",".join(f"{server}:{fps:.1f}" for server, fps in drop.measured))  # fmt: skip
-        return Event(at=_when(now), kind=EventKind.FRAME_RATE_DROPPED, camera=camera, server_id=view.backup.pk,
-                     mode=view.mode, message=drop.warning()[:500])  # fmt: skip
+        return self._event(EventKind.FRAME_RATE_DROPPED, now, camera=camera, server_id=view.backup.pk,
+                           mode=view.mode, message=drop.warning()[:500])  # fmt: skip
 
-    def _desired_sets(self, servers, cameras, views) -> dict[str, set[int]]:
-        by_pk = {server.pk: server.name for server in servers}
-        desired = {server.name: set() for server in servers}
-        for camera in cameras:
-            for server_pk in ingesting_servers(views[camera.pk], self.windows):
-                desired[by_pk[server_pk]].add(camera.pk)
-        return desired
+    # -- events -------------------------------------------------------------------------------------
 
-    # -- events -----------------------------------------------------------------------------
-
-    def _storage(self, server, state, storage_errors, now) -> list[Event]:
-        """A server whose agent cannot write its recordings (disk full, path gone): an event each way.
-        Its cameras are reported lost by the agent, so fast mode moves them to their backups."""
-        if server.name not in storage_errors:
-            return []  # not heard this pass: nothing new about its storage
-        error = (storage_errors[server.name] or "")[:200]
-        if error == state.storage_error:
-            return []
-        state.storage_error = error
-        self._dirty.add(state)
-        if error:
-            text = f"{server.name} cannot write its recordings: {error}"
-            return [self._server_event(EventKind.STORAGE_FAILED, server, text, now)]
-        text = f"{server.name} writes its recordings again"
-        return [self._server_event(EventKind.STORAGE_RESTORED, server, text, now)]
-
-    def _agent_conflicts(self, servers, now) -> list[Event]:
-        """Two agents claimed one video server's name (a second start, a cloned host): each report once."""
-        by_name = {server.name: server for server in servers}
-        events = []
-        for report in live.take_agent_conflicts(self.redis):
-            server = by_name.get(report.get("server"))
-            if server is None:
-                continue
-            holder, agent = describe(report.get("holder", {})), describe(report.get("agent", {}))
-            text = (f"A second agent for {server.name} ({agent}) was refused: {holder} runs it" if report.get("refused")
-                    else f"Two agents report for {server.name}: {holder} holds it, {agent} lost it")  # fmt: skip
-            events.append(self._server_event(EventKind.AGENT_CONFLICT, server, text, now))
-        return events
+    def _event(self, kind, now, camera=None, server=None, **fields) -> Event:
+        event = Event(at=_when(now), kind=kind, camera_id=camera.pk if camera else None,
+                      server_id=fields.pop("server_id", server.pk if server else None), **fields)  # fmt: skip
+        event.system_id = (server or camera).system_id if (server or camera) else None
+        return event
 
     def _server_event(self, kind, server, message, now) -> Event:
         warned = (EventKind.SERVER_DOWN, EventKind.STORAGE_FAILED, EventKind.AGENT_CONFLICT)
         level = logging.WARNING if kind in warned else logging.INFO
         log.log(level, "server=%s event=%s message=%r", server.name, kind, message)
-        return Event(at=_when(now), kind=kind, server=server, message=message)
+        return self._event(kind, now, server=server, message=message)
 
     def _camera_event(self, kind, camera, view: CameraView, reason, now) -> Event:
         primary, backup = view.primary, view.backup
@@ -450,6 +708,6 @@ class Engine:
         if kind == "failover_started" and primary.heartbeat_age is not None and reason.endswith("is down"):
             text += f" (last heard {primary.heartbeat_age:.1f} s ago)"
         if kind in ("failover_completed", "failback_completed") and target is not None:
-            text += takeover_figures(self._health.get(target.name, {}).get(camera.pk, {}))
-        return Event(at=_when(now), kind=kind, camera=camera, mode=view.mode, message=text[:500],
-                     server_id=source.pk if source else None, to_server_id=target.pk if target else None)  # fmt: skip
+            text += takeover_figures(self.reports.get(target.name, {}).get(camera.pk, {}))
+        return self._event(kind, now, camera=camera, mode=view.mode, message=text[:500],
+                           server_id=source.pk if source else None, to_server_id=target.pk if target else None)  # fmt: skip

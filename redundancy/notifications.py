@@ -51,7 +51,10 @@ def event_payload(event) -> dict:
 
 
 def _system_of(event) -> int | None:
-    """The multiserver system an event belongs to: live pages show each user only their systems."""
+    """The multiserver system an event belongs to: live pages show each user only their systems. The engine
+    names it as it makes the event (``system_id``), sparing a query per event."""
+    if getattr(event, "system_id", None) is not None:
+        return event.system_id
     if event.server_id:
         return event.server.system_id
     if event.camera_id:
@@ -83,11 +86,12 @@ def push(events) -> None:
 
 
 def wants_mail(event, servers: dict) -> bool:
-    """Redundancy starting or ending on a backup whose settings ask for mail (never in constant mode)."""
+    """Redundancy starting or ending on a backup whose settings ask for mail (never in constant mode);
+    ``servers``: server id → ``redundancy.config.ServerConf``."""
     if event.kind not in MAILED_KINDS or event.mode == RedundancyMode.CONSTANT:
         return False
     backup = servers.get(_backup_of(event))
-    return backup is not None and backup.redundancy.email_notifications and not backup.redundancy.constant_redundancy
+    return backup is not None and backup.notify and not backup.constant
 
 
 def _backup_of(event) -> int | None:

@@ -1,9 +1,19 @@
-"""What the engine and the status API see of the servers in Redis, read once per pass."""
+"""What the engine and the status see of the servers in Redis.
 
+``read_pass`` is the engine's one read per pass: Redis's clock, the configuration's version, every
+server's heartbeat, last-seen time and announced shutdown, the outages witnessed, the agents'
+conflicts, in one round trip; then, in a second one only when needed, the stream reports of the
+servers whose stream states changed (their heartbeat carries a digest of them) and of a few more in
+turn (for their frame rates). ``observe`` is the same for a reader that keeps nothing between reads.
+"""
+
+import json
 from dataclasses import dataclass, field
 
 from recording import live
 from redundancy.decisions import ServerView
+
+ENGINE_WITNESS = "engine"  # the engine's own report of an outage, beside the agents'
 
 
 @dataclass(frozen=True)
@@ -14,6 +24,8 @@ class Observation:
     health: dict[str, dict[int, dict]]  # server name → camera id → stream report
     # server name → its agent's storage error; only servers whose heartbeat was read
     storage_errors: dict[str, str | None] = field(default_factory=dict)
+    gone: set[str] = field(default_factory=set)  # agents whose process ended after their last heartbeat
+    gone_under: float = 0.0  # what a gone server's view says (the fast window)
 
     def without_outages(self, outages: list[tuple[float, float]], slack: float = 1.0) -> "Observation":
         """The same observation with outages of Redis taken out of the silences they caused.
@@ -29,17 +41,20 @@ class Observation:
             for lost, back in outages:
                 if lost - slack <= at <= lost + slack:
                     last_seen[name] = max(last_seen[name], min(self.now, at + (back - lost)))
-        return Observation(self.now, last_seen, self.leaving, self.health, self.storage_errors)
+        return Observation(self.now, last_seen, self.leaving, self.health, self.storage_errors, self.gone,
+                           self.gone_under)  # fmt: skip
 
     def heartbeat_age(self, name: str) -> float | None:
         seen = self.last_seen.get(name)
         # A heartbeat stamped a moment after this reader's clock is fresh, not from the future.
         return None if seen is None else max(0.0, self.now - seen)
 
-    def server_view(self, server, state) -> ServerView:
-        """The engine's view of one server; ``state`` is its stored ServerState, or None."""
+    def server_view(self, server, state, reports: dict[int, dict] | None = None) -> ServerView:
+        """The engine's view of one server (``server``: a ServerConf or a Server); ``state`` is its stored
+        ServerState or the engine's record of it (``draining``, ``healthy_since``, ``hold_down``), or None."""
         seen = self.last_seen.get(server.name)
-        healthy_since = state.healthy_since.timestamp() if state and state.healthy_since else None
+        reports = self.health.get(server.name, {}) if reports is None else reports
+        healthy_since = _epoch(getattr(state, "healthy_since", None))
         return ServerView(
             pk=server.pk,
             name=server.name,
@@ -47,16 +62,29 @@ class Observation:
             leaving=server.name in self.leaving,
             draining=bool(state and state.draining),
             max_cameras=server.max_cameras,
-            streams={camera: report.get("state") for camera, report in self.health.get(server.name, {}).items()},
+            streams={camera: report.get("state") for camera, report in reports.items()},
             streaming_for={
                 camera: self.now - report["since"]
-                for camera, report in self.health.get(server.name, {}).items()
+                for camera, report in reports.items()
                 if report.get("state") == "streaming" and report.get("since")
             },
             # Up to its last heartbeat: a silence not yet past the window is not health.
             healthy_for=seen - healthy_since if seen is not None and healthy_since is not None else 0.0,
-            hold_down=state.hold_down_seconds if state else 0.0,
+            hold_down=_hold_down(state),
+            gone_under=self.gone_under if server.name in self.gone else 0.0,
         )
+
+
+def _epoch(moment) -> float | None:
+    if moment is None or isinstance(moment, float | int):
+        return moment
+    return moment.timestamp()
+
+
+def _hold_down(state) -> float:
+    if state is None:
+        return 0.0
+    return state.hold_down if hasattr(state, "hold_down") else state.hold_down_seconds
 
 
 def observe(redis_client, server_names: list[str], now: float) -> Observation:
@@ -69,3 +97,60 @@ def observe(redis_client, server_names: list[str], now: float) -> Observation:
         health=live.read_all_stream_health(redis_client, server_names),
         storage_errors={name: (beat or {}).get("storage_error") for name, beat in heartbeats.items() if beat},
     )
+
+
+@dataclass
+class Pass:
+    """What one engine pass read from Redis."""
+
+    redis_now: float
+    config_version: int
+    heartbeats: dict[str, dict | None]
+    last_seen: dict[str, float]
+    leaving: set[str]
+    outages: list[tuple[float, float]]
+    previous_pass: float | None
+    conflicts: list[dict]
+
+
+# Redis's clock, and this pass's time in place of the previous one's (the engine's clock, or Redis's).
+_MARK_PASS = """
+local t = redis.call('TIME')
+local now = ARGV[1]
+if now == '' then now = string.format('%d.%06d', t[1], t[2]) end
+local previous = redis.call('GETSET', KEYS[1], now) or ''
+return {t[1], t[2], previous}
+"""
+
+
+def read_pass(r, names: list[str], now: float | None) -> Pass:
+    """One round trip: everything a pass judges by but the stream reports. ``now`` is the engine's clock, or
+    None for Redis's (then also the time this pass is recorded at)."""
+    with r.pipeline(transaction=False) as pipe:
+        pipe.eval(_MARK_PASS, 1, live.key("engine-last-pass"), "" if now is None else repr(now))
+        pipe.incrby(live.key("config-version"), 0)
+        pipe.mget([live.key("heartbeat", name) for name in names] or [live.key("heartbeat")])
+        pipe.hgetall(live.key("last-seen"))
+        pipe.mget([live.key("leaving", name) for name in names] or [live.key("leaving")])
+        pipe.mget([live.key("outage", name) for name in [*names, ENGINE_WITNESS]])
+        pipe.lrange(live.key("agent-conflicts"), 0, -1)
+        pipe.delete(live.key("agent-conflicts"))
+        (seconds, micros, previous), version, beats, seen, leaving, outages, conflicts, _ = pipe.execute()
+    redis_now = int(seconds) + int(micros) / 1e6
+    return Pass(
+        redis_now=redis_now,
+        config_version=int(version),
+        heartbeats={name: json.loads(beat) if beat else None for name, beat in zip(names, beats, strict=False)},
+        last_seen={name.decode(): float(at) for name, at in seen.items()},
+        leaving={name for name, value in zip(names, leaving, strict=False) if value},
+        outages=[tuple(float(part) for part in value.split()) for value in outages if value],
+        previous_pass=float(previous) if previous else None,
+        conflicts=[json.loads(report) for report in conflicts],
+    )
+
+
+def read_reports(r, names: list[str]) -> dict[str, dict[int, dict]]:
+    """The stream reports of ``names`` (one round trip)."""
+    if not names:
+        return {}
+    return live.read_all_stream_health(r, names)

@@ -165,12 +165,15 @@ def test_normal_mode_waits_for_the_normal_window(world, site, make_camera):
     assert world.placement(camera) == Placement.TO_BACKUP
 
 
-def test_overlapping_ticks_decide_once(world, site, make_camera):
+def test_a_system_another_worker_leads_is_not_decided_here(world, site, make_camera):
     make_camera(site["a"], site["b"])
     world.beat("srv-a", "srv-b")
-    world.redis.set(live.key("engine-lock"), "other", px=5000)
+    for system in (site["system"].pk, site["other"].system_id):
+        world.redis.set(live.key("lease", system), "another-worker", px=5000)
     assert not world.tick().ran
-    world.redis.delete(live.key("engine-lock"))
+    assert not CameraPlacement.objects.exists()
+    for system in (site["system"].pk, site["other"].system_id):
+        world.redis.delete(live.key("lease", system))
     assert world.tick().ran
 
 
