@@ -219,6 +219,8 @@ def procfile_command(name: str) -> list[str]:
     for line in (ROOT / "Procfile").read_text().splitlines():
         if line.startswith(f"{name}:"):
             words = shlex.split(line.split(":", 1)[1])
+            if words[0] == "python":
+                return [sys.executable, *words[1:]]
             return [sys.executable, "-m", *words] if words[0] == "celery" else words
     raise LookupError(name)
 

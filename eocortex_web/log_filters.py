@@ -1,14 +1,14 @@
-"""Console lines an operator can read during a failover: Celery's per-tick lines go to DEBUG.
+"""Console lines an operator can read during a failover: Celery's lines for routine tasks go to DEBUG.
 
-Beat sends the engine's tick every second and the worker reports receiving and finishing it:
-three INFO lines a second that bury the transitions (a server down, a failover, a failback),
-which the engine logs at INFO itself.
+Beat sends the mail sweep every few seconds and the worker reports receiving and finishing it:
+INFO lines that would bury the transitions (a server down, a failover, a failback), which the
+engine logs at INFO itself.
 """
 
 import logging
 
 # Tasks that run on a schedule whatever happens; their every run is routine.
-ROUTINE_TASKS = ("redundancy.tick", "redundancy.send_mail")
+ROUTINE_TASKS = ("redundancy.send_mail",)
 # Where Celery says "Sending due task", "Task … received" and "Task … succeeded".
 CELERY_TASK_LOGGERS = ("celery.beat", "celery.worker.strategy", "celery.app.trace")
 

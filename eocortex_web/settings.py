@@ -215,25 +215,21 @@ AGENT_OPEN_TIMEOUT_SECONDS = env.float("AGENT_OPEN_TIMEOUT_SECONDS", default=2.0
 AGENT_READ_TIMEOUT_SECONDS = env.float("AGENT_READ_TIMEOUT_SECONDS", default=2.0)
 AGENT_SEGMENT_SECONDS = env.float("AGENT_SEGMENT_SECONDS", default=10.0)
 
-# The redundancy engine (a Celery worker on the control queue, ticked by Celery beat).
+# The redundancy engine (python manage.py run_engine: its own loop, woken by events; these are its backstop
+# period, windows and hold-downs; workers share the multiserver systems by leases of ENGINE_LEASE_SECONDS).
+ENGINE_LEASE_SECONDS = env.float("ENGINE_LEASE_SECONDS", default=3.0)
 ENGINE_TICK_SECONDS = env.float("ENGINE_TICK_SECONDS", default=1.0)
 ENGINE_NORMAL_WINDOW_SECONDS = env.float("ENGINE_NORMAL_WINDOW_SECONDS", default=30.0)
 ENGINE_FAST_WINDOW_SECONDS = env.float("ENGINE_FAST_WINDOW_SECONDS", default=1.5)
 ENGINE_HOLD_DOWN_SECONDS = env.float("ENGINE_HOLD_DOWN_SECONDS", default=10.0)
 ENGINE_LONGEST_HOLD_DOWN_SECONDS = env.float("ENGINE_LONGEST_HOLD_DOWN_SECONDS", default=1800.0)
-CONTROL_QUEUE = "control"
 MAIL_QUEUE = "mail"  # the mail outbox's worker: slow mail servers never hold up the engine
 # An export's MP4 stays on the web application's host this long after it is made, then goes with its job.
 EXPORT_KEEP_HOURS = env.float("EXPORT_KEEP_HOURS", default=72.0)
 EXPORT_QUEUE = "export"  # recordings stitched into MP4 files: minutes of work that must hold up nobody else
-CELERY_TASK_ROUTES = {"redundancy.tick": {"queue": CONTROL_QUEUE}, "redundancy.send_mail": {"queue": MAIL_QUEUE},
+CELERY_TASK_ROUTES = {"redundancy.send_mail": {"queue": MAIL_QUEUE},
                       "playback.export": {"queue": EXPORT_QUEUE}}
 CELERY_BEAT_SCHEDULE = {
-    "redundancy-tick": {
-        "task": "redundancy.tick",
-        "schedule": ENGINE_TICK_SECONDS,
-        "options": {"queue": CONTROL_QUEUE, "expires": max(1.0, 2 * ENGINE_TICK_SECONDS)},
-    },
     # The engine wakes the mail worker when it has mail; this sweep sends retries and lost wake-ups.
     "redundancy-mail": {
         "task": "redundancy.send_mail",

@@ -19,8 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import redis
-from celery import current_app
-from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
 from recording import live
@@ -161,7 +159,7 @@ class VideoServerAgent:
             # Nobody to hand over to when no engine ticks (the whole site is stopping, say).
             engine_active = live.engine_ticking(self.redis) and live.read_desired(self.redis, self.name) is not None
             if engine_active:
-                current_app.send_task("redundancy.tick", queue=settings.CONTROL_QUEUE, expires=5)
+                live.wake_engine(self.redis, f"leaving:{self.name}")
         except redis.RedisError:
             engine_active = False
             log.warning("server=%s event=leaving_not_announced", self.name)

@@ -141,6 +141,7 @@ class Engine:
         self._loaded: tuple | None = None  # (config version, systems held) the memory below is of
         self.gone: dict[str, float | None] = {}  # agents whose process ended → their last-seen time then
         self._fps_turn = 0
+        self.last_now: float | None = None  # the last pass's time, by its clock
 
     # -- what others tell the engine ---------------------------------------------------------------
 
@@ -188,7 +189,7 @@ class Engine:
                 seen_pass = replace(read_pass(self.redis, names, None if self.clock is None else now),
                                     previous_pass=seen_pass.previous_pass)  # fmt: skip
         cfg = self.config
-        self._last_seen = seen_pass.last_seen
+        self._last_seen, self.last_now = seen_pass.last_seen, now
         for name, at in list(self.gone.items()):
             if at is None:  # just reported: a heartbeat stamped after this pass is a new agent's
                 self.gone[name] = now
@@ -709,5 +710,6 @@ class Engine:
             text += f" (last heard {primary.heartbeat_age:.1f} s ago)"
         if kind in ("failover_completed", "failback_completed") and target is not None:
             text += takeover_figures(self.reports.get(target.name, {}).get(camera.pk, {}))
-        return self._event(kind, now, camera=camera, mode=view.mode, message=text[:500],
-                           server_id=source.pk if source else None, to_server_id=target.pk if target else None)  # fmt: skip
+        source_pk, target_pk = (source.pk if source else None), (target.pk if target else None)
+        return self._event(kind, now, camera=camera, mode=view.mode, message=text[:500], server_id=source_pk,
+                           to_server_id=target_pk)  # fmt: skip

@@ -38,10 +38,12 @@ return 0
 
 
 class SystemLeases:
-    def __init__(self, redis_client: redis.Redis, worker: str | None = None, ttl: float = 3.0):
+    def __init__(self, redis_client: redis.Redis, worker: str | None = None, ttl: float | None = None):
+        from django.conf import settings
+
         self.redis = redis_client
         self.worker = worker or uuid.uuid4().hex[:12]
-        self.ttl = ttl
+        self.ttl = settings.ENGINE_LEASE_SECONDS if ttl is None else ttl
         self.held: set[int] = set()
 
     def hold(self, systems: set[int]) -> set[int]:

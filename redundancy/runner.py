@@ -1,0 +1,103 @@
+"""The engine's own loop (``manage.py run_engine``): a pass whenever something happened, and on time.
+
+A pass runs when it is woken (a message on the engine's wake-up channel: an agent's stream states
+changed, a shutdown announced, an operator's drain or fail-back; or the agent watch saw an agent's
+process end), when a server's heartbeat is about to pass a window that changes a decision, and at
+least every ``ENGINE_TICK_SECONDS`` (the backstop: a frozen host closes nothing and says nothing).
+Passes never overlap; wake-ups that arrive during a pass make one more pass after it.
+"""
+
+import logging
+import threading
+import time
+
+import redis
+from django.conf import settings
+from django.db import close_old_connections
+
+from recording import live
+from redundancy.engine import Engine
+from redundancy.status import StatusPublisher
+from redundancy.watch import AgentWatch
+
+log = logging.getLogger(__name__)
+
+DEADLINE_SLACK = 0.02  # seconds after a window passes that the pass runs: the heartbeat is then surely late
+SHORTEST_WAIT = 0.01
+
+
+class EngineLoop:
+    def __init__(self, engine: Engine | None = None, tick_seconds: float | None = None, watch_agents: bool = True):
+        self.engine = engine or Engine(publisher=StatusPublisher(live.client()))
+        self.tick_seconds = settings.ENGINE_TICK_SECONDS if tick_seconds is None else tick_seconds
+        self.woken = threading.Event()
+        self.stopping = threading.Event()
+        self.watch = AgentWatch(on_gone=self._agent_gone, on_back=self._agent_back) if watch_agents else None
+        self._listener = threading.Thread(target=self._listen, name="engine-wake", daemon=True)
+        self._watched: dict[str, tuple[str, int]] = {}
+        self.passes = 0
+
+    def _agent_gone(self, name: str) -> None:
+        log.warning("server=%s event=agent_process_ended", name)
+        self.engine.agent_gone(name)
+        self.woken.set()
+
+    def _agent_back(self, name: str) -> None:
+        self.engine.agent_back(name)
+        self.woken.set()
+
+    def _listen(self) -> None:
+        """Wake-ups from Redis's pub/sub channel; a lost subscription is made again (missed ones cost latency)."""
+        while not self.stopping.is_set():
+            try:
+                subscriber = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1.0,
+                                                  socket_keepalive=True, health_check_interval=10)  # fmt: skip
+                with subscriber.pubsub(ignore_subscribe_messages=True) as channel:
+                    channel.subscribe(live.key("engine-wake"))
+                    self.woken.set()  # whatever happened while unsubscribed
+                    while not self.stopping.is_set():
+                        if channel.get_message(timeout=1.0) is not None:
+                            self.woken.set()
+            except redis.RedisError:
+                self.stopping.wait(0.5)
+
+    def run(self) -> None:
+        if self.watch is not None:
+            self.watch.start()
+        self._listener.start()
+        log.info("event=engine_started worker=%s tick=%.2fs", self.engine.leases.worker, self.tick_seconds)
+        try:
+            while not self.stopping.is_set():
+                self.woken.clear()
+                started = time.monotonic()
+                result = self.engine.tick()
+                self.passes += 1
+                close_old_connections()
+                self._follow_agents()
+                wait = self.tick_seconds - (time.monotonic() - started)
+                if result.ran:
+                    now = self.engine.last_now
+                    due = self.engine.next_deadline(now) if now is not None else None
+                    if due is not None:
+                        wait = min(wait, due + DEADLINE_SLACK - (time.monotonic() - started))
+                self.woken.wait(max(SHORTEST_WAIT, wait))
+        finally:
+            self.stopping.set()
+            if self.watch is not None:
+                self.watch.stop()
+            self.engine.stop()
+            log.info("event=engine_stopped worker=%s", self.engine.leases.worker)
+
+    def _follow_agents(self) -> None:
+        """Watch the agents of the servers this worker decides for (the configuration may have changed)."""
+        if self.watch is None:
+            return
+        config = self.engine.config
+        wanted = {} if config is None else {s.name: (s.address, s.api_port) for s in config.servers.values()}
+        if wanted != self._watched:
+            self._watched = wanted
+            self.watch.watch(wanted)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.woken.set()
