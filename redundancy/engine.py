@@ -253,7 +253,7 @@ class Engine:
             self._settle_check(camera_pk)
 
         # Cameras whose streams may have changed state: those of servers whose reports were read again.
-        touched = {c for name in self._states_changed for c in self.reports.get(name, {})} | set(changed)
+        touched = self._cameras_changed | set(changed)
         touched &= self.cameras.keys()
         events += self._stream_events(touched, views, camera_views, now)
         events += self._refused_connections(touched, views, camera_views, now)
@@ -283,7 +283,7 @@ class Engine:
         self.desired = {name: set(cameras) for name, cameras in desired.items()}
         for name in told:
             self.notify_agent(name)
-        self._publish(views, camera_views, changed, touched, now)
+        self._publish(views, camera_views, changed, touched, steadiness_changed, now)
         if events:
             transaction.on_commit(lambda: notifications.push(events))
         if any(event.mail_state == MailState.PENDING for event in events):
@@ -378,6 +378,7 @@ class Engine:
         self.unsettled = set(self.cameras)  # decided once; those that settle drop out
         self._states_changed: set[str] = set()
         self._fps_read: set[int] = set()
+        self._cameras_changed: set[int] = set()
         self._full_publish = True
         log.info("event=engine_loaded systems=%s servers=%d cameras=%d", sorted(self.leases.held),
                  len(cfg.servers), len(self.cameras))  # fmt: skip
@@ -396,12 +397,13 @@ class Engine:
                 again.append(name)
         self._fps_turn = (self._fps_turn + 1) % FPS_READ_SHARE
         fresh = read_reports(self.redis, again)
-        self._fps_read = set()
+        self._fps_read, self._cameras_changed = set(), set()
         for name, reports in fresh.items():
-            before = self.reports.get(name)
+            before = self.reports.get(name) or {}
             states = {camera: (r.get("state"), r.get("since")) for camera, r in reports.items()}
-            if before is None or states != {camera: (r.get("state"), r.get("since")) for camera, r in before.items()}:
+            if name not in self.reports or states != {c: (r.get("state"), r.get("since")) for c, r in before.items()}:
                 self._states_changed.add(name)
+                self._cameras_changed.update(reports.keys() | before.keys())  # a camera it stopped reading too
             self.reports[name] = reports
             self._fps_read.update(reports)
 
@@ -469,29 +471,39 @@ class Engine:
             getattr(pipe, operation)(*args)
         self._memory_writes = []
 
-    def _publish(self, views, camera_views, changed, touched, now) -> None:
+    def _publish(self, views, camera_views, changed, touched, steadiness_changed, now) -> None:
+        """The live status of the held systems: every server's row (the publisher sends only what differs) and
+        the rows of the cameras that may have changed; all of them after a load."""
         if self.publisher is None:
             return
         from redundancy import status
 
+        cfg = self.config
         full, self._full_publish = self._full_publish, False
-        by_system: dict[int, tuple[dict, dict]] = {s: ({}, {}) for s in self.config.systems()}
+        by_system: dict[int, tuple[dict, dict]] = {s: ({}, {}) for s in cfg.systems()}
         away: dict[int, int] = {}
-        for pk in self.cameras:
-            if self.placements[pk].state in (Placement.TO_BACKUP, Placement.ON_BACKUP):
-                primary = self.cameras[pk].primary_id
-                away[primary] = away.get(primary, 0) + 1
-        for server in self.config.servers.values():
-            row = status.server_row(server, self.states[server.pk], views[server.pk],
-                                    self.own[server.pk], away.get(server.pk, 0))  # fmt: skip
-            by_system[server.system_id][0][server.pk] = row
-        rows = self.config.cameras if full else (set(changed) | touched | self._fps_read) & self.config.cameras.keys()
+        for pk, camera in cfg.cameras.items():
+            placed = self.placements.get(pk)
+            if placed is not None and placed.state in (Placement.TO_BACKUP, Placement.ON_BACKUP):
+                away[camera.primary_id] = away.get(camera.primary_id, 0) + 1
+        for server in cfg.servers.values():
+            by_system[server.system_id][0][server.pk] = status.server_row(
+                server, self.states[server.pk], views[server.pk], self.own[server.pk], away.get(server.pk, 0),
+                self._last_seen.get(server.name), self.windows,
+            )  # fmt: skip
+        if full:
+            rows = cfg.cameras.keys()
+        else:
+            rows = set(changed) | touched | self._fps_read
+            if steadiness_changed:  # leaving or draining changes who ingests their cameras
+                rows |= {pk for pk, c in cfg.cameras.items()
+                         if c.primary_id in steadiness_changed or c.backup_id in steadiness_changed}  # fmt: skip
+            rows &= cfg.cameras.keys()
         for pk in rows:
-            camera = self.config.cameras[pk]
+            camera = cfg.cameras[pk]
             view = camera_views.get(pk) or self._camera_view(camera, views, now)
-            placed = self.placements.get(pk) or Placed(Placement.ON_PRIMARY, None)
-            by_system[camera.system_id][1][pk] = status.camera_row(camera, placed, view, self.windows,
-                                                                  self.reports, self.config)  # fmt: skip
+            by_system[camera.system_id][1][pk] = status.camera_row(camera, self.placements.get(pk), view, self.windows,
+                                                                  self.reports, cfg)  # fmt: skip
         for system, (servers, cameras) in by_system.items():
             self.publisher.publish(system, now, servers, cameras, full=full)
 
@@ -521,8 +533,8 @@ class Engine:
                 text = f"{server.name} stopped after a planned shutdown" if judgement.planned else (
                     f"{server.name} is down: no heartbeat for {view.heartbeat_age:.1f} s" if not view.gone_under
                     or view.heartbeat_age > self.windows.fast else
-                    f"{server.name} is down: its agent's process ended {view.heartbeat_age:.1f} s after its last "
-                    "heartbeat"
+                    f"{server.name} is down: its agent's process ended (last heartbeat {view.heartbeat_age:.1f} s "
+                    "ago)"
                 )  # fmt: skip
                 events.append(self._server_event(EventKind.SERVER_DOWN, server, text, now))
             elif kind == "server_leaving":

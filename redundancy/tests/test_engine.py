@@ -415,3 +415,82 @@ def test_a_server_down_before_an_outage_stays_down_after_it(world, fast_site, ma
     assert Event.objects.filter(kind="server_down", server__name="srv-a").count() == 1
     assert Event.objects.filter(kind="server_up", server__name="srv-a").count() == 1  # the first pass only
     assert ServerState.objects.get(server__name="srv-a").status == "down"
+
+
+def test_the_status_the_engine_publishes_is_the_status_computed_from_the_same_state(site, fast_site, make_camera):
+    from redundancy.status import StatusPublisher, current_status, published_status
+
+    world = World(site)
+    world.engine.publisher = StatusPublisher(world.redis)
+    cameras = [make_camera(site["a"], site["b"], name="gate"), make_camera(site["b"], site["a"], name="yard"),
+               make_camera(site["c"], None, name="dock"), make_camera(site["other"], None, name="far")]  # fmt: skip
+    disabled = make_camera(site["a"], site["c"], name="spare", enabled=False)
+
+    def same():
+        published = published_status(world.redis, None)
+        computed = current_status(world.redis, clock=lambda: world.now)
+        assert published is not None
+        for status in (published, computed):
+            for row in status["servers"]:
+                row.pop("heartbeat_age"), row.pop("last_heard", None)
+        assert published["servers"] == computed["servers"]
+        assert published["cameras"] == computed["cameras"]
+        return published
+
+    world.beat("srv-a", "srv-b", "srv-c", "srv-other", streams={cameras[0]: "streaming", cameras[1]: "streaming"})
+    world.tick()
+    first = same()
+    assert {row["id"] for row in first["cameras"]} == {c.pk for c in [*cameras, disabled]}
+    # srv-a falls silent: the failover, then its completion, as published each pass.
+    world.now += 2.0
+    world.beat("srv-b", "srv-c", "srv-other", streams={cameras[1]: "streaming"})
+    world.tick()
+    same()
+    world.beat("srv-b", streams={cameras[0]: "streaming", cameras[1]: "streaming"})
+    world.tick(0.2)
+    after = same()
+    gate = next(row for row in after["cameras"] if row["id"] == cameras[0].pk)
+    assert gate["placement"] == Placement.ON_BACKUP and gate["active_server"] == site["b"].pk
+    # A configuration change reaches the next pass's decisions and the published status.
+    cameras[2].backup_server = site["a"]
+    cameras[2].save()
+    world.beat("srv-b", "srv-c", "srv-other", streams={cameras[0]: "streaming", cameras[1]: "streaming"})
+    world.tick(0.2)
+    dock = next(row for row in same()["cameras"] if row["id"] == cameras[2].pk)
+    assert dock["backup_server"] == site["a"].pk and dock["mode"] == "normal"
+
+
+def test_a_configuration_change_reaches_the_decisions_of_the_next_pass(world, site, make_camera):
+    camera = make_camera(site["a"], None, name="gate")
+    world.beat("srv-a", "srv-b", streams={camera: "streaming"})
+    world.tick()
+    for name in ("a", "b"):  # fast redundancy on both, and srv-b becomes the camera's backup
+        site[name].redundancy.fast_redundancy = True
+        site[name].redundancy.save()
+    camera.backup_server = site["b"]
+    camera.save()
+    world.now += 2.0  # srv-a silent past the fast window, in the very next pass
+    world.beat("srv-b")
+    world.tick()
+    assert world.placement(camera) == Placement.TO_BACKUP and world.desired("srv-b") == {camera.pk}
+
+
+def test_an_agent_whose_process_ended_is_down_at_once_in_fast_mode_and_only_after_the_window_in_normal(
+    world, site, fast_site, make_camera
+):
+    fast = make_camera(site["a"], site["b"], name="fast")
+    normal = make_camera(site["c"], site["b"], name="normal")
+    world.beat("srv-a", "srv-b", "srv-c", streams={fast: "streaming", normal: "streaming"})
+    world.tick()
+    world.engine.agent_gone("srv-a")
+    world.engine.agent_gone("srv-c")
+    world.tick(0.05)  # no heartbeat is late yet
+    assert world.placement(fast) == Placement.TO_BACKUP
+    assert world.placement(normal) == Placement.ON_PRIMARY  # normal mode rides out a restart
+    message = Event.objects.get(kind="server_down", server=site["a"]).message
+    assert "process ended" in message, message
+    # A new agent for srv-c beats again: it is no longer gone.
+    world.now += 0.3
+    world.beat("srv-a", "srv-b", "srv-c", streams={normal: "streaming"})
+    world.tick()
+    assert "srv-c" not in world.engine.gone and "srv-a" not in world.engine.gone
