@@ -1,12 +1,10 @@
 """The live status page: its websocket (real Channels layer on Redis), snapshots and timeline."""
 
-import asyncio
-import json
 import time
 from datetime import timedelta
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
@@ -16,6 +14,7 @@ from recording import live
 from recording.models import Segment
 from redundancy.models import CameraPlacement, Event, Placement, ServerState
 from redundancy.notifications import event_payload, events_group
+from redundancy.status import StatusPublisher
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -87,7 +86,9 @@ def test_socket_origin_may_be_a_trusted_origin_of_a_proxy(admin_client, settings
     assert async_to_sync(run)(b"https://vms.example.com:8443") is False
 
 
-def test_socket_pushes_status_every_second_and_events_at_once(admin_client, site, make_camera):
+def test_socket_without_a_published_status_pushes_the_computed_one_every_second_and_events_at_once(
+    admin_client, site, make_camera
+):
     camera = make_camera(site["a"], site["b"], name="gate")
     live.publish_stream_health(live.client(), "srv-b", {camera.pk: {"state": "streaming", "fps": 5.0}}, 30)
 
@@ -116,23 +117,41 @@ def test_socket_pushes_status_every_second_and_events_at_once(admin_client, site
 
 def test_socket_outlives_the_channel_layers_blocking_wait(admin_client, site):
     """The layer waits for messages in blocking reads of ``brpop_timeout`` seconds; its Redis client
-    must not time out first (that closed every live page with 1011 every few seconds)."""
+    must not time out first (that closed every live page with 1011 every few seconds). A published
+    status keeps the socket quiet all along: the delta after the wait still arrives."""
     held_for = get_channel_layer().brpop_timeout * 2 + 1.0
+    r = live.client()
+    for name in ("srv-a", "srv-b", "srv-c", "srv-other"):
+        live.publish_heartbeat(r, name, {}, ttl=60)
+    publisher = StatusPublisher(r)
+    rows = {}
+    for system in {s.system_id for s in site.values() if hasattr(s, "system_id")}:
+        servers, cameras = status_rows_now(r, system)
+        publisher.publish(system, live.redis_time(r), servers, cameras, full=True)
+        rows[system] = servers
 
     async def run():
         communicator = socket(admin_client)
         connected, _ = await communicator.connect(timeout=5)
         assert connected
-        loop = asyncio.get_running_loop()
-        start, statuses = loop.time(), 0
-        while loop.time() - start < held_for:
-            message = await communicator.receive_output(timeout=5)  # raises if the consumer crashed
-            assert message["type"] == "websocket.send", message
-            statuses += json.loads(message["text"])["type"] == "status"
+        assert (await communicator.receive_json_from(timeout=5))["type"] == "status"
+        assert await communicator.receive_nothing(timeout=held_for, interval=0.25)  # raises if the consumer crashed
+        system = site["a"].system_id
+        row = {**rows[system][site["a"].pk], "draining": True}
+        await sync_to_async(publisher.publish)(system, live.redis_time(r), {site["a"].pk: row}, {})
+        delta = await communicator.receive_json_from(timeout=5)
         await communicator.disconnect()
-        return statuses
+        return delta
 
-    assert async_to_sync(run)() >= held_for - 2
+    delta = async_to_sync(run)()
+    assert delta["type"] == "delta" and delta["servers"][0]["draining"] is True
+
+
+def status_rows_now(r, system):
+    """The rows of one system, as the engine builds them."""
+    from redundancy.tests.test_status_publish import engine_rows
+
+    return engine_rows(r)[system]
 
 
 def test_live_page_shows_the_wall_and_the_feed(admin_client, site, make_camera):

@@ -1,4 +1,4 @@
-// Live status page: one websocket for events and the status pushed each second; on a dropped
+// Live status page: one websocket for events, the whole status once and then its deltas; on a dropped
 // socket it shows so, resynchronises from the status API, and reconnects.
 (function () {
   "use strict";
@@ -19,33 +19,90 @@
     badge.className = "badge " + (ok ? "ok" : "bad");
   }
 
-  function applyStatus(status) {
-    for (const server of status.servers) {
-      const card = document.getElementById("server-" + server.id);
-      if (!card) continue;
-      card.className = "server-card status-" + server.status;
-      const state = card.querySelector('[data-field="status"]');
-      state.textContent = server.status;
-      state.className = "badge status-" + server.status;
-      card.querySelector('[data-field="load"]').textContent = server.ingesting;
-      const storage = card.querySelector('[data-field="storage"]');
-      storage.hidden = !server.storage_error;
-      storage.textContent = server.storage_error ? "Storage: " + server.storage_error : "";
-      card.querySelector('[data-field="age"]').textContent =
-        server.heartbeat_age === null ? "—" : server.heartbeat_age.toFixed(1) + " s";
-      const failBack = card.querySelector('[data-field="fail-back"]');
-      if (failBack) failBack.hidden = !server.draining && !server.cameras_away;  // nothing to return
+  // The whole status comes once (and again on a resync); then deltas of the rows that changed, each with its
+  // system's version. A version that is not the next one means a delta was missed: ask for the whole again.
+  const versions = {};  // system id → the version of its status shown
+  const lastHeard = {};  // server id → when it was last heard, for a server silent past the fast window
+  const freshWithin = Number(root.dataset.freshWithin || "1.5");
+  let resyncing = false;
+
+  function showAge(card, text) {
+    card.querySelector('[data-field="age"]').textContent = text;
+  }
+
+  function applyServer(server, now) {
+    const card = document.getElementById("server-" + server.id);
+    if (server.last_heard === null || server.last_heard === undefined) delete lastHeard[server.id];
+    else lastHeard[server.id] = server.last_heard;
+    if (!card) return;
+    card.className = "server-card status-" + server.status;
+    const state = card.querySelector('[data-field="status"]');
+    state.textContent = server.status;
+    state.className = "badge status-" + server.status;
+    card.querySelector('[data-field="load"]').textContent = server.ingesting;
+    const storage = card.querySelector('[data-field="storage"]');
+    storage.hidden = !server.storage_error;
+    storage.textContent = server.storage_error ? "Storage: " + server.storage_error : "";
+    if (server.heartbeat_age !== undefined) {  // the whole status: ages as read
+      showAge(card, server.heartbeat_age === null ? "—" : server.heartbeat_age.toFixed(1) + " s");
+    } else if (server.id in lastHeard) {
+      showAge(card, Math.max(0, now - lastHeard[server.id]).toFixed(1) + " s");
+    } else {
+      showAge(card, server.status === "unknown" ? "—" : "< " + freshWithin.toFixed(1) + " s");
     }
-    for (const camera of status.cameras) {
-      const tile = document.getElementById("tile-" + camera.id);
-      if (!tile) continue;
-      tile.dataset.where = camera.recording_on;
-      tile.classList.remove("where-primary", "where-backup", "where-both", "where-nobody");
-      tile.classList.add("where-" + camera.recording_on);
-      tile.querySelector('[data-field="where"]').textContent = camera.recording_on;
-      tile.querySelector('[data-field="fps"]').textContent = camera.fps.toFixed(1) + " fps";
+    const failBack = card.querySelector('[data-field="fail-back"]');
+    if (failBack) failBack.hidden = !server.draining && !server.cameras_away;  // nothing to return
+  }
+
+  function applyCamera(camera) {
+    const tile = document.getElementById("tile-" + camera.id);
+    if (!tile) return;
+    tile.dataset.where = camera.recording_on;
+    tile.classList.remove("where-primary", "where-backup", "where-both", "where-nobody");
+    tile.classList.add("where-" + camera.recording_on);
+    tile.querySelector('[data-field="where"]').textContent = camera.recording_on;
+    tile.querySelector('[data-field="fps"]').textContent = camera.fps.toFixed(1) + " fps";
+  }
+
+  function applyStatus(status) {
+    resyncing = false;
+    for (const system of Object.keys(versions)) delete versions[system];
+    Object.assign(versions, status.versions || {});
+    for (const server of Object.keys(lastHeard)) delete lastHeard[server];
+    const systems = new Set(status.servers.map(function (server) { return String(server.system_id); }));
+    for (const server of status.servers) applyServer(server, status.at);
+    for (const camera of status.cameras) applyCamera(camera);
+    // A system taken out of the user's reach leaves the page.
+    document.querySelectorAll(".server-card[data-system], .tile[data-system]").forEach(function (element) {
+      if (!systems.has(element.dataset.system)) element.remove();
+    });
+    applyFilters();
+  }
+
+  function applyDelta(delta) {
+    if (resyncing) return;  // the whole status asked for holds it
+    const shown = versions[delta.system];
+    if (shown !== undefined && delta.version <= shown) return;
+    if (shown === undefined || delta.version !== shown + 1) {
+      resync();
+      return;
+    }
+    versions[delta.system] = delta.version;
+    for (const server of delta.servers) applyServer(server, delta.at);
+    for (const camera of delta.cameras) applyCamera(camera);
+    for (const id of delta.removed_cameras) document.getElementById("tile-" + id)?.remove();
+    for (const id of delta.removed_servers) {
+      delete lastHeard[id];
+      document.getElementById("server-" + id)?.remove();
     }
     applyFilters();
+  }
+
+  function applyTick(at) {
+    for (const id of Object.keys(lastHeard)) {
+      const card = document.getElementById("server-" + id);
+      if (card) showAge(card, Math.max(0, at - lastHeard[id]).toFixed(1) + " s");
+    }
   }
 
   function addEvent(event) {
@@ -87,7 +144,13 @@
     document.getElementById("shown").textContent = shown + " shown";
   }
 
-  async function resync() {
+  function resync() {
+    resyncing = true;
+    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "resync" }));
+    else fetchStatus();
+  }
+
+  async function fetchStatus() {
     try {
       const response = await fetch(root.dataset.statusUrl, { credentials: "same-origin" });
       if (response.ok) applyStatus(await response.json());
@@ -108,7 +171,9 @@
       const began = performance.now();
       const data = JSON.parse(message.data);
       if (data.type === "status") applyStatus(data.status);
-      if (data.type === "event") addEvent(data.event);
+      else if (data.type === "delta") applyDelta(data);
+      else if (data.type === "tick") applyTick(data.at);
+      else if (data.type === "event") addEvent(data.event);
       timings.push({ type: data.type, ms: performance.now() - began });  // read by bench/live_latency.py
       if (timings.length > 200) timings.shift();
     };
@@ -116,7 +181,7 @@
       connection.closed += 1;
       connection.closeCodes.push(closing.code);
       setConnection("reconnecting…", false);
-      resync();
+      fetchStatus();
       setTimeout(function () { connection.reconnects += 1; connect(); }, retry);
       retry = Math.min(retry * 2, 10000);
     };
