@@ -6,7 +6,7 @@ every failback is make-before-break; a backup takes a camera on before the prima
 wherever the primary is still there (a planned shutdown, a drain, a lost stream).
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from cameras.models import FailoverPriority
@@ -40,6 +40,25 @@ class Windows:
         return min((self.for_mode(mode) for mode in modes), default=self.normal)
 
 
+class Elapsed(Mapping):
+    """Seconds since each moment of ``since`` (camera id → epoch seconds), read at ``now``: a server's streaming
+    times without building a dict of them every pass."""
+
+    __slots__ = ("since", "now")
+
+    def __init__(self, since: Mapping[int, float], now: float):
+        self.since, self.now = since, now
+
+    def __getitem__(self, camera: int) -> float:
+        return self.now - self.since[camera]
+
+    def __iter__(self):
+        return iter(self.since)
+
+    def __len__(self) -> int:
+        return len(self.since)
+
+
 @dataclass
 class ServerView:
     """What the engine knows of one server in this tick."""
@@ -53,7 +72,8 @@ class ServerView:
     hold_down: float = 0.0  # seconds it must stay healthy before cameras return
     max_cameras: int | None = None
     streams: dict[int, str] = field(default_factory=dict)  # camera id → stream state it reports
-    streaming_for: dict[int, float] = field(default_factory=dict)  # camera id → seconds streaming without a break
+    # camera id → seconds streaming without a break (a dict, or an Elapsed)
+    streaming_for: Mapping[int, float] = field(default_factory=dict)
     # Set to the fast window when its agent's process is known to have ended after its last heartbeat (its
     # connections closed and its port refuses): windows up to this count it down at once. Fast mode moves its
     # cameras now; normal mode still waits its window, which rides out a restart.

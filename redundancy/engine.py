@@ -47,14 +47,14 @@ from redundancy.decisions import (
 )
 from redundancy.leases import SystemLeases
 from redundancy.models import CameraPlacement, Event, EventKind, MailState, Placement, ServerState
-from redundancy.observation import ENGINE_WITNESS, Observation, read_pass, read_reports
+from redundancy.observation import ENGINE_WITNESS, Observation, Streams, read_pass, read_reports
 
 log = logging.getLogger(__name__)
 
 OUTAGE_GAP = 3.0  # seconds without a pass, and without any heartbeat, that mean Redis was away
 # Seconds a connection streams before its fps counts: the agents measure it over 5 s (recording.ingest.STATS_WINDOW).
 FPS_SETTLED_AFTER = 5.0
-FPS_READ_SHARE = 5  # each pass reads the stream reports of one server in this many, in turn, for their frame rates
+NO_STREAMS = Streams({}, {})
 
 
 def takeover_figures(report: dict) -> str:
@@ -140,7 +140,6 @@ class Engine:
         self.config: site_config.SiteConfig | None = None  # the held systems' part
         self._loaded: tuple | None = None  # (config version, systems held) the memory below is of
         self.gone: dict[str, float | None] = {}  # agents whose process ended → their last-seen time then
-        self._fps_turn = 0
         self.last_now: float | None = None  # the last pass's time, by its clock
 
     # -- what others tell the engine ---------------------------------------------------------------
@@ -211,11 +210,12 @@ class Engine:
         for server in cfg.servers.values():
             held_state = self.states[server.pk]
             record = held_state.record
-            view = seen.server_view(server, held_state, self.reports.get(server.name, {}))
+            streams = self.streams.get(server.name) or NO_STREAMS
+            view = seen.server_view(server, held_state, streams)
             events += self._judge(server, held_state, view, now)
             events += self._storage(server, held_state, seen.storage_errors, now)
             if held_state.record is not record:  # a health streak starts, a hold-down changes: as judged now
-                view = seen.server_view(server, held_state, self.reports.get(server.name, {}))
+                view = seen.server_view(server, held_state, streams)
             views[server.pk] = view
             is_steady = steady(view, self.windows)
             if self.steady.get(server.pk) != is_steady:
@@ -373,6 +373,8 @@ class Engine:
                          for name in ("refused", "frame-rate-dropped")}  # fmt: skip
         self._memory_writes: list[tuple] = []
         self.reports: dict[str, dict[int, dict]] = {}
+        self.streams: dict[str, Streams] = {}
+        self.fps: dict[str, dict] = {}  # the frame rates each heartbeat last carried
         self.digests: dict[str, str | None] = {}
         self.steady: dict[int, bool] = {}
         self.unsettled = set(self.cameras)  # decided once; those that settle drop out
@@ -384,28 +386,37 @@ class Engine:
                  len(cfg.servers), len(self.cameras))  # fmt: skip
 
     def _read_reports(self, seen_pass, names) -> None:
-        """Stream reports again from the servers whose digest moved (or that send none), and from one in
-        FPS_READ_SHARE in turn; ``_states_changed`` names those whose stream states changed."""
-        again, self._states_changed = [], set()
-        for position, name in enumerate(names):
+        """Stream reports again from the servers whose digest of them moved (or that send none); the frame
+        rates the heartbeats carry into the reports held. ``_states_changed``: the servers whose stream states
+        changed; ``_cameras_changed``: their cameras; ``_fps_read``: the cameras whose frame rate was read."""
+        again, self._states_changed, self._cameras_changed, self._fps_read = [], set(), set(), set()
+        for name in names:
             beat = seen_pass.heartbeats.get(name)
             digest = (beat or {}).get("streams")
-            if digest is None or digest != self.digests.get(name, "") or name not in self.reports:
+            if digest is None or digest != self.digests.get(name) or name not in self.reports:
                 again.append(name)
                 self.digests[name] = digest
-            elif position % FPS_READ_SHARE == self._fps_turn:
-                again.append(name)
-        self._fps_turn = (self._fps_turn + 1) % FPS_READ_SHARE
-        fresh = read_reports(self.redis, again)
-        self._fps_read, self._cameras_changed = set(), set()
-        for name, reports in fresh.items():
+        for name, reports in read_reports(self.redis, again).items():
             before = self.reports.get(name) or {}
             states = {camera: (r.get("state"), r.get("since")) for camera, r in reports.items()}
             if name not in self.reports or states != {c: (r.get("state"), r.get("since")) for c, r in before.items()}:
                 self._states_changed.add(name)
                 self._cameras_changed.update(reports.keys() | before.keys())  # a camera it stopped reading too
             self.reports[name] = reports
+            self.streams[name] = Streams.of(reports)
             self._fps_read.update(reports)
+            self.fps.pop(name, None)
+        for name in names:
+            fps = (seen_pass.heartbeats.get(name) or {}).get("fps")
+            if not fps or fps == self.fps.get(name):
+                continue
+            self.fps[name] = fps
+            reports = self.reports.get(name, {})
+            for camera, rate in fps.items():
+                report = reports.get(int(camera))
+                if report is not None and report.get("fps") != rate:
+                    report["fps"] = rate
+                    self._fps_read.add(int(camera))
 
     def _settle_check(self, camera_pk: int) -> None:
         camera = self.cameras[camera_pk]
@@ -660,11 +671,15 @@ class Engine:
         down for each extra viewer; constant mode keeps two) is an event once per episode. The episode ends
         when both measure at least FRAME_RATE_BACK_FROM of its fps again, or one of them no longer reads it.
         Judged for the cameras whose reports were read this pass."""
-        holding, over = {}, set()
+        holding, over, servers = {}, set(), self.config.servers
         for camera_pk in cameras:
             camera = self.cameras.get(camera_pk)
             if camera is None or camera.backup_id is None:
                 continue
+            pair = (camera.primary_id, camera.backup_id)
+            reading = [self.reports.get(servers[pk].name, {}).get(camera_pk) for pk in pair]
+            if str(camera_pk) not in self.episodes["frame-rate-dropped"] and not all(reading):
+                continue  # one server reads it: no drop can start
             view = self._view_of(camera_pk, views, camera_views, now)
             measured = self._settled_fps(camera_pk, (view.primary, view.backup), now)
             if drop := frame_rate_drop(camera, measured):

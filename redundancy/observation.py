@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 
 from recording import live
-from redundancy.decisions import ServerView
+from redundancy.decisions import Elapsed, ServerView
 
 ENGINE_WITNESS = "engine"  # the engine's own report of an outage, beside the agents'
 
@@ -49,11 +49,12 @@ class Observation:
         # A heartbeat stamped a moment after this reader's clock is fresh, not from the future.
         return None if seen is None else max(0.0, self.now - seen)
 
-    def server_view(self, server, state, reports: dict[int, dict] | None = None) -> ServerView:
+    def server_view(self, server, state, streams: "Streams | None" = None) -> ServerView:
         """The engine's view of one server (``server``: a ServerConf or a Server); ``state`` is its stored
-        ServerState or the engine's record of it (``draining``, ``healthy_since``, ``hold_down``), or None."""
+        ServerState or the engine's record of it (``draining``, ``healthy_since``, ``hold_down``), or None;
+        ``streams``: its stream reports digested (by default, from ``health``)."""
         seen = self.last_seen.get(server.name)
-        reports = self.health.get(server.name, {}) if reports is None else reports
+        streams = streams or Streams.of(self.health.get(server.name, {}))
         healthy_since = _epoch(getattr(state, "healthy_since", None))
         return ServerView(
             pk=server.pk,
@@ -62,17 +63,29 @@ class Observation:
             leaving=server.name in self.leaving,
             draining=bool(state and state.draining),
             max_cameras=server.max_cameras,
-            streams={camera: report.get("state") for camera, report in reports.items()},
-            streaming_for={
-                camera: self.now - report["since"]
-                for camera, report in reports.items()
-                if report.get("state") == "streaming" and report.get("since")
-            },
+            streams=streams.states,
+            streaming_for=Elapsed(streams.streaming_since, self.now),
             # Up to its last heartbeat: a silence not yet past the window is not health.
             healthy_for=seen - healthy_since if seen is not None and healthy_since is not None else 0.0,
             hold_down=_hold_down(state),
             gone_under=self.gone_under if server.name in self.gone else 0.0,
         )
+
+
+@dataclass(frozen=True)
+class Streams:
+    """A server's stream reports as the decisions read them: each camera's state, and since when it streams."""
+
+    states: dict[int, str]
+    streaming_since: dict[int, float]
+
+    @classmethod
+    def of(cls, reports: dict[int, dict]) -> "Streams":
+        return cls(
+            {camera: report.get("state") for camera, report in reports.items()},
+            {camera: report["since"] for camera, report in reports.items()
+             if report.get("state") == "streaming" and report.get("since")},
+        )  # fmt: skip
 
 
 def _epoch(moment) -> float | None:

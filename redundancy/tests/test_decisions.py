@@ -416,3 +416,28 @@ def test_a_primary_that_reports_the_camera_lost_starts_no_failback_for_it():
     assert decide(cam, Windows(normal=30, fast=1.5)).placement == Placement.ON_BACKUP
     unreported = replace(lost, streams={})  # a restarted primary not yet reporting: its health counts
     assert decide(replace(cam, primary=unreported), Windows(normal=30, fast=1.5)).placement == Placement.TO_PRIMARY
+
+
+def test_a_settled_camera_is_one_decide_would_leave_where_it_is_in_every_case():
+    """The engine decides only the cameras that are not settled: for every camera ``settled`` says is, ``decide``
+    must keep its placement and emit nothing, whatever the backup, the priority or the time in place."""
+    import itertools
+
+    from redundancy.decisions import settled, steady
+
+    primaries = [server(1, age=age, leaving=leaving, draining=draining, gone_under=gone, streams=streams)
+                 for age, leaving, draining, gone, streams in itertools.product(
+                     (None, 0.1, 1.49, 1.6, 31.0), (False, True), (False, True), (0.0, 1.5),
+                     ({}, {7: "streaming"}, {7: "lost"}, {7: "connecting"}))]  # fmt: skip
+    backups = [None, server(2), server(2, age=40.0), server(2, streams={7: "streaming"}), server(2, draining=True)]
+    settled_seen = 0
+    for primary, backup, mode, placement, priority, since in itertools.product(
+        primaries, backups, ("fast", "normal", "constant", "none"), [p.value for p in Placement],
+        ("high", "normal", "never"), (0.0, 100.0),
+    ):  # fmt: skip
+        if settled(placement, mode, steady(primary, W), primary.streams.get(7)):
+            settled_seen += 1
+            view = camera(primary, backup, mode=mode, placement=placement, priority=priority, since=since)
+            assert decide(view, W, backup_has_room=True) == Decision(placement), view
+            assert decide(view, W, backup_has_room=False) == Decision(placement), view
+    assert settled_seen > 100  # the cases above do reach it
