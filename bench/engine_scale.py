@@ -311,7 +311,7 @@ class Processes:
         self.running[name] = start(args, f"takeover-{name}", manage=manage)
         return self.running[name]
 
-    def stop_all(self, grace: float = 15.0) -> None:
+    def stop_all(self, grace: float = 10.0) -> None:
         alive = [p for p in self.running.values() if p.poll() is None]
         for process in alive:
             with contextlib.suppress(ProcessLookupError):
