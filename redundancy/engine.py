@@ -180,7 +180,8 @@ class Engine:
         if again and site.systems() != set(self.leases.held):
             held = self.leases.hold(site.systems())
         if self._loaded != (site.version, frozenset(held)):
-            self._load(site.within(held), now)
+            same_systems = self._loaded is not None and self._loaded[1] == frozenset(held)
+            self._load(site.within(held), now, refresh=same_systems)
             self._loaded = (site.version, frozenset(held))
             reloaded = True
             if set(names) != set(self.config.by_name):  # servers just taken on: read them too
@@ -314,9 +315,13 @@ class Engine:
                 self.publisher.forget(system)
         self.config, self._loaded = None, None
 
-    def _load(self, cfg: site_config.SiteConfig, now: float) -> None:
+    def _load(self, cfg: site_config.SiteConfig, now: float, refresh: bool = False) -> None:
         """The held systems' configuration, placements and server states, from the database; what was last
-        written to Redis for them (desired sets, stream states, episodes)."""
+        written to Redis for them (desired sets, stream states, episodes). With ``refresh`` (the same systems,
+        a new configuration version) what the engine itself writes stays as it holds it: only the operators'
+        drains and fail-backs are read again, and only new cameras' placements; the cameras and servers whose
+        configuration changed are decided again and published anew."""
+        previous = self.config if refresh else None
         if self.config is not None and self.publisher is not None:
             for system in self.config.systems() - cfg.systems():
                 self.publisher.forget(system)
@@ -328,20 +333,35 @@ class Engine:
         missing = [ServerState(server_id=pk, status_since=_when(now)) for pk in cfg.servers if pk not in stored]
         ServerState.objects.bulk_create(missing, ignore_conflicts=True)
         stored.update({s.server_id: s for s in missing})
-        self.states = {
+        states = {
             pk: Held(ServerRecord(s.status, s.status_since.timestamp(),
                                   s.healthy_since.timestamp() if s.healthy_since else None,
                                   tuple(s.failures), s.hold_down_seconds), s.draining, s.storage_error)
             for pk, s in stored.items()
         }  # fmt: skip
-        placements = {
-            pk: Placed(state, since.timestamp(), reason, fail_back)
-            for pk, state, since, reason, fail_back in CameraPlacement.objects.filter(
-                camera__primary_server__system__in=systems
-            ).values_list("camera_id", "state", "since", "reason", "fail_back_requested")
-        }  # fmt: skip
         # The engine decides for enabled cameras; a disabled one keeps its stored placement untouched.
         self.cameras = {pk: camera for pk, camera in cfg.cameras.items() if camera.enabled}
+        if previous is None:
+            self.states = states
+            wanted = CameraPlacement.objects.filter(camera__primary_server__system__in=systems)
+            placements = {}
+        else:
+            for pk, held in states.items():  # the engine's own record stays; the operator's drain is read
+                if pk in self.states:
+                    self.states[pk].draining = held.draining
+                else:
+                    self.states[pk] = held
+            placements = self.placements
+            asked = set(CameraPlacement.objects.filter(camera__primary_server__system__in=systems,
+                                                       fail_back_requested=True).values_list("camera_id", flat=True))
+            for pk, placed in placements.items():
+                placed.fail_back = pk in asked
+            wanted = CameraPlacement.objects.filter(camera__in=[pk for pk in cfg.cameras if pk not in placements])
+        placements.update({
+            pk: Placed(state, since.timestamp(), reason, fail_back)
+            for pk, state, since, reason, fail_back in wanted.values_list(
+                "camera_id", "state", "since", "reason", "fail_back_requested")
+        })  # fmt: skip
         missing = [pk for pk in self.cameras if pk not in placements]
         CameraPlacement.objects.bulk_create(
             [CameraPlacement(camera_id=pk, state=Placement.ON_PRIMARY, since=_when(now)) for pk in missing],
@@ -362,13 +382,23 @@ class Engine:
         self.down_windows = {pk: self.windows.for_server(kinds) for pk, kinds in modes.items()}
         # High-priority cameras claim a full backup's last places first.
         self.order = {pk: (PRIORITY_ORDER[c.priority], c.name) for pk, c in self.cameras.items()}
+        self._desired_stale = True
+        if previous is not None:
+            servers_changed = {pk for pk, s in cfg.servers.items() if previous.servers.get(pk) != s}
+            again = {pk for pk, camera in cfg.cameras.items() if previous.cameras.get(pk) != camera
+                     or camera.primary_id in servers_changed or camera.backup_id in servers_changed}  # fmt: skip
+            again |= {pk for pk, placed in placements.items() if placed.fail_back}
+            again |= {c for pk, held in self.states.items() if held.draining for c in self.by_primary.get(pk, ())}
+            self.unsettled = (self.unsettled | again) & self.cameras.keys()
+            self._rows_due |= again | (previous.cameras.keys() - cfg.cameras.keys())
+            log.info("event=engine_refreshed cameras_changed=%d", len(again))
+            return
         names = list(cfg.by_name)
         stored_desired = live.read_all_desired(self.redis, names)
         self.desired = {name: cameras for name, cameras in stored_desired.items() if cameras is not None}
-        self._desired_stale = True
         keys = [str(pk) for pk in self.cameras]
-        states = self.redis.hmget(live.key("stream-states"), keys) if keys else []
-        self.stream_seen = {int(k): v.decode() for k, v in zip(keys, states, strict=True) if v}
+        seen = self.redis.hmget(live.key("stream-states"), keys) if keys else []
+        self.stream_seen = {int(k): v.decode() for k, v in zip(keys, seen, strict=True) if v}
         self.episodes = {name: {m.decode() for m in self.redis.smembers(live.key(name))}
                          for name in ("refused", "frame-rate-dropped")}  # fmt: skip
         self._memory_writes: list[tuple] = []
@@ -381,6 +411,7 @@ class Engine:
         self._states_changed: set[str] = set()
         self._fps_read: set[int] = set()
         self._cameras_changed: set[int] = set()
+        self._rows_due: set[int] = set()  # camera rows to publish at the next pass whatever else happens
         self._full_publish = True
         log.info("event=engine_loaded systems=%s servers=%d cameras=%d", sorted(self.leases.held),
                  len(cfg.servers), len(self.cameras))  # fmt: skip
@@ -502,10 +533,11 @@ class Engine:
                 server, self.states[server.pk], views[server.pk], self.own[server.pk], away.get(server.pk, 0),
                 self._last_seen.get(server.name), self.windows,
             )  # fmt: skip
+        removed = self._rows_due - cfg.cameras.keys()
         if full:
             rows = cfg.cameras.keys()
         else:
-            rows = set(changed) | touched | self._fps_read
+            rows = set(changed) | touched | self._fps_read | self._rows_due
             if steadiness_changed:  # leaving or draining changes who ingests their cameras
                 rows |= {pk for pk, c in cfg.cameras.items()
                          if c.primary_id in steadiness_changed or c.backup_id in steadiness_changed}  # fmt: skip
@@ -515,8 +547,9 @@ class Engine:
             view = camera_views.get(pk) or self._camera_view(camera, views, now)
             by_system[camera.system_id][1][pk] = status.camera_row(camera, self.placements.get(pk), view, self.windows,
                                                                   self.reports, cfg)  # fmt: skip
+        self._rows_due = set()
         for system, (servers, cameras) in by_system.items():
-            self.publisher.publish(system, now, servers, cameras, full=full)
+            self.publisher.publish(system, now, servers, cameras, full=full, removed_cameras=removed)
 
     def _witness_outage(self, seen, previous_pass: float | None, now: float) -> list[tuple[float, float]]:
         """After a gap in its passes in which no server was heard at all, the engine reports the
