@@ -4,8 +4,8 @@
     .venv/bin/python bench/failover.py --codec h264 --gop 1 [--quick]
     .venv/bin/python bench/failover.py --codec h264 --gop 1 --keyframe-request --fast-only --runs 4
 
-Starts the web app, then for each scenario the camera simulator, Celery beat and the engine
-worker, and one agent per server (``manage.py run_video_server``), all on loopback, against
+Starts the web app, then for each scenario the camera simulator, the engine (``manage.py run_engine``)
+and one agent per server (``manage.py run_video_server``), all on loopback, against
 a scratch database and Redis prefix. It stops a primary agent (SIGKILL, SIGTERM or a drain),
 waits for its cameras to record on the backup, lets them fail back where the scenario says,
 and reads every recorded frame's identity back from both servers' files. MJPEG cameras run at
@@ -122,11 +122,7 @@ def scenario(name: str, mode: str, how: str, count: int, fps: float, failback: b
                str(CONTROL_PORT if KEYFRAME_REQUEST else 0),
                "--width", str(width), "--height", str(height), "--fps", str(fps), "--codecs", CODEC,
                "--gop", str(GOP)], f"{run}-sim"),
-        start([sys.executable, "-m", "celery", "-A", "eocortex_web", "worker", "-Q", "control", "-P", "solo",
-               "-n", f"engine-{run}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-              f"{run}-engine", manage=False, **env),
-        start([sys.executable, "-m", "celery", "-A", "eocortex_web", "beat", "-s", str(SCRATCH / f"{run}-beat")],
-              f"{run}-beat", manage=False, **env),
+        start(["run_engine"], f"{run}-engine", **env),
     ]  # fmt: skip
     agents = {n: start(["run_video_server", "--server", n, "--loglevel", "WARNING"], f"{run}-{n}", **env)
               for n in ("srv-a", "srv-b")}  # fmt: skip

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/playback.py [--clicks 20] [--record 40] [--width 1280 --height 720 --fps 25 --gop 2]
 
-Records a real site first: the camera simulator's RTSP H.264 camera, Celery beat and the engine worker,
+Records a real site first: the camera simulator's RTSP H.264 camera, the engine (``manage.py run_engine``),
 one agent per server (``manage.py run_video_server``, 10 s segments by stream copy), the web app (Daphne),
 all on loopback, against a scratch database and Redis prefix. srv-a records ``--record`` seconds, is
 killed (SIGKILL), srv-b records as long, srv-a comes back and the camera fails back, and srv-a records
@@ -87,11 +87,7 @@ def record(camera, seconds: float, gop: float) -> dict:
         start(["simulate_cameras", "--count", "1", "--base-port", str(CAMERA_PORT), "--width", str(camera.width),
                "--height", str(camera.height), "--fps", str(camera.fps), "--codecs", "h264",
                "--gop", str(gop)], "sim"),
-        start([sys.executable, "-m", "celery", "-A", "eocortex_web", "worker", "-Q", "control", "-P", "solo",
-               "-n", "engine-playback@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-              "engine", manage=False, **ENGINE_ENV),
-        start([sys.executable, "-m", "celery", "-A", "eocortex_web", "beat", "-s", str(SCRATCH / "beat")],
-              "beat", manage=False, **ENGINE_ENV),
+        start(["run_engine"], "engine", **ENGINE_ENV),
     ]  # fmt: skip
     agents = {name: start(["run_video_server", "--server", name, "--loglevel", "WARNING"], name, **ENGINE_ENV)
               for name in ("srv-a", "srv-b")}  # fmt: skip

