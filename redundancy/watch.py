@@ -132,7 +132,6 @@ class AgentWatch:
                 wanted, self._wanted = self._wanted, None
             if wanted is not None:
                 self._follow(wanted)
-            self._due(self.clock())
             self._established = frozenset(n for n, w in self._servers.items() if w.phase == "established")
             timeout = None
             if self._servers:
@@ -150,6 +149,9 @@ class AgentWatch:
                     log.exception("server=%s event=agent_watch_error", watched.name)
                     self._close(watched)
                     self._retry_later(watched)
+            # Deadlines only after what is ready was read: a refusal that came in time counts, however late this
+            # thread runs (a busy machine).
+            self._due(self.clock())
 
     def _drain_waker(self) -> None:
         try:
@@ -178,6 +180,8 @@ class AgentWatch:
             if watched.phase == "idle" and now >= watched.due:
                 self._connect(watched, now + self.connect_seconds)
             elif watched.phase in ("connecting", "answering") and now >= watched.due:
+                if self._late_result(watched):
+                    continue
                 self._close(watched)
                 if watched.probe_until is not None:
                     watched.probe_until = None
@@ -187,6 +191,17 @@ class AgentWatch:
                 log.warning("server=%s event=agent_watch_silent for=%.1fs", watched.name, now - watched.heard_at)
                 self._close(watched)
                 self._connect(watched, now + self.connect_seconds)
+
+    def _late_result(self, watched: _Watched) -> bool:
+        """A result that came in time but was not read yet (this thread ran late): taken now, if there is one."""
+        sock = watched.sock
+        if watched.phase == "connecting":
+            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if code:
+                self._failed(watched, code)
+            return bool(code)
+        self._ready(watched, selectors.EVENT_READ)
+        return watched.sock is not sock or watched.phase != "answering"
 
     def _connect(self, watched: _Watched, deadline: float) -> None:
         try:
