@@ -4,29 +4,37 @@ Systems are independent of each other, so engine workers share them: each holds 
 some, renews them every pass, and decides only for those. A worker takes free systems up to its
 fair share (the systems divided by the workers alive, rounded up) and gives back one system per
 pass while it holds more, so a worker that joins gets its share within a few passes; a worker
-that dies stops renewing, and its systems are free to the others after ``ttl``. The lease's
-value names the worker, so only its holder renews or releases it.
+that dies stops renewing, and its systems are free to the others after ``ttl``. A system nobody
+takes is taken beyond the fair share too (the worker that should have it may be gone), except by
+the worker that just gave it back. The lease's value names the worker, so only its holder renews
+or releases it.
 """
 
 import math
+import time
 import uuid
 
 import redis
 
 from recording import live
 
-# Renew each lease held by ARGV[1] (KEYS: leases); returns one flag per key.
-_RENEW = """
-local held = {}
-for i, name in ipairs(KEYS) do
-  if redis.call('GET', name) == ARGV[1] then
-    redis.call('PEXPIRE', name, ARGV[2])
-    held[i] = 1
-  else
-    held[i] = 0
+# One round trip: this worker (ARGV[1]) says it is alive in the registry (KEYS[1], scored by Redis's clock),
+# workers silent for ARGV[3] seconds (as long as a lease lasts) leave it; each lease (KEYS[2..]) held by this
+# worker is renewed for ARGV[2] ms. Returns the live workers and each lease's holder ('' when free).
+_PASS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]))
+local holders = {}
+for i = 2, #KEYS do
+  local holder = redis.call('GET', KEYS[i])
+  if holder == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[i], ARGV[2])
   end
+  holders[i - 1] = holder or ''
 end
-return held
+return {redis.call('ZRANGE', KEYS[1], 0, -1), holders}
 """
 
 _RELEASE = """
@@ -45,31 +53,36 @@ class SystemLeases:
         self.worker = worker or uuid.uuid4().hex[:12]
         self.ttl = settings.ENGINE_LEASE_SECONDS if ttl is None else ttl
         self.held: set[int] = set()
+        self._given_back: dict[int, float] = {}  # system → when this worker gave it back (monotonic)
 
     def hold(self, systems: set[int]) -> set[int]:
-        """Renew the leases held, take free ones up to the fair share, give one back above it; returns the
-        systems this worker decides for now. Raises redis.RedisError: without Redis nobody holds anything."""
-        systems = set(systems)
-        ttl_ms = int(self.ttl * 1000)
-        now = live.redis_time(self.redis)
-        with self.redis.pipeline() as pipe:
-            pipe.zadd(live.key("engine-workers"), {self.worker: now})
-            pipe.zremrangebyscore(live.key("engine-workers"), "-inf", now - 3 * self.ttl)
-            pipe.zcard(live.key("engine-workers"))
-            _, _, workers = pipe.execute()
+        """Renew the leases held, take free ones up to the fair share (beyond it, those nobody else takes), give
+        one back while another live worker has less than its share; returns the systems this worker decides
+        for now. Raises redis.RedisError: without Redis nobody holds anything."""
         ordered = sorted(systems)
-        flags = self.redis.eval(_RENEW, len(ordered), *[live.key("lease", s) for s in ordered], self.worker,
-                                ttl_ms) if ordered else []  # fmt: skip
-        held = {system for system, flag in zip(ordered, flags, strict=True) if flag}
-        share = math.ceil(len(systems) / max(1, workers))
-        for system in ordered:
-            if len(held) >= share:
-                break
-            if system not in held and self.redis.set(live.key("lease", system), self.worker, nx=True, px=ttl_ms):
+        ttl_ms = int(self.ttl * 1000)
+        keys = [live.key("engine-workers"), *[live.key("lease", s) for s in ordered]]
+        workers, holders = self.redis.eval(_PASS, len(keys), *keys, self.worker, ttl_ms, self.ttl)
+        workers = [w.decode() for w in workers]
+        holder_of = {system: h.decode() for system, h in zip(ordered, holders, strict=True)}
+        held = {system for system, holder in holder_of.items() if holder == self.worker}
+        share = math.ceil(len(ordered) / max(1, len(workers)))
+        recently = time.monotonic() - 3 * self.ttl
+        for system, holder in holder_of.items():
+            if holder or (len(held) >= share and self._given_back.get(system, 0.0) > recently):
+                continue
+            if self.redis.set(live.key("lease", system), self.worker, nx=True, px=ttl_ms):
                 held.add(system)
-        if len(held) > share:  # another worker joined: leave it one
+                holder_of[system] = self.worker
+        counts = {worker: 0 for worker in workers}
+        for holder in holder_of.values():
+            if holder in counts:
+                counts[holder] += 1
+        wanting = any(count < share for worker, count in counts.items() if worker != self.worker)
+        if len(held) > share and wanting:  # another worker is short of its share: leave it one
             given = max(held)
             self.release({given})
+            self._given_back[given] = time.monotonic()
             held.discard(given)
         self.held = held
         return held

@@ -494,3 +494,33 @@ def test_an_agent_whose_process_ended_is_down_at_once_in_fast_mode_and_only_afte
     world.beat("srv-a", "srv-b", "srv-c", streams={normal: "streaming"})
     world.tick()
     assert "srv-c" not in world.engine.gone and "srv-a" not in world.engine.gone
+
+
+def test_two_engine_workers_never_decide_for_the_same_system_at_once(site, make_camera, settings):
+    import time
+
+    settings.ENGINE_LEASE_SECONDS = 0.5
+    cameras = {site["system"].pk: make_camera(site["a"], site["b"]), site["other"].system_id: make_camera(
+        site["other"], None)}  # fmt: skip
+    world = World(site)
+    second = Engine(world.redis, clock=lambda: world.now, notify_agent=lambda name: None, wake_mailer=lambda: None,
+                    worker="second")  # fmt: skip
+    first = world.engine
+    held = []
+    for _ in range(8):  # both pass in turn: each keeps what it holds, the second gets its share
+        world.beat("srv-a", "srv-b", "srv-c", "srv-other")
+        first.tick(), second.tick()
+        held.append((set(first.leases.held), set(second.leases.held)))
+        world.now += 0.1
+    assert all(not (one & two) for one, two in held), held
+    assert held[-1][0] and held[-1][1] and held[-1][0] | held[-1][1] == set(cameras)
+    assert CameraPlacement.objects.count() == 2  # each camera placed by the worker of its system
+    # The first worker dies (it passes no more): its system's lease expires and the second takes it.
+    time.sleep(0.6)
+    world.beat("srv-a", "srv-b", "srv-c", "srv-other")
+    second.tick()
+    assert second.leases.held == set(cameras)
+    # It comes back: nothing is free, so it decides nothing until the second gives one system back.
+    assert not first.tick().ran and not first.leases.held
+    second.tick()
+    assert first.tick().ran and len(first.leases.held) == 1 and not (first.leases.held & second.leases.held)
