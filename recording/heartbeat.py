@@ -120,6 +120,9 @@ class Heartbeat:
             if self.lease.renew() is not None:
                 self.lost_since, self._last_ok = None, self.clock()  # another agent speaks for the server
                 return
+            # The reports before the digest that announces them: a reader that sees the new digest (and so does not
+            # read the reports again until it moves) finds the new reports too.
+            live.publish_stream_health(self.redis, self.name, reports, self.ttl)
             live.publish_heartbeat(
                 self.redis,
                 self.name,
@@ -128,7 +131,6 @@ class Heartbeat:
                  "storage_error": next(iter(problems.values()), None), "streams": digest},
                 self.ttl,
             )  # fmt: skip
-            live.publish_stream_health(self.redis, self.name, reports, self.ttl)
             if digest != self.published_digest:
                 self.published_digest = digest
                 live.wake_engine(self.redis, f"streams:{self.name}")

@@ -152,3 +152,22 @@ def test_a_nudge_that_changes_the_streams_beats_at_once_and_one_that_does_not_wa
         stop.set()
         thread.join(timeout=15)
         subscription.close()
+
+
+def test_a_new_digest_is_published_only_once_the_reports_it_stands_for_are(redis_client, monkeypatch):
+    """A reader that sees a digest it knows does not read the reports again: they must be there before it."""
+    clock = Clock()
+    reports = {7: {"state": "streaming", "since": 10.0}}
+    beat = heartbeat(redis_client, clock, reports)
+    beat.beat()
+    seen_with_digest = []
+    publish = live.publish_heartbeat
+
+    def publish_and_look(r, server, payload, ttl):
+        seen_with_digest.append(live.read_stream_health(r, server)[7]["state"])
+        return publish(r, server, payload, ttl)
+
+    monkeypatch.setattr(live, "publish_heartbeat", publish_and_look)
+    reports[7] = {"state": "lost", "since": 20.0}
+    beat.beat()
+    assert seen_with_digest == ["lost"]
