@@ -1,18 +1,22 @@
 """The live status page's websocket: the whole status once, then only what changes.
 
 On connect the socket sends the status of the user's systems, as the engine published it
-(``redundancy.status``), then each delta of those systems as the engine sends it, with its system's
-version, and the engine's events at once. A page that meets a version that is not the next one asks
-for the whole status again (``{"type": "resync"}``). While a server is silent, a keep-alive each
-second gives the status's time (Redis's clock) for the page to age it by; otherwise a quiet second
-sends nothing. While one of its systems is not published (no engine leads it yet), the socket sends
-the status computed on the spot every second instead, as the status API does then.
+(``redundancy.status``; a large one in parts: "status", then "status_part" messages), then each
+delta of those systems as the engine sends it, with its system's version, and the engine's events at
+once. A page that meets a version that is not the next one asks for the whole status again
+(``{"type": "resync"}``). While a server is silent, a keep-alive each second gives the status's time
+(Redis's clock) for the page to age it by; otherwise a quiet second sends nothing. While one of its
+systems is not published (no engine leads it yet), the socket sends the status computed on the spot
+every second instead, as the status API does then.
 """
 
 import asyncio
 import contextlib
+import json
 import logging
+import math
 import time
+import weakref
 
 import redis
 from asgiref.sync import sync_to_async
@@ -20,6 +24,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from accounts.models import SystemAccess
 from accounts.permissions import LIVE
 from accounts.scope import allowed_systems
 from recording import live
@@ -35,6 +40,9 @@ UNAUTHENTICATED = 4401
 FORBIDDEN = 4403  # signed in, but without the right to see servers, cameras and events
 TOO_MANY_SOCKETS = 4429
 REJOIN_EVERY = 60.0  # seconds; well inside the channel layer's group expiry
+# The web server refuses to send a message over 1 MiB (Daphne's websocket_max_message_size): a larger
+# status goes in parts, its rows spread over "status_part" messages after the first.
+STATUS_PART_BYTES = 512 * 1024
 
 # Take a place for a socket of this user unless all are taken; places not renewed for a while
 # (a web process that died with its sockets) are given back first.
@@ -72,6 +80,63 @@ def _renew(user_id: int, channel: str) -> None:
         mark_watched(live.client())
 
 
+def _read_scopes(users) -> tuple[dict[int, set[int] | None], set[int]]:
+    """Each user's limit (as ``allowed_systems`` reads it: None for the whole site) and the systems that
+    have servers, in two queries for every socket of the process."""
+    limits: dict[int, set[int] | None] = {user.pk: None for user in users}
+    limited = [user.pk for user in users if not user.is_superuser]
+    for user_id, system_id in SystemAccess.objects.filter(user__in=limited).values_list("user_id", "system_id"):
+        limits[user_id] = (limits[user_id] or set()) | {system_id}
+    return limits, systems_with_servers()
+
+
+class _ScopeWatch:
+    """Reads the scope of every open socket of this process every SCOPE_EVERY seconds, in two queries
+    whatever their number, and tells the sockets whose scope changed."""
+
+    def __init__(self):
+        self.sockets: set[LiveConsumer] = set()
+        self.task: asyncio.Task | None = None
+
+    def add(self, consumer: "LiveConsumer") -> None:
+        self.sockets.add(consumer)
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while self.sockets:
+            await asyncio.sleep(SCOPE_EVERY)
+            sockets = list(self.sockets)
+            try:
+                limits, known = await database_sync_to_async(_read_scopes)([s.scope["user"] for s in sockets])
+            except Exception:  # the next round reads again
+                log.warning("event=live_scope_failed", exc_info=True)
+                continue
+            for consumer in sockets:
+                if consumer not in self.sockets:
+                    continue
+                limit = limits[consumer.scope["user"].pk]
+                try:
+                    await consumer.apply_scope(limit, known if limit is None else limit)
+                except Exception:
+                    log.warning("event=live_scope_not_applied", exc_info=True)
+
+
+_watches: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _ScopeWatch]" = weakref.WeakKeyDictionary()
+
+
+def _scope_watch() -> _ScopeWatch:
+    loop = asyncio.get_running_loop()
+    if loop not in _watches:
+        _watches[loop] = _ScopeWatch()
+    return _watches[loop]
+
+
+def _split(rows: list[tuple[str, dict]]) -> dict[str, list[dict]]:
+    return {"servers": [row for kind, row in rows if kind == "servers"],
+            "cameras": [row for kind, row in rows if kind == "cameras"]}  # fmt: skip
+
+
 class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         user = self.scope.get("user")
@@ -102,8 +167,11 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         async with self._lock:
             await self._send_status(mark=True)  # after joining: no delta falls between the two
         self._pusher = asyncio.create_task(self._keep_alive())
+        _scope_watch().add(self)
 
     async def disconnect(self, code):
+        with contextlib.suppress(RuntimeError):
+            _scope_watch().sockets.discard(self)
         if getattr(self, "_placed", False):
             await sync_to_async(_give_place)(self.scope["user"].pk, self.channel_name)
         pusher = getattr(self, "_pusher", None)
@@ -153,7 +221,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 
     async def _keep_alive(self):
         loop = asyncio.get_running_loop()
-        joined = scoped = loop.time()
+        joined = loop.time()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._status_due.wait(), STATUS_EVERY)
@@ -165,9 +233,6 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                         await self.channel_layer.group_add(group, self.channel_name)
                     await sync_to_async(_renew)(self.scope["user"].pk, self.channel_name)
                     joined = loop.time()
-                if loop.time() - scoped >= SCOPE_EVERY:
-                    await self._check_scope()
-                    scoped = loop.time()
                 if self.computed:
                     async with self._lock:
                         await self._send_status()
@@ -176,8 +241,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             except Exception:  # the page resynchronises from /api/status/ on its own; keep the socket
                 log.warning("event=live_status_failed", exc_info=True)
 
-    async def _check_scope(self):
-        systems, watching = await database_sync_to_async(self._scope)()
+    async def apply_scope(self, systems: set[int] | None, watching: set[int]):
+        """The user's limit and the systems the socket follows as read now: a change sends the whole status."""
         if systems == self.systems and watching == self.watching:
             return
         for system_id in watching - self.watching:
@@ -202,7 +267,18 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.silent = {row["id"] for row in status["servers"] if row.get("last_heard") is not None}
         if published:
             self.offset = status["at"] - time.time()
-        await self.send_json({"type": "status", "status": status})
+        text = json.dumps({"type": "status", "status": status})
+        if len(text) <= STATUS_PART_BYTES:
+            await self.send(text_data=text)
+            return
+        rows = [("servers", row) for row in status["servers"]] + [("cameras", row) for row in status["cameras"]]
+        size = math.ceil(len(rows) / (math.ceil(len(text) / STATUS_PART_BYTES) + 1))
+        parts = [_split(rows[start : start + size]) for start in range(0, len(rows), size)]
+        systems = sorted({row["system_id"] for row in status["servers"]})
+        await self.send(text_data=json.dumps({"type": "status", "status": {**status, **parts[0]}, "parts": len(parts),
+                                              "systems": systems}))  # fmt: skip
+        for part in parts[1:]:
+            await self.send(text_data=json.dumps({"type": "status_part", **part}))
 
     def _read(self, mark: bool) -> tuple[dict, bool]:
         r = live.client()

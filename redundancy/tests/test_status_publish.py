@@ -338,6 +338,16 @@ def test_a_user_limited_to_one_system_receives_nothing_of_another(busy_site, cli
     assert delta["type"] == "delta" and delta["system"] == system and delta["cameras"][0]["reason"] == "mine"
 
 
+async def all_but_ticks(communicator, seconds: float) -> list[dict]:
+    """What the socket sends within ``seconds``, keep-alives left out."""
+    loop = asyncio.get_running_loop()
+    end, received = loop.time() + seconds, []
+    while (left := end - loop.time()) > 0:
+        if not await communicator.receive_nothing(timeout=min(left, 0.2)):
+            received.append(await communicator.receive_json_from(timeout=1))
+    return [message for message in received if message["type"] != "tick"]
+
+
 def get_layer():
     from channels.layers import get_channel_layer
 
@@ -419,3 +429,60 @@ def test_a_camera_row_of_a_camera_never_placed_is_on_its_primary(busy_site):
     row = camera_row(camera, None, view, Windows(), seen.health, config)
     assert row["placement"] == Placement.ON_PRIMARY and row["since"] is None and row["reason"] == ""
     assert row["active_server"] == camera.primary_id and row["ingesting_servers"] == [camera.primary_id]
+
+
+def test_a_limit_given_to_a_user_reaches_an_open_socket_within_seconds(busy_site, client):
+    sam = User.objects.create_user("sam", "sam@example.com", "a-long-test-passphrase")
+    sam.groups.add(Group.objects.get(name=ADMINISTRATORS))
+    client.force_login(sam)
+    r = live.client()
+    publisher = StatusPublisher(r)
+    publish_all(publisher, r)
+    rows = engine_rows(r)
+    system, other = busy_site["system"].pk, busy_site["other"].system_id
+    theirs = busy_site["theirs"].pk
+
+    async def run():
+        communicator = socket(client)
+        assert (await communicator.connect(timeout=5))[0]
+        before = (await receive_until(communicator, "status"))["status"]
+        await sync_to_async(SystemAccess.objects.create)(user=sam, system=busy_site["system"])
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        after = (await receive_until(communicator, "status", timeout=10))["status"]
+        took = loop.time() - began
+        await sync_to_async(publisher.publish)(other, 0.0, {}, {theirs: {**rows[other][1][theirs], "reason": "x"}})
+        nothing = not await all_but_ticks(communicator, 1.5)
+        await communicator.disconnect()
+        return before, after, took, nothing
+
+    before, after, took, nothing = async_to_sync(run)()
+    assert set(before["versions"]) == {str(system), str(other)} and "theirs" in {c["name"] for c in before["cameras"]}
+    assert set(after["versions"]) == {str(system)} and "theirs" not in {c["name"] for c in after["cameras"]}
+    assert took < 5.0 and nothing
+
+
+def test_a_large_status_comes_in_parts_under_the_web_servers_message_limit(busy_site, admin_client, monkeypatch):
+    from redundancy import consumers
+
+    monkeypatch.setattr(consumers, "STATUS_PART_BYTES", 2500)
+    r = live.client()
+    publisher = StatusPublisher(r)
+    publish_all(publisher, r)
+
+    async def run():
+        communicator = socket(admin_client)
+        assert (await communicator.connect(timeout=5))[0]
+        first = await communicator.receive_output(timeout=5)
+        parts = [await communicator.receive_output(timeout=5) for _ in range(json.loads(first["text"])["parts"] - 1)]
+        await communicator.disconnect()
+        return first, parts
+
+    first, parts = async_to_sync(run)()
+    assert all(len(message["text"]) <= 2500 for message in parts)
+    first, parts = json.loads(first["text"]), [json.loads(part["text"]) for part in parts]
+    status = first["status"]
+    assert {part["type"] for part in parts} == {"status_part"}
+    assert first["systems"] == sorted({busy_site["system"].pk, busy_site["other"].system_id})
+    whole = {name: status[name] + [row for part in parts for row in part[name]] for name in ("servers", "cameras")}
+    assert comparable({**status, **whole}) == comparable(published_status(r, None))

@@ -25,6 +25,7 @@
   const lastHeard = {};  // server id → when it was last heard, for a server silent past the fast window
   const freshWithin = Number(root.dataset.freshWithin || "1.5");
   let resyncing = false;
+  let statusAt = 0;  // the time of the whole status last received (its parts are aged by it)
 
   function showAge(card, text) {
     card.querySelector('[data-field="age"]').textContent = text;
@@ -64,18 +65,26 @@
     tile.querySelector('[data-field="fps"]').textContent = camera.fps.toFixed(1) + " fps";
   }
 
-  function applyStatus(status) {
+  function applyStatus(status, systemIds) {
     resyncing = false;
+    statusAt = status.at;
     for (const system of Object.keys(versions)) delete versions[system];
     Object.assign(versions, status.versions || {});
     for (const server of Object.keys(lastHeard)) delete lastHeard[server];
-    const systems = new Set(status.servers.map(function (server) { return String(server.system_id); }));
+    const systems = new Set((systemIds || status.servers.map(function (server) { return server.system_id; }))
+      .map(String));
     for (const server of status.servers) applyServer(server, status.at);
     for (const camera of status.cameras) applyCamera(camera);
     // A system taken out of the user's reach leaves the page.
     document.querySelectorAll(".server-card[data-system], .tile[data-system]").forEach(function (element) {
       if (!systems.has(element.dataset.system)) element.remove();
     });
+    applyFilters();
+  }
+
+  function applyPart(part) {
+    for (const server of part.servers) applyServer(server, statusAt);
+    for (const camera of part.cameras) applyCamera(camera);
     applyFilters();
   }
 
@@ -170,7 +179,8 @@
     socket.onmessage = function (message) {
       const began = performance.now();
       const data = JSON.parse(message.data);
-      if (data.type === "status") applyStatus(data.status);
+      if (data.type === "status") applyStatus(data.status, data.systems);
+      else if (data.type === "status_part") applyPart(data);  // the rest of a large status
       else if (data.type === "delta") applyDelta(data);
       else if (data.type === "tick") applyTick(data.at);
       else if (data.type === "event") addEvent(data.event);
