@@ -34,6 +34,7 @@ import math
 import os
 import pstats
 import signal
+import socket
 import statistics
 import sys
 import time
@@ -44,7 +45,7 @@ from common import OUT, SCRATCH, percentile, recorded_stamps, start
 from django.core.management import call_command
 
 from cameras.models import Camera
-from conftest import free_port_block, free_ports, procfile_command
+from conftest import free_ports, procfile_command
 from recording import live
 from redundancy.engine import Engine
 from redundancy.models import CameraPlacement, Placement
@@ -335,6 +336,30 @@ def engine_commands() -> list[tuple[str, list[str]]]:
     return commands
 
 
+def free_block(count: int) -> int:
+    """The first of ``count`` consecutive free ports below the ephemeral range (where no connection's own end
+    lands), for the simulator's cameras."""
+    for base in range(21000, 32000 - count, 500):
+        if all(bindable(port) for port in range(base, base + count)):
+            return base
+    raise SystemExit(f"bench: no {count} consecutive free ports between 21000 and 32000")
+
+
+def bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1.0)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def wait(condition, timeout: float, what: str) -> float:
     began = time.monotonic()
     while time.monotonic() - began < timeout:
@@ -359,7 +384,7 @@ def takeover(camera_count: int, server_count: int, fps: float, width: int, heigh
         server.redundancy.fast_redundancy = True
         server.redundancy.save()
         (primaries if n < pairs else backups).append(server)
-    base_port = free_port_block(camera_count)
+    base_port = free_block(camera_count)
     cameras = Camera.objects.bulk_create(
         Camera(
             name=f"takeover-{n:04d}",
@@ -383,18 +408,26 @@ def takeover(camera_count: int, server_count: int, fps: float, width: int, heigh
         children.start("cameras", ["simulate_cameras", "--count", str(camera_count), "--base-port", str(base_port),
                                    "--control-port", "0", "--width", str(width), "--height", str(height),
                                    "--fps", str(fps), "--codecs", "mjpeg", "--quality", "60"])  # fmt: skip
+        # The agents start once every camera listens: a refused first connection would put each on its backoff.
+        wait(lambda: listening(base_port + camera_count - 1), timeout, "the simulator's cameras")
         for name, command in engine_commands():
             children.start(name, command, manage=False)
         result["engine_command"] = " ".join(engine_commands()[0][1][1:])
         agents = {s.name: children.start(s.name, ["run_video_server", "--server", s.name, "--loglevel", "WARNING"])
                   for s in (*primaries, *backups)}  # fmt: skip
 
+        progress = {"at": time.monotonic()}
+
         def streaming(reports_of: dict[str, list[int]]) -> bool:
+            count = 0
             for name, pks in reports_of.items():
                 reports = live.read_stream_health(r, name)
-                if any(reports.get(pk, {}).get("state") != "streaming" for pk in pks):
-                    return False
-            return True
+                count += sum(reports.get(pk, {}).get("state") == "streaming" for pk in pks)
+            if time.monotonic() - progress["at"] > 10:
+                progress["at"] = time.monotonic()
+                print(f"    {count} of {camera_count} cameras streaming on {', '.join(sorted(reports_of))[:60]}…",
+                      flush=True)  # fmt: skip
+            return count == camera_count
 
         result["primaries_streaming_after_s"] = round(wait(lambda: streaming(of_primary), timeout,
                                                            "every camera streaming on its primary"), 1)  # fmt: skip
