@@ -279,8 +279,8 @@ def measure_scale(cameras: int, servers: int, systems: int, ticks: int, step: fl
         "after_death": summary(after), "after_death_ms": [round(t * 1000, 1) for t in after],
         "victim": site.victim, "victim_moved_after_clock_s": moved_after,
         "victim_placements": placements(site.victim_cameras), "clock_step_s": step,
-        "machine_busy_percent": busy, "bench_cpu_s": round(used.user + used.system - cpu_before.user
-                                                           - cpu_before.system, 1),
+        "machine_busy_percent": busy, "load_average": [round(x, 2) for x in os.getloadavg()],
+        "bench_cpu_s": round(used.user + used.system - cpu_before.user - cpu_before.system, 1),
         "profile": str(profile_file) if profile_file else None,
     }  # fmt: skip
     print(f"    after {site.victim} died: {len(after)} passes, median {row['after_death'].get('median_ms')} ms, "
@@ -485,7 +485,8 @@ def print_report(rows: list[dict], moved: dict | None) -> None:
                   f"| {a['passes']} | {a['median_ms']:.0f} ms | {a['max_ms']:.0f} ms "
                   f"| {row['victim_moved_after_clock_s']} s |")  # fmt: skip
         print("Targets: 10,000 cameras at most 50 ms median per pass, 100,000 at most 500 ms. Machine busy during "
-              + ", ".join(f"{r['cameras']:,}: {r['machine_busy_percent']:.0f} %" for r in rows)
+              + ", ".join(f"{r['cameras']:,}: {r['machine_busy_percent']:.0f} % (load average {r['load_average'][0]})"
+                          for r in rows)
               + f" of {psutil.cpu_count()} cores.")  # fmt: skip
     if moved:
         print(f"\nTakeover: {moved['cameras']} MJPEG cameras ({moved['resolution']}, {moved['fps']:g} fps) of "
