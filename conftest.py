@@ -347,22 +347,27 @@ def agent_process(process_env, tmp_path):
 
 @pytest.fixture
 def engine(settings, transactional_db):
-    """The engine ticking every 0.25 s in a background thread (as beat would tick a worker), until the test ends."""
+    """The engine's loop (as ``run_engine`` runs it: woken by events, the agents watched, the status published)
+    in a background thread, passing at least every 0.25 s, until the test ends."""
     from django.db import connection
 
+    from recording import live
     from redundancy.engine import Engine
     from redundancy.notifications import send_pending_mail
+    from redundancy.runner import EngineLoop
+    from redundancy.status import StatusPublisher
 
     settings.ENGINE_NORMAL_WINDOW_SECONDS = 4.0
     settings.ENGINE_HOLD_DOWN_SECONDS = 2.0
     stop, mail_due = threading.Event(), threading.Event()
-    instance = Engine(wake_mailer=mail_due.set)
+    instance = Engine(wake_mailer=mail_due.set, publisher=StatusPublisher(live.client()))
+    runner = EngineLoop(instance, tick_seconds=0.25)
 
     def loop():
-        while not stop.is_set():
-            instance.tick()
-            stop.wait(0.25)
-        connection.close()
+        try:
+            runner.run()
+        finally:
+            connection.close()
 
     def mailer():  # the mail worker, woken by the engine as the real one is
         while not stop.is_set():
@@ -376,5 +381,6 @@ def engine(settings, transactional_db):
         thread.start()
     yield instance
     stop.set()
+    runner.stop()
     for thread in threads:
         thread.join(timeout=10)

@@ -326,8 +326,6 @@ class Engine:
             for system in self.config.systems() - cfg.systems():
                 self.publisher.forget(system)
         self.config = cfg
-        self.windows = Windows.from_settings()
-        self.damping = Damping.from_settings()
         systems = cfg.systems()
         stored = {s.server_id: s for s in ServerState.objects.filter(server__system__in=systems)}
         missing = [ServerState(server_id=pk, status_since=_when(now)) for pk in cfg.servers if pk not in stored]

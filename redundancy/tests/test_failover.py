@@ -15,6 +15,7 @@ from conftest import wait_for
 from recording.identity import recorded_stamps
 from recording.models import AnalyticsEvent, Segment
 from redundancy import actions
+from redundancy.decisions import Damping
 from redundancy.models import CameraPlacement, Event, Placement, ServerState
 from servers.models import MailSettings
 
@@ -165,7 +166,7 @@ def test_failback_is_make_before_break(codec, pair, agent_process, engine, redis
 
 def test_flapping_primary_causes_no_ping_pong(pair, agent_process, engine, redis_client, site):
     sim, (camera,) = pair("fast")
-    engine.base_hold_down = 3.0
+    engine.damping = Damping(base=3.0, longest=engine.damping.longest)
     primary, _backup = agent_process("srv-a"), agent_process("srv-b")
     wait_for(lambda: streaming("srv-a", camera, redis_client), 30, message="the primary streaming")
     for _ in range(3):  # the primary's link goes silent for 2.5 s, three times in a row
