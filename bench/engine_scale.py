@@ -438,6 +438,9 @@ def takeover(camera_count: int, server_count: int, fps: float, width: int, heigh
         killed_at = time.time()
         for server in primaries:
             agents[server.name].kill()
+        result["killed_at"] = (
+            time.strftime("%H:%M:%S", time.localtime(killed_at)) + f".{int(killed_at * 1000) % 1000:03d}"
+        )
         moved = wait(lambda: CameraPlacement.objects.filter(state=Placement.ON_BACKUP).count() == camera_count,
                      timeout, "every camera placed on its backup")  # fmt: skip
         result["all_placed_on_backup_after_s"] = round(moved, 2)
