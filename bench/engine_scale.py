@@ -41,6 +41,7 @@ import time
 from dataclasses import dataclass, field
 
 import psutil
+import redis
 from common import OUT, SCRATCH, percentile, recorded_stamps, start
 from django.core.management import call_command
 
@@ -312,6 +313,20 @@ class Processes:
         self.running[name] = start(args, f"takeover-{name}", manage=manage)
         return self.running[name]
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time each kind of child has used so far (agents together, and the busiest one)."""
+        used = {}
+        for name, process in self.running.items():
+            with contextlib.suppress(psutil.Error):
+                times = psutil.Process(process.pid).cpu_times()
+                used[name] = times.user + times.system
+        agents = {name: t for name, t in used.items() if name.startswith(("primary", "backup"))}
+        figures = {name: round(t, 1) for name, t in used.items() if name not in agents}
+        if agents:
+            figures["agents"] = round(sum(agents.values()), 1)
+            figures["busiest agent"] = round(max(agents.values()), 1)
+        return figures
+
     def stop_all(self, grace: float = 10.0) -> None:
         alive = [p for p in self.running.values() if p.poll() is None]
         for process in alive:
@@ -421,7 +436,10 @@ def takeover(camera_count: int, server_count: int, fps: float, width: int, heigh
         def streaming(reports_of: dict[str, list[int]]) -> bool:
             count = 0
             for name, pks in reports_of.items():
-                reports = live.read_stream_health(r, name)
+                try:
+                    reports = live.read_stream_health(r, name)
+                except redis.RedisError:  # a busy machine's slow answer: asked again at the next poll
+                    return False
                 count += sum(reports.get(pk, {}).get("state") == "streaming" for pk in pks)
             if time.monotonic() - progress["at"] > 10:
                 progress["at"] = time.monotonic()
@@ -448,6 +466,8 @@ def takeover(camera_count: int, server_count: int, fps: float, width: int, heigh
         result["machine_busy_during_takeover_percent"] = psutil.cpu_percent(None)
         time.sleep(3)  # a few frames on each backup
     finally:
+        result["cpu_seconds"] = children.cpu_seconds()
+        print(f"    CPU seconds used: {result['cpu_seconds']}", flush=True)
         children.stop_all()
     first, second = [], []
     missing = 0
