@@ -12,7 +12,9 @@ beat reports the outage, a witness for the engine that the silence was Redis's, 
 Each beat carries ``streams``, a digest of the cameras' stream states (``streams_digest``). A change of a
 camera's state nudges the heartbeat (``nudge``): when the digest moved, it beats at once, not at its next
 interval, and wakes the engine (``live.wake_engine``), so a lost stream is acted on within milliseconds.
-A beat whose digest is the last one's wakes nobody.
+A beat whose digest is the last one's wakes nobody. Beside it, ``fps``: each camera's frame rate, said again
+only when it moved by 1 fps or 10 % (``steady_fps``), so that a reader can take the rates from the beat and read
+the reports themselves only when the digest moves.
 """
 
 import hashlib
@@ -50,6 +52,16 @@ def stream_tokens(reports: dict[int, dict], before: dict[int, str]) -> dict[int,
     return tokens
 
 
+def steady_fps(reports: dict[int, dict], before: dict[int, float]) -> dict[int, float]:
+    """Each camera's frame rate (to 0.1 fps), or the one said before while it moved by less than 1 fps and 10 %:
+    a rate's jitter from one window to the next is no news."""
+    rates = {}
+    for camera_id, report in reports.items():
+        now, last = round(float(report.get("fps") or 0.0), 1), before.get(camera_id)
+        rates[camera_id] = now if last is None or abs(now - last) >= min(1.0, 0.1 * last) else last
+    return rates
+
+
 def streams_digest(tokens: dict[int, str]) -> str:
     """A short digest of the sorted (camera, state token): it moves when and only when one of them does."""
     text = ";".join(f"{camera_id}={token}" for camera_id, token in sorted(tokens.items()))
@@ -83,6 +95,7 @@ class Heartbeat:
         self._nudged = threading.Event()
         self._tokens: dict[int, str] = {}  # the cameras' state tokens as last computed
         self.published_digest: str | None = None  # the streams digest of the last beat published
+        self._fps: dict[int, float] = {}  # the frame rates as the last beat said them
 
     def nudge(self) -> None:
         """A camera's stream state changed: look now whether the engine must hear of it. Cheap, any thread."""
@@ -116,6 +129,7 @@ class Heartbeat:
     def beat(self) -> None:
         reports, problems = self.status()
         digest = self._digest(reports)
+        self._fps = steady_fps(reports, self._fps)
         try:
             if self.lease.renew() is not None:
                 self.lost_since, self._last_ok = None, self.clock()  # another agent speaks for the server
@@ -128,7 +142,8 @@ class Heartbeat:
                 self.name,
                 {"at": self.clock(), "pid": os.getpid(), "cameras": len(reports),
                  "streaming": sum(1 for r in reports.values() if r["state"] == "streaming"),
-                 "storage_error": next(iter(problems.values()), None), "streams": digest},
+                 "storage_error": next(iter(problems.values()), None), "streams": digest,
+                 "fps": {str(camera_id): rate for camera_id, rate in self._fps.items()}},
                 self.ttl,
             )  # fmt: skip
             if digest != self.published_digest:

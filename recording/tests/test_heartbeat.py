@@ -8,7 +8,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from recording import live
-from recording.heartbeat import Heartbeat, stream_tokens, streams_digest
+from recording.heartbeat import Heartbeat, steady_fps, stream_tokens, streams_digest
 from recording.lease import ServerLease
 
 
@@ -171,3 +171,17 @@ def test_a_new_digest_is_published_only_once_the_reports_it_stands_for_are(redis
     reports[7] = {"state": "lost", "since": 20.0}
     beat.beat()
     assert seen_with_digest == ["lost"]
+
+
+def test_a_beat_carries_each_camera_s_frame_rate_said_again_only_when_it_moved_by_1_fps_or_10_percent(redis_client):
+    clock = Clock()
+    reports = {7: {"state": "streaming", "since": 10.0, "fps": 25.04}, 8: {"state": "streaming", "since": 10.0,
+                                                                          "fps": 5.0}}  # fmt: skip
+    beat = heartbeat(redis_client, clock, reports)
+    said = []
+    for fps_7, fps_8 in ((25.04, 5.0), (24.6, 5.3), (24.0, 5.5), (12.5, 0.0)):
+        reports[7]["fps"], reports[8]["fps"] = fps_7, fps_8
+        beat.beat()
+        said.append(live.read_heartbeats(redis_client, ["srv-a"])["srv-a"]["fps"])
+    assert said == [{"7": 25.0, "8": 5.0}, {"7": 25.0, "8": 5.0}, {"7": 24.0, "8": 5.5}, {"7": 12.5, "8": 0.0}]
+    assert steady_fps({9: {"state": "connecting", "fps": 0.0}}, {7: 25.0}) == {9: 0.0}  # a camera gone: gone
