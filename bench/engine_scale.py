@@ -306,11 +306,12 @@ def write_profile(profiler: cProfile.Profile, path, title: str) -> None:
 class Processes:
     """Every child this run starts, ended on the way out whatever happens (Ctrl-C, an error, a timeout)."""
 
-    def __init__(self):
+    def __init__(self, env: dict[str, str] | None = None):
         self.running: dict[str, object] = {}
+        self.env = env or {}
 
     def start(self, name: str, args: list[str], manage: bool = True):
-        self.running[name] = start(args, f"takeover-{name}", manage=manage)
+        self.running[name] = start(args, f"takeover-{name}", manage=manage, **self.env)
         return self.running[name]
 
     def cpu_seconds(self) -> dict[str, float]:
@@ -384,7 +385,15 @@ def wait(condition, timeout: float, what: str) -> float:
     raise SystemExit(f"bench: timed out after {timeout:.0f} s waiting for {what}")
 
 
-def takeover(camera_count: int, server_count: int, fps: float, width: int, height: int, timeout: float) -> dict:
+def takeover(
+    camera_count: int,
+    server_count: int,
+    fps: float,
+    width: int,
+    height: int,
+    timeout: float,
+    read_timeout: float | None,
+) -> dict:
     empty()
     pairs = server_count // 2
     per_primary = math.ceil(camera_count / pairs)
@@ -417,8 +426,10 @@ def takeover(camera_count: int, server_count: int, fps: float, width: int, heigh
     of_primary = {p.name: [c.pk for c in cameras if c.primary_server_id == p.pk] for p in primaries}
     of_backup = {b.name: [c.pk for c in cameras if c.backup_server_id == b.pk] for b in backups}
     r = live.client()
-    children = Processes()
-    result = {"cameras": camera_count, "servers": 2 * pairs, "fps": fps, "resolution": f"{width}x{height}"}
+    # A starved machine delivers a 1 fps camera's frames late: a longer read timeout keeps its streams up.
+    children = Processes({"AGENT_READ_TIMEOUT_SECONDS": read_timeout} if read_timeout else {})
+    result = {"cameras": camera_count, "servers": 2 * pairs, "fps": fps, "resolution": f"{width}x{height}",
+              "agent_read_timeout_s": read_timeout}  # fmt: skip
     try:
         children.start("cameras", ["simulate_cameras", "--count", str(camera_count), "--base-port", str(base_port),
                                    "--control-port", "0", "--width", str(width), "--height", str(height),
@@ -539,6 +550,8 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--height", type=int, default=96)
     parser.add_argument("--timeout", type=float, default=240, help="takeover: seconds any one wait may take")
+    parser.add_argument("--read-timeout", type=float, default=None,
+                        help="takeover: the agents' AGENT_READ_TIMEOUT_SECONDS (default: their own)")  # fmt: skip
     args = parser.parse_args()
     scales = [] if args.scale == "none" else [int(n) for n in args.scale.split(",")]
     profiled = {int(n) for n in args.profile.split(",") if n}
@@ -558,7 +571,7 @@ def main() -> None:
     if args.takeover:
         print(f"Takeover: {args.cameras} cameras on {args.servers} servers", flush=True)
         moved = report["takeover"] = takeover(args.cameras, args.servers, args.fps, args.width, args.height,
-                                              args.timeout)  # fmt: skip
+                                              args.timeout, args.read_timeout)  # fmt: skip
         (OUT / "engine_scale.json").write_text(json.dumps(report, indent=2))
     print_report(rows, moved)
     print(f"\nJSON: {OUT / 'engine_scale.json'}")
