@@ -263,8 +263,10 @@ def measure_scale(cameras: int, servers: int, systems: int, ticks: int, step: fl
 
     fleet.alive.discard(site.victim)  # its heartbeat stops; its last stream reports stay until they expire
     died_at, after, moved_after, quiet = clock["now"], [], None, 0
+    # Profiled, the passes after the death take longer than they would: their figures are marked so.
+    moves_profiler = cProfile.Profile() if profile else None
     while len(after) < MOST_PASSES_AFTER_DEATH:
-        took, result = one_pass()
+        took, result = one_pass(moves_profiler)
         after.append(took)
         if moved_after is None and placements(site.victim_cameras).get(Placement.ON_BACKUP) == VICTIM_CAMERAS:
             moved_after = clock["now"] - step - died_at
@@ -274,6 +276,9 @@ def measure_scale(cameras: int, servers: int, systems: int, ticks: int, step: fl
                 break
     busy = psutil.cpu_percent(None)
     used = cpu.cpu_times()
+    if moves_profiler:
+        write_profile(moves_profiler, OUT / f"engine_scale_profile_{cameras}_after_death.txt",
+                      f"the {len(after)} engine passes after {site.victim} died, {cameras} cameras")  # fmt: skip
     row = {
         "cameras": cameras, "servers": servers, "systems": systems, "build_s": round(built, 1),
         "first_ms": round(first * 1000, 1), "steady": summary(steady), "steady_placements": steady_placements,
@@ -282,7 +287,7 @@ def measure_scale(cameras: int, servers: int, systems: int, ticks: int, step: fl
         "victim_placements": placements(site.victim_cameras), "clock_step_s": step,
         "machine_busy_percent": busy, "load_average": [round(x, 2) for x in os.getloadavg()],
         "bench_cpu_s": round(used.user + used.system - cpu_before.user - cpu_before.system, 1),
-        "profile": str(profile_file) if profile_file else None,
+        "profile": str(profile_file) if profile_file else None, "after_death_profiled": profile,
     }  # fmt: skip
     print(f"    after {site.victim} died: {len(after)} passes, median {row['after_death'].get('median_ms')} ms, "
           f"its cameras {row['victim_placements']}", flush=True)  # fmt: skip
