@@ -4,8 +4,8 @@ On connect the socket sends the status of the user's systems, as the engine publ
 (``redundancy.status``; a large one in parts: "status", then "status_part" messages), then each
 delta of those systems as the engine sends it, with its system's version, and the engine's events at
 once. A page that meets a version that is not the next one asks for the whole status again
-(``{"type": "resync"}``). While a server is silent, a keep-alive each second gives the status's time
-(Redis's clock) for the page to age it by; otherwise a quiet second sends nothing. While one of its
+(``{"type": "resync"}``). A quiet second sends nothing: the page ages a silent server itself, from
+when it was last heard and the status's time (Redis's clock). While one of its
 systems is not published (no engine leads it yet), the socket sends the status computed on the spot
 every second instead, as the status API does then.
 """
@@ -33,7 +33,7 @@ from redundancy.status import current_status, mark_watched, published_status, st
 
 log = logging.getLogger(__name__)
 
-STATUS_EVERY = 1.0  # seconds: the keep-alive, and the computed status while nothing is published
+STATUS_EVERY = 1.0  # seconds: the computed status while nothing is published
 SCOPE_EVERY = 3.0  # seconds: a limit given or taken away applies this soon, not at reconnect
 RESYNC_EVERY = 1.0  # seconds: a page asks for the whole status at most this often
 UNAUTHENTICATED = 4401
@@ -152,9 +152,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             return
         self._placed = True
         self.versions: dict[int, int] = {}  # system → the version of it the page has
-        self.silent: set[int] = set()  # servers the page ages (a keep-alive each second)
         self.computed = False
-        self.offset = 0.0  # Redis's clock minus this process's
         self._lock = asyncio.Lock()  # one send of the status at a time, deltas after it
         self._resent = float("-inf")
         self._status_due = asyncio.Event()
@@ -213,9 +211,6 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                 await self._send_status()  # published since the page's status was read, or too large to send
                 return
             self.versions[system_id] = message["version"]
-            for row in message["servers"]:
-                (self.silent.add if row.get("last_heard") is not None else self.silent.discard)(row["id"])
-            self.silent.difference_update(message["removed_servers"])
             await self.send_json({"type": "delta", **{name: message[name] for name in (
                 "system", "version", "at", "servers", "cameras", "removed_servers", "removed_cameras")}})  # fmt: skip
 
@@ -236,8 +231,6 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                 if self.computed:
                     async with self._lock:
                         await self._send_status()
-                elif self.silent:
-                    await self.send_json({"type": "tick", "at": round(time.time() + self.offset, 2)})
             except Exception:  # the page resynchronises from /api/status/ on its own; keep the socket
                 log.warning("event=live_status_failed", exc_info=True)
 
@@ -264,9 +257,6 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self._resent = time.monotonic()
         self.computed = not published
         self.versions = {int(system): version for system, version in status["versions"].items()}
-        self.silent = {row["id"] for row in status["servers"] if row.get("last_heard") is not None}
-        if published:
-            self.offset = status["at"] - time.time()
         text = json.dumps({"type": "status", "status": status})
         if len(text) <= STATUS_PART_BYTES:
             await self.send(text_data=text)

@@ -105,6 +105,10 @@ def test_operator_watches_a_failover_then_drains_and_fails_back(
     page.wait_for_selector("#feed li:has-text('records on srv-b')", timeout=10_000)
     assert page.evaluate("window.stillTheSamePage") is True, "the page must update without a reload"
     assert page.text_content(f"#server-{site['a'].pk} [data-field=status]") == "down"
+    # Its age goes on on the page though nothing is sent while it stays silent.
+    age = f"#server-{site['a'].pk} [data-field=age]"
+    silent_for = float(page.text_content(age).split()[0])
+    wait_for(lambda: float(page.text_content(age).split()[0]) >= silent_for + 2, 10, message="its age going on")
     page.screenshot(path=str(ARTIFACTS / "live-after-failover.png"), full_page=True)
 
     agent_process("srv-a")  # it comes back; after the hold-down its cameras return

@@ -1,5 +1,6 @@
-// Live status page: one websocket for events, the whole status once and then its deltas; on a dropped
-// socket it shows so, resynchronises from the status API, and reconnects.
+// Live status page: one websocket for events, the whole status once and then its deltas (nothing while
+// nothing changes; a silent server's age is counted here); on a dropped socket it shows so, resynchronises
+// from the status API, and reconnects.
 (function () {
   "use strict";
   const root = document.getElementById("live");
@@ -26,6 +27,7 @@
   const freshWithin = Number(root.dataset.freshWithin || "1.5");
   let resyncing = false;
   let statusAt = 0;  // the time of the whole status last received (its parts are aged by it)
+  let clockOffset = 0;  // Redis's clock (the status's and the deltas' times) minus this browser's
 
   function showAge(card, text) {
     card.querySelector('[data-field="age"]').textContent = text;
@@ -68,6 +70,7 @@
   function applyStatus(status, systemIds) {
     resyncing = false;
     statusAt = status.at;
+    clockOffset = status.at - Date.now() / 1000;
     for (const system of Object.keys(versions)) delete versions[system];
     Object.assign(versions, status.versions || {});
     for (const server of Object.keys(lastHeard)) delete lastHeard[server];
@@ -97,6 +100,7 @@
       return;
     }
     versions[delta.system] = delta.version;
+    clockOffset = delta.at - Date.now() / 1000;
     for (const server of delta.servers) applyServer(server, delta.at);
     for (const camera of delta.cameras) applyCamera(camera);
     for (const id of delta.removed_cameras) document.getElementById("tile-" + id)?.remove();
@@ -106,6 +110,9 @@
     }
     applyFilters();
   }
+
+  // A silent server's age goes on without a message: from when it was last heard and the status's time.
+  setInterval(function () { applyTick(Date.now() / 1000 + clockOffset); }, 1000);
 
   function applyTick(at) {
     for (const id of Object.keys(lastHeard)) {
@@ -182,7 +189,6 @@
       if (data.type === "status") applyStatus(data.status, data.systems);
       else if (data.type === "status_part") applyPart(data);  // the rest of a large status
       else if (data.type === "delta") applyDelta(data);
-      else if (data.type === "tick") applyTick(data.at);
       else if (data.type === "event") addEvent(data.event);
       timings.push({ type: data.type, ms: performance.now() - began });  // read by bench/live_latency.py
       if (timings.length > 200) timings.shift();
