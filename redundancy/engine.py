@@ -486,11 +486,16 @@ class Engine:
         if not (changed or dirty or events):
             return
         with transaction.atomic():
-            placed = [(pk, self.placements[pk]) for pk in changed]
-            rows = [CameraPlacement(camera_id=pk, state=p.state, since=_when(p.since), reason=p.reason[:200])
-                    for pk, p in placed]  # fmt: skip
-            # Only the engine's own fields: an operator's drain or fail-back made meanwhile must survive.
-            CameraPlacement.objects.bulk_update(rows, ["state", "since", "reason"], batch_size=1000)
+            # One update per kind of move (a failover's cameras share their state, time and reason), and only
+            # the engine's own fields: an operator's drain or fail-back made meanwhile must survive.
+            moves: dict[tuple, list[int]] = {}
+            for pk in changed:
+                placed = self.placements[pk]
+                moves.setdefault((placed.state, placed.since, placed.reason[:200]), []).append(pk)
+            for (state, since, reason), pks in moves.items():
+                for at in range(0, len(pks), 500):
+                    CameraPlacement.objects.filter(pk__in=pks[at : at + 500]).update(state=state, since=_when(since),
+                                                                                     reason=reason)  # fmt: skip
             back = [pk for pk in changed if self.placements[pk].state == Placement.ON_PRIMARY]
             if back:
                 CameraPlacement.objects.filter(pk__in=back, fail_back_requested=True).update(fail_back_requested=False)
