@@ -8,8 +8,8 @@ does: rows from ``redundancy.status``'s builders, written by a ``StatusPublisher
 app (Daphne) and, while this process goes on heartbeating every 0.5 s and publishing every second as a
 quiet engine would (nothing changes), measures over ``--quiet`` seconds the web process's CPU (from
 /proc) with no socket open, then with ``--sockets`` live sockets open (aiohttp clients), and the bytes
-each socket received; then the same with one server silent (its age goes on, a keep-alive each
-second). Also times what one socket cost each second before (``current_status``), and reading the
+each socket received; then the same with one server silent (published once as silent; the page counts
+its age on). Also times what one socket cost each second before (``current_status``), and reading the
 published status (what a socket's first message and the API cost). Results on stdout and in
 bench/out/live_sockets.json.
 """
