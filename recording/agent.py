@@ -122,6 +122,7 @@ class VideoServerAgent:
             open_timeout=self.open_timeout, read_timeout=self.read_timeout, clock=self.clock,
             on_segment=self.segment_closed, on_analytics=self.analytics_event,
             watched=lambda camera_id: camera_id in self.heartbeat.watched,
+            on_stream_change=self.heartbeat.nudge,  # a camera lost or back: the engine hears it at once
         )  # fmt: skip
         try:
             live.clear_leaving(self.redis, self.name)

@@ -91,6 +91,7 @@ class Heartbeat:
         self.watched: set[int] = set()  # cameras someone looks at on the live wall
         self.lost_since: float | None = None  # Redis failing since then
         self._last_ok = clock()
+        self._last_stamp: float | None = None  # the last beat's time by Redis's clock
         self._pictures_at = 0.0
         self._nudged = threading.Event()
         self._tokens: dict[int, str] = {}  # the cameras' state tokens as last computed
@@ -137,10 +138,11 @@ class Heartbeat:
             # The reports before the digest that announces them: a reader that sees the new digest (and so does not
             # read the reports again until it moves) finds the new reports too.
             live.publish_stream_health(self.redis, self.name, reports, self.ttl)
-            live.publish_heartbeat(
+            # Stamped by Redis's clock (no "at"): heartbeat ages do not depend on this host's clock.
+            stamp = live.publish_heartbeat(
                 self.redis,
                 self.name,
-                {"at": self.clock(), "pid": os.getpid(), "cameras": len(reports),
+                {"pid": os.getpid(), "cameras": len(reports),
                  "streaming": sum(1 for r in reports.values() if r["state"] == "streaming"),
                  "storage_error": next(iter(problems.values()), None), "streams": digest,
                  "fps": {str(camera_id): rate for camera_id, rate in self._fps.items()}},
@@ -150,10 +152,11 @@ class Heartbeat:
                 self.published_digest = digest
                 live.wake_engine(self.redis, f"streams:{self.name}")
             if self.lost_since is not None:
-                live.report_outage(self.redis, self.name, self._last_ok, self.clock())
+                if self._last_stamp is not None:  # from the last beat that got through to this one, by Redis's clock
+                    live.report_outage(self.redis, self.name, self._last_stamp, stamp)
                 log.info("server=%s event=redis_back lost_for=%.1fs", self.name, self.clock() - self._last_ok)
                 self.lost_since = None
-            self._last_ok = self.clock()
+            self._last_ok, self._last_stamp = self.clock(), stamp
             self.watched = live.read_watched(self.redis)
             self._publish_pictures()
         except redis.RedisError as exc:

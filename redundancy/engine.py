@@ -258,7 +258,7 @@ class Engine:
         touched &= self.cameras.keys()
         events += self._stream_events(touched, views, camera_views, now)
         events += self._refused_connections(touched, views, camera_views, now)
-        events += self._frame_rate_drops(self._fps_read, views, camera_views, now)
+        events += self._frame_rate_drops(self._fps_read | self._fps_settling, views, camera_views, now)
         for event in events:  # the outbox: the mail worker sends these, the pass goes on
             if notifications.wants_mail(event, cfg.servers):
                 event.mail_state = MailState.PENDING
@@ -408,6 +408,7 @@ class Engine:
         self.unsettled = set(self.cameras)  # decided once; those that settle drop out
         self._states_changed: set[str] = set()
         self._fps_read: set[int] = set()
+        self._fps_settling: set[int] = set()
         self._cameras_changed: set[int] = set()
         self._rows_due: set[int] = set()  # camera rows to publish at the next pass whatever else happens
         self._full_publish = True
@@ -706,8 +707,10 @@ class Engine:
         """A camera whose frame rate drops while its primary and its backup both read it (some cameras slow
         down for each extra viewer; constant mode keeps two) is an event once per episode. The episode ends
         when both measure at least FRAME_RATE_BACK_FROM of its fps again, or one of them no longer reads it.
-        Judged for the cameras whose reports were read this pass."""
+        Judged for the cameras whose frame rates were read this pass, and again each pass for those read by a
+        server that has not streamed them long enough to have measured them (``_fps_settling``)."""
         holding, over, servers = {}, set(), self.config.servers
+        self._fps_settling = set()
         for camera_pk in cameras:
             camera = self.cameras.get(camera_pk)
             if camera is None or camera.backup_id is None:
@@ -718,6 +721,8 @@ class Engine:
                 continue  # one server reads it: no drop can start
             view = self._view_of(camera_pk, views, camera_views, now)
             measured = self._settled_fps(camera_pk, (view.primary, view.backup), now)
+            if all(reading) and len(measured) < 2:
+                self._fps_settling.add(camera_pk)
             if drop := frame_rate_drop(camera, measured):
                 holding[str(camera_pk)] = partial(self._frame_rate_event, camera, view, drop, now)
             elif frame_rate_drop(camera, measured, below=FRAME_RATE_BACK_FROM) is None:
