@@ -361,13 +361,14 @@
       const gap = within(play.answer.gaps, wall);
       if (gap && gap !== play.skipped && Date.parse(gap.ended_at) - wall > 100) return skip(gap, true);
     }
-    // A jump forward that nobody asked for is hls.js skipping a hole in the buffer: a gap too.
-    if (!video.seeking && !play.ourSeek && play.lastWall !== null && wall - play.lastWall > 1500) {
+    // A gap passed between two looks (one shorter than they are apart: hls.js plays over it), or a jump forward
+    // that nobody asked for (hls.js skipping a hole in the buffer): each is said, as every gap is.
+    if (!video.seeking && !play.ourSeek && play.lastWall !== null && wall > play.lastWall) {
       const gap = play.answer && play.answer.gaps.find(function (g) {
         return Date.parse(g.started_at) < wall && Date.parse(g.ended_at) > play.lastWall;
       });
-      if (!gap) stalled(play.lastWall, wall);
-      else if (gap !== play.skipped) skip(gap, false);
+      if (gap && gap !== play.skipped) skip(gap, false);
+      else if (!gap && wall - play.lastWall > 1500) stalled(play.lastWall, wall);
     }
     if (!video.seeking) {
       play.ourSeek = false;
