@@ -24,7 +24,7 @@ from rest_framework.test import APIClient
 
 from cameras.models import Camera
 from cameras.simulator import CameraSimulator
-from recording import live
+from protocol import live
 from servers.models import License, MultiserverSystem, Server
 
 _serial = count(1)
@@ -351,7 +351,7 @@ def engine(settings, transactional_db):
     in a background thread, passing at least every 0.25 s, until the test ends."""
     from django.db import connection
 
-    from recording import live
+    from protocol import live
     from redundancy.engine import Engine
     from redundancy.notifications import send_pending_mail
     from redundancy.runner import EngineLoop

@@ -6,6 +6,7 @@ and a Redis key prefix of its own, so a benchmark never touches a real site's da
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,14 @@ def stop(process: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 40) -> 
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def free_port() -> int:
+    """A port free on loopback now (a video server's API port: each agent serves its recordings and its watch on its
+    own)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def percentile(values: list[float], share: float) -> float:

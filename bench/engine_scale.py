@@ -47,7 +47,7 @@ from django.core.management import call_command
 
 from cameras.models import Camera
 from conftest import free_ports, procfile_command
-from recording import live
+from protocol import live
 from redundancy.engine import Engine
 from redundancy.models import CameraPlacement, Placement
 from servers.models import License, MultiserverSystem, RedundancySettings, Server

@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import sys
 import time
@@ -24,7 +23,7 @@ from fractions import Fraction
 
 import av  # noqa: E402
 import numpy as np  # noqa: E402
-from common import OUT, SCRATCH  # noqa: F401 (sets Django up on a scratch site)
+from common import OUT, SCRATCH, free_port  # noqa: F401 (sets Django up on a scratch site)
 from django.core.management import call_command  # noqa: E402
 
 from cameras.models import Camera  # noqa: E402
@@ -37,12 +36,6 @@ from servers.models import License, MultiserverSystem, Server  # noqa: E402
 FPS, SEGMENT_SECONDS, GOP_SECONDS = 25, 10, 2
 WIDTH, HEIGHT = 1920, 1080
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def encode_ten_seconds(bitrate_kbps: int) -> tuple[list[tuple[bytes, int, bool]], av.CodecContext]:

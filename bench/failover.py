@@ -29,11 +29,11 @@ from collections import Counter
 
 import cv2  # noqa: E402  (after common: Django is set up there)
 import numpy as np  # noqa: E402
-from common import OUT, SCRATCH, percentile, recorded_stamps, start, stop
+from common import OUT, SCRATCH, free_port, percentile, recorded_stamps, start, stop
 from django.conf import settings  # noqa: E402
 
 from cameras.models import Camera  # noqa: E402
-from recording import live  # noqa: E402
+from protocol import live  # noqa: E402
 from redundancy import actions  # noqa: E402
 from redundancy.models import CameraPlacement, Event, Placement, ServerState  # noqa: E402
 from servers.models import License, MultiserverSystem, Server  # noqa: E402
@@ -63,7 +63,7 @@ def reset(mode: str, count: int, run: str, fps: float, width: int, height: int) 
     system = MultiserverSystem.objects.create(name=f"bench {run}")
     servers = []
     for name in ("srv-a", "srv-b"):
-        server = Server.objects.create(system=system, name=name, address="127.0.0.1",
+        server = Server.objects.create(system=system, name=name, address="127.0.0.1", api_port=free_port(),
                                        recordings_path=str(SCRATCH / run / name))  # fmt: skip
         License.objects.create(key=f"BENCH-{run}-{name}".upper()[:60], server=server, ip_camera_channels=count)
         server.redundancy.fast_redundancy = mode == "fast"

@@ -25,7 +25,7 @@ from django.contrib.auth.models import User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
 from cameras.models import Camera  # noqa: E402
-from recording import live  # noqa: E402
+from protocol import live  # noqa: E402
 from redundancy.engine import Engine  # noqa: E402
 from redundancy.models import CameraPlacement, Event, ServerState  # noqa: E402
 from redundancy.status import StatusPublisher  # noqa: E402

@@ -30,7 +30,7 @@ from django.contrib.auth.models import User  # noqa: E402
 from django.test import Client  # noqa: E402
 from planner import build
 
-from recording import live  # noqa: E402
+from protocol import live  # noqa: E402
 from redundancy import config as site_config  # noqa: E402
 from redundancy.decisions import Windows  # noqa: E402
 from redundancy.models import CameraPlacement, ServerState  # noqa: E402

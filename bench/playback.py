@@ -21,18 +21,17 @@ import os
 import random
 import shlex
 import signal
-import socket
 import statistics
 import sys
 import time
 
-from common import OUT, SCRATCH, percentile, start, stop
+from common import OUT, SCRATCH, free_port, percentile, start, stop
 from django.conf import settings  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
 from cameras.models import Camera  # noqa: E402
-from recording import live  # noqa: E402
+from protocol import live  # noqa: E402
 from recording.models import Segment  # noqa: E402
 from redundancy.models import CameraPlacement, Event, Placement, ServerState  # noqa: E402
 from servers.models import License, MultiserverSystem, Server  # noqa: E402
@@ -41,12 +40,6 @@ WEB_PORT, CAMERA_PORT = 8097, 19601
 PASSWORD = "bench-operator-passphrase"
 ENGINE_ENV = {"ENGINE_HOLD_DOWN_SECONDS": 5}
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def build(args) -> Camera:

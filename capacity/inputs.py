@@ -16,7 +16,7 @@ from cameras.models import Camera
 from cameras.modes import RedundancyMode, mode_for
 from capacity import coefficients
 from capacity.estimates import Estimate, SubStream, estimate
-from recording import live
+from protocol import live
 from recording.models import StreamHealth, StreamState
 from servers.models import MAX_RETENTION_HOURS, Licensing, Server
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import redis
 from django.db import DatabaseError, close_old_connections, connection
 
-from recording import live
+from protocol import live
 from recording.archive import Archive
 from recording.cameraset import CameraSet
 from recording.desired import baseline_camera_ids

@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 import redis
 
-from recording import live
+from protocol import live
 from recording.lease import ServerLease
 from recording.pipeline import SNAPSHOT_EVERY
 

@@ -18,7 +18,7 @@ import uuid
 
 import redis
 
-from recording import live
+from protocol import live
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from accounts import audit
 from accounts.models import AuditAction
-from recording import live
+from protocol import live
 from redundancy import config, notifications
 from redundancy.models import CameraPlacement, Event, EventKind, Placement, ServerState
 

@@ -13,7 +13,7 @@ import redis
 from django.db import transaction
 
 from cameras.modes import RedundancyMode, mode_for
-from recording import live
+from protocol import live
 
 log = logging.getLogger(__name__)
 

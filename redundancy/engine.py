@@ -25,7 +25,7 @@ import redis
 from django.db import transaction
 
 from cameras.modes import RedundancyMode
-from recording import live
+from protocol import live
 from recording.lease import describe
 from recording.models import FRAME_RATE_BACK_FROM, REFUSED, FrameRateDrop, frame_rate_drop
 from recording.tasks import notify

@@ -16,7 +16,7 @@ import uuid
 
 import redis
 
-from recording import live
+from protocol import live
 
 # One round trip: this worker (ARGV[1]) says it is alive in the registry (KEYS[1], scored by Redis's clock),
 # workers silent for ARGV[3] seconds (as long as a lease lasts) leave it; each lease (KEYS[2..]) held by this
@@ -61,7 +61,7 @@ class SystemLeases:
         for now. Raises redis.RedisError: without Redis nobody holds anything."""
         ordered = sorted(systems)
         ttl_ms = int(self.ttl * 1000)
-        keys = [live.key("engine-workers"), *[live.key("lease", s) for s in ordered]]
+        keys = [live.key("engine-workers"), *[live.key("system-lease", s) for s in ordered]]
         workers, holders = self.redis.eval(_PASS, len(keys), *keys, self.worker, ttl_ms, self.ttl)
         workers = [w.decode() for w in workers]
         holder_of = {system: h.decode() for system, h in zip(ordered, holders, strict=True)}
@@ -71,7 +71,7 @@ class SystemLeases:
         for system, holder in holder_of.items():
             if holder or (len(held) >= share and self._given_back.get(system, 0.0) > recently):
                 continue
-            if self.redis.set(live.key("lease", system), self.worker, nx=True, px=ttl_ms):
+            if self.redis.set(live.key("system-lease", system), self.worker, nx=True, px=ttl_ms):
                 held.add(system)
                 holder_of[system] = self.worker
         counts = {worker: 0 for worker in workers}
@@ -91,7 +91,7 @@ class SystemLeases:
         """Give leases back (a worker stopping): the others take them at their next pass, not after ``ttl``."""
         for system in list(self.held if systems is None else systems):
             try:
-                self.redis.eval(_RELEASE, 1, live.key("lease", system), self.worker)
+                self.redis.eval(_RELEASE, 1, live.key("system-lease", system), self.worker)
             except redis.RedisError:
                 pass  # it expires
             self.held.discard(system)

@@ -17,7 +17,7 @@ from accounts.scope import allowed_systems, limit
 from cameras.models import Camera
 from cameras.modes import RedundancyMode
 from playback import timeline
-from recording import live
+from protocol import live
 from redundancy.decisions import Windows
 from redundancy.models import EVENT_SYSTEM, Event
 from redundancy.status import read_status

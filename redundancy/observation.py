@@ -10,7 +10,7 @@ turn (for their frame rates). ``observe`` is the same for a reader that keeps no
 import json
 from dataclasses import dataclass, field
 
-from recording import live
+from protocol import live
 from redundancy.decisions import Elapsed, ServerView
 
 ENGINE_WITNESS = "engine"  # the engine's own report of an outage, beside the agents'

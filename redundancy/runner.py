@@ -15,7 +15,7 @@ import redis
 from django.conf import settings
 from django.db import close_old_connections
 
-from recording import live
+from protocol import live
 from redundancy.engine import Engine
 from redundancy.status import StatusPublisher
 from redundancy.watch import AgentWatch

@@ -12,12 +12,9 @@ last heard (``last_heard``, Redis's clock) once it is silent past the fast windo
 ``heartbeat_age`` when they read; a camera's fps is published again only when it moved by 1 fps or
 10 %. A quiet site publishes nothing.
 
-Keys (under ``settings.LIVE_KEY_PREFIX``):
-
-- ``status:<system id>``: hash, the system's published status: ``version``, ``at`` (the engine's time of
-  it), ``s:<server id>`` and ``c:<camera id>`` → row (JSON). Expires ``STATUS_TTL`` after the engine's
-  last publish or renewal, so a system whose engine died is computed again, not shown frozen;
-- ``status-watched``: set by every live socket, renewed each minute: deltas are sent while it exists.
+Its keys (``status:<system id>``, ``status-watched``) are declared with every other in ``protocol.live``;
+a snapshot expires ``STATUS_TTL`` after the engine's last publish or renewal, so a system whose engine
+died is computed again, not shown frozen.
 
 Channels groups: ``redundancy-status.<prefix>.<system id>`` (``status_group``), the system's deltas.
 """
@@ -33,7 +30,7 @@ import redis
 from asgiref.sync import async_to_sync
 from django.conf import settings
 
-from recording import live
+from protocol import live
 from redundancy import config as site_config
 from redundancy.config import CameraConf, ServerConf, SiteConfig
 from redundancy.decisions import CameraView, ServerView, Windows, active_server, ingesting_servers

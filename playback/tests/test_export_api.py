@@ -17,7 +17,7 @@ from playback.models import Export
 from playback.tasks import run_export
 from playback.tests import test_export
 from playback.tests.test_export import FPS, T0, at, decoded_counters, failed_over_and_back, record
-from recording import live
+from protocol import live
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

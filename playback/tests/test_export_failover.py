@@ -20,7 +20,7 @@ from cameras.sei import read_identity
 from conftest import wait_for
 from playback import export
 from playback.tests.test_export import decoded_counters
-from recording import live
+from protocol import live
 from recording.identity import recorded_stamps
 from recording.models import Segment
 from redundancy.models import CameraPlacement, Placement

@@ -11,7 +11,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from conftest import wait_for
-from recording import live
+from protocol import live
 from recording.identity import stamps_in
 from recording.models import AnalyticsEvent, Segment, StreamHealth
 

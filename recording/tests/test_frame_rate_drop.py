@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from cameras.models import Camera
 from conftest import wait_for
-from recording import live
+from protocol import live
 from recording.models import StreamHealth, frame_rate_drop
 from redundancy.models import Event, EventKind
 

@@ -8,7 +8,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from recording import live
+from protocol import live
 from recording.heartbeat import Heartbeat, steady_fps, stream_tokens, streams_digest
 from recording.lease import ServerLease
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import free_ports, wait_for
-from recording import live
+from protocol import live
 from recording.identity import stamps_in
 from recording.models import Segment
 

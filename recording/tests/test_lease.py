@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from recording import live
+from protocol import live
 from recording.lease import ServerClaimed, ServerLease
 from redundancy.engine import Engine
 from redundancy.models import Event

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from cameras.stamp import draw_stamp
 from conftest import wait_for
-from recording import live
+from protocol import live
 from recording.identity import recorded_stamps, segment_files
 from recording.mergeback import ON_PRIMARY, MergeBack, Span, lacks
 from recording.models import Segment

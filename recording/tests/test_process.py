@@ -10,7 +10,7 @@ import cv2
 import pytest
 
 from conftest import ROOT, wait_for
-from recording import live
+from protocol import live
 from recording.identity import stamps_in
 from recording.models import Segment
 from recording.tasks import notify

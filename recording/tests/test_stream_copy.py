@@ -14,7 +14,7 @@ import pytest
 from cameras.loops import loop_file, read_loop
 from cameras.sei import read_identity, sei_nal
 from conftest import wait_for
-from recording import live
+from protocol import live
 from recording.identity import stamps_in
 from recording.models import Segment, StreamHealth
 from recording.streamcopy import iter_packets

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import wait_for
-from recording import live
+from protocol import live
 from recording.identity import stamps_in
 from recording.models import AnalyticsEvent, Segment
 

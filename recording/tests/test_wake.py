@@ -5,7 +5,7 @@ import time
 import pytest
 
 from conftest import wait_for
-from recording import live
+from protocol import live
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 from accounts.permissions import LIVE, requires
 from accounts.scope import ScopedQuerysetMixin, allowed_systems, limit
 from eocortex_web.filters import TimeRangeFilterSet
-from recording import live
+from protocol import live
 from redundancy import actions
 from redundancy.api.serializers import ActionResultSerializer, EventSerializer, StatusSerializer
 from redundancy.models import EVENT_SYSTEM, Event, EventKind

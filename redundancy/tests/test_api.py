@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from conftest import grant
-from recording import live
+from protocol import live
 from redundancy.models import CameraPlacement, Event, Placement, ServerState
 
 

@@ -7,7 +7,7 @@ import uuid
 import pytest
 from django.core import mail
 
-from recording import live
+from protocol import live
 from redundancy import actions, notifications
 from redundancy.engine import Engine
 from redundancy.models import CameraPlacement, Event, Placement, ServerState
@@ -169,11 +169,11 @@ def test_a_system_another_worker_leads_is_not_decided_here(world, site, make_cam
     make_camera(site["a"], site["b"])
     world.beat("srv-a", "srv-b")
     for system in (site["system"].pk, site["other"].system_id):
-        world.redis.set(live.key("lease", system), "another-worker", px=5000)
+        world.redis.set(live.key("system-lease", system), "another-worker", px=5000)
     assert not world.tick().ran
     assert not CameraPlacement.objects.exists()
     for system in (site["system"].pk, site["other"].system_id):
-        world.redis.delete(live.key("lease", system))
+        world.redis.delete(live.key("system-lease", system))
     assert world.tick().ran
 
 

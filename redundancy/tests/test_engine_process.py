@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import ROOT, procfile_command, wait_for
-from recording import live
+from protocol import live
 from redundancy.models import CameraPlacement, Event, Placement
 
 pytestmark = [pytest.mark.process, pytest.mark.django_db(transaction=True)]
@@ -117,11 +117,12 @@ def test_two_engine_workers_share_the_systems_and_one_takes_over_when_the_other_
     cameras = [make_camera(site["a"], site["b"]), make_camera(site["other"], None)]
     systems = {site["system"].pk, site["other"].system_id}
     first, _ = engine_process(ENGINE_TICK_SECONDS="0.5")
-    wait_for(lambda: all(redis_client.get(live.key("lease", s)) for s in systems), 30, message="both systems led")
+    wait_for(lambda: all(redis_client.get(live.key("system-lease", s)) for s in systems), 30,
+             message="both systems led")  # fmt: skip
     second, _ = engine_process(ENGINE_TICK_SECONDS="0.5")
 
     def holders():
-        return {s: (redis_client.get(live.key("lease", s)) or b"").decode() for s in systems}
+        return {s: (redis_client.get(live.key("system-lease", s)) or b"").decode() for s in systems}
 
     # The second worker gets its share: one system each.
     wait_for(lambda: len(set(holders().values()) - {""}) == 2, 30, message="one system for each worker")

@@ -73,7 +73,7 @@ def placement(camera):
 
 
 def streaming(agent_name, camera, redis_client):
-    from recording import live
+    from protocol import live
 
     return live.read_stream_health(redis_client, agent_name).get(camera.pk, {}).get("state") == "streaming"
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from recording import live
+from protocol import live
 from recording.models import StreamHealth
 from redundancy.models import Event, EventKind
 from redundancy.tests.test_engine import World

@@ -10,7 +10,7 @@ from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
 from eocortex_web.asgi import application
-from recording import live
+from protocol import live
 from recording.models import Segment
 from redundancy.models import CameraPlacement, Event, Placement, ServerState
 from redundancy.notifications import event_payload, events_group

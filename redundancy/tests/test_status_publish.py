@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.models import SystemAccess
 from accounts.roles import ADMINISTRATORS
-from recording import live
+from protocol import live
 from redundancy import config as site_config
 from redundancy.decisions import Windows
 from redundancy.models import CameraPlacement, Placement, ServerState

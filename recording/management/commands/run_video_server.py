@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from eocortex_web.celery import app
-from recording import live
+from protocol import live
 from recording.lease import ServerClaimed, ServerLease, ttl_for
 from recording.memory import keep_heap_flat
 from recording.tasks import AgentStep, queue_for

@@ -1,19 +1,54 @@
-"""Live state in Redis, shared by the video-server agents, the engine and the web tier.
+"""The live protocol between the video-server agents, the redundancy engine and the web tier: Redis.
 
-Keys (under ``settings.LIVE_KEY_PREFIX``):
+Every key is declared here, with who writes it and who reads it (``KEYS``; a test finds any other
+name used with ``key()`` in the tree). All sit under ``settings.LIVE_KEY_PREFIX``. Times are
+Redis's clock (``TIME``) wherever two hosts compare them: heartbeats are stamped by Redis, and the
+engine measures their age by Redis's clock, so hosts need not agree on the time.
 
-- ``heartbeat:<server>``: the agent's last heartbeat (JSON), expiring after a few intervals;
-- ``leaving:<server>``: set when an agent stops gracefully (a planned shutdown);
-- ``health:<server>``: hash camera id → stream report (JSON) of that server's connections;
-- ``snapshot:<camera>``: the latest JPEG of a camera and the server that took it;
-- ``desired:<server>``: the camera ids the server should ingest now (written by the engine);
+Agents write, the engine and the web tier read:
+
+- ``heartbeat:<server>``: the agent's last heartbeat (JSON: Redis's time, pid, cameras, storage
+  error, ``streams`` a digest of its stream states, ``fps`` its cameras' frame rates), expiring
+  after a few intervals;
 - ``last-seen``: hash server → time of its last heartbeat, kept after the heartbeat expires;
-- ``handed-over:<server>``: the engine's word that a leaving server may stop;
-- ``lease:<server>``: the agent that holds the server's name (``recording.lease``), renewed with
-  its heartbeat;
+- ``health:<server>``: hash camera id → stream report (JSON), written before the heartbeat that
+  carries its digest;
+- ``leaving:<server>``: set when an agent stops gracefully (a planned shutdown);
+- ``lease:<server>``: the agent that holds the server's name (``recording.lease``);
 - ``agent-conflicts``: list of reports of two agents claiming one server, taken by the engine;
+- ``outage:<witness>``: when a witness (an agent, or the engine: ``engine``) could not reach Redis;
+- ``snapshot:<camera>``: the latest JPEG of a camera and the server that took it (read by the web).
+
+The engine writes, the agents read:
+
+- ``desired:<server>``: the camera ids the server should ingest now;
+- ``handed-over:<server>``: the engine's word that a leaving server may stop;
+- ``engine-ticked``: an engine passed within the last few seconds (somebody to hand cameras to).
+
+The engine's own, kept between its passes and across its restarts:
+
+- ``engine-last-pass``: the time of the last pass (a gap without heartbeats is an outage of Redis);
+- ``engine-workers``: sorted set worker → when it last passed, by Redis's clock;
+- ``system-lease:<system>``: the engine worker that decides for the multiserver system
+  (``redundancy.leases``);
+- ``stream-states``: hash camera → "server:state" last seen by the engine (lost and restored events);
+- ``refused``, ``frame-rate-dropped``: sets of the episodes under way (one event per episode).
+
+The engine publishes, the web tier reads (``redundancy.status``):
+
+- ``status:<system>``: hash, the system's published status (``version``, ``at``, a JSON row per
+  server ``s:<id>`` and camera ``c:<id>``), expiring unless renewed;
+- ``status-watched``: set by every live socket, renewed each minute: deltas are sent while it exists.
+
+Anyone writes, the engine reads:
+
 - ``config-version``: a counter bumped on every change of the configuration (``redundancy.config``);
-- ``engine-wake``: a pub/sub channel; a message asks the engine for a pass now.
+- ``engine-wake``: a pub/sub channel; a message asks the engine for a pass now (an agent's stream
+  states changed, a shutdown announced, an operator's drain or fail-back).
+
+The web tier's own: ``watched`` (sorted set camera → when its live picture was last asked for,
+read by the agents: they decode a fresh one at every keyframe for a while) and
+``live-sockets:<user>`` (each user's open live sockets, bounded).
 
 Every call is short and bounded by socket timeouts: a missing Redis must never stall the
 caller, so agents catch ``redis.RedisError`` and keep recording.
@@ -44,7 +79,15 @@ def client() -> redis.Redis:
     return _client(settings.REDIS_URL)
 
 
+KEYS = frozenset({
+    "heartbeat", "last-seen", "health", "leaving", "lease", "agent-conflicts", "outage", "snapshot", "desired",
+    "handed-over", "engine-ticked", "engine-last-pass", "engine-workers", "system-lease", "stream-states", "refused",
+    "frame-rate-dropped", "status", "status-watched", "config-version", "engine-wake", "watched", "live-sockets",
+})  # fmt: skip
+
+
 def key(*parts) -> str:
+    """A key of the protocol: its first part is one of ``KEYS``."""
     return ":".join([settings.LIVE_KEY_PREFIX, *map(str, parts)])
 
 
