@@ -129,11 +129,14 @@ def _covered(spans: Iterable[Span]) -> list[tuple[float, float]]:
     return [(start, end) for start, end in merged]
 
 
-def gaps_of(lanes: dict[str, list[Span]], since: float, until: float) -> list[Gap]:
-    """Where no server has video between ``since`` and ``until``."""
+def gaps_of(lanes: dict[str, list[Span]], since: float, until: float, frame_interval: float = 0.0) -> list[Gap]:
+    """Where no server has video between ``since`` and ``until``. As within one server's recording, video that
+    goes on from another server's less than a frame late (a span ends a frame interval after its last frame) is
+    no gap: no frame is missing there."""
     gaps, cursor = [], since
+    slack = (GAP_FRAMES - 2) * frame_interval
     for start, end in _covered(span for lane in lanes.values() for span in lane):
-        if start > cursor:
+        if start > cursor + (slack if cursor > since else 0.0):
             gaps.append(Gap(cursor, min(start, until)))
         cursor = max(cursor, end)
         if cursor >= until:
@@ -182,7 +185,7 @@ def choose(lanes: dict[str, list[Span]], switches: list[tuple[float, str]], prim
 def build(segments: list[SegmentInfo], switches: list[tuple[float, str]], primary: str, since: float, until: float,
           frame_interval: float) -> Timeline:  # fmt: skip
     lanes = lanes_of(segments, frame_interval)
-    timeline = Timeline(since, until, frame_interval, lanes, gaps_of(lanes, since, until))
+    timeline = Timeline(since, until, frame_interval, lanes, gaps_of(lanes, since, until, frame_interval))
     by_server: dict[str, list[SegmentInfo]] = {}
     for segment in sorted(segments, key=lambda s: s.started_at):
         by_server.setdefault(segment.server, []).append(segment)

@@ -98,11 +98,13 @@ def test_an_export_across_a_failover_and_a_failback_holds_every_recorded_frame_o
                                                                                            camera.pk)}  # fmt: skip
     for before, after in jumps:
         assert not recorded & set(range(before + 1, after)), f"frames {before + 1}-{after - 1} were recorded"
-    assert len(jumps) == 1, jumps  # the failover; the failback is made before it breaks
+    # At most the failover's (the engine sees a killed agent at once: at 5 fps it may lose no frame at all); the
+    # failback is made before it breaks. The manifest says each gap the file has, and no other.
+    assert len(jumps) <= 1, jumps
     interior = [gap for gap in manifest["gaps"] if gap["from"] > manifest["first_frame"]
                 and gap["to"] < manifest["last_frame"]]  # fmt: skip
-    assert len(interior) == 1
-    (before, after), gap = jumps[0], interior[0]
-    assert gap["seconds"] == pytest.approx((after - before - 1) / FPS, abs=0.5)
+    assert len(interior) == len(jumps), (interior, jumps)
+    for (before, after), gap in zip(jumps, interior, strict=True):
+        assert gap["seconds"] == pytest.approx((after - before - 1) / FPS, abs=0.5)
     assert [span["server"] for span in manifest["spans"]] == ["srv-a", "srv-b", "srv-a"]
     assert manifest["file"]["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()

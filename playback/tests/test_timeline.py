@@ -79,3 +79,12 @@ def test_a_segment_runs_to_the_keyframe_after_its_length_so_its_silence_waits_as
     late = build([seg(1, "srv-a", 0, 11.96), seg(2, "srv-a", 12, 23.96)], [], "srv-a", 0, 41.5, FI)
     overdue = settled_gaps(late, now=41.5, open_for=open_segment_seconds(late))
     assert [(g.started_at, g.ended_at) for g in overdue] == [(24.0, 41.5)]  # past the longest segment and a sweep
+
+
+def test_a_takeover_less_than_a_frame_late_is_no_gap_and_one_frame_missing_is():
+    # srv-a's last frame at 9.96 (its span ends a frame later, at 10.0); srv-b's first 15 ms after that: no frame is
+    # missing, as two frames of one server 1.4 intervals apart are none. A frame missing (srv-b at 10.04) is a gap.
+    on_time = build([seg(1, "srv-a", 0, 9.96), seg(2, "srv-b", 10.015, 20)], [(10.0, "srv-b")], "srv-a", 0, 20.04, FI)
+    assert on_time.gaps == []
+    late = build([seg(1, "srv-a", 0, 9.96), seg(2, "srv-b", 10.04, 20)], [(10.0, "srv-b")], "srv-a", 0, 20.04, FI)
+    assert [(g.started_at, round(g.ended_at, 2)) for g in late.gaps] == [(10.0, 10.04)]
