@@ -199,7 +199,8 @@ CHANNEL_LAYERS = {
 DENY_LOCAL_TARGETS = env.bool("DENY_LOCAL_TARGETS", default=PRODUCTION)
 RECORDINGS_ROOT = env("RECORDINGS_ROOT", default=str(VAR_DIR / "recordings") if PRODUCTION else "")
 
-# Live pages one user may keep open at once (each socket recomputes the status every second).
+# Live pages one user may keep open at once (each socket reads and sends the whole status when it opens or falls
+# behind, and computes it every second while nothing is published).
 LIVE_SOCKETS_PER_USER = env.int("LIVE_SOCKETS_PER_USER", default=20)
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
