@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +53,16 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def wait(condition, timeout: float, what: str) -> float:
+    """Seconds until ``condition()`` held; a benchmark that waits longer than ``timeout`` stops and says for what."""
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        if condition():
+            return time.monotonic() - began
+        time.sleep(0.1)
+    raise SystemExit(f"bench: timed out after {timeout:.0f} s waiting for {what}")
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 import psutil
 import redis
-from common import OUT, SCRATCH, percentile, recorded_stamps, start
+from common import OUT, SCRATCH, percentile, recorded_stamps, start, wait
 from django.core.management import call_command
 
 from cameras.models import Camera
@@ -386,15 +386,6 @@ def listening(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(1.0)
         return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def wait(condition, timeout: float, what: str) -> float:
-    began = time.monotonic()
-    while time.monotonic() - began < timeout:
-        if condition():
-            return time.monotonic() - began
-        time.sleep(0.1)
-    raise SystemExit(f"bench: timed out after {timeout:.0f} s waiting for {what}")
 
 
 def takeover(

@@ -29,7 +29,7 @@ from collections import Counter
 
 import cv2  # noqa: E402  (after common: Django is set up there)
 import numpy as np  # noqa: E402
-from common import OUT, SCRATCH, free_port, percentile, recorded_stamps, start, stop
+from common import OUT, SCRATCH, free_port, percentile, recorded_stamps, start, stop, wait
 from django.conf import settings  # noqa: E402
 
 from cameras.models import Camera  # noqa: E402
@@ -84,15 +84,6 @@ def reset(mode: str, count: int, run: str, fps: float, width: int, height: int) 
         )  # fmt: skip
         for n in range(1, count + 1)
     ]
-
-
-def wait(condition, timeout: float, what: str) -> float:
-    began = time.monotonic()
-    while time.monotonic() - began < timeout:
-        if condition():
-            return time.monotonic() - began
-        time.sleep(0.1)
-    raise SystemExit(f"bench: timed out after {timeout:.0f} s waiting for {what}")
 
 
 def all_streaming(server: str, cameras) -> bool:

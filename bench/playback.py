@@ -25,7 +25,7 @@ import statistics
 import sys
 import time
 
-from common import OUT, SCRATCH, free_port, percentile, start, stop
+from common import OUT, SCRATCH, free_port, percentile, start, stop, wait
 from django.conf import settings  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
@@ -60,14 +60,6 @@ def build(args) -> Camera:
                                  width=args.width, height=args.height, fps=int(args.fps), primary_server=servers[0],
                                  backup_server=servers[1])  # fmt: skip
 
-
-def wait(condition, timeout: float, what: str) -> None:
-    began = time.monotonic()
-    while time.monotonic() - began < timeout:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise SystemExit(f"bench: timed out after {timeout:.0f} s waiting for {what}")
 
 
 def placed(camera, state) -> bool:
