@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from functools import partial
 
 import redis
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
 from cameras.modes import RedundancyMode
 from protocol import live
@@ -141,6 +141,7 @@ class Engine:
         self._loaded: tuple | None = None  # (config version, systems held) the memory below is of
         self.gone: dict[str, float | None] = {}  # agents whose process ended → their last-seen time then
         self.last_now: float | None = None  # the last pass's time, by its clock
+        self._changing = False
 
     # -- what others tell the engine ---------------------------------------------------------------
 
@@ -155,11 +156,19 @@ class Engine:
     # -- one pass -----------------------------------------------------------------------------------
 
     def tick(self) -> TickResult:
+        """One pass. Without Redis, or when the database fails it, nothing is decided; a pass that failed after
+        it began to change what the engine holds makes the next one load everything again from the database
+        (what was stored is the truth: a decision not stored is made again, with its events)."""
+        self._changing = False
         try:
             return self._tick()
         except redis.RedisError:
             log.warning("event=tick_abandoned reason=redis_unreachable")
-            return TickResult(ran=False)
+        except DatabaseError as exc:
+            log.warning("event=tick_abandoned reason=database_error error=%s", type(exc).__name__)
+        if self._changing:
+            self._loaded = None
+        return TickResult(ran=False)
 
     def stop(self) -> None:
         """Give the leases back so that another worker takes the systems at once."""
@@ -205,6 +214,7 @@ class Engine:
         # While Redis was unreachable nobody's heartbeat got through: that silence is no failure.
         seen = seen.without_outages([*seen_pass.outages, *witnessed])
 
+        self._changing = True  # from here on what is held runs ahead of what is stored, until the pass ends
         events: list[Event] = []
         views: dict[int, ServerView] = {}
         steadiness_changed: set[int] = set()

@@ -13,10 +13,10 @@ import time
 
 import redis
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 
 from protocol import live
-from redundancy.engine import Engine
+from redundancy.engine import Engine, TickResult
 from redundancy.status import StatusPublisher
 from redundancy.watch import AgentWatch
 
@@ -70,7 +70,11 @@ class EngineLoop:
             while not self.stopping.is_set():
                 self.woken.clear()
                 started = time.monotonic()
-                result = self.engine.tick()
+                try:
+                    result = self.engine.tick()
+                except Exception:  # a bug must not stop failovers for good: log it, pass again at the backstop
+                    log.exception("event=tick_failed")
+                    result = TickResult(ran=False)
                 self.passes += 1
                 close_old_connections()
                 self._follow_agents()
@@ -86,6 +90,7 @@ class EngineLoop:
             if self.watch is not None:
                 self.watch.stop()
             self.engine.stop()
+            connection.close()  # this thread's
             log.info("event=engine_stopped worker=%s", self.engine.leases.worker)
 
     def _follow_agents(self) -> None:

@@ -524,3 +524,55 @@ def test_two_engine_workers_never_decide_for_the_same_system_at_once(site, make_
     assert not first.tick().ran and not first.leases.held
     second.tick()
     assert first.tick().ran and len(first.leases.held) == 1 and not (first.leases.held & second.leases.held)
+
+
+def test_a_pass_the_database_fails_is_made_again_from_what_was_stored(world, fast_site, make_camera, monkeypatch):
+    from django.db import DatabaseError
+
+    camera = make_camera(fast_site["a"], fast_site["b"], name="gate")
+    world.beat("srv-a", "srv-b", streams={camera: "streaming"})
+    world.tick()
+    world.now += 2.0  # srv-a silent past the fast window: this pass moves the camera, but cannot store it
+    world.beat("srv-b")
+
+    def refused(*args, **kwargs):
+        raise DatabaseError("the database is away")
+
+    monkeypatch.setattr(world.engine, "_store", refused)
+    assert not world.tick().ran
+    assert world.placement(camera) == Placement.ON_PRIMARY
+    monkeypatch.undo()
+    world.beat("srv-b")
+    assert world.tick(0.1).ran
+    assert world.placement(camera) == Placement.TO_BACKUP and world.desired("srv-b") == {camera.pk}
+    kinds = list(Event.objects.filter(camera=camera).values_list("kind", flat=True))
+    assert kinds == ["failover_started"]  # made and stored once, when it could be
+
+
+def test_the_engine_s_loop_outlives_a_pass_that_fails(world, site, make_camera, monkeypatch):
+    import threading
+
+    from redundancy.runner import EngineLoop
+
+    camera = make_camera(site["a"], site["b"])
+    world.beat("srv-a", "srv-b", streams={camera: "streaming"})
+    real_tick, calls = world.engine.tick, []
+
+    def tick():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in one pass")
+        return real_tick()
+
+    monkeypatch.setattr(world.engine, "tick", tick)
+    loop = EngineLoop(world.engine, tick_seconds=0.05, watch_agents=False)
+    runner = threading.Thread(target=loop.run, daemon=True)
+    runner.start()
+    try:
+        from conftest import wait_for
+
+        wait_for(lambda: len(calls) >= 3, 10, message="passes after the failed one")
+    finally:
+        loop.stop()
+        runner.join(10)
+    assert world.placement(camera) == Placement.ON_PRIMARY  # the later passes decided
