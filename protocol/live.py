@@ -214,15 +214,6 @@ def report_agent_conflict(r: redis.Redis, server: str, report: dict) -> None:
         pipe.execute()
 
 
-def take_agent_conflicts(r: redis.Redis) -> list[dict]:
-    """The conflicts reported since the last call (each is taken once)."""
-    with r.pipeline() as pipe:
-        pipe.lrange(key("agent-conflicts"), 0, -1)
-        pipe.delete(key("agent-conflicts"))
-        reports, _ = pipe.execute()
-    return [json.loads(report) for report in reports]
-
-
 def publish_stream_health(r: redis.Redis, server: str, reports: dict[int, dict], ttl: float) -> None:
     """Replace the server's stream reports: cameras it no longer ingests disappear."""
     name = key("health", server)
@@ -271,12 +262,9 @@ def read_snapshot(r: redis.Redis, camera_id: int) -> dict | None:
     return {"jpeg": value[b"jpeg"], "server": value[b"server"].decode(), "at": float(value[b"at"])}
 
 
-def desired_value(camera_ids) -> str:
-    return json.dumps(sorted(camera_ids))
-
-
 def write_desired(r: redis.Redis, server: str, camera_ids) -> None:
-    r.set(key("desired", server), desired_value(camera_ids))
+    """``r``: a client, or the engine's pipeline of a pass."""
+    r.set(key("desired", server), json.dumps(sorted(camera_ids)))
 
 
 def read_all_desired(r: redis.Redis, servers: list[str]) -> dict[str, set[int] | None]:

@@ -105,8 +105,8 @@ class Cache:
         self.config: SiteConfig | None = None
 
     def get(self, version: int | None) -> tuple[SiteConfig, bool]:
-        """The configuration for ``version`` (as read from Redis this pass), and whether it was loaded again.
-        A version of None (never bumped, or Redis emptied) loads every time until one is set."""
+        """The configuration for ``version`` (as read from Redis this pass: 0 until the first change), and whether
+        it was loaded again. None loads it again in any case."""
         if self.config is not None and version is not None and self.config.version == version:
             return self.config, False
         self.config = load(version)

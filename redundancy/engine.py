@@ -281,14 +281,14 @@ class Engine:
             told = []
             for name, cameras in desired.items():
                 if cameras != self.desired.get(name):
-                    pipe.set(live.key("desired", name), live.desired_value(cameras))
+                    live.write_desired(pipe, name, cameras)
                     told.append(name)
             for server in cfg.servers.values():
                 if server.name in seen.leaving and not any(
                     self.placements[c].state == Placement.TO_BACKUP for c in self.by_primary.get(server.pk, ())
                 ):
-                    pipe.set(live.key("handed-over", server.name), "1", px=60_000)
-            pipe.set(live.key("engine-ticked"), "1", px=3000)
+                    live.mark_handed_over(pipe, server.name)
+            live.mark_engine_ticked(pipe)
             self._write_memory(pipe)
             pipe.execute()
         self.desired = {name: set(cameras) for name, cameras in desired.items()}
