@@ -98,13 +98,19 @@ def test_an_export_across_a_failover_and_a_failback_holds_every_recorded_frame_o
                                                                                            camera.pk)}  # fmt: skip
     for before, after in jumps:
         assert not recorded & set(range(before + 1, after)), f"frames {before + 1}-{after - 1} were recorded"
-    # At most the failover's (the engine sees a killed agent at once: at 5 fps it may lose no frame at all); the
-    # failback is made before it breaks. The manifest says each gap the file has, and no other.
+    # At most the failover's (the engine sees a killed agent at once: at 10 fps it may lose no frame at all); the
+    # failback is made before it breaks.
     assert len(jumps) <= 1, jumps
+    # The manifest says each gap the file has. Its times are two servers' arrival clocks on either side of a
+    # failover, which differ by the two receivers' latencies: a hole shorter than one frame interval may be that
+    # difference (no frame missing) or one frame missing, but a gap of two frames or more is always said.
     interior = [gap for gap in manifest["gaps"] if gap["from"] > manifest["first_frame"]
                 and gap["to"] < manifest["last_frame"]]  # fmt: skip
-    assert len(interior) == len(jumps), (interior, jumps)
-    for (before, after), gap in zip(jumps, interior, strict=True):
-        assert gap["seconds"] == pytest.approx((after - before - 1) / FPS, abs=0.5)
+    said = [gap for gap in interior if gap["seconds"] >= 1 / FPS]
+    assert len(said) <= len(jumps), (interior, jumps)
+    for before, after in jumps:
+        missing = after - before - 1
+        if missing >= 2:
+            assert [gap for gap in said if gap["seconds"] == pytest.approx(missing / FPS, abs=0.5)], (interior, jumps)
     assert [span["server"] for span in manifest["spans"]] == ["srv-a", "srv-b", "srv-a"]
     assert manifest["file"]["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
