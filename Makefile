@@ -5,12 +5,12 @@ PYTEST_ARGS ?=
 # The browser libraries the pages load, built into static/ (never committed, never from a CDN).
 VENDOR := static/vendor/hls.min.js
 
-.PHONY: run test lint clean chromium rtsp-cameras mutation
+.PHONY: run test lint clean chromium rtsp-cameras testbed mutation
 
 run: $(VENV)/.installed rtsp-cameras $(VENDOR)
 	$(VENV)/bin/python -m eocortex_web.launcher run
 
-test: $(VENV)/.installed chromium rtsp-cameras $(VENDOR)
+test: $(VENV)/.installed chromium rtsp-cameras testbed $(VENDOR)
 	$(VENV)/bin/python -m eocortex_web.launcher test $(PYTEST_ARGS)
 
 # The browser tests drive Debian's chromium (never a downloaded browser); installed when we may.
@@ -29,6 +29,14 @@ rtsp-cameras:
 	  2>/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $(RTSP_PACKAGES); \
 	  else echo "make: the RTSP cameras need GStreamer's RTSP server: sudo apt-get install $(RTSP_PACKAGES)" >&2; fi; }
+
+# The network test bed (testbed/, tests marked netns): namespaces and veths (iproute2), packet loss (nftables),
+# a host's clock moved (libfaketime). Needs root, as the namespaces do; without it those tests skip and say why.
+TESTBED_PACKAGES := iproute2 nftables faketime
+testbed:
+	@command -v ip >/dev/null 2>&1 && command -v nft >/dev/null 2>&1 && command -v faketime >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $(TESTBED_PACKAGES); \
+	  else echo "make: the network test bed needs root and $(TESTBED_PACKAGES)" >&2; fi; }
 
 # hls.js, pinned with its checksum in package-lock.json, from the npm registry; its full build, which
 # plays EXT-X-GAP playlists and H.265 in MPEG-TS (the light one has no H.265). Scripts never run.

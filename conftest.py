@@ -346,6 +346,21 @@ def agent_process(process_env, tmp_path):
 
 
 @pytest.fixture
+def bed(process_env, tmp_path):
+    """A site on the test bed (``testbed.site.BedSite``): hosts of their own for the cameras and for each server
+    placed on it, faults as calls; every process, namespace and link removed after the test."""
+    from testbed.network import unavailable
+    from testbed.site import BedSite
+
+    reason = unavailable()
+    if reason:
+        pytest.skip(f"no test bed here: {reason}")
+    site = BedSite(process_env, tmp_path)
+    yield site
+    site.close()
+
+
+@pytest.fixture
 def engine(settings, transactional_db):
     """The engine's loop (as ``run_engine`` runs it: woken by events, the agents watched, the status published)
     in a background thread, passing at least every 0.25 s, until the test ends."""

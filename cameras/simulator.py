@@ -25,13 +25,15 @@ SetSynchronizationPoint, which makes the camera's next frame a keyframe. With
 ``keyframe_on_request=False`` makes a camera that refuses SetSynchronizationPoint. A stopped
 camera does not answer, a stalled one holds the request unanswered.
 
-Only loopback addresses are ever bound.
+Only loopback addresses are ever bound, or a test bed's address (``testbed``) in a network namespace with no
+default route: the bed's camera host, which nothing beyond the bed can reach.
 """
 
 import asyncio
 import base64
 import contextlib
 import hashlib
+import ipaddress
 import json
 import logging
 import os
@@ -55,6 +57,22 @@ log = logging.getLogger(__name__)
 BOUNDARY = b"frame"
 STATES = ("streaming", "stopped", "stalled", "garbage")
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def in_test_bed(host: str) -> bool:
+    """``host`` is a test bed's address (``testbed.network.BED_NETWORK``) and this process's network namespace has
+    no default route: nothing served here can be reached from beyond the bed."""
+    from testbed.network import BED_NETWORK
+
+    try:
+        if ipaddress.ip_address(host) not in ipaddress.ip_network(BED_NETWORK):
+            return False
+        routes = Path("/proc/net/route").read_text().splitlines()[1:]
+    except (ValueError, OSError):
+        return False
+    return not any(line.split()[1] == "00000000" for line in routes if len(line.split()) > 1)
+
+
 CODECS = ("mjpeg", "h264", "h265")
 # GStreamer's RTSP server comes with Debian's Python (python3-gi), not with the project's venv.
 RTSP_PYTHON = os.environ.get("RTSP_CAMERA_PYTHON", "/usr/bin/python3")
@@ -385,8 +403,8 @@ class CameraSimulator:
     def __init__(self, count: int, base_port: int, control_port: int | None = None, host: str = "127.0.0.1",
                  codecs: tuple[str, ...] = ("mjpeg",), loops_dir: Path | None = None,
                  **camera_options):  # fmt: skip
-        if host not in LOOPBACK:
-            raise ValueError("the camera simulator serves on loopback addresses only")
+        if host not in LOOPBACK and not in_test_bed(host):
+            raise ValueError("the camera simulator serves on loopback addresses only (or in a test bed's namespace)")
         unknown = [codec for codec in codecs if codec not in CODECS] or ([] if codecs else ["(none)"])
         if unknown:
             raise ValueError(f"unknown codec {unknown[0]}; use {', '.join(CODECS)}")

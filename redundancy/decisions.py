@@ -340,7 +340,6 @@ def judge_server(record: ServerRecord, view: ServerView, down_window: float, win
     """A server's next status, health streak and flap damping, from what it was and what is seen now."""
     status = server_status(view.heartbeat_age, view.leaving, view.draining, down_window, windows, view.gone_under)
     failures = tuple(t for t in record.failures if now - t < FAILURE_MEMORY)
-    hold_down = damping.hold_down(len(failures)) if failures != record.failures else record.hold_down
     healthy = status in (ServerStatus.UP, ServerStatus.DRAINING)
     healthy_since = (record.healthy_since if record.healthy_since is not None else now) if healthy else None
     events, planned = (), False
@@ -351,14 +350,15 @@ def judge_server(record: ServerRecord, view: ServerView, down_window: float, win
             events = ("server_down",)
             if not planned:
                 failures += (now,)
-                longer = damping.hold_down(len(failures))
-                if len(failures) > 1 and longer > hold_down:
+                if len(failures) > 1 and damping.hold_down(len(failures)) > damping.hold_down(len(failures) - 1):
                     events += ("flap_damped",)
-                hold_down = longer
         elif status == ServerStatus.LEAVING:
             events = ("server_leaving",)
         elif status == ServerStatus.UP and previous in (ServerStatus.DOWN, ServerStatus.UNKNOWN):
             events = ("server_up",)
+    # Never below the base, even for a server that never failed: a camera that left it for a lost stream returns
+    # only once that stream has held this long.
+    hold_down = damping.hold_down(len(failures))
     since = now if status != record.status else record.status_since
     return ServerJudgement(ServerRecord(status, since, healthy_since, failures, hold_down), events, planned)
 

@@ -62,3 +62,33 @@ def test_high_priority_cameras_claim_a_full_backup_first():
 def test_more_failures_never_shorten_the_hold_down():
     holds = [hold_down_for(n, 3600, 1800) for n in range(5)]
     assert holds == sorted(holds) and max(holds) <= 1800
+
+
+def judged(record, age=0.2, now=1000.0):
+    from redundancy.decisions import Damping, ServerView, judge_server
+
+    view = ServerView(pk=1, name="srv-a", heartbeat_age=age)
+    return judge_server(record, view, 30.0, W, Damping(base=10, longest=1800), now)
+
+
+def test_a_server_that_never_failed_holds_its_cameras_return_for_the_base_hold_down():
+    # A camera that left its primary for a lost stream (the server itself never failed) comes back only after
+    # the stream has held that long: a path to one camera that flaps must not move it back and forth.
+    from redundancy.decisions import ServerRecord
+
+    fresh = judged(ServerRecord(ServerStatus.UNKNOWN, 0.0)).record
+    assert fresh.status == ServerStatus.UP and fresh.hold_down == 10
+    assert judged(fresh, now=1001.0).record.hold_down == 10
+
+
+def test_each_failure_within_the_hour_doubles_the_hold_down_and_says_so():
+    from redundancy.decisions import ServerRecord
+
+    record, kinds = ServerRecord(ServerStatus.UP, 0.0, 0.0), []
+    for n, now in enumerate((1000.0, 1100.0, 1200.0)):
+        down = judged(record, age=31.0, now=now)
+        kinds.append(down.events)
+        record = judged(down.record, now=now + 50).record
+        assert record.hold_down == 10 * 2**n
+    assert kinds == [("server_down",), ("server_down", "flap_damped"), ("server_down", "flap_damped")]
+    assert judged(record, now=1200.0 + 3600).record.hold_down == 10, "failures older than the hour are forgotten"

@@ -32,7 +32,8 @@ class Command(BaseCommand):
         parser.add_argument("--fps-drop-per-viewer", type=float, default=0.0, metavar="P",
                             help="percent of the frame rate a camera loses for each viewer beyond the first, as "
                                  "some real cameras do (frames come later, none is dropped); 0: none")  # fmt: skip
-        parser.add_argument("--host", default="127.0.0.1", help="a loopback address")
+        parser.add_argument("--host", default="127.0.0.1",
+                            help="a loopback address (or, in a test bed's namespace, its address)")  # fmt: skip
 
     def handle(self, *args, **options):
         if not 1 <= options["count"] <= 1000:
