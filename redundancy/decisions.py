@@ -180,7 +180,9 @@ def decide(camera: CameraView, windows: Windows, backup_has_room: bool = True) -
 
     if state == Placement.TO_BACKUP:
         if backup is not None and backup.alive(window) and backup.streaming(camera.pk):
-            return Decision(Placement.ON_BACKUP, f"backup {backup.name} records it", ("failover_completed",))
+            why = why_leave_primary(camera, windows)  # kept in the reason: why it is on the backup
+            return Decision(Placement.ON_BACKUP, f"backup {backup.name} records it" + (f": {why}" if why else ""),
+                            ("failover_completed",))  # fmt: skip
         if backup is None or not backup.available(window):
             if primary_ok:
                 return Decision(Placement.ON_PRIMARY, "the backup is gone; the primary keeps it")

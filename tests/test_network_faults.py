@@ -25,20 +25,24 @@ def bed_site(bed, recorded_site, make_camera, redis_client):
     mode, starts the cameras and both agents, and waits until srv-a records all three."""
     a, b = recorded_site["a"], recorded_site["b"]
 
-    def start(mode: str, cameras: int = 3, **agent_settings):
+    def start(mode: str, cameras: int = 3, clock_offset_of=None, cut_before_start=None, wait_for_cameras=None,
+              **agent_settings):  # fmt: skip
         for server in (a, b):
             server.redundancy.fast_redundancy = mode == "fast"
             server.redundancy.constant_redundancy = mode == "constant"
             server.redundancy.save()
             bed.place(server)
         bed.start_cameras(cameras, fps=FPS)
+        for name, numbers in (cut_before_start or {}).items():
+            for number in numbers:
+                bed.cut_camera(name, number)
         made = [make_camera(a, b, name=f"cam {n}", stream_url=bed.camera_url(n), fps=FPS) for n in
                 range(1, cameras + 1)]  # fmt: skip
         for name in ("srv-a", "srv-b"):
-            bed.start_agent(name, **agent_settings)
-        for camera in made:
-            wait_for(lambda c=camera: stream_state(redis_client, "srv-a", c) == "streaming", 40,
-                     message=f"srv-a records {camera.name}")  # fmt: skip
+            bed.start_agent(name, clock_offset=(clock_offset_of or {}).get(name, 0.0), **agent_settings)
+        for n in wait_for_cameras or range(1, cameras + 1):
+            wait_for(lambda c=made[n - 1]: stream_state(redis_client, "srv-a", c) == "streaming", 40,
+                     message=f"srv-a records camera {n}")  # fmt: skip
         return made
 
     return start
@@ -106,3 +110,62 @@ def test_normal_mode_a_server_that_loses_its_path_to_one_camera_keeps_it_and_rep
     assert not Event.objects.filter(kind=EventKind.FAILOVER_STARTED).exists()
     for camera in others:
         assert stream_state(redis_client, "srv-a", camera) == "streaming"
+
+
+@pytest.mark.parametrize("split_seconds", [5, 60])
+def test_a_server_cut_off_from_the_control_plane_keeps_recording_and_the_site_converges_once(
+    split_seconds, bed, bed_site, recorded_site, engine, redis_client
+):
+    """srv-a loses Redis, the database's relay and the engine (its cameras still in reach): fast mode moves its
+    cameras to srv-b while srv-a records on, so for the split both record them; after the heal each camera
+    comes back once, and no frame of any camera is lost."""
+    a, b = recorded_site["a"], recorded_site["b"]
+    cameras = bed_site("fast")
+    started = time.time()
+    fault = bed.isolate("srv-a")
+    wait_for(lambda: all(placement(c) == Placement.ON_BACKUP for c in cameras), 20, message="srv-b records all")
+    time.sleep(max(0.0, split_seconds - (time.time() - started)))
+    bed.restore("srv-a", fault)
+    healed = time.time()
+    wait_for(lambda: all(placement(c) == Placement.ON_PRIMARY for c in cameras), 60, message="all back on srv-a")
+    wait_for(lambda: not live.read_stream_health(redis_client, "srv-b"), 20, message="srv-b let go of them all")
+    time.sleep(3)  # long enough for a ping-pong to show
+    assert all(placement(c) == Placement.ON_PRIMARY for c in cameras), f"converged {time.time() - healed:.1f} s"
+    for camera in cameras:
+        assert len(events(camera, EventKind.FAILOVER_STARTED)) == 1, "one failover per camera"
+        assert len(events(camera, EventKind.FAILBACK_COMPLETED)) == 1, "one failback per camera"
+        on_a, on_b = counters(a, camera), counters(b, camera)
+        twice = on_a & on_b
+        assert len(twice) / FPS >= split_seconds / 2, f"{camera.name}: recorded twice for {len(twice) / FPS} s"
+        lost = set(range(min(on_a), max(on_a) + 1)) - on_a - on_b
+        assert not lost, f"{camera.name}: {len(lost)} frames lost"
+
+
+def test_a_server_whose_clock_is_three_seconds_ahead_causes_no_failover(bed, bed_site, engine, redis_client):
+    """Heartbeat ages are read by Redis's clock, not the agents': a host whose clock is off is not silent."""
+    from redundancy.models import ServerState, ServerStatus
+
+    cameras = bed_site("fast", clock_offset_of={"srv-a": 3.0})
+    time.sleep(8)  # several fast windows
+    assert not Event.objects.filter(kind__in=(EventKind.FAILOVER_STARTED, EventKind.SERVER_DOWN)).exists()
+    assert all(placement(c) == Placement.ON_PRIMARY for c in cameras)
+    assert set(ServerState.objects.filter(server__name__in=("srv-a", "srv-b")).values_list("status", flat=True)) == {
+        ServerStatus.UP}
+    assert all(stream_state(redis_client, "srv-a", c) == "streaming" for c in cameras)
+
+
+def test_a_camera_only_its_backup_can_reach_is_recorded_there_and_reported_as_such(
+    bed, bed_site, recorded_site, engine, redis_client
+):
+    from redundancy.status import read_status
+
+    a, b = recorded_site["a"], recorded_site["b"]
+    cameras = bed_site("fast", cut_before_start={"srv-a": [1]}, wait_for_cameras=[2, 3])
+    only_b = cameras[0]
+    wait_for(lambda: placement(only_b) == Placement.ON_BACKUP, 30, message="camera 1 recorded by srv-b")
+    wait_for(lambda: len(counters(b, only_b)) > FPS, 20, message="srv-b's files hold camera 1")
+    assert not counters(a, only_b)
+    row = next(r for r in read_status(redis_client, None)["cameras"] if r["id"] == only_b.pk)
+    assert row["recording_on"] == "backup" and row["active_server"] == b.pk
+    assert row["reason"] == "backup srv-b records it: primary srv-a lost the camera's stream"
+    assert row["streams"][str(a.pk)] in ("lost", "connecting") and row["streams"][str(b.pk)] == "streaming"

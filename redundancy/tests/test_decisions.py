@@ -52,6 +52,9 @@ def test_failover_completes_when_the_backup_reports_frames():
     assert decide(cam, W).placement == Placement.TO_BACKUP
     cam = camera(server(1, age=5), server(2, streams=STREAMING), placement=Placement.TO_BACKUP)
     assert decide(cam, W).events == ("failover_completed",)
+    assert decide(cam, W).reason == "backup srv-2 records it: primary srv-1 is down", "it says why, as it stays"
+    lost = camera(server(1, streams={7: "lost"}), server(2, streams=STREAMING), placement=Placement.TO_BACKUP)
+    assert decide(lost, W).reason == "backup srv-2 records it: primary srv-1 lost the camera's stream"
 
 
 def test_planned_shutdown_is_make_before_break():
