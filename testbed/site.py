@@ -46,9 +46,10 @@ def _target(url: str, default_port: int) -> tuple[str, int]:
 class BedSite:
     """Hosts for the cameras and for each server, the processes on them, and the faults between them."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path):
+    def __init__(self, env: dict[str, str], log_dir: Path, agent_timings: dict[str, str] = AGENT_TIMINGS):
         self.env = env  # the test's process environment: its DATABASE_URL, REDIS_URL and key prefix
         self.log_dir = log_dir
+        self.agent_timings = agent_timings  # the tests' short ones; {} for the product's own
         self.network = Network()
         self.cameras = self.network.add_host("cams")
         self.servers: dict[str, Host] = {}
@@ -115,7 +116,7 @@ class BedSite:
     def start_agent(self, name: str, clock_offset: float = 0.0, **settings) -> subprocess.Popen:
         """Server ``name``'s agent on its host, reaching Redis (and PostgreSQL) through its relays; with
         ``clock_offset`` its wall clock runs that many seconds ahead (libfaketime)."""
-        host, env = self.servers[name], {**self.env, **AGENT_TIMINGS, "PYTHONUNBUFFERED": "1"}
+        host, env = self.servers[name], {**self.env, **self.agent_timings, "PYTHONUNBUFFERED": "1"}
         env["REDIS_URL"] = _via(env["REDIS_URL"], self.link(name))
         if (name, "db") in self.relays:
             env["DATABASE_URL"] = _via(env["DATABASE_URL"], self.link(name, "db"))
