@@ -215,6 +215,12 @@ AGENT_SWEEP_SECONDS = env.float("AGENT_SWEEP_SECONDS", default=5.0)
 AGENT_OPEN_TIMEOUT_SECONDS = env.float("AGENT_OPEN_TIMEOUT_SECONDS", default=2.0)
 AGENT_READ_TIMEOUT_SECONDS = env.float("AGENT_READ_TIMEOUT_SECONDS", default=2.0)
 AGENT_SEGMENT_SECONDS = env.float("AGENT_SEGMENT_SECONDS", default=10.0)
+# Backup readiness (recording/readiness.py): each backup opens every camera it backs up and reads a keyframe, once
+# per period, each camera at its own moment within it, and at once when asked (polled this often); an open and the
+# first keyframe may take this long.
+BACKUP_CHECK_HOURS = env.float("BACKUP_CHECK_HOURS", default=24.0)
+BACKUP_CHECK_TIMEOUT_SECONDS = env.float("BACKUP_CHECK_TIMEOUT_SECONDS", default=10.0)
+BACKUP_CHECK_POLL_SECONDS = env.float("BACKUP_CHECK_POLL_SECONDS", default=2.0)
 
 # The redundancy engine (python manage.py run_engine: its own loop, woken by events; these are its backstop
 # period, windows and hold-downs; workers share the multiserver systems by leases of ENGINE_LEASE_SECONDS).

@@ -32,6 +32,7 @@ from recording.mergeback import MergeBack
 from recording.models import StreamHealth
 from recording.outbox import Outbox
 from recording.pipeline import CameraPipeline
+from recording.readiness import BackupReadiness
 from recording.segments import SegmentRecord
 from recording.serving import RecordingServer
 from recording.storage_health import StorageHealth
@@ -129,7 +130,11 @@ class VideoServerAgent:
         except redis.RedisError:
             pass
         beat = lambda: self.heartbeat.run(self._stop)  # noqa: E731
-        for target, name in ((beat, "heartbeat"), (self._supervise_loop, "supervisor")):
+        # Its own thread: a check waits up to seconds on a camera, which must hold up neither part above.
+        self.readiness = BackupReadiness(self.server, clock=self.clock, ingesting=lambda: {
+            camera_id: worker.stats.report() for camera_id, worker in list(self.workers.items())})  # fmt: skip
+        readiness = lambda: self.readiness.run(self._stop)  # noqa: E731
+        for target, name in ((beat, "heartbeat"), (self._supervise_loop, "supervisor"), (readiness, "readiness")):
             thread = threading.Thread(target=target, name=f"{name}-{self.name}", daemon=True)
             thread.start()
             self._threads.append(thread)

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import models
+from django.dispatch import Signal
 from django.utils import timezone
 
 from cameras.models import AnalyticsModule, Camera
@@ -159,3 +160,59 @@ class AnalyticsEvent(models.Model):
 
     def __str__(self):
         return f"{self.get_module_display()} on {self.camera} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+class BackupCheckQuerySet(models.QuerySet):
+    def current(self):
+        """The checks of each camera by its backup as it is now: a former backup's last check is no news."""
+        return self.filter(server_id=models.F("camera__backup_server_id"))
+
+    def failed(self):
+        return self.current().filter(ok=False).select_related("camera", "server")
+
+    def request(self, camera) -> "BackupCheck":
+        """Ask the camera's backup to check it at once (its agent reads the request at its next poll)."""
+        check, _ = self.get_or_create(camera=camera, server_id=camera.backup_server_id)
+        if check.requested_at is None:
+            check.requested_at = timezone.now()
+            check.save(update_fields=["requested_at"])
+        return check
+
+
+class BackupCheck(models.Model):
+    """The last readiness check of one camera by the server that backs it up: could it open the stream and
+    read a keyframe (``recording.readiness``)? Nothing is recorded by a check."""
+
+    camera = models.ForeignKey(Camera, on_delete=models.CASCADE, related_name="backup_checks")
+    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="backup_checks")
+    checked_at = models.DateTimeField(null=True, blank=True)
+    ok = models.BooleanField(null=True, help_text="Empty: never checked.")
+    detail = models.CharField(max_length=200, blank=True, help_text="Why the check failed (never a credential).")
+    keyframe_seconds = models.FloatField(null=True, blank=True, help_text="Seconds from connecting to a keyframe.")
+    requested_at = models.DateTimeField(null=True, blank=True, help_text="A check asked for now, not yet done.")
+
+    objects = BackupCheckQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["camera", "server"], name="one_backup_check_per_camera")]
+
+    def __str__(self):
+        return f"{self.camera} from {self.server}: {self.result}"
+
+    @property
+    def result(self) -> str:
+        if self.ok is None:
+            return "never checked"
+        if self.ok:
+            return "ready" + (f" (keyframe after {self.keyframe_seconds:.1f} s)" if self.keyframe_seconds else "")
+        return f"failed: {self.detail}"
+
+    def warning(self) -> str:
+        checked = timezone.localtime(self.checked_at)
+        return (f"{self.server.name} cannot open {self.camera.name}, which it backs up: {self.detail} "
+                f"(checked {checked:%Y-%m-%d %H:%M}). A failover would not record it.")  # fmt: skip
+
+
+# Sent by an agent with each check result it stores (``recording.readiness``): the redundancy app words the
+# episodes as events (recording imports nothing above it). Arguments: check, was_ok (None: never checked).
+backup_check_recorded = Signal()

@@ -4,6 +4,7 @@ server's health history, and every transition as an event."""
 from django.db import models
 
 from cameras.models import Camera
+from recording.models import backup_check_recorded
 from servers.models import Server
 
 
@@ -70,6 +71,8 @@ class EventKind(models.TextChoices):
     AGENT_CONFLICT = "agent_conflict", "Two agents for one server"
     CONNECTION_REFUSED = "connection_refused", "Camera refused a server's connection"
     FRAME_RATE_DROPPED = "frame_rate_dropped", "Camera lowered its frame rate for a second server"
+    BACKUP_CHECK_FAILED = "backup_check_failed", "Backup cannot open a camera it backs up"
+    BACKUP_CHECK_PASSED = "backup_check_passed", "Backup can open a camera again"
 
 
 class MailState(models.TextChoices):
@@ -111,3 +114,13 @@ class Event(models.Model):
 
     def __str__(self):
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.get_kind_display()}: {self.message}"
+
+
+def _backup_check_recorded(sender, **kwargs):
+    from redundancy.readiness import backup_check_event
+
+    backup_check_event(**kwargs)
+
+
+# An agent's readiness check stored (recording.readiness): an episode that starts or ends is an event.
+backup_check_recorded.connect(_backup_check_recorded, dispatch_uid="redundancy-backup-check-events")

@@ -1,0 +1,216 @@
+"""Backup readiness: before any incident, a backup server checks that it can open each camera it backs
+up and read a keyframe, without recording it.
+
+A backup that cannot reach its camera (a firewall between them, credentials that work only from the
+primary, a camera out of RTSP sessions) would otherwise be found only when the primary fails. The
+agent's checker thread (``BackupReadiness.run``) checks every enabled camera whose backup is this
+server, one at a time, each at its own offset within ``BACKUP_CHECK_HOURS`` (a hash of its id spreads
+them over the period), and at once when someone asks (``BackupCheck.requested_at``, set by the camera
+page and the API; requests go first). A check opens the stream as ingest does (``recording.ingest``:
+OpenCV for HTTP, PyAV for RTSP) with a bound of ``BACKUP_CHECK_TIMEOUT_SECONDS`` on the open and the
+first keyframe, hands its frames to nobody and writes no segment. A camera this server ingests already
+(constant mode, or after a failover) is judged from its own stream: streaming is ready, lost is not.
+
+The result goes to the database (``BackupCheck``, one row per camera and backup) with the
+``backup_check_recorded`` signal in the same transaction (the redundancy app makes the events of it).
+A database that is away loses that result only: the next check stores its own, and nothing here
+touches what the agent records.
+"""
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, connection, transaction
+
+from cameras.models import Camera
+from recording.ingest import CameraFeed, ingest_worker
+from recording.models import BackupCheck, StreamState, backup_check_recorded
+from servers.models import Server
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    ok: bool
+    detail: str = ""  # why it failed, in the operator's words; never the URL or a credential
+    keyframe_seconds: float | None = None
+
+
+# -- the schedule (pure) ------------------------------------------------------------------------------
+
+
+def offset(camera_id: int, period: float) -> float:
+    """The camera's own moment within each period, in seconds: the same on every agent and every start."""
+    digest = hashlib.sha256(f"backup-check:{camera_id}".encode()).digest()
+    return int.from_bytes(digest[:8]) / 2**64 * period
+
+
+def last_slot(camera_id: int, period: float, now: float) -> float:
+    """The latest of the camera's check times at or before ``now``."""
+    return now - (now - offset(camera_id, period)) % period
+
+
+def is_due(camera_id: int, period: float, now: float, last_checked: float) -> bool:
+    """A check is due once a slot of the camera has come since it was last checked (or first seen)."""
+    return last_checked < last_slot(camera_id, period, now)
+
+
+def due_order(requested: dict[int, float], scheduled: set[int]) -> list[int]:
+    """What to check now: the cameras asked for first (oldest request first), then those due by the schedule."""
+    first = sorted(requested, key=lambda camera_id: (requested[camera_id], camera_id))
+    return first + sorted(scheduled - set(requested))
+
+
+# -- one check ------------------------------------------------------------------------------------------
+
+
+def feed_of(camera: Camera) -> CameraFeed:
+    """The camera as a check opens it: no analytics, no sub stream, and no ONVIF keyframe request (that would
+    force a keyframe on the primary's recording; the wait for the camera's own is what a takeover waits)."""
+    return CameraFeed(camera.pk, camera.name, camera.stream_url, camera.username, camera.password, str(camera.codec),
+                      (), str(camera.rtsp_transport))  # fmt: skip
+
+
+def check_stream(feed: CameraFeed, timeout: float, clock: Callable[[], float] = time.time,
+                 stop: threading.Event | None = None) -> CheckResult | None:  # fmt: skip
+    """Open the camera, wait for its first keyframe (an MJPEG picture is one), and let go: at most ``timeout``
+    seconds. None when ``stop`` is set meanwhile (the agent is stopping: no result)."""
+    first: list[float] = []
+    keyframe, ended = threading.Event(), threading.Event()
+
+    def on_frame(_feed, frame) -> None:
+        if not first:
+            first.append(frame.at)
+        keyframe.set()
+        worker.stop()  # one is enough; nothing is kept
+
+    worker = ingest_worker(feed, on_frame, timeout, timeout, clock, decode=False, stream="check")
+    # Called under the stats' lock: only flag it. LOST: the open or the read failed (the worker would retry).
+    worker.stats.on_change = lambda: worker.stats.state == StreamState.LOST and ended.set()
+    started, deadline = clock(), time.monotonic() + timeout
+    worker.start()
+    try:
+        while not (keyframe.is_set() or ended.is_set()) and time.monotonic() < deadline:
+            if stop is not None and stop.is_set():
+                return None
+            keyframe.wait(0.05)
+    finally:
+        worker.stop()  # its thread ends within FFmpeg's own timeout, which is ``timeout``
+    if keyframe.is_set():
+        return CheckResult(True, keyframe_seconds=round(max(0.0, first[0] - started), 3))
+    opened = "open_seconds" in worker.stats.connect
+    if ended.is_set():
+        if worker.stats.problem:
+            return CheckResult(False, worker.stats.problem)
+        return CheckResult(False, "the stream ended before a keyframe" if opened else "the stream could not be opened")
+    if opened:
+        return CheckResult(False, f"no keyframe within {timeout:g} s")
+    return CheckResult(False, f"the camera does not answer within {timeout:g} s")
+
+
+def from_own_stream(report: dict) -> CheckResult | None:
+    """A camera this server ingests: its own stream answers. None while it connects (no answer yet)."""
+    if report.get("state") == StreamState.STREAMING:
+        return CheckResult(True, keyframe_seconds=report.get("first_frame_seconds"))
+    if report.get("state") == StreamState.LOST:
+        return CheckResult(False, report.get("reason") or "this server has lost the camera's stream")
+    return None
+
+
+# -- the agent's checker --------------------------------------------------------------------------------
+
+
+class BackupReadiness:
+    """The agent's part that checks the cameras it backs up; ``run`` is its thread."""
+
+    def __init__(
+        self,
+        server: Server,
+        *,
+        ingesting: Callable[[], dict[int, dict]],
+        clock: Callable[[], float] = time.time,
+        period_hours: float | None = None,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+    ):
+        self.server = server
+        self.ingesting = ingesting  # camera id → stream report of the cameras this server ingests now
+        self.clock = clock
+        self.period = 3600 * (settings.BACKUP_CHECK_HOURS if period_hours is None else period_hours)
+        self.timeout = settings.BACKUP_CHECK_TIMEOUT_SECONDS if timeout is None else timeout
+        self.poll_interval = settings.BACKUP_CHECK_POLL_SECONDS if poll_interval is None else poll_interval
+        self._checked: dict[int, float] = {}  # when this checker last checked each camera (a store may have failed)
+        self._first_seen: dict[int, float] = {}  # a camera never checked waits for its slot, not for a burst at start
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.check_due(stop)
+            except Exception:  # never the agent's recording: this thread only logs and tries again
+                log.exception("server=%s event=backup_check_error", self.server.name)
+                connection.close()
+            stop.wait(self.poll_interval)
+        connection.close()  # this thread's own connection
+
+    def check_due(self, stop: threading.Event | None = None) -> int:
+        """Check every camera due now (asked for first); returns how many were checked."""
+        try:
+            close_old_connections()
+            cameras = {c.pk: c for c in Camera.objects.filter(backup_server=self.server, enabled=True)}
+            rows = {row.camera_id: row for row in BackupCheck.objects.filter(server=self.server, camera__in=cameras)}
+        except DatabaseError:
+            connection.close()
+            return 0  # nothing to read the cameras or the requests from, nor to store a result in
+        now = self.clock()
+        requested = {pk: row.requested_at.timestamp() for pk, row in rows.items() if row.requested_at is not None}
+        scheduled = set()
+        for pk in cameras:
+            row = rows.get(pk)
+            last = max(row.checked_at.timestamp() if row and row.checked_at else 0.0, self._checked.get(pk, 0.0))
+            if not last:
+                last = self._first_seen.setdefault(pk, now)
+            if is_due(pk, self.period, now, last):
+                scheduled.add(pk)
+        done = 0
+        ingesting = self.ingesting()
+        for pk in due_order(requested, scheduled):
+            if stop is not None and stop.is_set():
+                break
+            camera = cameras[pk]
+            if pk in ingesting:
+                result = from_own_stream(ingesting[pk])
+            else:
+                result = check_stream(feed_of(camera), self.timeout, self.clock, stop)
+            if result is None:
+                continue  # asked again at the next pass
+            self._checked[pk] = self.clock()
+            self.store(camera, result, rows.get(pk))
+            done += 1
+        return done
+
+    def store(self, camera: Camera, result: CheckResult, seen: BackupCheck | None) -> None:
+        """The result and its episode's event in one transaction; a request made during the check stays."""
+        at = datetime.fromtimestamp(self.clock(), UTC)
+        level = logging.INFO if result.ok else logging.WARNING
+        log.log(level, "camera=%s server=%s event=backup_checked ok=%s detail=%r keyframe_seconds=%s", camera.pk,
+                self.server.name, result.ok, result.detail, result.keyframe_seconds)  # fmt: skip
+        try:
+            with transaction.atomic():
+                check, _ = BackupCheck.objects.select_for_update().get_or_create(camera=camera, server=self.server)
+                was_ok = check.ok
+                check.checked_at, check.ok, check.detail = at, result.ok, result.detail[:200]
+                check.keyframe_seconds = result.keyframe_seconds
+                if check.requested_at is not None and seen is not None and check.requested_at == seen.requested_at:
+                    check.requested_at = None
+                check.save()
+                backup_check_recorded.send(sender=BackupCheck, check=check, was_ok=was_ok)
+        except DatabaseError:
+            connection.close()
+            log.warning("camera=%s server=%s event=backup_check_not_stored", camera.pk, self.server.name)
