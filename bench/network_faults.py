@@ -99,8 +99,8 @@ def run(fault: str, amount: float, mode: str, count: int, minutes: float) -> dic
         converged = wait(lambda: placed(cameras, Placement.ON_PRIMARY)
                          and not live.read_stream_health(live.client(), "srv-b"), 600, "the site converged")
         time.sleep(5)
-        ended = time.time()  # the agents' own shutdown below moves cameras too: not counted
-        for agent in agents:
+        ended = time.time()  # the agents' own shutdown below is not counted
+        for agent in reversed(agents):  # the backup first: srv-a's shutdown then hands nothing over
             stop(agent)
     finally:
         if engine is not None:
