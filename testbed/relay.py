@@ -90,7 +90,10 @@ class Relay:
             self._server.close()
             for writer in list(self._connections):
                 writer.close()
-            await asyncio.sleep(0)
+            tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
         self._call(stop())
         self._loop.call_soon_threadsafe(self._loop.stop)
