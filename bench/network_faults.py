@@ -117,6 +117,7 @@ def run(fault: str, amount: float, mode: str, count: int, minutes: float) -> dic
         "scenario": name, "mode": mode, "cameras": count,
         "fault_seconds": round(healed - began, 1),
         "server_down": events.filter(kind=EventKind.SERVER_DOWN, server__name="srv-a").count(),
+        "backup_down": events.filter(kind=EventKind.SERVER_DOWN, server__name="srv-b").count(),
         "failovers": events.filter(kind=EventKind.FAILOVER_STARTED).count(),
         "flap_damped": events.filter(kind=EventKind.FLAP_DAMPED).count(),
         "lost_s_total": round(sum(lost), 1), "lost_s_max": round(max(lost), 1),
@@ -150,12 +151,13 @@ def main() -> None:
     results = [run(fault, amount, mode, args.cameras, args.minutes) for fault, amount in plan
                for mode in ("fast", "normal")]  # fmt: skip
     print(f"\n{args.cameras} MJPEG cameras at {FPS:g} fps; loss runs {args.minutes:g} min with up to 200 ms jitter")
-    print("| fault | mode | srv-a judged down | false failovers | lost video | recorded twice (median per camera) "
-          "| time to converge |")  # fmt: skip
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| fault | mode | judged down: srv-a, srv-b | false failovers | flap damped | lost video "
+          "| recorded twice (median per camera) | time to converge |")  # fmt: skip
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in results:
-        print(f"| {r['scenario']} | {r['mode']} | {r['server_down']} | {r['failovers']} | {r['lost_s_total']} s | "
-              f"{r['twice_s_median']} s | {r['converged_s']} s |")  # fmt: skip
+        print(f"| {r['scenario']} | {r['mode']} | {r['server_down']}, {r['backup_down']} | {r['failovers']} | "
+              f"{r['flap_damped']} | {r['lost_s_total']} s | {r['twice_s_median']} s | "
+              f"{r['converged_s']} s |")  # fmt: skip
     OUT.mkdir(exist_ok=True)
     (OUT / "network_faults.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
 
