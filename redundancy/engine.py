@@ -103,8 +103,6 @@ class Held:
     def hold_down(self) -> float:
         return self.record.hold_down
 
-    hold_down_seconds = hold_down
-
     @property
     def status(self) -> str:
         return self.record.status
