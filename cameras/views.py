@@ -11,7 +11,7 @@ from cameras.forms import CONNECTION_FIELDS, GENERAL_FIELDS, CameraForm
 from cameras.models import Camera
 from cameras.modes import RedundancyMode
 from eocortex_web.ids import query_id
-from recording.models import StreamHealth
+from recording.models import BackupCheck, StreamHealth
 from servers.models import Server
 
 TABS = {"connection": CONNECTION_FIELDS, "general": GENERAL_FIELDS}
@@ -44,9 +44,11 @@ def camera_list(request):
 
 
 def _measured_warnings(camera) -> list[str]:
-    """What the servers' agents measure of the camera: a connection it refuses, a frame rate that drops for two."""
+    """What the servers' agents measure of the camera: a connection it refuses, a frame rate that drops for two,
+    a backup that cannot open it (its readiness check)."""
     health = StreamHealth.objects.filter(camera=camera)
-    return [row.refusal_warning() for row in health.refused()] + [drop.warning() for drop in health.frame_rate_drops()]
+    return ([row.refusal_warning() for row in health.refused()] + [drop.warning() for drop in health.frame_rate_drops()]
+            + [check.warning() for check in BackupCheck.objects.failed().filter(camera=camera)])  # fmt: skip
 
 
 @login_required
@@ -78,6 +80,7 @@ def camera_tab(request, pk, tab):
             "tab": tab,
             "can_configure": can_configure,
             "measured_warnings": _measured_warnings(camera),
+            "backup_check": BackupCheck.objects.current().filter(camera=camera).first(),
         },
         status=400 if form.errors else 200,
     )

@@ -15,8 +15,10 @@ urlpatterns = [
     path("", include("playback.urls")),
     path("", include("playback.export_urls")),
     path("", include("redundancy.urls")),
+    path("", include("redundancy.readiness_urls")),
     path("api/", include("playback.api.urls")),
     path("api/", include("eocortex_web.api_urls")),
+    path("api/", include("redundancy.api.readiness_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]

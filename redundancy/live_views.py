@@ -18,6 +18,7 @@ from cameras.models import Camera
 from cameras.modes import RedundancyMode
 from playback import timeline
 from protocol import live
+from recording.models import BackupCheck
 from redundancy.decisions import Windows
 from redundancy.models import EVENT_SYSTEM, Event
 from redundancy.status import read_status
@@ -32,7 +33,11 @@ WHERE = [("primary", "On primary"), ("backup", "On backup"), ("both", "On both")
 def live_page(request):
     status = read_status(live.client(), allowed_systems(request.user))
     servers = {row["id"]: row for row in status["servers"]}
+    failed = {check.camera_id: check for check in BackupCheck.objects.failed().filter(
+        camera_id__in=[row["id"] for row in status["cameras"]])}  # fmt: skip
     for row in status["cameras"]:
+        # A backup that cannot open the camera (its readiness check): live.js follows the events that follow.
+        row["backup_check_warning"] = failed[row["id"]].warning() if row["id"] in failed else ""
         row["system_id"] = servers[row["primary_server"]]["system_id"]
         row["primary_name"] = servers[row["primary_server"]]["name"]
         row["backup_name"] = servers[row["backup_server"]]["name"] if row["backup_server"] in servers else ""

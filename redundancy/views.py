@@ -21,9 +21,10 @@ from cameras.modes import server_warnings
 from cameras.rules import backup_problems, valid_backups
 from cameras.services import BackupAssignment, BackupAssignmentError, assign_backups
 from eocortex_web.ids import query_id
-from recording.models import StreamHealth
+from recording.models import BackupCheck, StreamHealth
 from redundancy import actions
 from redundancy.models import EVENT_SYSTEM, Event, EventKind, ServerState
+from redundancy.readiness import last_checks
 from servers.forms import RedundancySettingsForm
 from servers.models import MultiserverSystem, Server
 
@@ -39,6 +40,9 @@ def _server_page(request, server, form=None, applied=(), open_mail_setup="", sta
     licensing = server.licensing()
     can_configure = request.user.has_perm("servers.change_redundancysettings")
     form = form or RedundancySettingsForm(instance=server.redundancy, read_only=not can_configure)
+    checks = last_checks([camera.pk for camera in backed_up])
+    for camera in backed_up:
+        camera.backup_check = checks.get(camera.pk)
     context = {
         "server": server,
         "licensing": licensing,
@@ -76,6 +80,8 @@ def _backup_preview(server, form, before_apply=True) -> dict:
     warnings += [
         drop.warning() for drop in StreamHealth.objects.filter(camera__backup_server=server).frame_rate_drops()
     ]
+    # Its readiness checks: a camera it backs up that it cannot open would not be recorded by a failover.
+    warnings += [check.warning() for check in BackupCheck.objects.failed().filter(server=server)]
     flags = ticked.redundancy
     if flags.fast_redundancy and not flags.constant_redundancy and not backed_up:
         # Rule 5; with cameras backed up, server_warnings names the primaries that still lack it.

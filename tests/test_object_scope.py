@@ -52,6 +52,10 @@ def test_api_lists_and_acts_only_within_the_users_systems(scoped):
     assert api.get(f"/api/cameras/{scoped['theirs'].pk}/recordings/").status_code == 404
     assert api.get(f"/api/cameras/{scoped['mine'].pk}/recordings/").status_code == 200
     assert api.post(f"/api/servers/{other.pk}/drain/").status_code == 404
+    # Backup readiness: another system's camera cannot be checked, nor is it in the report.
+    assert api.post(f"/api/cameras/{scoped['theirs'].pk}/backup-check/").status_code == 404
+    assert api.post(f"/api/cameras/{scoped['mine'].pk}/backup-check/").status_code == 202
+    assert [r["camera_name"] for r in api.get("/api/backup-checks/").json()["results"]] == ["mine"]
     assert api.post(f"/api/servers/{scoped['a'].pk}/drain/").status_code == 202
     assert api.get("/api/capacity/", {"system": other.system_id}).status_code == 400
     # Nothing outside can be chosen or changed.
@@ -75,8 +79,10 @@ def test_pages_show_only_the_users_systems(scoped, client):
     assert client.get(f"/cameras/{scoped['theirs'].pk}/timeline/").status_code == 404
     assert client.get(f"/live/snapshot/{scoped['theirs'].pk}.jpg").status_code == 404
     assert client.get(f"/capacity/servers/{scoped['other'].pk}/").status_code == 404
+    assert client.post(f"/cameras/{scoped['theirs'].pk}/backup-check/").status_code == 404
     assert client.get(f"/servers/systems/{scoped['other'].system_id}/mail/").status_code == 404
-    for url in ("/cameras/", "/live/", "/events/", "/capacity/", "/servers/settings/cameras/", "/servers/licenses/"):
+    for url in ("/cameras/", "/live/", "/events/", "/capacity/", "/servers/settings/cameras/", "/servers/licenses/",
+                "/backup-checks/"):
         page = client.get(url).content.decode()
         assert "theirs" not in page and "srv-other" not in page and "other down" not in page, url
     new = client.get("/cameras/new/").content.decode()

@@ -87,11 +87,13 @@ def test_a_user_in_no_role_reads_nothing_from_the_api(nobody, objects, site, pat
 def test_an_operator_reads_what_nobody_may_not(client, nobody, objects):
     nobody.groups.add(Group.objects.get(name=OPERATORS))
     client.force_login(nobody)
-    for url in ["/servers/", "/cameras/", "/events/", "/live/", "/capacity/", f"/cameras/{objects['camera']}/"]:
+    for url in ["/servers/", "/cameras/", "/events/", "/live/", "/capacity/", f"/cameras/{objects['camera']}/",
+                "/backup-checks/"]:
         assert client.get(url).status_code == 200, url
     api = APIClient()
     api.force_authenticate(User.objects.get(pk=nobody.pk))
-    for url in ["/api/cameras/", "/api/events/", "/api/status/", "/api/capacity/", "/api/licenses/"]:
+    for url in ["/api/cameras/", "/api/events/", "/api/status/", "/api/capacity/", "/api/licenses/",
+                "/api/backup-checks/"]:
         assert api.get(url).status_code == 200, url
 
 

@@ -121,7 +121,19 @@
     }
   }
 
+  function applyBackupCheck(event) {
+    // A backup's readiness check failing or passing again: the tile's warning follows it.
+    const tile = event.camera && document.getElementById("tile-" + event.camera);
+    const warning = tile && tile.querySelector('[data-field="backup-check"]');
+    if (!warning) return;
+    if (event.kind === "backup_check_failed") warning.querySelector("span").textContent = event.message;
+    if (event.kind === "backup_check_failed" || event.kind === "backup_check_passed") {
+      warning.hidden = event.kind === "backup_check_passed";
+    }
+  }
+
   function addEvent(event) {
+    applyBackupCheck(event);
     const empty = document.getElementById("no-events");
     if (empty) empty.remove();
     const item = document.createElement("li");
