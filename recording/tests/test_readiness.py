@@ -211,3 +211,14 @@ def test_the_agent_runs_its_checker_and_stops_it(recorded_site, simulator, make_
     assert camera.pk not in agent.workers, "checked, not ingested"
     agent.stop()
     assert not [t for t in threading.enumerate() if t.name == "readiness-srv-b" and t.is_alive()]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_agent_checks_on_its_schedule_without_being_asked(recorded_site, simulator, make_camera, agents, settings):
+    settings.BACKUP_CHECK_POLL_SECONDS, settings.BACKUP_CHECK_HOURS = 0.2, 2 / 3600  # a period of 2 s
+    sim = simulator(1)
+    camera = make_camera(recorded_site["a"], recorded_site["b"], stream_url=sim.url(1))
+    agents("srv-b")
+    first = wait_for(lambda: BackupCheck.objects.filter(camera=camera, ok=True).first(), 15, message="a check")
+    wait_for(lambda: BackupCheck.objects.get(pk=first.pk).checked_at > first.checked_at, 15, message="the next one")
+    assert BackupCheck.objects.get(pk=first.pk).requested_at is None
