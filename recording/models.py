@@ -172,6 +172,8 @@ class BackupCheckQuerySet(models.QuerySet):
 
     def request(self, camera) -> "BackupCheck":
         """Ask the camera's backup to check it at once (its agent reads the request at its next poll)."""
+        if camera.backup_server_id is None:
+            raise ValueError(f"{camera.name} has no backup server to check it")
         check, _ = self.get_or_create(camera=camera, server_id=camera.backup_server_id)
         if check.requested_at is None:
             check.requested_at = timezone.now()

@@ -1,10 +1,11 @@
 """Backup readiness pages: the report of every camera's last check by its backup, and the camera page's
-"Check now" (a request the backup's agent reads within seconds)."""
+"Check the backup now" (a request the backup's agent reads within seconds)."""
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
 
 from accounts.permissions import view_required
 from accounts.scope import limit
@@ -33,17 +34,24 @@ def backup_checks(request):
     })  # fmt: skip
 
 
-@require_POST
 @login_required
-@permission_required("cameras.change_camera", raise_exception=True)
-def request_backup_check(request, pk):
+@view_required("cameras.view_camera", "recording.view_backupcheck")
+def backup_check(request, pk):
+    """The camera page's readiness part (htmx polls it while a check is asked for); POST asks for a check now."""
     camera = get_object_or_404(limit(Camera.objects.with_servers(), request.user, "primary_server__system"), pk=pk)
-    check = BackupCheck.objects.request(camera) if camera.backup_server_id else None
-    if request.htmx:
-        return render(request, "cameras/_backup_check.html", {"camera": camera, "backup_check": check,
-                                                              "can_configure": True, "asked": True})  # fmt: skip
-    if check is None:
-        messages.error(request, f"{camera.name} has no backup server to check it.")
-    else:
-        messages.success(request, f"{camera.backup_server.name} checks {camera.name} within seconds.")
-    return redirect("cameras:connection", camera.pk)
+    can_configure = request.user.has_perm("cameras.change_camera")
+    if request.method == "POST":
+        if not can_configure:
+            raise PermissionDenied
+        check = BackupCheck.objects.request(camera) if camera.backup_server_id else None
+        if not request.htmx:
+            if check is None:
+                messages.error(request, f"{camera.name} has no backup server to check it.")
+            else:
+                messages.success(request, f"{camera.backup_server.name} checks {camera.name} within seconds.")
+            return redirect("cameras:connection", camera.pk)
+    elif request.method != "GET":
+        return HttpResponseNotAllowed(["GET", "POST"])
+    check = BackupCheck.objects.current().filter(camera=camera).first()
+    return render(request, "cameras/_backup_check.html", {"camera": camera, "backup_check": check,
+                                                          "can_configure": can_configure})  # fmt: skip

@@ -34,19 +34,24 @@ def test_a_check_asked_for_on_the_camera_page_and_its_warning_live(site, make_ca
     page.wait_for_selector("#backup-check:has-text('a check is asked for')", timeout=10_000)
     assert page.evaluate("window.stillTheSamePage") is True, "swapped by htmx, not reloaded"
     assert BackupCheck.objects.get(camera=camera, server=site["b"]).requested_at is not None
+    # srv-b's agent checks it (here: stored as it would); the part, polled while asked for, shows the result.
+    checker = BackupReadiness(site["b"], ingesting=dict)
+
+    def store(result):  # on a thread of its own, as the agent's checker (this one runs Playwright's event loop)
+        seen = BackupCheck.objects.filter(camera=camera).first()  # the request it read: done with this check
+        thread = threading.Thread(target=lambda: (checker.store(camera, result, seen), connection.close()))
+        thread.start()
+        thread.join(timeout=10)
+
+    store(CheckResult(True, keyframe_seconds=0.7))
+    page.wait_for_selector("#backup-check:has-text('ready (keyframe after 0.7 s)')", timeout=10_000)
+    assert page.evaluate("window.stillTheSamePage") is True
     assert page.evaluate("window.cspViolations") == []
 
     page.goto(f"{web}/live/")
     page.wait_for_selector("#connection.ok", timeout=15_000)
     warning = f"#tile-{camera.pk} [data-field=backup-check]"
     assert page.is_hidden(warning)
-    checker = BackupReadiness(site["b"], ingesting=dict)
-
-    def store(result):  # as srv-b's agent does, on a thread of its own (this one runs Playwright's event loop)
-        thread = threading.Thread(target=lambda: (checker.store(camera, result, None), connection.close()))
-        thread.start()
-        thread.join(timeout=10)
-
     store(CheckResult(False, "the camera's port refuses connections"))
     page.wait_for_selector(f"{warning}:has-text('srv-b cannot open gate')", state="visible", timeout=10_000)
     store(CheckResult(True, keyframe_seconds=0.4))

@@ -89,12 +89,18 @@ def test_the_camera_page_asks_for_a_check(admin_client, cameras):
     assert BackupCheck.objects.get(camera=cameras["yard"]).requested_at is not None
     partial = admin_client.post(url, HTTP_HX_REQUEST="true")
     assert partial.status_code == 200 and "a check is asked for" in partial.content.decode()
+    assert 'hx-trigger="every 2s"' in partial.content.decode(), "the part asks again until the check is done"
+    BackupCheck.objects.filter(camera=cameras["yard"]).update(requested_at=None)
+    done = admin_client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert "a check is asked for" not in done and "every 2s" not in done
 
 
 def test_a_viewer_cannot_ask_from_the_page(client, viewer, cameras):
     client.force_login(viewer)
     assert client.post(f"/cameras/{cameras['yard'].pk}/backup-check/").status_code == 403
-    assert client.get(f"/cameras/{cameras['yard'].pk}/backup-check/").status_code == 405
+    part = client.get(f"/cameras/{cameras['yard'].pk}/backup-check/")
+    assert part.status_code == 200 and "ready" in part.content.decode()
+    assert "Check the backup now" not in part.content.decode()
 
 
 def test_the_backup_section_warns_of_a_camera_the_backup_cannot_open(admin_client, cameras, site):
