@@ -35,6 +35,8 @@ from servers.models import Server
 
 log = logging.getLogger(__name__)
 
+SLOW_OPEN = 0.2  # an open that failed in the last fifth of the timeout timed out: nobody answered
+
 
 @dataclass(frozen=True)
 class CheckResult:
@@ -107,9 +109,13 @@ def check_stream(feed: CameraFeed, timeout: float, clock: Callable[[], float] = 
         return CheckResult(True, keyframe_seconds=round(max(0.0, first[0] - started), 3))
     opened = "open_seconds" in worker.stats.connect
     if ended.is_set():
-        if worker.stats.problem:
+        if worker.stats.problem:  # RTSP: FFmpeg's error, worded (recording.streamcopy.open_problem)
             return CheckResult(False, worker.stats.problem)
-        return CheckResult(False, "the stream ended before a keyframe" if opened else "the stream could not be opened")
+        if opened:
+            return CheckResult(False, "the stream ended before a keyframe")
+        if time.monotonic() >= deadline - timeout * SLOW_OPEN:  # OpenCV says no more than that it failed
+            return CheckResult(False, f"the camera does not answer within {timeout:g} s")
+        return CheckResult(False, "the stream could not be opened (the port refuses connections, or an HTTP error)")
     if opened:
         return CheckResult(False, f"no keyframe within {timeout:g} s")
     return CheckResult(False, f"the camera does not answer within {timeout:g} s")
