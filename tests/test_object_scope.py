@@ -56,6 +56,8 @@ def test_api_lists_and_acts_only_within_the_users_systems(scoped):
     assert api.post(f"/api/cameras/{scoped['theirs'].pk}/backup-check/").status_code == 404
     assert api.post(f"/api/cameras/{scoped['mine'].pk}/backup-check/").status_code == 202
     assert [r["camera_name"] for r in api.get("/api/backup-checks/").json()["results"]] == ["mine"]
+    theirs, unknown = (api.get("/api/backup-checks/", {"backup_server": pk}) for pk in (other.pk, 987654))
+    assert theirs.status_code == unknown.status_code == 200 and theirs.json() == unknown.json()
     assert api.post(f"/api/servers/{scoped['a'].pk}/drain/").status_code == 202
     assert api.get("/api/capacity/", {"system": other.system_id}).status_code == 400
     # Nothing outside can be chosen or changed.

@@ -1,7 +1,7 @@
 """Backup readiness in the API: ask a camera's backup to check it now, and the report of every camera's last check."""
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 from accounts.permissions import requires
 from accounts.scope import limit
 from cameras.models import Camera
+from eocortex_web.ids import query_id
 from recording.models import BackupCheck
 from redundancy.readiness import readiness_report
 
@@ -68,11 +69,27 @@ class BackupCheckListView(generics.ListAPIView):
     serializer_class = BackupCheckSerializer
     filter_backends = []
 
-    @extend_schema(description="Every camera with a backup server, with the time and result of the backup's last "
-                   "readiness check of it (failed first; never checked: ok and checked_at null).")  # fmt: skip
+    @extend_schema(
+        description="Every camera with a backup server, with the time and result of the backup's last readiness "
+        "check of it (failed first; never checked: ok and checked_at null).",
+        parameters=[
+            OpenApiParameter("backup_server", int, description="Only the cameras this server backs up."),
+            OpenApiParameter("ok", bool, description="false: only failed checks; true: only passed ones."),
+        ],
+    )
     def get(self, request, *args, **kwargs):
+        self.server_id = query_id(request.query_params.get("backup_server", ""))
+        self.ok = request.query_params.get("ok", "").lower()
+        bad_server = self.server_id is None and request.query_params.get("backup_server")
+        if bad_server or self.ok not in ("", "true", "false"):
+            return Response({"detail": "backup_server takes a server's id, ok true or false."}, status=400)
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
         cameras = limit(Camera.objects.all(), self.request.user, "primary_server__system")
-        return [_Row(row.camera, row.check) for row in readiness_report(cameras)]
+        if self.server_id is not None:
+            cameras = cameras.filter(backup_server_id=self.server_id)
+        rows = readiness_report(cameras)
+        if self.ok:
+            rows = [row for row in rows if row.ok is (self.ok == "true")]
+        return [_Row(row.camera, row.check) for row in rows]

@@ -59,6 +59,17 @@ def test_the_api_report_lists_every_camera_with_a_backup_failed_first(viewer_api
     assert rows[1]["checked_at"] is None and rows[1]["result"] == "never checked"
 
 
+def test_the_api_report_filters_by_backup_server_and_result(viewer_api, cameras, site):
+    def names(**query):
+        return [r["camera_name"] for r in viewer_api.get("/api/backup-checks/", query).json()["results"]]
+
+    assert names(backup_server=site["c"].pk) == ["dock"]
+    assert names(ok="false") == ["gate"] and names(ok="true") == ["yard"]
+    assert names(backup_server=987654) == []
+    assert viewer_api.get("/api/backup-checks/", {"ok": "maybe"}).status_code == 400
+    assert viewer_api.get("/api/backup-checks/", {"backup_server": "x"}).status_code == 400
+
+
 def test_the_report_page_says_when_and_what(admin_client, cameras):
     page = admin_client.get("/backup-checks/").content.decode()
     assert "gate" in page and "failed: the camera&#x27;s port refuses connections" in page
