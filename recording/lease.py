@@ -3,7 +3,7 @@
 An agent claims ``lease:<server>`` before it records and renews it with every heartbeat. A
 second agent for the same name (a second demo started beside the first, a cloned VM) finds it
 held and refuses to start, naming the holder's host and process. A holder that died on this
-host (its process is gone) is taken over at once; one elsewhere must let its lease expire.
+host (its process is gone, or only waits to be reaped) is taken over at once; one elsewhere must let its lease expire.
 Should two agents ever speak for one server anyway, each conflict is reported for the engine
 to record as an event. Without Redis nobody can be asked: the agent records, and claims the
 lease once Redis answers.
@@ -15,6 +15,7 @@ import os
 import socket
 import time
 import uuid
+from pathlib import Path
 
 import redis
 
@@ -138,7 +139,7 @@ class ServerLease:
             return True
         except PermissionError:  # it exists, under another user
             pass
-        return False
+        return _zombie(other["pid"])
 
     def _report_conflict(self, holder: str, refused: bool) -> None:
         other = json.loads(holder)
@@ -146,3 +147,13 @@ class ServerLease:
                   describe(self.identity), refused)  # fmt: skip
         live.report_agent_conflict(self.redis, self.server, {"holder": other, "agent": self.identity,
                                                              "refused": refused, "at": self.clock()})  # fmt: skip
+
+
+def _zombie(pid: int) -> bool:
+    """The process ended and waits only for its parent to reap it (Linux: state Z in /proc): it answers signal 0
+    but will never renew a lease."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]

@@ -3,6 +3,8 @@
 import json
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -40,6 +42,25 @@ def test_a_dead_holder_on_this_host_is_taken_over_at_once_one_elsewhere_is_not(s
     live.client().set(lease.key, json.dumps(elsewhere), px=30_000)
     with pytest.raises(ServerClaimed, match="on host another-host"):
         lease.acquire()
+
+
+def test_a_killed_holder_not_yet_reaped_by_its_parent_is_dead_too(site):
+    # A SIGKILLed agent whose parent (a supervisor, a test) has not called wait() yet is a zombie: its pid still
+    # answers signal 0, but it will never renew its lease. Its restarted agent takes over at once.
+    killed = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        killed.kill()
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{killed.pid}/stat").read_text().split(")")[-1].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the child did not end"
+            time.sleep(0.01)
+        lease = ServerLease(live.client(), "srv-a", 30)
+        live.client().set(lease.key, json.dumps({**lease.identity, "agent": "killed", "pid": killed.pid}), px=30_000)
+        lease.acquire()
+        assert json.loads(live.client().get(lease.key))["agent"] == lease.identity["agent"]
+        lease.release()
+    finally:
+        killed.wait()
 
 
 def test_two_agents_for_one_server_are_events_reported_once_each(site):
