@@ -17,7 +17,9 @@ _running: VideoServerAgent | None = None
 
 
 def queue_for(server_name: str) -> str:
-    return f"video-server.{server_name}"
+    """A server's agent's queue, within its site's namespace (``LIVE_KEY_PREFIX``): two sites (or test runs) on one
+    broker never take each other's notices for servers of the same name."""
+    return f"video-server.{settings.LIVE_KEY_PREFIX}.{server_name}"
 
 
 @shared_task(name="recording.reconcile", ignore_result=True)
