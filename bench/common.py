@@ -47,6 +47,19 @@ def stop(process: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 40) -> 
             process.wait()
 
 
+def empty_site() -> None:
+    """A fresh scratch database and no live state of an earlier run under this prefix."""
+    from django.core.management import call_command
+
+    from protocol import live
+
+    call_command("flush", interactive=False, verbosity=0)
+    r = live.client()
+    stale = list(r.scan_iter(live.key("*"), count=1000))
+    for at in range(0, len(stale), 1000):
+        r.delete(*stale[at : at + 1000])
+
+
 def wait(condition, timeout: float, what: str) -> float:
     """Seconds until ``condition()`` held; a benchmark that waits longer than ``timeout`` stops and says for what."""
     began = time.monotonic()

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 import psutil
 import redis
-from common import OUT, SCRATCH, free_port_block, percentile, recorded_stamps, start, wait
+from common import OUT, SCRATCH, empty_site, free_port_block, percentile, recorded_stamps, start, wait
 from django.core.management import call_command
 
 from cameras.models import Camera
@@ -75,15 +75,6 @@ class Site:
     victim_cameras: list[int]
     fps: dict[int, int]  # camera pk → configured fps
     baseline: dict[str, set[int]] = field(default_factory=dict)  # server → cameras it ingests with nothing failed
-
-
-def empty() -> None:
-    """A fresh database and no live state of an earlier run under this prefix."""
-    call_command("flush", interactive=False, verbosity=0)
-    r = live.client()
-    stale = list(r.scan_iter(live.key("*"), count=1000))
-    for at in range(0, len(stale), 1000):
-        r.delete(*stale[at : at + 1000])
 
 
 def build(camera_count: int, server_count: int, system_count: int) -> Site:
@@ -220,7 +211,7 @@ def placements(pks=None) -> dict[str, int]:
 
 
 def measure_scale(cameras: int, servers: int, systems: int, ticks: int, step: float, profile: bool) -> dict:
-    empty()
+    empty_site()
     began = time.perf_counter()
     site = build(cameras, servers, systems)
     built = time.perf_counter() - began
@@ -379,7 +370,7 @@ def takeover(
     timeout: float,
     read_timeout: float | None,
 ) -> dict:
-    empty()
+    empty_site()
     pairs = server_count // 2
     per_primary = math.ceil(camera_count / pairs)
     system = MultiserverSystem.objects.create(name="takeover")

@@ -29,13 +29,12 @@ from collections import Counter
 
 import cv2  # noqa: E402  (after common: Django is set up there)
 import numpy as np  # noqa: E402
-from common import OUT, SCRATCH, free_port, percentile, recorded_stamps, start, stop, wait
-from django.conf import settings  # noqa: E402
+from common import OUT, SCRATCH, empty_site, free_port, percentile, recorded_stamps, start, stop, wait
 
 from cameras.models import Camera  # noqa: E402
 from protocol import live  # noqa: E402
 from redundancy import actions  # noqa: E402
-from redundancy.models import CameraPlacement, Event, Placement, ServerState  # noqa: E402
+from redundancy.models import CameraPlacement, Placement  # noqa: E402
 from servers.models import License, MultiserverSystem, Server  # noqa: E402
 
 BASE_PORT = 19501
@@ -54,12 +53,7 @@ def onvif_url(number: int) -> str:
 
 
 def reset(mode: str, count: int, run: str, fps: float, width: int, height: int) -> list[Camera]:
-    for model in (Event, CameraPlacement, ServerState, Camera, License, Server, MultiserverSystem):
-        model.objects.all().delete()
-    r = live.client()
-    stale = list(r.scan_iter(f"{settings.LIVE_KEY_PREFIX}:*"))
-    if stale:
-        r.delete(*stale)
+    empty_site()
     system = MultiserverSystem.objects.create(name=f"bench {run}")
     servers = []
     for name in ("srv-a", "srv-b"):

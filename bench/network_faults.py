@@ -29,7 +29,7 @@ import os
 import statistics
 import time
 
-from common import OUT, SCRATCH, recorded_stamps, start, stop, wait
+from common import OUT, SCRATCH, empty_site, recorded_stamps, start, stop, wait
 from django.conf import settings  # noqa: E402
 
 from cameras.models import Camera  # noqa: E402
@@ -43,12 +43,7 @@ FPS = 5.0
 
 
 def reset(mode: str, count: int, run: str) -> list[Server]:
-    for model in (Event, CameraPlacement, ServerState, Camera, License, Server, MultiserverSystem):
-        model.objects.all().delete()
-    r = live.client()
-    stale = list(r.scan_iter(f"{settings.LIVE_KEY_PREFIX}:*"))
-    if stale:
-        r.delete(*stale)
+    empty_site()
     system = MultiserverSystem.objects.create(name=f"bench {run}")
     servers = []
     for name in ("srv-a", "srv-b"):
