@@ -70,7 +70,7 @@ class Host:
 
 
 class Network:
-    """The bridge and its hosts. ``close()`` removes every namespace, link and lock it made."""
+    """The bridge and its hosts. ``close()`` removes every namespace and link it made and releases its /24."""
 
     def __init__(self):
         reason = unavailable()

@@ -51,7 +51,11 @@ class BedSite:
         self.log_dir = log_dir
         self.agent_timings = agent_timings  # the tests' short ones; {} for the product's own
         self.network = Network()
-        self.cameras = self.network.add_host("cams")
+        try:
+            self.cameras = self.network.add_host("cams")
+        except Exception:
+            self.network.close()
+            raise
         self.servers: dict[str, Host] = {}
         self.relays: dict[tuple[str, str], Relay] = {}
         self.processes: list[tuple[subprocess.Popen, object]] = []
