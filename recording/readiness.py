@@ -169,27 +169,39 @@ class BackupReadiness:
         """Check every camera due now (asked for first); returns how many were checked."""
         try:
             close_old_connections()
-            cameras = {c.pk: c for c in Camera.objects.filter(backup_server=self.server, enabled=True)}
-            rows = {row.camera_id: row for row in BackupCheck.objects.filter(server=self.server, camera__in=cameras)}
+            mine = Camera.objects.filter(backup_server=self.server, enabled=True)
+            backed_up = list(mine.values_list("pk", flat=True))  # ids only: no credentials decrypted every poll
+            checks = BackupCheck.objects.filter(server=self.server, camera_id__in=backed_up)
+            rows = {row.camera_id: row for row in checks}
         except DatabaseError:
             connection.close()
             return 0  # nothing to read the cameras or the requests from, nor to store a result in
         now = self.clock()
         requested = {pk: row.requested_at.timestamp() for pk, row in rows.items() if row.requested_at is not None}
         scheduled = set()
-        for pk in cameras:
+        for pk in backed_up:
             row = rows.get(pk)
             last = max(row.checked_at.timestamp() if row and row.checked_at else 0.0, self._checked.get(pk, 0.0))
             if not last:
                 last = self._first_seen.setdefault(pk, now)
             if is_due(pk, self.period, now, last):
                 scheduled.add(pk)
+        due = due_order(requested, scheduled)
+        if not due:
+            return 0
+        try:
+            cameras = Camera.objects.in_bulk(due)  # whole cameras (their credentials) only when one is due
+        except DatabaseError:
+            connection.close()
+            return 0
         done = 0
         ingesting = self.ingesting()
-        for pk in due_order(requested, scheduled):
+        for pk in due:
             if stop is not None and stop.is_set():
                 break
-            camera = cameras[pk]
+            camera = cameras.get(pk)
+            if camera is None:
+                continue  # removed meanwhile
             if pk in ingesting:
                 result = from_own_stream(ingesting[pk])
             else:
