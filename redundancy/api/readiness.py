@@ -11,34 +11,30 @@ from accounts.scope import limit
 from cameras.models import Camera
 from eocortex_web.ids import query_id
 from recording.models import BackupCheck
-from redundancy.readiness import readiness_report
+from redundancy.readiness import ReadinessRow, readiness_report
 
 REPORT = ("cameras.view_camera", "servers.view_server", "recording.view_backupcheck")
 
 
 class BackupCheckSerializer(serializers.Serializer):
+    """A ``redundancy.readiness.ReadinessRow``: a camera, its backup and that backup's last check of it (or none)."""
+
     camera = serializers.IntegerField(source="camera.pk")
     camera_name = serializers.CharField(source="camera.name")
     backup_server = serializers.IntegerField(source="server.pk")
     backup_server_name = serializers.CharField(source="server.name")
-    checked_at = serializers.DateTimeField(allow_null=True, help_text="When the backup last checked it; null: never.")
+    # A row never checked has no check: these read as null (or empty).
+    checked_at = serializers.DateTimeField(source="check.checked_at", allow_null=True,
+                                           help_text="When the backup last checked it; null: never.")  # fmt: skip
     ok = serializers.BooleanField(allow_null=True, help_text="It opened the stream and read a keyframe; null: never "
                                   "checked.")  # fmt: skip
-    detail = serializers.CharField(allow_blank=True, help_text="Why the last check failed; empty when it passed.")
-    keyframe_seconds = serializers.FloatField(allow_null=True, help_text="Seconds from connecting to a keyframe.")
-    requested_at = serializers.DateTimeField(allow_null=True, help_text="A check asked for and not yet done.")
+    detail = serializers.CharField(source="check.detail", default="",
+                                   help_text="Why the last check failed; empty when it passed.")  # fmt: skip
+    keyframe_seconds = serializers.FloatField(source="check.keyframe_seconds", allow_null=True,
+                                              help_text="Seconds from connecting to a keyframe.")  # fmt: skip
+    requested_at = serializers.DateTimeField(source="check.requested_at", allow_null=True,
+                                             help_text="A check asked for and not yet done.")  # fmt: skip
     result = serializers.CharField(help_text="The result in words.")
-
-
-class _Row:
-    """A report row or a stored check, as the serializer reads them."""
-
-    def __init__(self, camera, check: BackupCheck | None):
-        self.camera, self.server, self.check = camera, camera.backup_server, check
-        for name in ("checked_at", "ok", "keyframe_seconds", "requested_at"):
-            setattr(self, name, getattr(check, name) if check else None)
-        self.detail = check.detail if check else ""
-        self.result = check.result if check else "never checked"
 
 
 class CanChangeCamera(permissions.BasePermission):
@@ -61,7 +57,7 @@ class BackupCheckRequestView(APIView):
         if camera.backup_server_id is None:
             return Response({"detail": f"{camera.name} has no backup server to check it."}, status=400)
         check = BackupCheck.objects.request(camera)
-        return Response(BackupCheckSerializer(_Row(camera, check)).data, status=status.HTTP_202_ACCEPTED)
+        return Response(BackupCheckSerializer(ReadinessRow(camera, check)).data, status=status.HTTP_202_ACCEPTED)
 
 
 class BackupCheckListView(generics.ListAPIView):
@@ -92,4 +88,4 @@ class BackupCheckListView(generics.ListAPIView):
         rows = readiness_report(cameras)
         if self.ok:
             rows = [row for row in rows if row.ok is (self.ok == "true")]
-        return [_Row(row.camera, row.check) for row in rows]
+        return rows
