@@ -27,8 +27,9 @@ SHORTEST_WAIT = 0.01
 
 
 class EngineLoop:
-    def __init__(self, engine: Engine | None = None, tick_seconds: float | None = None, watch_agents: bool = True):
-        self.engine = engine or Engine(publisher=StatusPublisher(live.client()))
+    def __init__(self, engine: Engine | None = None, tick_seconds: float | None = None, watch_agents: bool = True,
+                 worker: str | None = None):  # fmt: skip
+        self.engine = engine or Engine(publisher=StatusPublisher(live.client()), worker=worker)
         self.tick_seconds = settings.ENGINE_TICK_SECONDS if tick_seconds is None else tick_seconds
         self.woken = threading.Event()
         self.stopping = threading.Event()

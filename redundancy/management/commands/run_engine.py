@@ -11,8 +11,12 @@ class Command(BaseCommand):
         "failover and failback for them, woken by what happens and passing at least every ENGINE_TICK_SECONDS."
     )
 
+    def add_arguments(self, parser):
+        parser.add_argument("--worker", default=None,
+                            help="this worker's name in the leases and the logs (default: a random one)")
+
     def handle(self, *args, **options):
-        loop = EngineLoop()
+        loop = EngineLoop(worker=options["worker"])
 
         def stop(signum, frame):
             loop.stop()
