@@ -359,7 +359,7 @@ def engine(settings, transactional_db):
     settings.ENGINE_HOLD_DOWN_SECONDS = 2.0
     stop, mail_due = threading.Event(), threading.Event()
     instance = Engine(wake_mailer=mail_due.set, publisher=StatusPublisher(live.client()))
-    runner = EngineLoop(instance, tick_seconds=0.25)
+    runner = EngineLoop(instance, tick_seconds=0.25, schedule=False)  # no periodic tasks sent from tests
 
     def loop():
         try:

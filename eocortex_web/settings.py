@@ -236,7 +236,9 @@ EXPORT_KEEP_HOURS = env.float("EXPORT_KEEP_HOURS", default=72.0)
 EXPORT_QUEUE = "export"  # recordings stitched into MP4 files: minutes of work that must hold up nobody else
 CELERY_TASK_ROUTES = {"redundancy.send_mail": {"queue": MAIL_QUEUE},
                       "playback.export": {"queue": EXPORT_QUEUE}}
-CELERY_BEAT_SCHEDULE = {
+# Periodic tasks, sent by the engine worker that holds the schedule's lease (redundancy/schedule.py; there is no
+# beat process): name → the task, its period in seconds and the options it is sent with.
+PERIODIC_TASKS = {
     # The engine wakes the mail worker when it has mail; this sweep sends retries and lost wake-ups.
     "redundancy-mail": {
         "task": "redundancy.send_mail",
@@ -249,7 +251,6 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"queue": EXPORT_QUEUE, "expires": 3600},
     },
 }
-CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

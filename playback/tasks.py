@@ -15,5 +15,5 @@ def run_export(export_id: int) -> None:
 
 @shared_task(name="playback.expire_exports", ignore_result=True)
 def expire() -> int:
-    """Delete finished exports past EXPORT_KEEP_HOURS (beat, hourly)."""
+    """Delete finished exports past EXPORT_KEEP_HOURS (sent hourly by the engine's schedule)."""
     return expire_exports()

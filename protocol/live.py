@@ -21,7 +21,8 @@ Agents write, the engine and the web tier read:
 
 The engine writes, the agents read:
 
-- ``desired:<server>``: the camera ids the server should ingest now;
+- ``desired:<server>``: the camera ids the server should ingest now, with the term they were decided in
+  (the system and the deciding worker's fencing token: an agent refuses an earlier term's word);
 - ``handed-over:<server>``: the engine's word that a leaving server may stop;
 - ``engine-ticked``: an engine passed within the last few seconds (somebody to hand cameras to).
 
@@ -31,6 +32,10 @@ The engine's own, kept between its passes and across its restarts:
 - ``engine-workers``: sorted set worker → when it last passed, by Redis's clock;
 - ``system-lease:<system>``: the engine worker that decides for the multiserver system
   (``redundancy.leases``);
+- ``system-term:<system>``: the highest term (fencing token) that wrote the system's desired sets: an
+  earlier term's write is refused (the tokens themselves are counted by the database, ``redundancy.fencing``);
+- ``schedule-lease``: the engine worker that sends the periodic tasks (``redundancy.schedule``);
+- ``schedule-sent``: hash, each periodic task → when it was last sent, by Redis's clock;
 - ``stream-states``: hash camera → "server:state" last seen by the engine (lost and restored events);
 - ``refused``, ``frame-rate-dropped``: sets of the episodes under way (one event per episode).
 
@@ -56,6 +61,7 @@ caller, so agents catch ``redis.RedisError`` and keep recording.
 
 import json
 import time
+from dataclasses import dataclass
 from functools import cache
 
 import redis
@@ -81,8 +87,9 @@ def client() -> redis.Redis:
 
 KEYS = frozenset({
     "heartbeat", "last-seen", "health", "leaving", "lease", "agent-conflicts", "outage", "snapshot", "desired",
-    "handed-over", "engine-ticked", "engine-last-pass", "engine-workers", "system-lease", "stream-states", "refused",
-    "frame-rate-dropped", "status", "status-watched", "config-version", "engine-wake", "watched", "live-sockets",
+    "handed-over", "engine-ticked", "engine-last-pass", "engine-workers", "system-lease", "system-term",
+    "schedule-lease", "schedule-sent", "stream-states", "refused", "frame-rate-dropped", "status", "status-watched",
+    "config-version", "engine-wake", "watched", "live-sockets",
 })  # fmt: skip
 
 
@@ -262,16 +269,74 @@ def read_snapshot(r: redis.Redis, camera_id: int) -> dict | None:
     return {"jpeg": value[b"jpeg"], "server": value[b"server"].decode(), "at": float(value[b"at"])}
 
 
+@dataclass(frozen=True)
+class Desired:
+    """The engine's word to a server: the cameras it should ingest, and the term it was decided in (the
+    multiserver system and the fencing token of the engine worker that decided; None when written by hand)."""
+
+    cameras: frozenset[int]
+    system: int | None = None
+    term: int | None = None
+
+    @classmethod
+    def parse(cls, value: bytes | str) -> "Desired":
+        word = json.loads(value)
+        if isinstance(word, list):  # written by hand, without a term
+            return cls(frozenset(word))
+        return cls(frozenset(word["cameras"]), word.get("system"), word.get("term"))
+
+    def supersedes(self, earlier: "Desired | None") -> bool:
+        """Whether an agent that acted on ``earlier`` takes this word: not when an earlier term of the same
+        system wrote it (a worker that lost its lease, or paused past it, and wrote afterwards)."""
+        if earlier is None or self.term is None or earlier.term is None or self.system != earlier.system:
+            return True
+        return self.term >= earlier.term
+
+
 def write_desired(r: redis.Redis, server: str, camera_ids) -> None:
-    """``r``: a client, or the engine's pipeline of a pass."""
+    """The desired set written by hand (tests, tools): no term, every agent takes it."""
     r.set(key("desired", server), json.dumps(sorted(camera_ids)))
+
+
+# The engine's desired sets, fenced: written only if no later term of the system has written (KEYS[1], the
+# system's highest term written; KEYS[2..] the servers' desired sets, ARGV[2..] their words). Returns 1 when
+# written, 0 when a later term had written (the caller's lease is gone).
+_WRITE_FENCED = """
+local written = tonumber(redis.call('GET', KEYS[1]) or '0')
+local term = tonumber(ARGV[1])
+if written > term then
+  return 0
+end
+if written < term then
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+for i = 2, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[i])
+end
+return 1
+"""
+
+
+def write_desired_fenced(r: redis.Redis, system: int, term: int, sets: dict[str, set[int]]) -> None:
+    """The engine's desired sets of one system's servers, decided in ``term``; ``r`` is usually the engine's
+    pipeline of a pass, whose result for this call is 1 when written and 0 when refused."""
+    words = [json.dumps({"system": system, "term": term, "cameras": sorted(cameras)}) for cameras in sets.values()]
+    keys = [key("system-term", system), *[key("desired", name) for name in sets]]
+    return r.eval(_WRITE_FENCED, len(keys), *keys, term, *words)
+
+
+def read_desired_word(r: redis.Redis, server: str) -> Desired | None:
+    """The engine's word for ``server``, or None when it has written none yet."""
+    value = r.get(key("desired", server))
+    return None if value is None else Desired.parse(value)
 
 
 def read_all_desired(r: redis.Redis, servers: list[str]) -> dict[str, set[int] | None]:
     if not servers:
         return {}
     values = r.mget([key("desired", name) for name in servers])
-    return {name: None if v is None else set(json.loads(v)) for name, v in zip(servers, values, strict=True)}
+    return {name: None if v is None else set(Desired.parse(v).cameras) for name, v in zip(servers, values,
+                                                                                          strict=True)}
 
 
 def read_all_stream_health(r: redis.Redis, servers: list[str]) -> dict[str, dict[int, dict]]:
@@ -286,6 +351,6 @@ def read_all_stream_health(r: redis.Redis, servers: list[str]) -> dict[str, dict
 
 
 def read_desired(r: redis.Redis, server: str) -> set[int] | None:
-    """The engine's word for ``server``, or None when it has written none yet."""
-    value = r.get(key("desired", server))
-    return None if value is None else set(json.loads(value))
+    """The cameras of the engine's word for ``server``, or None when it has written none yet."""
+    word = read_desired_word(r, server)
+    return None if word is None else set(word.cameras)

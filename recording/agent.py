@@ -79,6 +79,7 @@ class VideoServerAgent:
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
         self._health_saved_at = 0.0
+        self._word: live.Desired | None = None  # the engine's last word taken: an earlier term's is refused
         self.storage_health = StorageHealth(name)
         self.archive: Archive | None = None
         self.merge_back: MergeBack | None = None
@@ -240,11 +241,16 @@ class VideoServerAgent:
         (when in doubt, record). None when nothing at all can be read.
         """
         try:
-            desired = live.read_desired(self.redis, self.name)
+            word = live.read_desired_word(self.redis, self.name)
         except redis.RedisError:
-            desired = None
-        if desired is not None:
-            return desired
+            word = None
+        if word is not None:
+            if not word.supersedes(self._word):  # an engine worker that lost its lease wrote after the new one
+                log.warning("server=%s event=desired_refused system=%s term=%s held_term=%s", self.name,
+                            word.system, word.term, self._word.term)  # fmt: skip
+                word = self._word
+            self._word = word
+            return set(word.cameras)
         try:
             close_old_connections()
             baseline = baseline_camera_ids(self.server)

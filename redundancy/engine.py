@@ -30,7 +30,7 @@ from recording.lease import describe
 from recording.models import FRAME_RATE_BACK_FROM, REFUSED, FrameRateDrop, frame_rate_drop
 from recording.tasks import notify
 from redundancy import config as site_config
-from redundancy import notifications
+from redundancy import fencing, notifications
 from redundancy.decisions import (
     PRIORITY_ORDER,
     CameraView,
@@ -136,7 +136,8 @@ class Engine:
         self.publisher = publisher
         self.cache = site_config.Cache()
         self.config: site_config.SiteConfig | None = None  # the held systems' part
-        self._loaded: tuple | None = None  # (config version, systems held) the memory below is of
+        self.terms: dict[int, int] = {}  # system held → this worker's term (fencing token) for it
+        self._loaded: tuple | None = None  # (config version, terms held) the memory below is of
         self.gone: dict[str, float | None] = {}  # agents whose process ended → their last-seen time then
         self.last_now: float | None = None  # the last pass's time, by its clock
         self._changing = False
@@ -160,6 +161,16 @@ class Engine:
         self._changing = False
         try:
             return self._tick()
+        except fencing.TermSuperseded as exc:
+            # Another worker took these systems while this one was away (paused, cut off): what it holds of
+            # them is stale. Nothing of this pass is stored for them; they are loaded afresh if held again.
+            log.warning("event=tick_abandoned reason=term_superseded systems=%s worker=%s", sorted(exc.systems),
+                        self.leases.worker)  # fmt: skip
+            self.leases.drop(exc.systems)
+            for system in exc.systems:
+                self.terms.pop(system, None)
+            self._loaded = None
+            return TickResult(ran=False)
         except redis.RedisError:
             log.warning("event=tick_abandoned reason=redis_unreachable")
         except DatabaseError as exc:
@@ -175,7 +186,7 @@ class Engine:
     def _tick(self) -> TickResult:
         site, reloaded = self.cache.get(self.cache.config.version if self.cache.config else
                                         live.read_config_version(self.redis))  # fmt: skip
-        held = self.leases.hold(site.systems())
+        held = self._hold(site.systems())
         if not held:
             self._forget()
             return TickResult(ran=False)
@@ -185,11 +196,12 @@ class Engine:
         site, again = self.cache.get(seen_pass.config_version)
         reloaded = reloaded or again
         if again and site.systems() != set(self.leases.held):
-            held = self.leases.hold(site.systems())
-        if self._loaded != (site.version, frozenset(held)):
-            same_systems = self._loaded is not None and self._loaded[1] == frozenset(held)
-            self._load(site.within(held), now, refresh=same_systems)
-            self._loaded = (site.version, frozenset(held))
+            held = self._hold(site.systems())
+        terms = frozenset(self.terms.items())
+        if self._loaded != (site.version, terms):
+            same_terms = self._loaded is not None and self._loaded[1] == terms
+            self._load(site.within(held), now, refresh=same_terms)
+            self._loaded = (site.version, terms)
             reloaded = True
             if set(names) != set(self.config.by_name):  # servers just taken on: read them too
                 names = list(self.config.by_name)
@@ -270,17 +282,21 @@ class Engine:
         for event in events:  # the outbox: the mail worker sends these, the pass goes on
             if notifications.wants_mail(event, cfg.servers):
                 event.mail_state = MailState.PENDING
+        lost = self.leases.confirm()  # a long pass, or a pause: is this worker still the one that decides?
+        if lost:
+            raise fencing.TermSuperseded(lost)
         self._store(changed, events)
 
         desired = self._desired_sets(views, camera_views) if (changed or steadiness_changed or reloaded
                                                               or self._desired_stale) else self.desired  # fmt: skip
         self._desired_stale = False
         with self.redis.pipeline(transaction=False) as pipe:
-            told = []
+            told: dict[int, dict[str, set[int]]] = {}  # system → its servers' new desired sets
             for name, cameras in desired.items():
                 if cameras != self.desired.get(name):
-                    live.write_desired(pipe, name, cameras)
-                    told.append(name)
+                    told.setdefault(cfg.by_name[name].system_id, {})[name] = cameras
+            for system, sets in told.items():  # first in the pipeline: their answers are the first results
+                live.write_desired_fenced(pipe, system, self.terms[system], sets)
             for server in cfg.servers.values():
                 if server.name in seen.leaving and not any(
                     self.placements[c].state == Placement.TO_BACKUP for c in self.by_primary.get(server.pk, ())
@@ -288,16 +304,31 @@ class Engine:
                     live.mark_handed_over(pipe, server.name)
             live.mark_engine_ticked(pipe)
             self._write_memory(pipe)
-            pipe.execute()
+            written = pipe.execute()[: len(told)]
+        refused = {system for system, ok in zip(told, written, strict=True) if not ok}
+        if refused:  # a later term wrote them: this worker lost the systems after its database check
+            raise fencing.TermSuperseded(refused)
         self.desired = {name: set(cameras) for name, cameras in desired.items()}
-        for name in told:
-            self.notify_agent(name)
+        for sets in told.values():
+            for name in sets:
+                self.notify_agent(name)
         self._publish(views, camera_views, changed, touched, steadiness_changed, now)
         if events:
             transaction.on_commit(lambda: notifications.push(events))
         if any(event.mail_state == MailState.PENDING for event in events):
             transaction.on_commit(self.wake_mailer)
         return TickResult(ran=True, events=events, desired=self.desired, decided=len(decided))
+
+    def _hold(self, systems: set[int]) -> set[int]:
+        """The leases of the systems this worker decides for, each with this worker's term: a lease just taken
+        begins a new term (its token one more than any before), a lease lost ends it."""
+        held = self.leases.hold(systems)
+        for system in set(self.terms) - held | self.leases.taken:
+            self.terms.pop(system, None)
+        for system in sorted(held - self.terms.keys()):
+            self.terms[system] = fencing.begin_term(system, self.leases.worker)
+            log.info("system=%s event=term_begun worker=%s term=%d", system, self.leases.worker, self.terms[system])
+        return held
 
     def next_deadline(self, now: float) -> float | None:
         """Seconds from ``now`` (by the pass's clock) until a server heard now would pass a window that changes
@@ -495,6 +526,7 @@ class Engine:
         if not (changed or dirty or events):
             return
         with transaction.atomic():
+            fencing.check_terms(dict(self.terms))
             # One update per kind of move (a failover's cameras share their state, time and reason), and only
             # the engine's own fields: an operator's drain or fail-back made meanwhile must survive.
             moves: dict[tuple, list[int]] = {}

@@ -8,6 +8,10 @@ that dies stops renewing, and its systems are free to the others after ``ttl``. 
 takes is taken beyond the fair share too (the worker that should have it may be gone), except by
 the worker that just gave it back. The lease's value names the worker, so only its holder renews
 or releases it.
+
+A lease says who should decide; it does not stop a worker that paused past it from writing when it
+runs again: each lease taken begins a term with a fencing token (``redundancy.fencing``), checked
+where decisions are stored.
 """
 
 import math
@@ -37,6 +41,23 @@ end
 return {redis.call('ZRANGE', KEYS[1], 0, -1), holders}
 """
 
+# Before a pass writes: each lease (KEYS) still this worker's (ARGV[1]) is renewed for ARGV[2] ms, one that
+# expired meanwhile (a long pass) is taken again; returns the holders (this worker, or the one that took it).
+_CONFIRM = """
+local holders = {}
+for i = 1, #KEYS do
+  local holder = redis.call('GET', KEYS[i])
+  if holder == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[i], ARGV[2])
+  elseif not holder then
+    redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2])
+    holder = ARGV[1]
+  end
+  holders[i] = holder
+end
+return holders
+"""
+
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -53,6 +74,7 @@ class SystemLeases:
         self.worker = worker or uuid.uuid4().hex[:12]
         self.ttl = settings.ENGINE_LEASE_SECONDS if ttl is None else ttl
         self.held: set[int] = set()
+        self.taken: set[int] = set()  # the systems the last ``hold`` took (each begins a new term)
         self._given_back: dict[int, float] = {}  # system → when this worker gave it back (monotonic)
 
     def hold(self, systems: set[int]) -> set[int]:
@@ -66,6 +88,7 @@ class SystemLeases:
         workers = [w.decode() for w in workers]
         holder_of = {system: h.decode() for system, h in zip(ordered, holders, strict=True)}
         held = {system for system, holder in holder_of.items() if holder == self.worker}
+        self.taken = set()
         share = math.ceil(len(ordered) / max(1, len(workers)))
         recently = time.monotonic() - 3 * self.ttl
         for system, holder in holder_of.items():
@@ -73,6 +96,7 @@ class SystemLeases:
                 continue
             if self.redis.set(live.key("system-lease", system), self.worker, nx=True, px=ttl_ms):
                 held.add(system)
+                self.taken.add(system)
                 holder_of[system] = self.worker
         counts = {worker: 0 for worker in workers}
         for holder in holder_of.values():
@@ -86,6 +110,24 @@ class SystemLeases:
             held.discard(given)
         self.held = held
         return held
+
+    def confirm(self) -> set[int]:
+        """Right before a pass writes: renew the leases held (one that expired during a long pass is taken
+        again, if nobody else took it); returns the systems lost to another worker, which this one no longer
+        holds. Raises redis.RedisError."""
+        ordered = sorted(self.held)
+        if not ordered:
+            return set()
+        keys = [live.key("system-lease", s) for s in ordered]
+        holders = self.redis.eval(_CONFIRM, len(keys), *keys, self.worker, int(self.ttl * 1000))
+        lost = {system for system, holder in zip(ordered, holders, strict=True) if holder.decode() != self.worker}
+        self.held -= lost
+        return lost
+
+    def drop(self, systems: set[int]) -> None:
+        """Stop deciding for ``systems`` (another worker's term superseded this one's) without touching their
+        leases, which are another worker's now or expire."""
+        self.held -= systems
 
     def release(self, systems=None) -> None:
         """Give leases back (a worker stopping): the others take them at their next pass, not after ``ttl``."""

@@ -5,7 +5,7 @@ from django.db import models
 
 from cameras.models import Camera
 from recording.models import backup_check_recorded
-from servers.models import Server
+from servers.models import MultiserverSystem, Server
 
 
 class ServerStatus(models.TextChoices):
@@ -31,6 +31,21 @@ class ServerState(models.Model):
 
     def __str__(self):
         return f"{self.server}: {self.status}"
+
+
+class DecidingTerm(models.Model):
+    """The term of the engine worker that decides for a multiserver system. Each worker that takes the system's
+    lease begins a term with the next token (``redundancy.fencing``); the engine stores a decision only under the
+    system's current term, so a worker that lost its lease or paused past it cannot write afterwards."""
+
+    system = models.OneToOneField(MultiserverSystem, on_delete=models.CASCADE, primary_key=True,
+                                  related_name="deciding_term")  # fmt: skip
+    token = models.PositiveBigIntegerField(default=0)
+    worker = models.CharField(max_length=64, blank=True)
+    since = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.system}: term {self.token} ({self.worker})"
 
 
 class Placement(models.TextChoices):

@@ -63,7 +63,7 @@ def _system_of(event) -> int | None:
 
 
 def wake_mailer() -> None:
-    """A notice to the mail worker; beat's sweep of the outbox is the backstop for a lost one."""
+    """A notice to the mail worker; the periodic sweep of the outbox is the backstop for a lost one."""
     from eocortex_web.celery import app
 
     try:

@@ -4,7 +4,8 @@ A pass runs when it is woken (a message on the engine's wake-up channel: an agen
 changed, a shutdown announced, an operator's drain or fail-back; or the agent watch saw an agent's
 process end), when a server's heartbeat is about to pass a window that changes a decision, and at
 least every ``ENGINE_TICK_SECONDS`` (the backstop: a frozen host closes nothing and says nothing).
-Passes never overlap; wake-ups that arrive during a pass make one more pass after it.
+Passes never overlap; wake-ups that arrive during a pass make one more pass after it. The periodic
+tasks are sent by a thread of the loop (``redundancy.schedule``), from one worker at a time.
 """
 
 import logging
@@ -17,6 +18,7 @@ from django.db import close_old_connections, connection
 
 from protocol import live
 from redundancy.engine import Engine, TickResult
+from redundancy.schedule import Schedule
 from redundancy.status import StatusPublisher
 from redundancy.watch import AgentWatch
 
@@ -28,8 +30,9 @@ SHORTEST_WAIT = 0.01
 
 class EngineLoop:
     def __init__(self, engine: Engine | None = None, tick_seconds: float | None = None, watch_agents: bool = True,
-                 worker: str | None = None):  # fmt: skip
+                 worker: str | None = None, schedule: bool = True):  # fmt: skip
         self.engine = engine or Engine(publisher=StatusPublisher(live.client()), worker=worker)
+        self.schedule = Schedule(self.engine.redis, self.engine.leases.worker) if schedule else None
         self.tick_seconds = settings.ENGINE_TICK_SECONDS if tick_seconds is None else tick_seconds
         self.woken = threading.Event()
         self.stopping = threading.Event()
@@ -66,6 +69,8 @@ class EngineLoop:
         if self.watch is not None:
             self.watch.start()
         self._listener.start()
+        if self.schedule is not None:
+            self.schedule.start()
         log.info("event=engine_started worker=%s tick=%.2fs", self.engine.leases.worker, self.tick_seconds)
         try:
             while not self.stopping.is_set():
@@ -88,6 +93,8 @@ class EngineLoop:
                 self.woken.wait(max(SHORTEST_WAIT, wait))
         finally:
             self.stopping.set()
+            if self.schedule is not None:
+                self.schedule.stop()
             if self.watch is not None:
                 self.watch.stop()
             self.engine.stop()

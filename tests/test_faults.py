@@ -1,5 +1,5 @@
 """Faults of the product's own parts, with real processes: Redis restarted, the database gone for
-30 s, the engine and beat killed and restarted. Agents are ``run_video_server`` processes, the
+30 s, the engine killed and restarted. Agents are ``run_video_server`` processes, the
 cameras come from the simulator, recordings are checked frame by frame."""
 
 import signal
@@ -168,7 +168,7 @@ def test_database_gone_for_30_seconds_loses_nothing(recorded_pair, agent_process
 
 
 class ControlPlane:
-    """The engine and beat as the Procfile runs them; either may be killed and started again."""
+    """The engine as the Procfile runs it (its loop sends the periodic tasks too); killed and started again."""
 
     def __init__(self, env, tmp_path):
         self.env = {**env, "ENGINE_HOLD_DOWN_SECONDS": "2"}
@@ -176,10 +176,7 @@ class ControlPlane:
         self.processes: dict[str, subprocess.Popen] = {}
 
     def start(self, name):
-        command = {
-            "engine": procfile_command("engine"),
-            "beat": [*procfile_command("beat"), "-s", str(self.tmp_path / "beat-schedule")],
-        }[name]
+        command = procfile_command(name)
         log = open(self.tmp_path / f"{name}.log", "ab")  # noqa: SIM115 (the child keeps it)
         self.processes[name] = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
 
@@ -199,20 +196,17 @@ def control_plane(process_env, tmp_path):
     plane.close()
 
 
-def test_engine_and_beat_killed_mid_failover_decide_once(recorded_pair, agent_process, control_plane, redis_client):
+def test_engine_killed_mid_failover_decides_once(recorded_pair, agent_process, control_plane, redis_client):
     camera = recorded_pair
     primary, backup = agent_process("srv-a"), agent_process("srv-b")
     control_plane.start("engine")
-    control_plane.start("beat")
     wait_for(lambda: placement(camera) == Placement.ON_PRIMARY and streaming("srv-a", camera, redis_client), 60,
              message="the camera placed on its primary")  # fmt: skip
     primary.kill()
     wait_for(lambda: Event.objects.filter(kind="failover_started", camera=camera).exists(), 30,
              message="the failover starting")  # fmt: skip
     control_plane.kill("engine")
-    control_plane.kill("beat")
     time.sleep(3)
-    control_plane.start("beat")
     control_plane.start("engine")
     wait_for(lambda: placement(camera) == Placement.ON_BACKUP, 60, message="the failover completing after the restart")
     assert live.read_desired(redis_client, "srv-b") == {camera.pk}

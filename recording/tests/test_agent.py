@@ -134,6 +134,25 @@ def test_agent_follows_the_desired_set(recorded_site, simulator, agents, make_ca
     wait_for(lambda: set(agent.workers) == {other.pk}, message="the own camera released")
 
 
+def test_agent_refuses_the_word_of_an_earlier_engine_term(recorded_site, simulator, agents, make_camera, redis_client):
+    sim = simulator(2)
+    own = make_camera(recorded_site["a"], stream_url=sim.url(1), codec="mjpeg")
+    other = make_camera(recorded_site["b"], recorded_site["a"], stream_url=sim.url(2), codec="mjpeg")
+    agent = agents("srv-a")
+    system = recorded_site["system"].pk
+    live.write_desired_fenced(redis_client, system, 5, {"srv-a": {own.pk, other.pk}})
+    assert agent.desired_camera_ids() == {own.pk, other.pk}
+    # A worker of term 4, paused past its lease, writes after the worker of term 5 (Redis lost the fence in a
+    # failover, say): the agent keeps term 5's word.
+    redis_client.delete(live.key("system-term", system))
+    assert live.write_desired_fenced(redis_client, system, 4, {"srv-a": {own.pk}}) == 1
+    assert agent.desired_camera_ids() == {own.pk, other.pk}
+    live.write_desired_fenced(redis_client, system, 6, {"srv-a": {own.pk}})
+    assert agent.desired_camera_ids() == {own.pk}
+    assert live.write_desired_fenced(redis_client, system, 5, {"srv-a": set()}) == 0  # refused by Redis itself
+    assert live.read_desired(redis_client, "srv-a") == {own.pk}
+
+
 def test_agent_keeps_recording_without_redis(recorded_site, simulator, make_camera, agents):
     sim = simulator(1)
     camera = make_camera(recorded_site["a"], stream_url=sim.url(1), codec="mjpeg")

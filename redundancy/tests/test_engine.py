@@ -565,7 +565,7 @@ def test_the_engine_s_loop_outlives_a_pass_that_fails(world, site, make_camera, 
         return real_tick()
 
     monkeypatch.setattr(world.engine, "tick", tick)
-    loop = EngineLoop(world.engine, tick_seconds=0.05, watch_agents=False)
+    loop = EngineLoop(world.engine, tick_seconds=0.05, watch_agents=False, schedule=False)
     runner = threading.Thread(target=loop.run, daemon=True)
     runner.start()
     try:

@@ -1,0 +1,135 @@
+"""Fencing tokens: an engine worker that lost its lease while it was paused writes nothing when it runs again.
+
+Two engines in this process share the database, Redis and a clock the test moves; the pause is the test
+letting the other worker take the system in the middle of the first one's pass."""
+
+import pytest
+
+from protocol import live
+from redundancy import fencing
+from redundancy.engine import Engine
+from redundancy.models import CameraPlacement, DecidingTerm, Event, Placement
+from redundancy.tests.test_engine import World
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def pair(site, make_camera):
+    """The world's engine (worker ``first``) leads the system; ``second`` waits. srv-a is the camera's primary,
+    both servers in fast mode."""
+    for name in ("a", "b"):
+        site[name].redundancy.fast_redundancy = True
+        site[name].redundancy.save()
+    fast_site = site
+    world = World(fast_site)
+    world.engine.leases.worker = "first"
+    second = Engine(world.redis, clock=lambda: world.now, notify_agent=lambda name: None, wake_mailer=lambda: None,
+                    worker="second")  # fmt: skip
+    camera = make_camera(fast_site["a"], fast_site["b"], name="gate")
+    world.beat("srv-a", "srv-b", streams={camera: "streaming"})
+    assert world.tick().ran and not second.tick().ran
+    return world, second, camera
+
+
+def system_of(world):
+    return world.servers["system"].pk
+
+
+def lease_holder(world):
+    return world.redis.get(live.key("system-lease", system_of(world))).decode()
+
+
+def take_over(world, second):
+    """The first worker's lease runs out (it is paused); the second takes the system at its next pass."""
+    world.redis.delete(live.key("system-lease", world.servers["system"].pk))
+    return second.tick()
+
+
+def test_each_lease_taken_begins_a_term_with_a_higher_token(pair):
+    world, second, _ = pair
+    system = world.servers["system"].pk
+    assert world.engine.terms[system] == 1
+    take_over(world, second)
+    assert second.terms[system] == 2 and lease_holder(world) == "second"
+    term = DecidingTerm.objects.get(system_id=system)
+    assert (term.token, term.worker) == (2, "second")
+    assert fencing.begin_term(system, "third") == 3
+
+
+def test_a_worker_paused_before_it_stores_its_decisions_stores_nothing(pair, monkeypatch):
+    world, second, camera = pair
+    first = world.engine
+    # srv-a dies. Both workers will see it; only the second, which took over during the first one's pause,
+    # may decide the failover.
+    world.now += 2.0
+    world.beat("srv-b", streams={camera: "streaming"})
+    confirm = first.leases.confirm
+
+    def paused_after_its_check():
+        lost = confirm()
+        assert take_over(world, second).ran  # the second decides meanwhile
+        return lost
+
+    monkeypatch.setattr(first.leases, "confirm", paused_after_its_check)
+    assert not first.tick().ran
+    assert CameraPlacement.objects.get(camera=camera).state == Placement.TO_BACKUP  # the second's decision
+    kinds = sorted(Event.objects.filter(server=world.servers["a"]).values_list("kind", flat=True))
+    assert kinds.count("server_down") == 1 and kinds.count("failover_started") == 1, kinds
+    assert system_of(world) not in first.terms and first._loaded is None  # it forgot what it knew
+    monkeypatch.undo()
+    first.tick()
+    assert system_of(world) not in first.leases.held  # the second holds its lease now
+    assert live.read_desired(world.redis, "srv-b") == {camera.pk}
+
+
+def test_a_worker_paused_between_the_database_and_redis_cannot_overwrite_the_desired_sets(pair, monkeypatch):
+    world, second, camera = pair
+    first = world.engine
+    world.now += 2.0
+    world.beat("srv-b", streams={camera: "streaming"})
+    store = first._store
+
+    def paused_after_storing(changed, events):
+        store(changed, events)  # its failover is stored: the second loads it
+        take_over(world, second)
+        # srv-a is back; the second gives it its camera to ingest again (it stays on srv-b for the hold-down).
+        world.beat("srv-a", "srv-b", streams={camera: "streaming"})
+        assert second.tick().ran
+        assert live.read_desired(world.redis, "srv-a") == {camera.pk}
+
+    monkeypatch.setattr(first, "_store", paused_after_storing)
+    assert not first.tick().ran  # it would tell srv-a to stop ingesting: refused by the later term
+    assert live.read_desired(world.redis, "srv-a") == {camera.pk}
+    assert live.read_desired_word(world.redis, "srv-b") == live.Desired(frozenset({camera.pk}), system_of(world),
+                                                                        second.terms[system_of(world)])  # fmt: skip
+    assert system_of(world) not in first.terms
+    assert Event.objects.filter(kind="server_down", server=world.servers["a"]).count() == 1
+
+
+def test_a_worker_whose_lease_expired_in_a_long_pass_keeps_deciding_when_nobody_took_it(pair, monkeypatch):
+    world, second, camera = pair
+    first = world.engine
+    system = world.servers["system"].pk
+    world.now += 2.0
+    world.beat("srv-b", streams={camera: "streaming"})
+    confirm = first.leases.confirm
+
+    def slow_pass():
+        world.redis.delete(live.key("system-lease", system))  # it ran out during the pass; nobody took it
+        return confirm()
+
+    monkeypatch.setattr(first.leases, "confirm", slow_pass)
+    assert first.tick().ran
+    assert CameraPlacement.objects.get(camera=camera).state == Placement.TO_BACKUP
+    assert lease_holder(world) == "first" and first.terms[system] == 1
+
+
+def test_the_word_of_an_earlier_term_is_refused_by_agents():
+    later = live.Desired(frozenset({1, 2}), system=7, term=5)
+    assert not live.Desired(frozenset(), system=7, term=4).supersedes(later)
+    assert live.Desired(frozenset({1}), system=7, term=5).supersedes(later)
+    assert live.Desired(frozenset({1}), system=7, term=6).supersedes(later)
+    assert live.Desired(frozenset(), system=8, term=1).supersedes(later)  # the server moved to another system
+    assert live.Desired(frozenset({3})).supersedes(later)  # written by hand
+    assert live.Desired.parse(b"[3, 4]") == live.Desired(frozenset({3, 4}))
