@@ -245,3 +245,29 @@ def test_unwritable_storage_is_reported_not_a_crash_loop(recorded_pair, agent_pr
              message="a storage_restored event")  # fmt: skip
     wait_for(lambda: placement(camera) == Placement.ON_PRIMARY, 40, message="the camera back on its primary")
     backup.send_signal(signal.SIGTERM)
+
+
+def test_a_database_failover_pauses_decisions_and_costs_no_recording(recorded_pair, agent_process, control_plane,
+                                                                     redis_client):  # fmt: skip
+    """What a failover of PostgreSQL (streaming replication under a failover manager) looks like to the product:
+    the database refuses everyone for a few seconds, then answers again at the same address. Agents record on;
+    decisions wait for it, and a server killed meanwhile fails over as soon as it is back."""
+    camera = recorded_pair
+    primary, backup = agent_process("srv-a"), agent_process("srv-b")
+    control_plane.start("engine")
+    wait_for(lambda: placement(camera) == Placement.ON_PRIMARY and streaming("srv-a", camera, redis_client), 60,
+             message="the camera placed on its primary")  # fmt: skip
+    outage = 8.0
+    with database_unreachable(outage):
+        time.sleep(1.0)
+        primary.kill()  # its camera's failover must wait for the database
+    back = time.monotonic()
+    wait_for(lambda: placement(camera) in (Placement.TO_BACKUP, Placement.ON_BACKUP), 30,
+             message="the failover once the database is back")  # fmt: skip
+    pause = time.monotonic() - back
+    wait_for(lambda: streaming("srv-b", camera, redis_client), 20, message="the backup recording")
+    assert pause < 5.0, f"decisions resumed {pause:.2f} s after the database came back"
+    assert Event.objects.filter(kind="server_down", server__name="srv-a").count() == 1
+    assert Event.objects.filter(kind="failover_started", camera=camera).count() == 1
+    assert backup.poll() is None and control_plane.processes["engine"].poll() is None
+    print(f"\ndatabase away {outage:.0f} s: failover decided {pause:.2f} s after it returned")
