@@ -272,25 +272,28 @@ def read_snapshot(r: redis.Redis, camera_id: int) -> dict | None:
 @dataclass(frozen=True)
 class Desired:
     """The engine's word to a server: the cameras it should ingest, and the term it was decided in (the
-    multiserver system and the fencing token of the engine worker that decided; None when written by hand)."""
+    multiserver system and the fencing token of the engine worker that decided; None when written by hand)
+    and its place in that term (``seq``: a later write of the same term has a higher one)."""
 
     cameras: frozenset[int]
     system: int | None = None
     term: int | None = None
+    seq: int = 0
 
     @classmethod
     def parse(cls, value: bytes | str) -> "Desired":
         word = json.loads(value)
         if isinstance(word, list):  # written by hand, without a term
             return cls(frozenset(word))
-        return cls(frozenset(word["cameras"]), word.get("system"), word.get("term"))
+        return cls(frozenset(word["cameras"]), word.get("system"), word.get("term"), word.get("seq", 0))
 
     def supersedes(self, earlier: "Desired | None") -> bool:
         """Whether an agent that acted on ``earlier`` takes this word: not when an earlier term of the same
-        system wrote it (a worker that lost its lease, or paused past it, and wrote afterwards)."""
+        system wrote it (a worker that lost its lease, or paused past it, and wrote afterwards), nor an earlier
+        write of the same term (a Redis failover lost the later one: the engine writes it again)."""
         if earlier is None or self.term is None or earlier.term is None or self.system != earlier.system:
             return True
-        return self.term >= earlier.term
+        return (self.term, self.seq) >= (earlier.term, earlier.seq)
 
 
 def write_desired(r: redis.Redis, server: str, camera_ids) -> None:
@@ -317,10 +320,11 @@ return 1
 """
 
 
-def write_desired_fenced(r: redis.Redis, system: int, term: int, sets: dict[str, set[int]]) -> None:
-    """The engine's desired sets of one system's servers, decided in ``term``; ``r`` is usually the engine's
-    pipeline of a pass, whose result for this call is 1 when written and 0 when refused."""
-    words = [json.dumps({"system": system, "term": term, "cameras": sorted(cameras)}) for cameras in sets.values()]
+def write_desired_fenced(r: redis.Redis, system: int, term: int, sets: dict[str, set[int]], seq: int = 0) -> None:
+    """The engine's desired sets of one system's servers, decided in ``term``, its ``seq``-th write in it; ``r``
+    is usually the engine's pipeline of a pass, whose result for this call is 1 when written and 0 when refused."""
+    words = [json.dumps({"system": system, "term": term, "seq": seq, "cameras": sorted(cameras)})
+             for cameras in sets.values()]  # fmt: skip
     keys = [key("system-term", system), *[key("desired", name) for name in sets]]
     return r.eval(_WRITE_FENCED, len(keys), *keys, term, *words)
 

@@ -137,6 +137,8 @@ class Engine:
         self.cache = site_config.Cache()
         self.config: site_config.SiteConfig | None = None  # the held systems' part
         self.terms: dict[int, int] = {}  # system held → this worker's term (fencing token) for it
+        self._writes = 0  # desired sets written by this worker: each write's place in its term (``seq``)
+        self._rewrite = False  # Redis failed a pass: it may have lost the last writes (a failover), write again
         self._loaded: tuple | None = None  # (config version, terms held) the memory below is of
         self.gone: dict[str, float | None] = {}  # agents whose process ended → their last-seen time then
         self.last_now: float | None = None  # the last pass's time, by its clock
@@ -173,6 +175,7 @@ class Engine:
             return TickResult(ran=False)
         except redis.RedisError:
             log.warning("event=tick_abandoned reason=redis_unreachable")
+            self._rewrite = True
         except DatabaseError as exc:
             log.warning("event=tick_abandoned reason=database_error error=%s", type(exc).__name__)
         if self._changing:
@@ -293,10 +296,12 @@ class Engine:
         with self.redis.pipeline(transaction=False) as pipe:
             told: dict[int, dict[str, set[int]]] = {}  # system → its servers' new desired sets
             for name, cameras in desired.items():
-                if cameras != self.desired.get(name):
+                if cameras != self.desired.get(name) or self._rewrite:
                     told.setdefault(cfg.by_name[name].system_id, {})[name] = cameras
+            if told:
+                self._writes += 1
             for system, sets in told.items():  # first in the pipeline: their answers are the first results
-                live.write_desired_fenced(pipe, system, self.terms[system], sets)
+                live.write_desired_fenced(pipe, system, self.terms[system], sets, self._writes)
             for server in cfg.servers.values():
                 if server.name in seen.leaving and not any(
                     self.placements[c].state == Placement.TO_BACKUP for c in self.by_primary.get(server.pk, ())
@@ -308,6 +313,7 @@ class Engine:
         refused = {system for system, ok in zip(told, written, strict=True) if not ok}
         if refused:  # a later term wrote them: this worker lost the systems after its database check
             raise fencing.TermSuperseded(refused)
+        self._rewrite = False
         self.desired = {name: set(cameras) for name, cameras in desired.items()}
         for sets in told.values():
             for name in sets:

@@ -3,6 +3,8 @@
 Two engines in this process share the database, Redis and a clock the test moves; the pause is the test
 letting the other worker take the system in the middle of the first one's pass."""
 
+import json
+
 import pytest
 
 from protocol import live
@@ -101,8 +103,8 @@ def test_a_worker_paused_between_the_database_and_redis_cannot_overwrite_the_des
     monkeypatch.setattr(first, "_store", paused_after_storing)
     assert not first.tick().ran  # it would tell srv-a to stop ingesting: refused by the later term
     assert live.read_desired(world.redis, "srv-a") == {camera.pk}
-    assert live.read_desired_word(world.redis, "srv-b") == live.Desired(frozenset({camera.pk}), system_of(world),
-                                                                        second.terms[system_of(world)])  # fmt: skip
+    word = live.read_desired_word(world.redis, "srv-b")
+    assert (word.cameras, word.system, word.term) == ({camera.pk}, system_of(world), second.terms[system_of(world)])
     assert system_of(world) not in first.terms
     assert Event.objects.filter(kind="server_down", server=world.servers["a"]).count() == 1
 
@@ -125,6 +127,38 @@ def test_a_worker_whose_lease_expired_in_a_long_pass_keeps_deciding_when_nobody_
     assert lease_holder(world) == "first" and first.terms[system] == 1
 
 
+def test_after_redis_failed_a_pass_every_desired_set_is_written_again(pair, monkeypatch):
+    """A Redis failover may lose the last writes: the promoted replica holds an older desired set. The engine
+    cannot tell what was lost, so after a pass Redis failed it writes every desired set again, later in its
+    term than anything before; agents refuse the older word meanwhile."""
+    import redis
+
+    from redundancy import engine as engine_module
+
+    world, _, camera = pair
+    first = world.engine
+    world.now += 2.0
+    world.beat("srv-b", streams={camera: "streaming"})
+    assert first.tick().ran and live.read_desired(world.redis, "srv-b") == {camera.pk}
+    failed_over = live.read_desired_word(world.redis, "srv-b")
+    older = live.Desired(frozenset(), failed_over.system, failed_over.term, failed_over.seq - 1)
+    world.redis.set(live.key("desired", "srv-b"), json.dumps({"system": older.system, "term": older.term,
+                                                               "seq": older.seq, "cameras": []}))  # fmt: skip
+    assert not older.supersedes(failed_over)  # an agent that acted on the failover keeps it
+
+    def redis_away(*args, **kwargs):
+        raise redis.ConnectionError("the master is gone")
+
+    monkeypatch.setattr(engine_module, "read_pass", redis_away)
+    assert not first.tick().ran
+    monkeypatch.undo()
+    world.beat("srv-b", streams={camera: "streaming"})
+    assert world.tick(0.2).ran
+    again = live.read_desired_word(world.redis, "srv-b")
+    assert again.cameras == {camera.pk} and again.supersedes(failed_over) and again.seq > failed_over.seq
+    assert live.read_desired_word(world.redis, "srv-a").seq == again.seq  # every server's, not only the lost one
+
+
 def test_the_word_of_an_earlier_term_is_refused_by_agents():
     later = live.Desired(frozenset({1, 2}), system=7, term=5)
     assert not live.Desired(frozenset(), system=7, term=4).supersedes(later)
@@ -133,3 +167,4 @@ def test_the_word_of_an_earlier_term_is_refused_by_agents():
     assert live.Desired(frozenset(), system=8, term=1).supersedes(later)  # the server moved to another system
     assert live.Desired(frozenset({3})).supersedes(later)  # written by hand
     assert live.Desired.parse(b"[3, 4]") == live.Desired(frozenset({3, 4}))
+    assert not live.Desired(frozenset(), system=7, term=5, seq=3).supersedes(live.Desired(frozenset({1}), 7, 5, 4))
