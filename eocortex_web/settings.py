@@ -14,6 +14,8 @@ from cryptography.fernet import Fernet
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from eocortex_web import redis_settings
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 
@@ -175,19 +177,25 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# Redis under Sentinel (three Sentinels, quorum 2): their addresses (host:port, comma separated), the name they
+# monitor the master by, and their own password if they require one. With Sentinels set, REDIS_URL gives only
+# the database number and the master's password: its host and port are ignored, the Sentinels name the master.
+# Every use of Redis follows them: the live state (protocol/connections.py), Celery's broker, Channels, the cache.
+REDIS_SENTINELS = redis_settings.parse_sentinels(env.list("REDIS_SENTINELS", default=[]))
+REDIS_SENTINEL_MASTER = env("REDIS_SENTINEL_MASTER", default="eocortex")
+REDIS_SENTINEL_PASSWORD = env("REDIS_SENTINEL_PASSWORD", default="")
+redis_deployment = (REDIS_URL, REDIS_SENTINELS, REDIS_SENTINEL_MASTER, REDIS_SENTINEL_PASSWORD)
 # Namespace of the live state (heartbeats, stream health, snapshots) in Redis.
 LIVE_KEY_PREFIX = env("LIVE_KEY_PREFIX", default="cr")
 
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+CACHES = {"default": redis_settings.cache(*redis_deployment)}
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        # Live pages renew their group membership every minute; a dead one drops out in ten.
-        # channels-redis waits for a socket's messages in blocking reads of 5 s (brpop_timeout): its
-        # client's read timeout (redis-py's default is 5 s too) must be longer, or every idle wait
-        # races it and the live page's socket closes with 1011.
+        # Live pages renew their group membership every minute; a dead one drops out in ten. Its host's read
+        # timeout outlasts channels-redis's blocking reads (redis_settings.CHANNELS_SOCKET_TIMEOUT says why).
         "CONFIG": {
-            "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+            "hosts": [redis_settings.channel_layer_host(*redis_deployment)],
             "group_expiry": 600,
             "capacity": 500,
         },
@@ -203,7 +211,11 @@ RECORDINGS_ROOT = env("RECORDINGS_ROOT", default=str(VAR_DIR / "recordings") if 
 # behind, and computes it every second while nothing is published).
 LIVE_SOCKETS_PER_USER = env.int("LIVE_SOCKETS_PER_USER", default=20)
 
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+# An explicit CELERY_BROKER_URL wins; a sentinel:// one takes the master's name and the Sentinels' password above.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="") or redis_settings.broker_url(REDIS_URL, REDIS_SENTINELS)
+CELERY_BROKER_TRANSPORT_OPTIONS = redis_settings.broker_transport_options(
+    CELERY_BROKER_URL, REDIS_SENTINEL_MASTER, REDIS_SENTINEL_PASSWORD
+)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
