@@ -11,6 +11,7 @@ import time
 
 import pytest
 import redis
+from django.conf import settings as django_settings
 
 from conftest import ROOT, procfile_command, stop_process, wait_for
 from protocol import live
@@ -85,8 +86,11 @@ class Plane:
     # -- processes -----------------------------------------------------------------------------------
 
     def start_agents(self):
+        # The agents' own sweep as the product ships it, not the 1 s of the fixture: it is how a backup learns its
+        # desired set when the engine's notice (a Celery message) is held up, as it is while a broker fails over.
+        sweep = {"AGENT_SWEEP_SECONDS": str(django_settings.AGENT_SWEEP_SECONDS)}
         for name in ("srv-a", "srv-b"):
-            self.agents[name] = self.agent_process(name, **self.extra_env)
+            self.agents[name] = self.agent_process(name, **sweep, **self.extra_env)
 
     def start_engine(self, name):
         env = {**self.env, **self.extra_env, "ENGINE_LEASE_SECONDS": str(LEASE)}
