@@ -12,9 +12,12 @@ client then asks the Sentinels where the master is each time it opens a connecti
   does; callers catch ``redis.RedisError`` as they always have;
 - once the Sentinels name the promoted replica (``down-after-milliseconds`` plus an election: about 3 s with
   2000 ms), the next connection reaches it; the pool also closes its idle connections to the old address;
-- a connection still open to an old master that came back as a replica gets READONLY for a write:
-  redis-py (``SentinelManagedConnection.read_response``) closes it and raises ``ConnectionError``, and the next
-  connection asks the Sentinels again;
+- an old master that comes back (it was frozen, or cut off) is made a replica by the Sentinels, which close its
+  clients' connections: a call on one fails with ``ConnectionError``, and its retry (or the next call)
+  reconnects through the Sentinels; a connection they missed gets READONLY for a write, which redis-py
+  (``SentinelManagedConnection.read_response``) turns into the same (it closes the connection and raises
+  ``ConnectionError``). Until it is made a replica, a resumed old master still takes the writes of the clients
+  connected to it, and those are lost;
 - pub/sub: a subscription on the dead master ends with ``ConnectionError``; subscribing again from the same
   client reaches the new master. Messages published meanwhile are lost (pub/sub keeps none).
 

@@ -191,11 +191,28 @@ class SentinelRedis:
             process.wait(timeout=STOP_TIMEOUT)
         return self._killed_at
 
+    def freeze_master(self) -> float:
+        """SIGSTOP the master the Sentinels name (a paused VM, a host swapping): its clients' connections stay open;
+        returns the time (time.monotonic()). ``thaw()`` resumes it, as the replica of whoever was promoted."""
+        self._killed = self.master()
+        self._killed_at = time.monotonic()
+        self.processes[self._killed[1]].send_signal(signal.SIGSTOP)
+        return self._killed_at
+
+    def thaw(self, timeout: float = 30.0) -> None:
+        """SIGCONT the frozen master; returns once the Sentinels have made it a replica (ROLE)."""
+        self.processes[self._killed[1]].send_signal(signal.SIGCONT)
+        deadline = time.monotonic() + timeout
+        while (self._ask(self._killed[1], "ROLE") or ["?"])[0] != "slave":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the old master was not made a replica {timeout}s after it resumed")
+            time.sleep(0.05)
+
     def wait_promoted(self, timeout: float = 30.0) -> float:
-        """Seconds from the last ``kill_master()`` until a Sentinel names another master and it answers as one
-        (ROLE), as a client finds it; raises TimeoutError after ``timeout`` seconds of waiting."""
+        """Seconds from the last ``kill_master()`` (or ``freeze_master()``) until a Sentinel names another master
+        and it answers as one (ROLE), as a client finds it; raises TimeoutError after ``timeout`` seconds."""
         if self._killed is None:
-            raise RuntimeError("wait_promoted() follows kill_master()")
+            raise RuntimeError("wait_promoted() follows kill_master() or freeze_master()")
         deadline = time.monotonic() + timeout
         while not any(a != self._killed and self._answers_as_master(a) for a in set(self._named_masters())):
             if time.monotonic() > deadline:
@@ -207,6 +224,7 @@ class SentinelRedis:
         """Stop every process: SIGTERM, then SIGKILL for one still there after a few seconds."""
         for process in self.processes.values():
             if process.poll() is None:
+                process.send_signal(signal.SIGCONT)  # a frozen one too
                 process.terminate()
         deadline = time.monotonic() + STOP_TIMEOUT
         for process in self.processes.values():

@@ -1,17 +1,21 @@
 """The settings of every use of Redis, from one plain URL (as before Sentinel) or from a Sentinel deployment, as
 settings.py derives them at start-up; a bad Sentinel address stops the start with the entry named."""
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import kombu
 import pytest
+import redis
 from django.core.exceptions import ImproperlyConfigured
 
 from eocortex_web import launcher, redis_settings
+from eocortex_web.ports import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_ENV = ("REDIS_URL", "REDIS_SENTINELS", "REDIS_SENTINEL_MASTER", "REDIS_SENTINEL_PASSWORD", "CELERY_BROKER_URL")
@@ -115,3 +119,25 @@ def test_the_launcher_starts_no_private_redis_when_sentinels_are_configured(monk
     env = {"REDIS_SENTINELS": "10.0.0.11:26379"}
     assert launcher.ensure_redis(env) is None
     assert env == {"REDIS_SENTINELS": "10.0.0.11:26379"}
+
+
+def test_a_channel_layer_and_a_cache_whose_sentinels_are_away_fail_at_once():
+    """Each Sentinel is asked once (no retry with backoff, redis-py's default): a live page's send, or an API
+    request's rate count, fails within a second rather than hangs for many."""
+    from channels_redis.core import RedisChannelLayer
+
+    from eocortex_web.cache import SentinelRedisCache
+
+    away = [("127.0.0.1", port) for port in free_ports(3)]  # nobody listens there
+    layer = RedisChannelLayer(hosts=[redis_settings.channel_layer_host("redis://x/4", away, "site-redis", "")])
+    cache = redis_settings.cache("redis://x/4", away, "site-redis", "")
+    rate_counts = SentinelRedisCache(cache["LOCATION"], {"OPTIONS": cache["OPTIONS"]})
+
+    started = time.monotonic()
+    with pytest.raises(redis.ConnectionError, match="No master found for 'site-redis'"):
+        asyncio.run(layer.send("probe", {"type": "probe"}))
+    assert time.monotonic() - started < 1.0
+    started = time.monotonic()
+    with pytest.raises(redis.ConnectionError, match="No master found for 'site-redis'"):
+        rate_counts.get("throttle_user_1")
+    assert time.monotonic() - started < 1.0

@@ -122,7 +122,7 @@ def test_celery_broker_delivers_before_and_after_a_failover(sentinel_settings, s
         send({"task": "before"})
         assert wait_for(consumed, timeout=10, message="the message sent before") == {"task": "before"}
 
-        fail_over(sentinel_redis)
+        fail_over(sentinel_redis, with_sentinel=True)
         send({"task": "after"})
         assert wait_for(consumed, timeout=REACH_BOUND, message="the message sent after") == {"task": "after"}
         queue.close()
@@ -153,7 +153,7 @@ def test_channel_layer_delivers_before_and_after_a_failover(sentinel_settings, s
         assert await asyncio.wait_for(layer.receive(channel), 10) == {"type": "status.delta", "version": 1}
 
         waiting = asyncio.ensure_future(layer.receive(channel))
-        await asyncio.to_thread(fail_over, sentinel_redis)
+        await asyncio.to_thread(fail_over, sentinel_redis, True)  # with the Sentinel clients ask first
         with pytest.raises(redis.ConnectionError):
             await asyncio.wait_for(waiting, 10)
 
@@ -214,3 +214,25 @@ def test_every_use_logs_in_where_the_master_and_the_sentinels_want_a_password(se
         message = queue.get(timeout=5)
         message.ack()
         assert message.payload == {"task": "probe"}
+
+
+def test_a_connection_to_a_master_demoted_while_frozen_moves_to_the_new_master(sentinel_settings, sentinel_redis):
+    """The old master frozen (SIGSTOP) past down-after, a replica promoted, the old one resumed and made a replica
+    (the Sentinels then close its clients' connections; a connection they missed would get READONLY, which
+    redis-py turns into a reconnection): the client's next write, on its connection to the old master, goes to the
+    new master."""
+    client = live_client()
+    key = f"{settings.LIVE_KEY_PREFIX}:sentinel-probe"
+    client.set(key, "before")
+    old_port = client.info("server")["tcp_port"]
+
+    sentinel_redis.freeze_master()
+    print(f"promotion: {sentinel_redis.wait_promoted(timeout=PROMOTION_BOUND):.2f} s after the master was frozen")
+    sentinel_redis.thaw()
+
+    assert client.set(key, "after")  # its connection to the old master fails; the one retry asks the Sentinels
+    assert client.info("server")["tcp_port"] == sentinel_redis.master()[1] != old_port
+    old = redis.Redis("127.0.0.1", old_port)
+    assert old.execute_command("ROLE")[0] == b"slave"
+    assert wait_for(lambda: old.get(key) == b"after", timeout=10, message="the write replicated to the old master")
+    old.close()
