@@ -69,20 +69,24 @@ from django.conf import settings
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from protocol import connections
+
 SOCKET_TIMEOUT = 1.0
 
 
 @cache
-def _client(url: str) -> redis.Redis:
+def _client(configuration: tuple) -> redis.Redis:
     # One quick retry at most: a missing Redis must cost a caller about a second, not many.
-    return redis.Redis.from_url(
-        url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT, health_check_interval=15,
+    return connections.redis_client(
+        socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT, health_check_interval=15,
         retry=Retry(NoBackoff(), 1),
     )  # fmt: skip
 
 
 def client() -> redis.Redis:
-    return _client(settings.REDIS_URL)
+    """This process's client of the live state: one plain Redis, or the master its Sentinels name (it follows a
+    failover on its own, ``protocol.connections``)."""
+    return _client(connections.redis_configuration())
 
 
 KEYS = frozenset({

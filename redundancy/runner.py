@@ -16,7 +16,7 @@ import redis
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from protocol import live
+from protocol import connections, live
 from redundancy.engine import Engine, TickResult
 from redundancy.schedule import Schedule
 from redundancy.status import StatusPublisher
@@ -54,8 +54,8 @@ class EngineLoop:
         """Wake-ups from Redis's pub/sub channel; a lost subscription is made again (missed ones cost latency)."""
         while not self.stopping.is_set():
             try:
-                subscriber = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1.0,
-                                                  socket_keepalive=True, health_check_interval=10)  # fmt: skip
+                subscriber = connections.redis_client(socket_connect_timeout=1.0, socket_keepalive=True,
+                                                      health_check_interval=10)  # fmt: skip
                 with subscriber.pubsub(ignore_subscribe_messages=True) as channel:
                     channel.subscribe(live.key("engine-wake"))
                     self.woken.set()  # whatever happened while unsubscribed
