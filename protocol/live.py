@@ -339,6 +339,11 @@ def read_desired_word(r: redis.Redis, server: str) -> Desired | None:
     return None if value is None else Desired.parse(value)
 
 
+def read_desired_raw(r: redis.Redis, server: str) -> bytes | None:
+    """The engine's word for ``server`` as stored: cheap to compare with the one seen before."""
+    return r.get(key("desired", server))
+
+
 def read_all_desired(r: redis.Redis, servers: list[str]) -> dict[str, set[int] | None]:
     if not servers:
         return {}

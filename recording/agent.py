@@ -84,7 +84,7 @@ class VideoServerAgent:
         self.archive: Archive | None = None
         self.merge_back: MergeBack | None = None
         self.heartbeat = Heartbeat(self.redis, name, self.lease, heartbeat_interval, self.heartbeat_ttl, clock,
-                                   self._status, self._pictures)  # fmt: skip
+                                   self._status, self._pictures, on_desired=self.request_reconcile)  # fmt: skip
 
     @property
     def workers(self) -> dict[int, IngestWorker]:

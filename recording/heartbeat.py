@@ -79,6 +79,7 @@ class Heartbeat:
         clock: Callable[[], float],
         status: Callable[[], tuple[dict[int, dict], dict]],
         pictures: Callable[[], dict[int, bytes]],
+        on_desired: Callable[[], None] | None = None,
     ):
         self.redis = redis_client
         self.name = name
@@ -88,6 +89,10 @@ class Heartbeat:
         self.clock = clock
         self.status = status  # (stream reports by camera, storage problems by camera) now
         self.pictures = pictures  # the cameras' new pictures since the last call
+        # Called when the engine's word for this server moved: each beat looks, so the agent follows a new desired
+        # set within a beat even when the engine's notice is late (Celery reconnecting after a Redis failover).
+        self.on_desired = on_desired
+        self._desired_seen: bytes | None = None
         self.watched: set[int] = set()  # cameras someone looks at on the live wall
         self.lost_since: float | None = None  # Redis failing since then
         self._last_ok = clock()
@@ -151,6 +156,11 @@ class Heartbeat:
             if digest != self.published_digest:
                 self.published_digest = digest
                 live.wake_engine(self.redis, f"streams:{self.name}")
+            if self.on_desired is not None:
+                word = live.read_desired_raw(self.redis, self.name)
+                if word != self._desired_seen:
+                    self._desired_seen = word
+                    self.on_desired()
             if self.lost_since is not None:
                 if self._last_stamp is not None:  # from the last beat that got through to this one, by Redis's clock
                     live.report_outage(self.redis, self.name, self._last_stamp, stamp)

@@ -252,3 +252,22 @@ def test_a_full_disk_is_reported_and_recording_resumes_when_it_frees(recorded_si
              message="recording again once the disk has room")  # fmt: skip
     written = Segment.objects.filter(camera=camera).count()
     wait_for(lambda: Segment.objects.filter(camera=camera).count() > written, 15, message="new segments")
+
+
+def test_agent_follows_a_new_desired_set_within_a_beat_without_the_engine_s_notice(
+    recorded_site, simulator, agents, make_camera, redis_client
+):
+    """The engine's notice goes through Celery, whose workers take seconds to reconnect after a Redis failover;
+    each heartbeat also looks at the desired set, so the agent follows it within a beat, not at its sweep."""
+    import time
+
+    sim = simulator(2)
+    own = make_camera(recorded_site["a"], stream_url=sim.url(1), codec="mjpeg")
+    other = make_camera(recorded_site["b"], recorded_site["a"], stream_url=sim.url(2), codec="mjpeg")
+    agent = agents("srv-a", sweep_interval=60.0)  # its own sweep would come a minute later
+    wait_for(lambda: set(agent.workers) == {own.pk}, message="the baseline: own cameras only")
+    written = time.monotonic()
+    live.write_desired_fenced(redis_client, recorded_site["system"].pk, 1, {"srv-a": {own.pk, other.pk}})
+    wait_for(lambda: set(agent.workers) == {own.pk, other.pk}, 5, message="the backed-up camera added")
+    took = time.monotonic() - written
+    assert took < 2.0, took  # a beat is 0.25 s here
