@@ -347,12 +347,8 @@ class Processes:
 
 
 def engine_commands() -> list[tuple[str, list[str]]]:
-    """The engine as the Procfile starts it; a Celery worker needs beat to tick it."""
-    engine = [sys.executable if word in ("python", "python3") else word for word in procfile_command("engine")]
-    commands = [("engine", engine)]
-    if "celery" in engine and "worker" in engine:
-        commands.append(("beat", [*procfile_command("beat"), "-s", str(SCRATCH / "celerybeat-schedule")]))
-    return commands
+    """The engine as the Procfile starts it (its own loop: nothing else ticks it)."""
+    return [("engine", procfile_command("engine"))]
 
 
 def listening(port: int) -> bool:
