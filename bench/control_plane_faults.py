@@ -279,7 +279,7 @@ class Run:
             clock.stopping.set()
             self.close()
         lost = self.lost_video(killed_wall - 3)
-        result.update({"lost_median_s": statistics.median(lost), "lost_max_s": max(lost)})
+        result.update({"lost_median_s": round(statistics.median(lost), 2), "lost_max_s": max(lost)})
         print(f"  {self.name}: {result}", flush=True)
         return result
 
