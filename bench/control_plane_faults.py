@@ -5,8 +5,8 @@
 Per run: a scratch database and Redis prefix (bench/common.py), the camera simulator (MJPEG, 320x180, 10 fps),
 two fast-mode agents (srv-a records every camera, srv-b is their backup) and two engine workers
 (``run_engine --worker engine-1``, ``engine-2``), all real processes on loopback with the product's timings
-(lease 3 s, backstop pass 1 s, fast window 1.5 s). Once srv-a records and one worker leads, the fault, and srv-a's
-agent SIGKILLed right after it (during it, for the freeze):
+(lease 3 s, backstop pass 1 s, fast window 1.5 s, the agents' sweep 5 s). Once srv-a records and one worker
+leads, the fault, and srv-a's agent SIGKILLed right after it (during it, for the freeze):
 
 - ``baseline``: no fault of the control plane;
 - ``leader-killed``: the worker holding the system's lease SIGKILLed (its lease expires; the other takes it);
@@ -326,6 +326,11 @@ def table(results: list[dict]) -> None:
     extras = [(r["fault"], k, r[k]) for r in results for k in
               ("promoted_after_s", "schedule_taken_after_s", "mail_sweep_sent_after_s", "mail_sweep_interval_s")
               if k in r]  # fmt: skip
+    for fault in FAULTS:
+        rows = [r for r in results if r["fault"] == fault]
+        if rows:
+            moved = sum(r["leader_before"] != r["leader_after"] for r in rows)
+            print(f"{fault}: the system's lease changed hands in {moved} of {len(rows)} runs")
     for fault, figure in sorted({(f, k) for f, k, _ in extras}):
         values = [v for f, k, v in extras if f == fault and k == figure]
         print(f"{fault}: {figure.removesuffix('_s').replace('_', ' ')} median {_median(values)} s, worst "
