@@ -226,6 +226,7 @@ class Engine:
         witnessed = self._witness_outage(seen, seen_pass.previous_pass, now)
         # While Redis was unreachable nobody's heartbeat got through: that silence is no failure.
         seen = seen.without_outages([*seen_pass.outages, *witnessed])
+        self._heard = seen.last_seen  # as judged: the windows' ends the loop waits for are reckoned from these
 
         self._changing = True  # from here on what is held runs ahead of what is stored, until the pass ends
         events: list[Event] = []
@@ -339,11 +340,11 @@ class Engine:
     def next_deadline(self, now: float) -> float | None:
         """Seconds from ``now`` (by the pass's clock) until a server heard now would pass a window that changes
         a decision: the fast window of a steady server, or the down window of one not yet down."""
-        if self.config is None or not hasattr(self, "_last_seen"):
+        if self.config is None or not hasattr(self, "_heard"):
             return None
         soonest = None
         for server in self.config.servers.values():
-            at = self._last_seen.get(server.name)
+            at = self._heard.get(server.name)
             if at is None:
                 continue
             for window in (self.windows.fast, self.down_windows.get(server.pk, self.windows.normal)):

@@ -102,10 +102,12 @@ class EngineLoop:
             log.info("event=engine_stopped worker=%s", self.engine.leases.worker)
 
     def _follow_agents(self) -> None:
-        """Watch the agents of the servers this worker decides for (the configuration may have changed)."""
+        """Watch the agent of every server of the site, not only of the systems this worker decides for: a worker
+        that takes a system over (its worker killed, frozen, or a Redis failover that outlived the leases) knows
+        at once which of its agents ended meanwhile. The configuration may have changed."""
         if self.watch is None:
             return
-        config = self.engine.config
+        config = self.engine.cache.config
         wanted = {} if config is None else {s.name: (s.address, s.api_port) for s in config.servers.values()}
         if wanted != self._watched:
             self._watched = wanted

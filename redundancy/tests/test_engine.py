@@ -576,3 +576,44 @@ def test_the_engine_s_loop_outlives_a_pass_that_fails(world, site, make_camera, 
         loop.stop()
         runner.join(10)
     assert world.placement(camera) == Placement.ON_PRIMARY  # the later passes decided
+
+
+def test_a_worker_watches_every_agent_of_the_site_also_those_of_systems_it_does_not_lead(world, site):
+    """So that a worker taking a system over knows at once which of its agents ended while it did not lead it."""
+    from redundancy.runner import EngineLoop
+
+    class Watch:
+        watched = None
+
+        def watch(self, servers):
+            self.watched = dict(servers)
+
+    world.redis.set(live.key("system-lease", site["other"].system_id), "another-worker", px=5000)
+    world.beat("srv-a", "srv-b", "srv-c")
+    assert world.tick().ran and world.engine.leases.held == {site["system"].pk}
+    loop = EngineLoop(world.engine, watch_agents=False, schedule=False)
+    loop.watch = Watch()
+    loop._follow_agents()
+    assert set(loop.watch.watched) == {"srv-a", "srv-b", "srv-c", site["other"].name}
+
+
+def test_after_an_outage_of_redis_the_loop_waits_for_the_window_of_a_server_aged_as_if_it_had_not_happened(
+    world, fast_site, make_camera
+):
+    site = fast_site
+    camera = make_camera(site["a"], site["b"])
+    world.beat("srv-a", "srv-b", "srv-c", streams={camera: "streaming"})
+    world.tick()
+    lost = world.now
+    world.outage(5.0)  # nobody gets through; srv-a dies meanwhile
+    live.report_outage(world.redis, "srv-b", lost, world.now)  # srv-b says so once it is back
+    back = world.now
+    world.beat("srv-b")
+    world.tick()
+    assert world.placement(camera) == Placement.ON_PRIMARY  # srv-a is aged as if Redis had been there
+    world.now += 0.4
+    world.beat("srv-b")
+    world.tick()
+    # srv-a's fast window ends 1.5 s after the outage (not after its last heartbeat, long past), before srv-b's:
+    # the loop sleeps until then.
+    assert world.engine.next_deadline(world.now) == pytest.approx(back + 1.5 - world.now, abs=0.01)
