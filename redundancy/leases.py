@@ -58,6 +58,19 @@ end
 return holders
 """
 
+# Between passes and during a long one (the first load of a large site): this worker (ARGV[1]) is still alive in
+# the registry (KEYS[1]) and its leases (KEYS[2..]) are renewed for ARGV[2] ms while they are still its own.
+_RENEW = """
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[1], tonumber(t[1]) + tonumber(t[2]) / 1000000, ARGV[1])
+for i = 2, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[i], ARGV[2])
+  end
+end
+return 0
+"""
+
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -123,6 +136,13 @@ class SystemLeases:
         lost = {system for system, holder in zip(ordered, holders, strict=True) if holder.decode() != self.worker}
         self.held -= lost
         return lost
+
+    def renew(self) -> None:
+        """Renew the leases held, from the loop's keeper thread: a pass longer than ``ttl`` (loading a large
+        site) keeps them, while a process that is frozen or killed renews nothing. Raises redis.RedisError."""
+        held = sorted(frozenset(self.held))  # a copy taken at once: the loop's thread may change the set
+        keys = [live.key("engine-workers"), *[live.key("system-lease", s) for s in held]]
+        self.redis.eval(_RENEW, len(keys), *keys, self.worker, int(self.ttl * 1000))
 
     def drop(self, systems: set[int]) -> None:
         """Stop deciding for ``systems`` (another worker's term superseded this one's) without touching their

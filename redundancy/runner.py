@@ -38,6 +38,7 @@ class EngineLoop:
         self.stopping = threading.Event()
         self.watch = AgentWatch(on_gone=self._agent_gone, on_back=self._agent_back) if watch_agents else None
         self._listener = threading.Thread(target=self._listen, name="engine-wake", daemon=True)
+        self._keeper = threading.Thread(target=self._keep_leases, name="engine-leases", daemon=True)
         self._watched: dict[str, tuple[str, int]] = {}
         self.passes = 0
 
@@ -65,10 +66,21 @@ class EngineLoop:
             except redis.RedisError:
                 self.stopping.wait(0.5)
 
+    def _keep_leases(self) -> None:
+        """Renew the leases three times a lease, whatever the passes do: a long pass keeps them; a frozen or
+        killed process does not, and loses them after the lease."""
+        leases = self.engine.leases
+        while not self.stopping.wait(leases.ttl / 3):
+            try:
+                leases.renew()
+            except redis.RedisError:
+                pass  # the next pass finds out
+
     def run(self) -> None:
         if self.watch is not None:
             self.watch.start()
         self._listener.start()
+        self._keeper.start()
         if self.schedule is not None:
             self.schedule.start()
         log.info("event=engine_started worker=%s tick=%.2fs", self.engine.leases.worker, self.tick_seconds)

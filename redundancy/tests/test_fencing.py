@@ -168,3 +168,31 @@ def test_the_word_of_an_earlier_term_is_refused_by_agents():
     assert live.Desired(frozenset({3})).supersedes(later)  # written by hand
     assert live.Desired.parse(b"[3, 4]") == live.Desired(frozenset({3, 4}))
     assert not live.Desired(frozenset(), system=7, term=5, seq=3).supersedes(live.Desired(frozenset({1}), 7, 5, 4))
+
+
+def test_a_long_pass_keeps_its_leases_and_a_worker_that_renews_nothing_loses_them(site, make_camera, settings):
+    """The loop's keeper thread renews the leases whatever the passes do (a first load of a large site takes
+    longer than a lease); a frozen or killed process renews nothing and loses them after the lease."""
+    import threading
+    import time
+
+    from redundancy.runner import EngineLoop
+
+    settings.ENGINE_LEASE_SECONDS = 0.3
+    world = World(site)
+    make_camera(site["a"], site["b"])
+    world.beat("srv-a", "srv-b", "srv-c", "srv-other")
+    assert world.tick().ran
+    loop = EngineLoop(world.engine, watch_agents=False, schedule=False)
+    keeper = threading.Thread(target=loop._keep_leases, daemon=True)
+    keeper.start()
+    second = Engine(world.redis, clock=lambda: world.now, notify_agent=lambda name: None, wake_mailer=lambda: None,
+                    worker="second")  # fmt: skip
+    try:
+        time.sleep(1.0)  # the first worker's pass goes on for three leases
+        assert not second.tick().ran and not second.leases.held
+    finally:
+        loop.stopping.set()
+        keeper.join(5)
+    time.sleep(0.4)  # it renews nothing now, as if frozen
+    assert second.tick().ran and second.leases.held == world.engine.leases.held
