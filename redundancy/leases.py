@@ -24,21 +24,23 @@ from protocol import live
 
 # One round trip: this worker (ARGV[1]) says it is alive in the registry (KEYS[1], scored by Redis's clock),
 # workers silent for ARGV[3] seconds (as long as a lease lasts) leave it; each lease (KEYS[2..]) held by this
-# worker is renewed for ARGV[2] ms. Returns the live workers and each lease's holder ('' when free).
+# worker is renewed for ARGV[2] ms. Returns the live workers, each lease's holder ('' when free) and the ms left of
+# each (-2 when free).
 _PASS = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]))
-local holders = {}
+local holders, left = {}, {}
 for i = 2, #KEYS do
   local holder = redis.call('GET', KEYS[i])
   if holder == ARGV[1] then
     redis.call('PEXPIRE', KEYS[i], ARGV[2])
   end
   holders[i - 1] = holder or ''
+  left[i - 1] = redis.call('PTTL', KEYS[i])
 end
-return {redis.call('ZRANGE', KEYS[1], 0, -1), holders}
+return {redis.call('ZRANGE', KEYS[1], 0, -1), holders, left}
 """
 
 # Before a pass writes: each lease (KEYS) still this worker's (ARGV[1]) is renewed for ARGV[2] ms, one that
@@ -88,6 +90,9 @@ class SystemLeases:
         self.ttl = settings.ENGINE_LEASE_SECONDS if ttl is None else ttl
         self.held: set[int] = set()
         self.taken: set[int] = set()  # the systems the last ``hold`` took (each begins a new term)
+        # Seconds until the first lease another worker holds runs out, as the last ``hold`` saw it (None: none):
+        # the loop passes then, so that a dead worker's systems are taken when its lease ends, not at a backstop.
+        self.others_end_in: float | None = None
         self._given_back: dict[int, float] = {}  # system → when this worker gave it back (monotonic)
 
     def hold(self, systems: set[int]) -> set[int]:
@@ -97,9 +102,11 @@ class SystemLeases:
         ordered = sorted(systems)
         ttl_ms = int(self.ttl * 1000)
         keys = [live.key("engine-workers"), *[live.key("system-lease", s) for s in ordered]]
-        workers, holders = self.redis.eval(_PASS, len(keys), *keys, self.worker, ttl_ms, self.ttl)
+        workers, holders, left = self.redis.eval(_PASS, len(keys), *keys, self.worker, ttl_ms, self.ttl)
         workers = [w.decode() for w in workers]
         holder_of = {system: h.decode() for system, h in zip(ordered, holders, strict=True)}
+        others = [ms for h, ms in zip(holder_of.values(), left, strict=True) if h and h != self.worker and ms >= 0]
+        self.others_end_in = min(others) / 1000 if others else None
         held = {system for system, holder in holder_of.items() if holder == self.worker}
         self.taken = set()
         share = math.ceil(len(ordered) / max(1, len(workers)))

@@ -102,6 +102,9 @@ class EngineLoop:
                     due = self.engine.next_deadline(now) if now is not None else None
                     if due is not None:
                         wait = min(wait, due + DEADLINE_SLACK - (time.monotonic() - started))
+                ends = self.engine.leases.others_end_in  # another worker's lease ends: take it if it is not renewed
+                if ends is not None:
+                    wait = min(wait, ends + DEADLINE_SLACK - (time.monotonic() - started))
                 self.woken.wait(max(SHORTEST_WAIT, wait))
         finally:
             self.stopping.set()

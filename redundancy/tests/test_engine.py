@@ -172,6 +172,7 @@ def test_a_system_another_worker_leads_is_not_decided_here(world, site, make_cam
         world.redis.set(live.key("system-lease", system), "another-worker", px=5000)
     assert not world.tick().ran
     assert not CameraPlacement.objects.exists()
+    assert 4.0 < world.engine.leases.others_end_in <= 5.0  # the loop passes again when their lease would end
     for system in (site["system"].pk, site["other"].system_id):
         world.redis.delete(live.key("system-lease", system))
     assert world.tick().ran
