@@ -30,7 +30,6 @@ import argparse
 import json
 import signal
 import statistics
-import threading
 import time
 
 import redis
@@ -41,6 +40,7 @@ from cameras.models import Camera  # noqa: E402
 from protocol import live  # noqa: E402
 from redundancy.models import CameraPlacement, Event, EventKind, Placement  # noqa: E402
 from servers.models import License, MultiserverSystem, Server  # noqa: E402
+from testbed.passes import PassClock  # noqa: E402
 
 FAULTS = ("baseline", "leader-killed", "leader-frozen", "schedule-killed", "redis-master-killed")
 WORKERS = ("engine-1", "engine-2")
@@ -48,30 +48,6 @@ FPS = 10.0
 FREEZE = 20.0
 LEASE = settings.ENGINE_LEASE_SECONDS
 MAIL_SWEEP = "redundancy-mail"
-
-
-class PassClock(threading.Thread):
-    """``engine-last-pass`` (the last pass of the worker that decides, by Redis's clock) sampled every 20 ms."""
-
-    def __init__(self):
-        super().__init__(daemon=True)
-        self.seen: set[float] = set()
-        self.stopping = threading.Event()
-
-    def run(self):
-        while not self.stopping.wait(0.02):
-            try:
-                value = live.client().get(live.key("engine-last-pass"))
-            except redis.RedisError:
-                continue
-            if value:
-                self.seen.add(float(value))
-
-    def longest_gap(self, since: float, until: float) -> float | None:
-        passes = sorted(self.seen)
-        window = [t for t in passes if t <= since][-1:] + [t for t in passes if since < t < until]
-        window += [t for t in passes if t >= until][:1]
-        return max((b - a for a, b in zip(window, window[1:], strict=False)), default=None)
 
 
 def until(condition, timeout: float) -> float | None:
@@ -276,7 +252,7 @@ class Run:
             gap = clock.longest_gap(killed_wall, killed_wall + (result["failover_s"] or 60))
             result["pass_gap_s"] = None if gap is None else round(gap, 2)
         finally:
-            clock.stopping.set()
+            clock.stop()
             self.close()
         lost = self.lost_video(killed_wall - 3)
         result.update({"lost_median_s": round(statistics.median(lost), 2), "lost_max_s": max(lost)})

@@ -73,7 +73,8 @@ end
 return 0
 """
 
-_RELEASE = """
+# A lease (KEYS[1]) deleted if this worker (ARGV[1]) holds it (the schedule's too, redundancy.schedule).
+RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
@@ -160,7 +161,7 @@ class SystemLeases:
         """Give leases back (a worker stopping): the others take them at their next pass, not after ``ttl``."""
         for system in list(self.held if systems is None else systems):
             try:
-                self.redis.eval(_RELEASE, 1, live.key("system-lease", system), self.worker)
+                self.redis.eval(RELEASE, 1, live.key("system-lease", system), self.worker)
             except redis.RedisError:
                 pass  # it expires
             self.held.discard(system)

@@ -15,6 +15,7 @@ import redis
 from django.conf import settings
 
 from protocol import live
+from redundancy.leases import RELEASE
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +41,6 @@ end
 return due
 """
 
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-
 class Schedule:
     def __init__(self, redis_client: redis.Redis, worker: str, tasks: dict | None = None, ttl: float | None = None,
                  interval: float = 1.0, send=None):  # fmt: skip
@@ -70,7 +63,7 @@ class Schedule:
         if self._thread.is_alive():
             self._thread.join(timeout=5)
         try:
-            self.redis.eval(_RELEASE, 1, live.key("schedule-lease"), self.worker)  # the next worker takes it now
+            self.redis.eval(RELEASE, 1, live.key("schedule-lease"), self.worker)  # the next worker takes it now
         except redis.RedisError:
             pass  # it expires
 
