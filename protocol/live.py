@@ -214,10 +214,6 @@ def is_handed_over(r: redis.Redis, server: str) -> bool:
     return bool(r.exists(key("handed-over", server)))
 
 
-def is_leaving(r: redis.Redis, server: str) -> bool:
-    return bool(r.exists(key("leaving", server)))
-
-
 def report_agent_conflict(r: redis.Redis, server: str, report: dict) -> None:
     with r.pipeline() as pipe:
         pipe.rpush(key("agent-conflicts"), json.dumps({"server": server, **report}))

@@ -37,10 +37,6 @@ class Segment(models.Model):
     def __str__(self):
         return f"{self.camera} on {self.server} from {self.started_at:%Y-%m-%d %H:%M:%S}"
 
-    @property
-    def duration_seconds(self) -> float:
-        return (self.ended_at - self.started_at).total_seconds()
-
 
 class StreamState(models.TextChoices):
     CONNECTING = "connecting", "Connecting"

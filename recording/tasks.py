@@ -29,12 +29,6 @@ def reconcile() -> None:
         _running.request_reconcile()
 
 
-@shared_task(name="recording.housekeeping", ignore_result=True)
-def housekeeping() -> int:
-    """Delete the server's segments past its retention (also run by the agent on its own timer)."""
-    return _running.housekeeping() if _running is not None else 0
-
-
 def notify(server_name: str) -> None:
     """Tell a server's agent to reconcile now; the periodic sweep covers a lost notice."""
     reconcile.apply_async(queue=queue_for(server_name), expires=30)

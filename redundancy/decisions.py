@@ -273,7 +273,7 @@ def _nobody_reason(camera: CameraView, window: float, backup_has_room: bool) -> 
     return f"backup {backup.name} is unavailable"
 
 
-def ingesting_servers(camera: CameraView, windows: Windows) -> set[int]:
+def ingesting_servers(camera: CameraView) -> set[int]:
     """The servers that should ingest the camera now."""
     primary, backup, state = camera.primary, camera.backup, camera.placement
     servers = set()

@@ -520,7 +520,7 @@ class Engine:
         for camera in self.cameras.values():
             if camera.pk in self.unsettled:
                 view = camera_views.get(camera.pk) or self._camera_view(camera, views, 0.0)
-                for server_pk in ingesting_servers(view, self.windows):
+                for server_pk in ingesting_servers(view):
                     desired[server_pk].add(camera.pk)
             else:
                 desired[camera.primary_id].add(camera.pk)

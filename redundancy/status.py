@@ -93,7 +93,7 @@ def camera_row(camera: CameraConf, placement, view: CameraView, windows: Windows
         "placement": state, "since": _iso(since) if since is not None else None,
         "reason": placement.reason if placement else "",
         "active_server": active.pk if active else None,
-        "ingesting_servers": sorted(ingesting_servers(view, windows)) if camera.enabled else [],
+        "ingesting_servers": sorted(ingesting_servers(view)) if camera.enabled else [],
         "streams": {str(server.pk): server.streams[camera.pk] for server in on if camera.pk in server.streams},
     }  # fmt: skip
 

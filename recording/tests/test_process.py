@@ -33,7 +33,7 @@ def test_agent_process_heartbeats_records_and_leaves_gracefully(camera_on, agent
     wait_for(lambda: Segment.objects.filter(camera=cameras[0]).count() >= 2, 30, message="indexed segments")
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
-    assert live.is_leaving(redis_client, "srv-a")
+    assert live.leaving_servers(redis_client, ["srv-a"]) == {"srv-a"}
     assert live.read_heartbeats(redis_client, ["srv-a"])["srv-a"] is None
     # The segment open at the stop was closed and indexed: every file on disk is in the index.
     on_disk = {str(p) for p in Path(Segment.objects.first().path).parents[2].glob("*/*/*.mjpeg")}

@@ -63,9 +63,9 @@ def test_planned_shutdown_is_make_before_break():
     decision = decide(cam, W)
     assert decision.placement == Placement.TO_BACKUP and "shutting down" in decision.reason
     moving = camera(leaving, server(2), placement=Placement.TO_BACKUP)
-    assert ingesting_servers(moving, W) == {1, 2}  # both record until the backup has frames
+    assert ingesting_servers(moving) == {1, 2}  # both record until the backup has frames
     done = camera(leaving, server(2), placement=Placement.ON_BACKUP)
-    assert ingesting_servers(done, W) == {2}
+    assert ingesting_servers(done) == {2}
 
 
 def test_fast_mode_moves_a_camera_whose_stream_the_primary_lost():
@@ -83,7 +83,7 @@ def test_failback_waits_for_the_hold_down_and_the_primary_frames():
     decision = decide(camera(ready_without_frames, server(2), placement=Placement.ON_BACKUP), W)
     assert decision.placement == Placement.TO_PRIMARY
     # The primary ingests its camera while it is up, so the backup lets go only after its frames.
-    assert ingesting_servers(camera(ready_without_frames, server(2), placement=Placement.TO_PRIMARY), W) == {1, 2}
+    assert ingesting_servers(camera(ready_without_frames, server(2), placement=Placement.TO_PRIMARY)) == {1, 2}
     ready = server(1, healthy_for=11, hold_down=10, streams=STREAMING)
     decision = decide(camera(ready, server(2), placement=Placement.ON_BACKUP), W)
     assert decision.placement == Placement.ON_PRIMARY
@@ -126,7 +126,7 @@ def test_full_backup_leaves_the_camera_unprotected():
 def test_constant_mode_switches_the_active_connection_without_moving():
     both = camera(server(1, age=60), server(2, streams=STREAMING), mode="constant")
     assert decide(both, W).events == ("failover_completed",)
-    assert ingesting_servers(both, W) == {1, 2}
+    assert ingesting_servers(both) == {1, 2}
     back = camera(server(1, streams=STREAMING), server(2, streams=STREAMING), mode="constant",
                   placement=Placement.ON_BACKUP)  # fmt: skip
     assert decide(back, W).events == ("failback_completed",)
@@ -160,7 +160,7 @@ def test_no_decision_while_the_servers_it_waits_for_were_never_heard_from():
     # Redis was emptied: the backup that records the camera has not heartbeated yet.
     cam = camera(server(1, age=None), server(2, age=None), placement=Placement.ON_BACKUP)
     assert decide(cam, W).placement == Placement.ON_BACKUP
-    assert ingesting_servers(cam, W) == {1, 2}
+    assert ingesting_servers(cam) == {1, 2}
 
 
 def test_a_camera_the_primary_only_lost_waits_for_its_stream_to_hold_before_returning():
@@ -280,7 +280,7 @@ def test_failback_starts_when_the_hold_down_has_passed_to_the_second():
 def test_failback_completes_only_when_the_primary_records_the_camera():
     no_frames_yet = camera(server(1), server(2, streams=STREAMING), placement=Placement.TO_PRIMARY)
     assert decide(no_frames_yet, W) == Decision(Placement.TO_PRIMARY)
-    assert ingesting_servers(no_frames_yet, W) == {1, 2}  # the backup records until the primary has frames
+    assert ingesting_servers(no_frames_yet) == {1, 2}  # the backup records until the primary has frames
     frames = camera(server(1, streams=STREAMING), server(2, streams=STREAMING), placement=Placement.TO_PRIMARY)
     decision = decide(frames, W)
     assert decision.placement == Placement.ON_PRIMARY and decision.events == ("failback_completed",)
@@ -382,17 +382,17 @@ def test_the_recording_that_counts_is_that_of_the_server_the_camera_is_placed_on
 
 @pytest.mark.parametrize("mode", ["fast", "normal"])
 def test_a_camera_on_its_primary_is_ingested_by_the_primary_alone(mode):
-    assert ingesting_servers(camera(server(1, streams=STREAMING), server(2), mode=mode), W) == {1}
+    assert ingesting_servers(camera(server(1, streams=STREAMING), server(2), mode=mode)) == {1}
 
 
 def test_a_primary_keeps_trying_a_camera_nobody_records():
-    assert ingesting_servers(camera(server(1), None, mode="none", placement=Placement.NOBODY), W) == {1}
+    assert ingesting_servers(camera(server(1), None, mode="none", placement=Placement.NOBODY)) == {1}
 
 
 @pytest.mark.parametrize(("placement", "servers"), [(Placement.TO_BACKUP, {1, 2}), (Placement.ON_BACKUP, {2}),
                                                     (Placement.NOBODY, {1})])  # fmt: skip
 def test_a_drained_primary_lets_go_of_its_camera_only_once_the_backup_has_it(placement, servers):
-    assert ingesting_servers(camera(server(1, draining=True), server(2), placement=placement), W) == servers
+    assert ingesting_servers(camera(server(1, draining=True), server(2), placement=placement)) == servers
 
 
 # -- the views and decisions themselves ---------------------------------------------------------
