@@ -7,7 +7,7 @@ from servers.models import Licensing
 
 
 @dataclass(frozen=True)
-class Warning:
+class PlanWarning:
     level: str  # "error": over a limit or breaking a rule; "warning": a risk; "info": not checked
     text: str
 
@@ -32,15 +32,15 @@ def license_warnings(server, use: LicenseUse, today: date) -> list:
     for license in licenses:
         if license.valid_until and license.valid_until < today:
             text = f"License {license.key} of {name} expired on {license.valid_until:%Y-%m-%d}."
-            warnings.append(Warning("warning", text))
+            warnings.append(PlanWarning("warning", text))
         elif license.valid_from > today:
             warnings.append(
-                Warning("info", f"License {license.key} of {name} starts on {license.valid_from:%Y-%m-%d}.")
+                PlanWarning("info", f"License {license.key} of {name} starts on {license.valid_from:%Y-%m-%d}.")
             )
     configured = use.camera_channels or use.backs_up
     if configured and not lic.active:
         warnings.append(
-            Warning(
+            PlanWarning(
                 "error",
                 f"Rule 2: {name} has no active license; its cameras and backups need one "
                 "(configuring redundancy needs active licenses).",
@@ -48,7 +48,7 @@ def license_warnings(server, use: LicenseUse, today: date) -> list:
         )
     if use.camera_channels > lic.ip_camera_channels:
         warnings.append(
-            Warning(
+            PlanWarning(
                 "error",
                 f"Rule 2: {name} is primary for {use.camera_channels} camera(s) but licensed for "
                 f"{lic.ip_camera_channels} IP camera channel(s).",
@@ -56,7 +56,7 @@ def license_warnings(server, use: LicenseUse, today: date) -> list:
         )
     if use.backs_up and not use.camera_channels and lic.active and lic.ip_camera_channels < 1:
         warnings.append(
-            Warning(
+            PlanWarning(
                 "error",
                 f"Rule 2: {name} only backs up cameras, but holds no license for an IP camera; "
                 "a backup server needs a license for at least one IP camera.",
@@ -64,7 +64,7 @@ def license_warnings(server, use: LicenseUse, today: date) -> list:
         )
     if use.analytics_channels > lic.analytics_channels:
         warnings.append(
-            Warning(
+            PlanWarning(
                 "error",
                 f"Rule 2: {use.analytics_channels} of {name}'s camera(s) run analytics, but it is licensed for "
                 f"{lic.analytics_channels} analytics channel(s).",

@@ -15,7 +15,7 @@ from cameras.modes import RedundancyMode
 from capacity import coefficients
 from capacity.estimates import gb_per_hour
 from capacity.inputs import DIMENSION_LABELS, DIMENSIONS, Site
-from capacity.licensing import LicenseUse, Warning, license_warnings
+from capacity.licensing import LicenseUse, PlanWarning, license_warnings
 
 
 @dataclass
@@ -95,7 +95,7 @@ class ServerPlan:
     backed_up_constant: int
     without_backup: int
     licenses: LicenseUse
-    warnings: list[Warning] = field(default_factory=list)
+    warnings: list[PlanWarning] = field(default_factory=list)
 
     @property
     def peak(self) -> float | None:
@@ -224,20 +224,22 @@ def _number(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
 
 
-def capacity_warnings(p: ServerPlan) -> list[Warning]:
+def capacity_warnings(p: ServerPlan) -> list[PlanWarning]:
     name = p.server.name
     warnings = []
     missing = [DIMENSION_LABELS[d] for d in DIMENSIONS if not p.capacity[d]]
     if len(missing) == len(DIMENSIONS):
-        warnings.append(Warning("info", f"{name} has no capacity figures: its load is not checked against any limit."))
+        warnings.append(
+            PlanWarning("info", f"{name} has no capacity figures: its load is not checked against any limit.")
+        )
     elif missing:
-        warnings.append(Warning("info", f"{name} has no figure for {', '.join(missing)}: not checked."))
+        warnings.append(PlanWarning("info", f"{name} has no figure for {', '.join(missing)}: not checked."))
     if p.normal.over:
-        warnings.append(Warning("error", f"Over capacity in normal operation: {_over_text(p.normal, p.capacity)}."))
+        warnings.append(PlanWarning("error", f"Over capacity in normal operation: {_over_text(p.normal, p.capacity)}."))
     if p.worst and p.worst.over:
         failed = p.worst.failed[0]
         warnings.append(
-            Warning(
+            PlanWarning(
                 "error",
                 f"Backs up more than it can take: if {failed} fails, {p.worst.moved} camera(s) move here and "
                 f"{name} is over capacity ({_over_text(p.worst, p.capacity)}). Spread {failed}'s cameras over "
@@ -247,10 +249,10 @@ def capacity_warnings(p: ServerPlan) -> list[Warning]:
     if p.worst_pair and p.worst_pair.over:
         first, second = p.worst_pair.failed
         over = _over_text(p.worst_pair, p.capacity)
-        warnings.append(Warning("warning", f"If {first} and {second} both fail: over capacity ({over})."))
+        warnings.append(PlanWarning("warning", f"If {first} and {second} both fail: over capacity ({over})."))
     if p.without_backup:
         warnings.append(
-            Warning(
+            PlanWarning(
                 "warning",
                 f"{p.without_backup} of {name}'s camera(s) have no backup server: they are not recorded "
                 f"while {name} is down.",

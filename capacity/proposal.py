@@ -64,7 +64,7 @@ def in_scope(camera: CameraInput, scope: str) -> bool:
     return scope == "all" or camera.backup_id is None
 
 
-class _State:
+class ServerLoads:
     """Per-server loads as arrays: normal[s], moves[primary, s], capacity for ranking and limits."""
 
     def __init__(self, site: Site, index: dict[int, int]):
@@ -85,7 +85,7 @@ class _State:
         self.rank_capacity[unmeasured, 0] = coefficients.NOMINAL_INBOUND_MBPS
 
     @classmethod
-    def of(cls, site: Site, index: dict[int, int], backup_of=None) -> "_State":
+    def of(cls, site: Site, index: dict[int, int], backup_of=None) -> "ServerLoads":
         """The loads of the site as it stands, or with ``backup_of(camera)`` as each camera's backup."""
         state = cls(site, index)
         for pk, t in tally(site, backup_of=backup_of).items():
@@ -104,13 +104,13 @@ class _State:
 class _Options:
     """The servers that may back up cameras of one primary (in one mode), with their figures."""
 
-    def __init__(self, servers: np.ndarray, state: _State, constant: np.ndarray):
+    def __init__(self, servers: np.ndarray, state: ServerLoads, constant: np.ndarray):
         self.servers = servers
         self.limit = state.limit[servers]
         self.rank = state.rank_capacity[servers]
         self.constant = np.flatnonzero(constant[servers])
 
-    def price(self, state: _State, worst: np.ndarray, p: int, vector: np.ndarray):
+    def price(self, state: ServerLoads, worst: np.ndarray, p: int, vector: np.ndarray):
         """Per option: whether it stays within its limits after taking the camera, and its new worst case."""
         servers = self.servers
         taking = state.normal[servers] + state.moves[p, servers] + vector
@@ -139,7 +139,7 @@ def propose(site: Site, scope: str = "unassigned") -> Proposal:
     movable_ids = {camera.id for camera in movable}
 
     before = _peaks(site, ids, index)
-    state = _State.of(site, index, backup_of=lambda c: None if c.id in movable_ids else c.backup_id)
+    state = ServerLoads.of(site, index, backup_of=lambda c: None if c.id in movable_ids else c.backup_id)
     worst = np.array([state.worst(i) for i in range(len(ids))]) if ids else np.zeros(0)
     held = np.zeros((len(ids), len(ids)))  # cameras of primary p placed on s by this proposal
 
@@ -260,7 +260,7 @@ def _candidates(site: Site, ids: list[int], primaries: set[int]) -> dict[int, np
 def _peaks(site: Site, ids: list[int], index: dict[int, int], backup_of=None) -> dict[int, float]:
     """Each server's worst case (normal or any single failure) as a share of its tightest capacity
     figure, as the planner reports it; servers without figures are left out."""
-    state = _State.of(site, index, backup_of)
+    state = ServerLoads.of(site, index, backup_of)
     peaks = {}
     for pk in ids:
         s = index[pk]

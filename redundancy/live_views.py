@@ -20,12 +20,14 @@ from playback import timeline
 from protocol import live
 from recording.models import BackupCheck
 from redundancy.decisions import Windows
-from redundancy.models import EVENT_SYSTEM, Event
+from redundancy.models import EVENT_SCOPE_PATHS, Event
 from redundancy.status import read_status
 
 TIMELINE_WINDOW = timedelta(hours=1)  # what the page shows at first, around the moment asked for
 
-WHERE = [("primary", "On primary"), ("backup", "On backup"), ("both", "On both"), ("nobody", "Recorded by nobody")]
+# The Live page's filter: which servers record a camera now.
+RECORDED_ON = [("primary", "On primary"), ("backup", "On backup"), ("both", "On both"),
+               ("nobody", "Recorded by nobody")]  # fmt: skip
 
 
 @login_required
@@ -44,9 +46,9 @@ def live_page(request):
     return render(request, "redundancy/live.html", {
         "status": status,
         "events": limit(Event.objects.select_related("camera", "server", "to_server"), request.user,
-                        *EVENT_SYSTEM)[:30],  # fmt: skip
+                        *EVENT_SCOPE_PATHS)[:30],  # fmt: skip
         "modes": RedundancyMode.choices,
-        "wheres": WHERE,
+        "recorded_on_choices": RECORDED_ON,
         "can_operate": request.user.has_perm("redundancy.change_serverstate"),
         "fresh_within": Windows.from_settings().fast,  # a server heard within it shows no age of its own
     })  # fmt: skip

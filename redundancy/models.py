@@ -101,7 +101,7 @@ class MailState(models.TextChoices):
 
 
 # Lookup paths from an event to the multiserver systems it concerns (to limit what a user sees).
-EVENT_SYSTEM = ("server__system", "to_server__system", "camera__primary_server__system")
+EVENT_SCOPE_PATHS = ("server__system", "to_server__system", "camera__primary_server__system")
 
 
 class Event(models.Model):

@@ -23,7 +23,7 @@ from cameras.services import BackupAssignment, BackupAssignmentError, assign_bac
 from eocortex_web.ids import query_id
 from recording.models import BackupCheck, StreamHealth
 from redundancy import actions
-from redundancy.models import EVENT_SYSTEM, Event, EventKind, ServerState
+from redundancy.models import EVENT_SCOPE_PATHS, Event, EventKind, ServerState
 from redundancy.readiness import last_checks
 from servers.forms import RedundancySettingsForm
 from servers.models import MultiserverSystem, Server
@@ -271,7 +271,7 @@ def general_settings_cameras(request):
 @login_required
 @view_required("redundancy.view_event")
 def event_list(request):
-    events = limit(Event.objects.select_related("camera", "server", "to_server"), request.user, *EVENT_SYSTEM)
+    events = limit(Event.objects.select_related("camera", "server", "to_server"), request.user, *EVENT_SCOPE_PATHS)
     kind = request.GET.get("kind", "")
     server_id = request.GET.get("server", "")
     camera_id = request.GET.get("camera", "")

@@ -11,7 +11,7 @@ from eocortex_web.filters import TimeRangeFilterSet
 from protocol import live
 from redundancy import actions
 from redundancy.api.serializers import ActionResultSerializer, EventSerializer, StatusSerializer
-from redundancy.models import EVENT_SYSTEM, Event, EventKind
+from redundancy.models import EVENT_SCOPE_PATHS, Event, EventKind
 from redundancy.status import read_status
 from servers.models import Server
 
@@ -25,7 +25,7 @@ class EventFilter(TimeRangeFilterSet):
 
 
 class EventViewSet(ScopedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
-    scope_paths = EVENT_SYSTEM
+    scope_paths = EVENT_SCOPE_PATHS
     queryset = Event.objects.select_related("camera", "server", "to_server")
     serializer_class = EventSerializer
     filterset_class = EventFilter
