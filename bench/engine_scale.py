@@ -218,7 +218,7 @@ def measure_scale(cameras: int, servers: int, systems: int, ticks: int, step: fl
     print(f"  {cameras} cameras on {servers} servers in {systems} system(s): built in {built:.1f} s", flush=True)
     r = live.client()
     clock = {"now": time.time()}
-    engine = Engine(r, clock=lambda: clock["now"], notify_agent=lambda name: None, wake_mailer=lambda: None)
+    engine = Engine(r, clock=lambda: clock["now"], wake_agent=lambda name: None, wake_mailer=lambda: None)
     fleet = Fleet(r, site)
     fleet.ingest(site.baseline, clock["now"])
     cpu = psutil.Process()

@@ -109,7 +109,7 @@ def failover_rounds(page, base: str, count: int, rounds: int) -> list[float]:
     for _ in range(rounds):
         # A new engine each round: one kept from the last would go on from what it remembers, not from the
         # state wiped here.
-        engine = Engine(notify_agent=lambda name: None, publisher=StatusPublisher(live.client()))
+        engine = Engine(wake_agent=lambda name: None, publisher=StatusPublisher(live.client()))
         Event.objects.all().delete()
         CameraPlacement.objects.all().delete()
         ServerState.objects.all().delete()
@@ -141,7 +141,7 @@ def big_wall(page, base: str, count: int) -> dict:
     primary, backup, cameras = build(count)
     report("srv-a", cameras, "streaming")
     report("srv-b", cameras, "connecting")
-    engine = Engine(notify_agent=lambda name: None, publisher=StatusPublisher(live.client()))
+    engine = Engine(wake_agent=lambda name: None, publisher=StatusPublisher(live.client()))
     tick(engine)
     began = time.time()
     page.goto(f"{base}/live/")

@@ -29,8 +29,9 @@ def reconcile() -> None:
         _running.request_reconcile()
 
 
-def notify(server_name: str) -> None:
-    """Tell a server's agent to reconcile now; the periodic sweep covers a lost notice."""
+def wake_agent(server_name: str) -> None:
+    """Wake a server's agent to reconcile now (its desired set changed); its heartbeat and its periodic sweep cover
+    a lost one."""
     reconcile.apply_async(queue=queue_for(server_name), expires=30)
 
 

@@ -29,7 +29,7 @@ class ServerConf:
     max_cameras: int | None
     fast: bool  # its Backup (redundancy) settings
     constant: bool
-    notify: bool  # mail when redundancy starts and ends on it
+    mails: bool  # mail when redundancy starts and ends on it
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +73,9 @@ def load(version: int | None = None) -> SiteConfig:
         "pk", "name", "system_id", "system__name", "address", "api_port", "max_cameras",
         "redundancy__fast_redundancy", "redundancy__constant_redundancy", "redundancy__email_notifications",
     ):  # fmt: skip
-        pk, name, system_id, system, address, api_port, max_cameras, fast, constant, notify = row
+        pk, name, system_id, system, address, api_port, max_cameras, fast, constant, mails = row
         servers[pk] = ServerConf(pk, name, system_id, system, address, api_port, max_cameras, bool(fast),
-                                 bool(constant), bool(notify))  # fmt: skip
+                                 bool(constant), bool(mails))  # fmt: skip
     cameras = {}
     for pk, name, enabled, priority, fps, primary_id, backup_id in Camera.objects.values_list(
         "pk", "name", "enabled", "failover_priority", "fps", "primary_server_id", "backup_server_id"

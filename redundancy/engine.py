@@ -28,7 +28,7 @@ from cameras.modes import RedundancyMode
 from protocol import live
 from recording.lease import describe
 from recording.models import FRAME_RATE_BACK_FROM, REFUSED, FrameRateDrop, frame_rate_drop
-from recording.tasks import notify
+from recording.tasks import wake_agent
 from redundancy import config as site_config
 from redundancy import fencing, notifications
 from redundancy.decisions import (
@@ -122,13 +122,13 @@ class TickResult:
 
 class Engine:
     def __init__(self, redis_client: redis.Redis | None = None, clock: Callable[[], float] | None = None,
-                 notify_agent=notify, wake_mailer=notifications.wake_mailer, worker: str | None = None,
+                 wake_agent=wake_agent, wake_mailer=notifications.wake_mailer, worker: str | None = None,
                  publisher=None):  # fmt: skip
         """``clock``: the time decisions are made at; None for Redis's clock, which the heartbeats are stamped
         by (tests give one they move). ``publisher``: where the live status goes (``status.StatusPublisher``)."""
         self.redis = redis_client or live.client()
         self.clock = clock
-        self.notify_agent = notify_agent
+        self.wake_agent = wake_agent
         self.wake_mailer = wake_mailer
         self.windows = Windows.from_settings()
         self.damping = Damping.from_settings()
@@ -318,7 +318,7 @@ class Engine:
         self.desired = {name: set(cameras) for name, cameras in desired.items()}
         for sets in told.values():
             for name in sets:
-                self.notify_agent(name)
+                self.wake_agent(name)
         self._publish(views, camera_views, changed, touched, steadiness_changed, now)
         if events:
             transaction.on_commit(lambda: notifications.push(events))

@@ -91,7 +91,7 @@ def wants_mail(event, servers: dict) -> bool:
     if event.kind not in MAILED_KINDS or event.mode == RedundancyMode.CONSTANT:
         return False
     backup = servers.get(_backup_of(event))
-    return backup is not None and backup.notify and not backup.constant
+    return backup is not None and backup.mails and not backup.constant
 
 
 def _backup_of(event) -> int | None:

@@ -73,10 +73,10 @@ def test_two_agents_for_one_server_are_events_reported_once_each(site):
     late.acquire()
     assert holder.renew()["agent"] == late.identity["agent"]
     assert holder.renew() is not None and not holder.held  # still lost, not reported again
-    Engine(live.client(), notify_agent=lambda name: None, wake_mailer=lambda: None).tick()
+    Engine(live.client(), wake_agent=lambda name: None, wake_mailer=lambda: None).tick()
     messages = list(Event.objects.filter(kind="agent_conflict", server=site["a"]).values_list("message", flat=True))
     assert len(messages) == 2, messages
     assert any("was refused" in m for m in messages) and any("lost it" in m for m in messages)
     assert all(str(holder.identity["pid"]) in m for m in messages)
-    Engine(live.client(), notify_agent=lambda name: None, wake_mailer=lambda: None).tick()
+    Engine(live.client(), wake_agent=lambda name: None, wake_mailer=lambda: None).tick()
     assert Event.objects.filter(kind="agent_conflict").count() == 2

@@ -13,7 +13,7 @@ from conftest import ROOT, wait_for
 from protocol import live
 from recording.identity import stamps_in
 from recording.models import Segment
-from recording.tasks import notify
+from recording.tasks import wake_agent
 
 pytestmark = [pytest.mark.process, pytest.mark.django_db(transaction=True)]
 
@@ -46,7 +46,7 @@ def test_reconcile_notice_reaches_the_agent_queue(camera_on, agent_process, redi
     agent_process("srv-a", AGENT_SWEEP_SECONDS=600)  # only the notice can bring the second camera in time
     wait_for(lambda: cameras[0].pk in live.read_stream_health(redis_client, "srv-a"), 30, message="first camera")
     live.write_desired(redis_client, "srv-a", [cameras[0].pk, cameras[1].pk])
-    notify("srv-a")
+    wake_agent("srv-a")
     wait_for(lambda: cameras[1].pk in live.read_stream_health(redis_client, "srv-a"), 15, message="second camera")
 
 
@@ -131,7 +131,7 @@ def test_a_second_agent_for_a_running_server_refuses_to_start_and_says_who(camer
     output = (tmp_path / "srv-a.log").read_text()
     assert f"video server srv-a is already run by another agent: process {first.pid} on host" in output
     assert first.poll() is None and live.read_heartbeats(redis_client, ["srv-a"])["srv-a"]["pid"] == first.pid
-    Engine(redis_client, notify_agent=lambda name: None, wake_mailer=lambda: None).tick()
+    Engine(redis_client, wake_agent=lambda name: None, wake_mailer=lambda: None).tick()
     (event,) = Event.objects.filter(kind="agent_conflict", server=site["a"])
     assert f"process {second.pid}" in event.message and f"process {first.pid}" in event.message
     # A killed agent's name is free at once for the agent started in its place on the same host.

@@ -23,11 +23,11 @@ class World:
         self.now = 1_800_000_000.0
         self.redis = live.client()
         self.servers = servers
-        self.notified = []
+        self.woken_agents = []
         self.in_outage = False
         self.last_pass = None
         self.mail_wakes = []
-        self.engine = Engine(self.redis, clock=lambda: self.now, notify_agent=self.notified.append,
+        self.engine = Engine(self.redis, clock=lambda: self.now, wake_agent=self.woken_agents.append,
                              wake_mailer=lambda: self.mail_wakes.append(self.now))  # fmt: skip
 
     def send_mail(self):
@@ -85,10 +85,10 @@ def test_healthy_servers_keep_their_cameras_and_agents_get_desired_sets(world, s
     result = world.tick()
     assert result.ran and world.placement(camera) == Placement.ON_PRIMARY
     assert world.desired("srv-a") == {camera.pk} and world.desired("srv-b") == set()
-    assert set(world.notified) >= {"srv-a", "srv-b"}
-    world.notified.clear()
+    assert set(world.woken_agents) >= {"srv-a", "srv-b"}
+    world.woken_agents.clear()
     world.tick(0.5)
-    assert world.notified == []  # nothing changed: no notice
+    assert world.woken_agents == []  # nothing changed: no notice
 
 
 def test_fast_failover_and_failback_with_events(world, fast_site, make_camera):
@@ -315,7 +315,7 @@ def test_without_redis_the_engine_decides_nothing(site, make_camera):
 
     make_camera(site["a"], site["b"])
     dead = redis_lib.Redis(host="127.0.0.1", port=1, socket_timeout=0.2, socket_connect_timeout=0.2)
-    assert not Engine(dead, notify_agent=lambda name: None).tick().ran
+    assert not Engine(dead, wake_agent=lambda name: None).tick().ran
     assert not Event.objects.exists() and not CameraPlacement.objects.exists()
 
 
@@ -504,7 +504,7 @@ def test_two_engine_workers_never_decide_for_the_same_system_at_once(site, make_
     cameras = {site["system"].pk: make_camera(site["a"], site["b"]), site["other"].system_id: make_camera(
         site["other"], None)}  # fmt: skip
     world = World(site)
-    second = Engine(world.redis, clock=lambda: world.now, notify_agent=lambda name: None, wake_mailer=lambda: None,
+    second = Engine(world.redis, clock=lambda: world.now, wake_agent=lambda name: None, wake_mailer=lambda: None,
                     worker="second")  # fmt: skip
     first = world.engine
     held = []

@@ -26,7 +26,7 @@ def pair(site, make_camera):
     fast_site = site
     world = World(fast_site)
     world.engine.leases.worker = "first"
-    second = Engine(world.redis, clock=lambda: world.now, notify_agent=lambda name: None, wake_mailer=lambda: None,
+    second = Engine(world.redis, clock=lambda: world.now, wake_agent=lambda name: None, wake_mailer=lambda: None,
                     worker="second")  # fmt: skip
     camera = make_camera(fast_site["a"], fast_site["b"], name="gate")
     world.beat("srv-a", "srv-b", streams={camera: "streaming"})
@@ -186,7 +186,7 @@ def test_a_long_pass_keeps_its_leases_and_a_worker_that_renews_nothing_loses_the
     loop = EngineLoop(world.engine, watch_agents=False, schedule=False)
     keeper = threading.Thread(target=loop._keep_leases, daemon=True)
     keeper.start()
-    second = Engine(world.redis, clock=lambda: world.now, notify_agent=lambda name: None, wake_mailer=lambda: None,
+    second = Engine(world.redis, clock=lambda: world.now, wake_agent=lambda name: None, wake_mailer=lambda: None,
                     worker="second")  # fmt: skip
     try:
         time.sleep(1.0)  # the first worker's pass goes on for three leases
