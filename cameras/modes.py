@@ -1,4 +1,4 @@
-"""A camera's effective redundancy mode, computed in one place (DESIGN.md rule 5)."""
+"""A camera's effective redundancy mode, computed in one place (rule 5 of docs/architecture.md)."""
 
 from dataclasses import dataclass, field
 

@@ -1,4 +1,4 @@
-"""The rules a backup assignment must keep (DESIGN.md rules 1 and 2), checked in one place.
+"""The rules a backup assignment must keep (rules 1 and 2 of docs/architecture.md), checked in one place.
 
 Camera.clean(), the assignment service, the configurator pages, the admin and the API all
 call ``backup_problems``; each message names the rule and the objects involved.

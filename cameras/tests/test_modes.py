@@ -1,4 +1,4 @@
-"""Each camera's effective redundancy mode (DESIGN.md rule 5)."""
+"""Each camera's effective redundancy mode (rule 5 of docs/architecture.md)."""
 
 from cameras.models import Camera
 from cameras.modes import RedundancyMode, server_warnings

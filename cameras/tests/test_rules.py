@@ -1,4 +1,4 @@
-"""DESIGN.md rules 1-3 through the model layer and the assignment service."""
+"""The rules 1-3 of docs/architecture.md, through the model layer and the assignment service."""
 
 from datetime import timedelta
 

@@ -11,7 +11,7 @@ def status(age, leaving=False, draining=False, down_window=30.0):
 
 
 def test_the_default_windows_are_the_documented_ones():
-    # Tens of seconds in normal mode, seconds in fast mode (DESIGN.md), as the settings' defaults.
+    # Tens of seconds in normal mode, seconds in fast mode (rule 5 of docs/architecture.md), as the settings' defaults.
     assert Windows() == Windows(normal=30.0, fast=1.5)
 
 
