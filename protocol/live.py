@@ -257,9 +257,15 @@ def mark_watched(r: redis.Redis, camera_id: int, now: float | None = None) -> No
         pipe.execute()
 
 
-def read_watched(r: redis.Redis, now: float | None = None) -> set[int]:
-    now = time.time() if now is None else now
-    return {int(camera) for camera in r.zrangebyscore(key("watched"), now - WATCHED_FOR, "+inf")}
+def read_agent_news(r: redis.Redis, server: str) -> tuple[set[int], bytes | None]:
+    """What an agent's heartbeat looks at, in one round trip: the cameras watched on the live wall, and the
+    engine's word for ``server`` as stored (cheap to compare with the one seen before)."""
+    now = time.time()
+    with r.pipeline(transaction=False) as pipe:
+        pipe.zrangebyscore(key("watched"), now - WATCHED_FOR, "+inf")
+        pipe.get(key("desired", server))
+        watched, word = pipe.execute()
+    return {int(camera) for camera in watched}, word
 
 
 def read_snapshot(r: redis.Redis, camera_id: int) -> dict | None:
@@ -333,11 +339,6 @@ def read_desired_word(r: redis.Redis, server: str) -> Desired | None:
     """The engine's word for ``server``, or None when it has written none yet."""
     value = r.get(key("desired", server))
     return None if value is None else Desired.parse(value)
-
-
-def read_desired_raw(r: redis.Redis, server: str) -> bytes | None:
-    """The engine's word for ``server`` as stored: cheap to compare with the one seen before."""
-    return r.get(key("desired", server))
 
 
 def read_all_desired(r: redis.Redis, servers: list[str]) -> dict[str, set[int] | None]:

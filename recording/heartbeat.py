@@ -156,18 +156,16 @@ class Heartbeat:
             if digest != self.published_digest:
                 self.published_digest = digest
                 live.wake_engine(self.redis, f"streams:{self.name}")
-            if self.on_desired is not None:
-                word = live.read_desired_raw(self.redis, self.name)
-                if word != self._desired_seen:
-                    self._desired_seen = word
-                    self.on_desired()
             if self.lost_since is not None:
                 if self._last_stamp is not None:  # from the last beat that got through to this one, by Redis's clock
                     live.report_outage(self.redis, self.name, self._last_stamp, stamp)
                 log.info("server=%s event=redis_back lost_for=%.1fs", self.name, self.clock() - self._last_ok)
                 self.lost_since = None
             self._last_ok, self._last_stamp = self.clock(), stamp
-            self.watched = live.read_watched(self.redis)
+            self.watched, word = live.read_agent_news(self.redis, self.name)  # one round trip
+            if word != self._desired_seen and self.on_desired is not None:
+                self._desired_seen = word
+                self.on_desired()
             self._publish_pictures()
         except redis.RedisError as exc:
             if self.lost_since is None:
