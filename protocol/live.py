@@ -326,7 +326,7 @@ return 1
 """
 
 
-def write_desired_fenced(r: redis.Redis, system: int, term: int, sets: dict[str, set[int]], seq: int = 0) -> None:
+def write_desired_fenced(r: redis.Redis, system: int, term: int, sets: dict[str, set[int]], seq: int = 0):
     """The engine's desired sets of one system's servers, decided in ``term``, its ``seq``-th write in it; ``r``
     is usually the engine's pipeline of a pass, whose result for this call is 1 when written and 0 when refused."""
     words = [json.dumps({"system": system, "term": term, "seq": seq, "cameras": sorted(cameras)})
