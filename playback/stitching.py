@@ -114,6 +114,8 @@ class Stitcher:
     held: list[tuple[Piece, float, float, av.Packet, bytes]] = field(default_factory=list)
     written: dict[int, int] = field(default_factory=dict)  # frames in the file by id() of their piece
     shifts: dict[int, int] = field(default_factory=dict)
+    last_server: str | None = None  # of the last frame written
+    last_bytes: bytes = b""  # the last frame written, as recorded (stream copy: the same frame is the same bytes)
 
     def add_ts(self, fetched: Iterator[Fetched]) -> Iterator[tuple[Fetched, int]]:
         """Mux the pieces of MPEG-TS segments; yields each piece as it is done with (its frame count so far: frames
@@ -239,6 +241,12 @@ class Stitcher:
             self._write(piece, at, decoded, packet)
 
     def _write(self, piece: Piece, at: float, decoded: float, packet: av.Packet) -> None:
+        data = bytes(packet)
+        if id(piece) not in self.written and piece.segment.server != self.last_server and data == self.last_bytes:
+            # A failover's seam: the backup's first frame is the primary's last (a camera sends a new connection
+            # the frame it has), recorded by both; the file holds it once.
+            return
+        self.last_server, self.last_bytes = piece.segment.server, data
         pts, dts = round((at - self.origin) * TICKS), round((decoded - self.origin) * TICKS)
         shift = self.shifts.get(id(piece))
         if shift is None:
