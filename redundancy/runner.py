@@ -108,6 +108,7 @@ class EngineLoop:
                 self.woken.wait(max(SHORTEST_WAIT, wait))
         finally:
             self.stopping.set()
+            self._keeper.join(timeout=5)  # before the leases are given back: it would renew this worker's presence
             if self.schedule is not None:
                 self.schedule.stop()
             if self.watch is not None:
