@@ -4,6 +4,8 @@ from dataclasses import dataclass, field
 
 from django.db import models
 
+from servers.licensing import Shortfall, license_problems
+
 
 class RedundancyMode(models.TextChoices):
     NONE = "none", "None"
@@ -98,9 +100,8 @@ def server_warnings(server, backed_up, primary_of, licensing) -> list[str]:
         )
     if settings.constant_redundancy and settings.email_notifications:
         warnings.append("No email is sent in constant redundancy mode.")
-    if backed_up and licensing.ip_camera_channels < 1:
-        warnings.append(
-            f"Rule 2: {server.name} backs up cameras but holds no active license for an IP camera; "
-            "a backup server needs a license for at least one IP camera."
-        )
+    for problem in license_problems(licensing, backs_up=len(backed_up)):
+        active = problem.shortfall is not Shortfall.NOT_ACTIVE
+        lacks = "holds no license for an IP camera" if active else "has no active license"
+        warnings.append(f"Rule 2: {server.name} backs up cameras but {lacks}; {problem.reason}.")
     return warnings

@@ -8,6 +8,8 @@ from datetime import date
 
 from django.utils import timezone
 
+from servers.licensing import REASONS, Shortfall, license_problems
+
 
 def backup_problems(camera_name: str, primary, backup, today: date | None = None, licensing_of=None) -> list[str]:
     """Why ``backup`` cannot back up a camera recorded by ``primary``; empty when it can.
@@ -30,21 +32,17 @@ def backup_problems(camera_name: str, primary, backup, today: date | None = None
     today = today or timezone.localdate()
     licensing_of = licensing_of or (lambda server: server.licensing(today))
     problems = []
-    if not licensing_of(primary).active:
+    # The primary's channels are channel_problems' to judge, when a camera takes one; here only redundancy's need.
+    if any(p.shortfall is Shortfall.NOT_ACTIVE for p in license_problems(licensing_of(primary), cameras=1)):
         problems.append(
             f"Rule 2: primary server {primary.name} of camera {camera_name} has no active license; "
-            "configuring redundancy needs active licenses."
+            f"{REASONS[Shortfall.NOT_ACTIVE]}."
         )
-    backup_licensing = licensing_of(backup)
-    if not backup_licensing.active:
-        problems.append(
-            f"Rule 2: backup server {backup.name} has no active license; configuring redundancy needs active licenses."
-        )
-    elif backup_licensing.ip_camera_channels < 1:
-        problems.append(
-            f"Rule 2: backup server {backup.name} holds no license for an IP camera; "
-            "a backup server needs a license for at least one IP camera."
-        )
+    for problem in license_problems(licensing_of(backup), backs_up=1):
+        if problem.shortfall is Shortfall.NOT_ACTIVE:
+            problems.append(f"Rule 2: backup server {backup.name} has no active license; {problem.reason}.")
+        else:
+            problems.append(f"Rule 2: backup server {backup.name} holds no license for an IP camera; {problem.reason}.")
     return problems
 
 
@@ -65,16 +63,23 @@ def channel_problems(camera, stored=None, today: date | None = None) -> dict[str
         return {}
     licensing = primary.licensing(today or timezone.localdate())
     others = primary.primary_cameras.exclude(pk=camera.pk)
+    cameras = others.count() + 1 if moved else 0
+    analytics = others.exclude(analytics=[]).count() + 1 if analytics_added else 0
     problems = {}
-    if moved and others.count() + 1 > licensing.ip_camera_channels:
-        problems["primary_server"] = [
-            f"Rule 2: primary server {primary.name} is licensed for {licensing.ip_camera_channels} IP camera "
-            f"channel(s) and all are in use; camera {camera.name} needs one more. "
-            "Cameras a server only backs up use none of its channels."
-        ]
-    if analytics_added and others.exclude(analytics=[]).count() + 1 > licensing.analytics_channels:
-        problems["analytics"] = [
-            f"Rule 2: primary server {primary.name} is licensed for {licensing.analytics_channels} analytics "
-            f"channel(s) and all are in use; camera {camera.name} needs one for its analytics."
-        ]
+    for problem in license_problems(licensing, cameras=cameras, analytics=analytics):
+        if problem.shortfall is Shortfall.NOT_ACTIVE:
+            problems["primary_server"] = [
+                f"Rule 2: primary server {primary.name} has no active license; camera {camera.name} needs an "
+                "IP camera channel of one."
+            ]
+        elif problem.shortfall is Shortfall.IP_CAMERA_CHANNELS and "primary_server" not in problems:
+            problems["primary_server"] = [
+                f"Rule 2: primary server {primary.name} is licensed for {problem.licensed} IP camera "
+                f"channel(s) and all are in use; camera {camera.name} needs one more. {problem.reason.capitalize()}."
+            ]
+        elif problem.shortfall is Shortfall.ANALYTICS_CHANNELS:
+            problems["analytics"] = [
+                f"Rule 2: primary server {primary.name} is licensed for {problem.licensed} analytics "
+                f"channel(s) and all are in use; camera {camera.name} needs one for its analytics."
+            ]
     return problems

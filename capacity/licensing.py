@@ -1,8 +1,9 @@
-"""License composition of a server against what it is configured to do (rule 2)."""
+"""A server's licenses in the plan: their dates, and rule 2's shortfalls (``servers/licensing.py``) worded."""
 
 from dataclasses import dataclass
 from datetime import date
 
+from servers.licensing import LicenseProblem, Shortfall, ip_camera_channels_needed, license_problems
 from servers.models import Licensing
 
 
@@ -21,8 +22,7 @@ class LicenseUse:
 
     @property
     def camera_channels_needed(self) -> int:
-        """A backup-only server still needs a license for one IP camera."""
-        return max(self.camera_channels, 1 if self.backs_up else 0)
+        return ip_camera_channels_needed(self.camera_channels, self.backs_up)
 
 
 def license_warnings(server, use: LicenseUse, today: date) -> list:
@@ -37,37 +37,21 @@ def license_warnings(server, use: LicenseUse, today: date) -> list:
             warnings.append(
                 PlanWarning("info", f"License {license.key} of {name} starts on {license.valid_from:%Y-%m-%d}.")
             )
-    configured = use.camera_channels or use.backs_up
-    if configured and not lic.active:
-        warnings.append(
-            PlanWarning(
-                "error",
-                f"Rule 2: {name} has no active license; its cameras and backups need one "
-                "(configuring redundancy needs active licenses).",
-            )
-        )
-    if use.camera_channels > lic.ip_camera_channels:
-        warnings.append(
-            PlanWarning(
-                "error",
-                f"Rule 2: {name} is primary for {use.camera_channels} camera(s) but licensed for "
-                f"{lic.ip_camera_channels} IP camera channel(s).",
-            )
-        )
-    if use.backs_up and not use.camera_channels and lic.active and lic.ip_camera_channels < 1:
-        warnings.append(
-            PlanWarning(
-                "error",
-                f"Rule 2: {name} only backs up cameras, but holds no license for an IP camera; "
-                "a backup server needs a license for at least one IP camera.",
-            )
-        )
-    if use.analytics_channels > lic.analytics_channels:
-        warnings.append(
-            PlanWarning(
-                "error",
-                f"Rule 2: {use.analytics_channels} of {name}'s camera(s) run analytics, but it is licensed for "
-                f"{lic.analytics_channels} analytics channel(s).",
-            )
-        )
+    for problem in license_problems(lic, cameras=use.camera_channels, analytics=use.analytics_channels,
+                                    backs_up=use.backs_up):  # fmt: skip
+        warnings.append(PlanWarning("error", _worded(problem, name)))
     return warnings
+
+
+def _worded(problem: LicenseProblem, name: str) -> str:
+    match problem.shortfall:
+        case Shortfall.NOT_ACTIVE:
+            return f"Rule 2: {name} has no active license; its cameras and backups need one ({problem.reason})."
+        case Shortfall.IP_CAMERA_CHANNELS:
+            return (f"Rule 2: {name} is primary for {problem.needed} camera(s) but licensed for "
+                    f"{problem.licensed} IP camera channel(s).")  # fmt: skip
+        case Shortfall.BACKUP_NEEDS_IP_CAMERA:
+            return f"Rule 2: {name} only backs up cameras, but holds no license for an IP camera; {problem.reason}."
+        case Shortfall.ANALYTICS_CHANNELS:
+            return (f"Rule 2: {problem.needed} of {name}'s camera(s) run analytics, but it is licensed for "
+                    f"{problem.licensed} analytics channel(s).")  # fmt: skip

@@ -181,6 +181,17 @@ def test_camera_takes_a_channel_of_its_primary(site, make_server, make_camera):
     assign_backups([BackupAssignment(extra.pk, two_channels.pk)])
 
 
+def test_a_camera_on_a_primary_without_an_active_license_says_so(site, make_server):
+    unlicensed = make_server("srv-unlic", site["system"], license=False)
+    camera = Camera(name="new", stream_url="rtsp://127.0.0.1/new", primary_server=unlicensed)
+    with pytest.raises(ValidationError) as refused:
+        camera.full_clean()
+    assert refused.value.message_dict["primary_server"] == [
+        "Rule 2: primary server srv-unlic has no active license; camera new needs an IP camera channel of one."
+    ]
+    assert not Camera.objects.filter(name="new").exists()
+
+
 def test_analytics_need_a_free_analytics_channel(site, make_camera):
     for _ in range(4):  # the fixtures license 4 analytics channels
         make_camera(site["a"], analytics=["motion_detection"])
