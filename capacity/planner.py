@@ -11,11 +11,12 @@ failed server, so the worst pair of failures is found from each dimension's two 
 from dataclasses import dataclass, field
 
 from cameras.models import FailoverPriority
-from cameras.modes import RedundancyMode
 from capacity import coefficients
 from capacity.estimates import gb_per_hour
 from capacity.inputs import DIMENSION_LABELS, DIMENSIONS, Site
 from capacity.licensing import LicenseUse, PlanWarning, license_warnings
+from redundancy.decisions import ingests
+from redundancy.models import Placement
 
 
 @dataclass
@@ -161,10 +162,13 @@ def tally(site: Site, backup_of=None) -> dict[int, _Tally]:
             continue
         backup = tallies[backup_id]
         mode = site.mode_of(camera, backup_id)
-        if mode == RedundancyMode.CONSTANT:
+        at_rest = ingests(camera.primary_id, backup_id, mode)
+        if backup_id in at_rest:  # constant mode: a second connection, recording all the time
             backup.backed_up_constant += 1
             backup.normal = backup.normal + ingest
-        elif camera.priority != FailoverPriority.NEVER:
+        elif camera.priority != FailoverPriority.NEVER and backup_id in ingests(
+            camera.primary_id, backup_id, mode, Placement.ON_BACKUP
+        ):
             backup.moves[camera.primary_id] = backup.moves.get(camera.primary_id, Load()) + ingest
     return tallies
 

@@ -273,20 +273,29 @@ def _nobody_reason(camera: CameraView, window: float, backup_has_room: bool) -> 
     return f"backup {backup.name} is unavailable"
 
 
+def ingests(primary: int, backup: int | None, mode: str, placement: str = Placement.ON_PRIMARY,
+            handing_over: bool = False) -> set[int]:  # fmt: skip
+    """Who ingests a camera, stated once: the ids among ``primary`` and ``backup`` that record it in
+    ``placement`` (by default at rest: nothing failed). A primary keeps trying its own cameras
+    unless it is handing them over (``handing_over``: leaving or draining) or has handed them over;
+    a backup records them while it takes them, holds them and gives them back, and in constant
+    mode always (rule 5: a second connection). The engine's desired sets, the agents' baseline and
+    the planner's loads all read it."""
+    servers = set()
+    if not handing_over or placement in (Placement.ON_PRIMARY, Placement.TO_BACKUP, Placement.NOBODY):
+        servers.add(primary)
+    if backup is not None and (
+        mode == RedundancyMode.CONSTANT or placement in (Placement.TO_BACKUP, Placement.ON_BACKUP, Placement.TO_PRIMARY)
+    ):
+        servers.add(backup)
+    return servers
+
+
 def ingesting_servers(camera: CameraView) -> set[int]:
     """The servers that should ingest the camera now."""
-    primary, backup, state = camera.primary, camera.backup, camera.placement
-    servers = set()
-    # A primary keeps its own cameras unless it is handing them over or has handed them over.
-    handing_over = primary.leaving or primary.draining
-    if not handing_over or state in (Placement.ON_PRIMARY, Placement.TO_BACKUP, Placement.NOBODY):
-        servers.add(primary.pk)
-    if backup is not None and (
-        camera.mode == RedundancyMode.CONSTANT
-        or state in (Placement.TO_BACKUP, Placement.ON_BACKUP, Placement.TO_PRIMARY)
-    ):
-        servers.add(backup.pk)
-    return servers
+    primary, backup = camera.primary, camera.backup
+    return ingests(primary.pk, backup.pk if backup else None, camera.mode, camera.placement,
+                   handing_over=primary.leaving or primary.draining)  # fmt: skip
 
 
 PRIORITY_ORDER = {FailoverPriority.HIGH: 0, FailoverPriority.NORMAL: 1, FailoverPriority.LOW: 2,
