@@ -7,10 +7,10 @@ engine measures their age by Redis's clock, so hosts need not agree on the time.
 
 Agents write, the engine and the web tier read:
 
-- ``heartbeat:<server>``: the agent's last heartbeat (JSON: Redis's time, pid, cameras, storage
-  error, ``streams`` a digest of its stream states, ``fps`` its cameras' frame rates), expiring
-  after a few intervals;
-- ``last-seen``: hash server → time of its last heartbeat, kept after the heartbeat expires;
+- ``heartbeat:<server>``: the agent's last heartbeat (JSON: pid, cameras, storage error, ``streams``
+  a digest of its stream states, ``fps`` its cameras' frame rates), expiring after a few intervals;
+- ``last-seen``: hash server → time of its last heartbeat by Redis's clock, kept after the heartbeat
+  expires: the one record of when a server was heard (the heartbeat carries no time of its own);
 - ``health:<server>``: hash camera id → stream report (JSON), written before the heartbeat that
   carries its digest;
 - ``leaving:<server>``: set when an agent stops gracefully (a planned shutdown);
@@ -24,12 +24,14 @@ The engine writes, the agents read:
 - ``desired:<server>``: the camera ids the server should ingest now, with the term they were decided in
   (the system and the deciding worker's fencing token: an agent refuses an earlier term's word);
 - ``handed-over:<server>``: the engine's word that a leaving server may stop;
-- ``engine-ticked``: an engine passed within the last few seconds (somebody to hand cameras to).
+- ``engine-workers`` (below): an engine worker renewed its place within a lease (somebody to hand
+  cameras to: ``engine_ticking``).
 
 The engine's own, kept between its passes and across its restarts:
 
-- ``engine-last-pass``: the time of the last pass (a gap without heartbeats is an outage of Redis);
-- ``engine-workers``: sorted set worker → when it last passed, by Redis's clock;
+- ``engine-last-pass``: the time of the last pass by the engine's clock (a gap without heartbeats is an
+  outage of Redis);
+- ``engine-workers``: sorted set worker → when it last passed or renewed its leases, by Redis's clock;
 - ``system-lease:<system>``: the engine worker that decides for the multiserver system
   (``redundancy.leases``);
 - ``system-term:<system>``: the highest term (fencing token) that wrote the system's desired sets: an
@@ -91,7 +93,7 @@ def client() -> redis.Redis:
 
 KEYS = frozenset({
     "heartbeat", "last-seen", "health", "leaving", "lease", "agent-conflicts", "outage", "snapshot", "desired",
-    "handed-over", "engine-ticked", "engine-last-pass", "engine-workers", "system-lease", "system-term",
+    "handed-over", "engine-last-pass", "engine-workers", "system-lease", "system-term",
     "schedule-lease", "schedule-sent", "stream-states", "refused", "frame-rate-dropped", "status", "status-watched",
     "config-version", "engine-wake", "watched", "live-sockets",
 })  # fmt: skip
@@ -110,9 +112,7 @@ if at == '' then
   local t = redis.call('TIME')
   at = string.format('%.6f', tonumber(t[1]) + tonumber(t[2]) / 1000000)
 end
-local payload = cjson.decode(ARGV[1])
-payload['at'] = tonumber(at)
-redis.call('SET', KEYS[1], cjson.encode(payload), 'PX', ARGV[3])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 redis.call('HSET', KEYS[2], ARGV[4], at)
 return at
 """
@@ -177,10 +177,6 @@ def wake_engine(r: redis.Redis, why: str) -> None:
     r.publish(key("engine-wake"), why)
 
 
-def mark_engine_ticked(r: redis.Redis, ttl: float = 3.0) -> None:
-    r.set(key("engine-ticked"), "1", px=int(ttl * 1000))
-
-
 OUTAGE_MEMORY = 600.0  # seconds an outage of Redis is remembered for the engine's judgement
 
 
@@ -200,9 +196,16 @@ def read_outages(r: redis.Redis, witnesses: list[str]) -> list[tuple[float, floa
     return [tuple(float(part) for part in value.split()) for value in values if value]
 
 
-def engine_ticking(r: redis.Redis) -> bool:
-    """Whether an engine ticked within the last few seconds: somebody to hand cameras over to."""
-    return bool(r.exists(key("engine-ticked")))
+_WORKERS_SINCE = """
+local t = redis.call('TIME')
+return redis.call('ZCOUNT', KEYS[1], tonumber(t[1]) + tonumber(t[2]) / 1000000 - tonumber(ARGV[1]), '+inf')
+"""
+
+
+def engine_ticking(r: redis.Redis, within: float = 3.0) -> bool:
+    """Whether an engine worker passed or renewed its leases within ``within`` seconds, by Redis's clock
+    (``engine-workers``): somebody to hand cameras over to."""
+    return bool(r.eval(_WORKERS_SINCE, 1, key("engine-workers"), within))
 
 
 def mark_handed_over(r: redis.Redis, server: str, ttl: float = 60) -> None:

@@ -326,6 +326,17 @@ class Damping:
     def hold_down(self, failures: int) -> float:
         return hold_down_for(failures, self.base, self.longest)
 
+    def hold_down_after(self, failures: Iterable[float], now: float) -> float:
+        """The hold-down at ``now`` of a server that failed at ``failures`` (epoch seconds): derived, never
+        stored, so a change of the settings applies at once. Never below the base, even for a server that never
+        failed: a camera that left it for a lost stream returns only once that stream has held this long."""
+        return self.hold_down(len(recent_failures(failures, now)))
+
+
+def recent_failures(failures: Iterable[float], now: float) -> tuple[float, ...]:
+    """Those that count towards flap damping at ``now``."""
+    return tuple(t for t in failures if now - t < FAILURE_MEMORY)
+
 
 @dataclass(frozen=True)
 class ServerRecord:
@@ -334,8 +345,7 @@ class ServerRecord:
     status: str = ServerStatus.UNKNOWN
     status_since: float = 0.0
     healthy_since: float | None = None
-    failures: tuple[float, ...] = ()  # when it went down unplanned, within FAILURE_MEMORY
-    hold_down: float = 0.0
+    failures: tuple[float, ...] = ()  # when it went down unplanned, within FAILURE_MEMORY (the hold-down's source)
 
 
 @dataclass(frozen=True)
@@ -350,7 +360,7 @@ def judge_server(record: ServerRecord, view: ServerView, down_window: float, win
                  now: float) -> ServerJudgement:  # fmt: skip
     """A server's next status, health streak and flap damping, from what it was and what is seen now."""
     status = server_status(view.heartbeat_age, view.leaving, view.draining, down_window, windows, view.gone_under)
-    failures = tuple(t for t in record.failures if now - t < FAILURE_MEMORY)
+    failures = recent_failures(record.failures, now)
     healthy = status in (ServerStatus.UP, ServerStatus.DRAINING)
     healthy_since = (record.healthy_since if record.healthy_since is not None else now) if healthy else None
     events, planned = (), False
@@ -367,11 +377,8 @@ def judge_server(record: ServerRecord, view: ServerView, down_window: float, win
             events = ("server_leaving",)
         elif status == ServerStatus.UP and previous in (ServerStatus.DOWN, ServerStatus.UNKNOWN):
             events = ("server_up",)
-    # Never below the base, even for a server that never failed: a camera that left it for a lost stream returns
-    # only once that stream has held this long.
-    hold_down = damping.hold_down(len(failures))
     since = now if status != record.status else record.status_since
-    return ServerJudgement(ServerRecord(status, since, healthy_since, failures, hold_down), events, planned)
+    return ServerJudgement(ServerRecord(status, since, healthy_since, failures), events, planned)
 
 
 def settled(placement: str, mode: str, primary_steady: bool, primary_stream: str | None) -> bool:

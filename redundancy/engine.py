@@ -100,8 +100,8 @@ class Held:
         return self.record.healthy_since
 
     @property
-    def hold_down(self) -> float:
-        return self.record.hold_down
+    def failures(self) -> tuple[float, ...]:
+        return self.record.failures
 
     @property
     def status(self) -> str:
@@ -221,7 +221,7 @@ class Engine:
         self._read_reports(seen_pass, names)
         heard = {name: at for name, at in seen_pass.last_seen.items() if name in cfg.by_name}
         seen = Observation(now, heard, seen_pass.leaving, self.reports,
-                           {n: (b or {}).get("storage_error") for n, b in seen_pass.heartbeats.items() if b},
+                           {n: b.get("storage_error") for n, b in seen_pass.heartbeats.items() if b is not None},
                            set(self.gone), self.windows.fast)  # fmt: skip
         witnessed = self._witness_outage(seen, seen_pass.previous_pass, now)
         # While Redis was unreachable nobody's heartbeat got through: that silence is no failure.
@@ -236,11 +236,11 @@ class Engine:
             held_state = self.states[server.pk]
             record = held_state.record
             streams = self.streams.get(server.name) or NO_STREAMS
-            view = seen.server_view(server, held_state, streams)
+            view = seen.server_view(server, held_state, streams, self.damping)
             events += self._judge(server, held_state, view, now)
             events += self._storage(server, held_state, seen.storage_errors, now)
             if held_state.record is not record:  # a health streak starts, a hold-down changes: as judged now
-                view = seen.server_view(server, held_state, streams)
+                view = seen.server_view(server, held_state, streams, self.damping)
             views[server.pk] = view
             is_steady = steady(view, self.windows)
             if self.steady.get(server.pk) != is_steady:
@@ -308,7 +308,6 @@ class Engine:
                     self.placements[c].state == Placement.TO_BACKUP for c in self.by_primary.get(server.pk, ())
                 ):
                     live.mark_handed_over(pipe, server.name)
-            live.mark_engine_ticked(pipe)
             self._write_memory(pipe)
             written = pipe.execute()[: len(told)]
         refused = {system for system, ok in zip(told, written, strict=True) if not ok}
@@ -380,7 +379,7 @@ class Engine:
         states = {
             pk: Held(ServerRecord(s.status, s.status_since.timestamp(),
                                   s.healthy_since.timestamp() if s.healthy_since else None,
-                                  tuple(s.failures), s.hold_down_seconds), s.draining, s.storage_error)
+                                  tuple(s.failures)), s.draining, s.storage_error)
             for pk, s in stored.items()
         }  # fmt: skip
         # The engine decides for enabled cameras; a disabled one keeps its stored placement untouched.
@@ -553,7 +552,7 @@ class Engine:
                 ServerState.objects.filter(server_id=pk).update(
                     status=record.status, status_since=_when(record.status_since),
                     healthy_since=_when(record.healthy_since) if record.healthy_since is not None else None,
-                    failures=list(record.failures), hold_down_seconds=record.hold_down,
+                    failures=list(record.failures),
                     storage_error=held.storage_error,
                 )  # fmt: skip
                 held.dirty = False
@@ -642,7 +641,7 @@ class Engine:
                 events.append(self._server_event(
                     EventKind.FLAP_DAMPED, server,
                     f"{server.name} failed {len(record.failures)} times within the hour: its cameras return only "
-                    f"after {record.hold_down:.0f} s of good health", now,
+                    f"after {self.damping.hold_down_after(record.failures, now):.0f} s of good health", now,
                 ))  # fmt: skip
         return events
 

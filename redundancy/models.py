@@ -1,6 +1,8 @@
 """What the redundancy engine remembers between ticks: where each camera records, each
 server's health history, and every transition as an event."""
 
+import time
+
 from django.db import models
 
 from cameras.models import Camera
@@ -24,13 +26,20 @@ class ServerState(models.Model):
     draining = models.BooleanField(default=False, help_text="Set by an operator: move its cameras to their backups.")
     healthy_since = models.DateTimeField(null=True, blank=True)
     failures = models.JSONField(default=list, help_text="Recent times (epoch seconds) it went down: flap damping.")
-    hold_down_seconds = models.FloatField(default=0)
     storage_error = models.CharField(
         max_length=200, blank=True, help_text="Why the server cannot write its recordings, as its agent reports."
     )
 
     def __str__(self):
         return f"{self.server}: {self.status}"
+
+    @property
+    def hold_down_seconds(self) -> float:
+        """How long it must stay healthy now before its cameras return: of its recent failures and the
+        settings, as the engine reckons it (``decisions.Damping.hold_down_after``)."""
+        from redundancy.decisions import Damping  # decisions reads this module's choices
+
+        return Damping.from_settings().hold_down_after(self.failures, time.time())
 
 
 class DecidingTerm(models.Model):

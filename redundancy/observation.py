@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 
 from protocol import live
-from redundancy.decisions import Elapsed, ServerView
+from redundancy.decisions import Damping, Elapsed, ServerView
 
 ENGINE_WITNESS = "engine"  # the engine's own report of an outage, beside the agents'
 
@@ -49,10 +49,12 @@ class Observation:
         # A heartbeat stamped a moment after this reader's clock is fresh, not from the future.
         return None if seen is None else max(0.0, self.now - seen)
 
-    def server_view(self, server, state, streams: "Streams | None" = None) -> ServerView:
+    def server_view(self, server, state, streams: "Streams | None" = None,
+                    damping: Damping | None = None) -> ServerView:  # fmt: skip
         """The engine's view of one server (``server``: a ServerConf or a Server); ``state`` is its stored
-        ServerState or the engine's record of it (``draining``, ``healthy_since``, ``hold_down``), or None;
-        ``streams``: its stream reports digested (by default, from ``health``)."""
+        ServerState or the engine's record of it (``draining``, ``healthy_since``, ``failures``), or None;
+        ``streams``: its stream reports digested (by default, from ``health``); ``damping``: by default the
+        settings'."""
         seen = self.last_seen.get(server.name)
         streams = streams or Streams.of(self.health.get(server.name, {}))
         healthy_since = _epoch(getattr(state, "healthy_since", None))
@@ -67,7 +69,7 @@ class Observation:
             streaming_for=Elapsed(streams.streaming_since, self.now),
             # Up to its last heartbeat: a silence not yet past the window is not health.
             healthy_for=seen - healthy_since if seen is not None and healthy_since is not None else 0.0,
-            hold_down=_hold_down(state),
+            hold_down=(damping or Damping.from_settings()).hold_down_after(state.failures, self.now) if state else 0.0,
             gone_under=self.gone_under if server.name in self.gone else 0.0,
         )
 
@@ -94,12 +96,6 @@ def _epoch(moment) -> float | None:
     return moment.timestamp()
 
 
-def _hold_down(state) -> float:
-    if state is None:
-        return 0.0
-    return state.hold_down if hasattr(state, "hold_down") else state.hold_down_seconds
-
-
 def observe(redis_client, server_names: list[str], now: float) -> Observation:
     """Raises redis.RedisError when Redis cannot be read: silence from Redis is no observation."""
     heartbeats = live.read_heartbeats(redis_client, server_names)
@@ -108,7 +104,7 @@ def observe(redis_client, server_names: list[str], now: float) -> Observation:
         last_seen=live.read_last_seen(redis_client),
         leaving=live.leaving_servers(redis_client, server_names),
         health=live.read_all_stream_health(redis_client, server_names),
-        storage_errors={name: (beat or {}).get("storage_error") for name, beat in heartbeats.items() if beat},
+        storage_errors={name: beat.get("storage_error") for name, beat in heartbeats.items() if beat is not None},
     )
 
 

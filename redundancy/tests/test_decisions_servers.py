@@ -1,7 +1,12 @@
 """What the engine decides of a server: its status, its window, its hold-down, and which cameras go first."""
 
-from redundancy.decisions import PRIORITY_ORDER, Windows, hold_down_for, server_status
-from redundancy.models import ServerStatus
+import time
+
+import pytest
+from django.utils import timezone
+
+from redundancy.decisions import PRIORITY_ORDER, Damping, Windows, hold_down_for, server_status
+from redundancy.models import ServerState, ServerStatus
 
 W = Windows(normal=30, fast=1.5)
 
@@ -64,11 +69,14 @@ def test_more_failures_never_shorten_the_hold_down():
     assert holds == sorted(holds) and max(holds) <= 1800
 
 
+DAMPING = Damping(base=10, longest=1800)
+
+
 def judged(record, age=0.2, now=1000.0):
-    from redundancy.decisions import Damping, ServerView, judge_server
+    from redundancy.decisions import ServerView, judge_server
 
     view = ServerView(pk=1, name="srv-a", heartbeat_age=age)
-    return judge_server(record, view, 30.0, W, Damping(base=10, longest=1800), now)
+    return judge_server(record, view, 30.0, W, DAMPING, now)
 
 
 def test_a_server_that_never_failed_holds_its_cameras_return_for_the_base_hold_down():
@@ -77,8 +85,8 @@ def test_a_server_that_never_failed_holds_its_cameras_return_for_the_base_hold_d
     from redundancy.decisions import ServerRecord
 
     fresh = judged(ServerRecord(ServerStatus.UNKNOWN, 0.0)).record
-    assert fresh.status == ServerStatus.UP and fresh.hold_down == 10
-    assert judged(fresh, now=1001.0).record.hold_down == 10
+    assert fresh.status == ServerStatus.UP and DAMPING.hold_down_after(fresh.failures, 1000.0) == 10
+    assert DAMPING.hold_down_after(judged(fresh, now=1001.0).record.failures, 1001.0) == 10
 
 
 def test_each_failure_within_the_hour_doubles_the_hold_down_and_says_so():
@@ -89,6 +97,27 @@ def test_each_failure_within_the_hour_doubles_the_hold_down_and_says_so():
         down = judged(record, age=31.0, now=now)
         kinds.append(down.events)
         record = judged(down.record, now=now + 50).record
-        assert record.hold_down == 10 * 2**n
+        assert DAMPING.hold_down_after(record.failures, now + 50) == 10 * 2**n
     assert kinds == [("server_down",), ("server_down", "flap_damped"), ("server_down", "flap_damped")]
-    assert judged(record, now=1200.0 + 3600).record.hold_down == 10, "failures older than the hour are forgotten"
+    later = 1200.0 + 3600
+    forgotten = judged(record, now=later).record.failures
+    assert DAMPING.hold_down_after(forgotten, later) == 10, "failures older than the hour are forgotten"
+
+
+def test_the_hold_down_is_derived_from_the_failures_within_the_hour():
+    damping = Damping(base=10, longest=1800)
+    now = 10_000.0
+    assert damping.hold_down_after([], now) == 10  # never below the base
+    assert damping.hold_down_after([now - 30, now - 20, now - 10], now) == 40
+    assert damping.hold_down_after([now - 3700, now - 20, now - 10], now) == 20  # an hour ago no longer counts
+
+
+@pytest.mark.django_db
+def test_a_servers_hold_down_follows_a_change_of_the_settings(site, settings):
+    """Nothing stored goes stale: the hold-down is reckoned from the recent failures and today's settings."""
+    now = time.time()
+    state = ServerState.objects.create(server=site["a"], status_since=timezone.now(), failures=[now - 60, now - 30])
+    settings.ENGINE_HOLD_DOWN_SECONDS = 10
+    assert state.hold_down_seconds == 20
+    settings.ENGINE_HOLD_DOWN_SECONDS = 7
+    assert ServerState.objects.get(pk=state.pk).hold_down_seconds == 14

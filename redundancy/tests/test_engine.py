@@ -193,7 +193,7 @@ def test_flapping_server_gets_longer_hold_downs_and_no_ping_pong(world, fast_sit
             world.beat("srv-a", "srv-b", streams={camera: "streaming"})
             world.tick(0.5)
     state = ServerState.objects.get(server=site["a"])
-    assert state.hold_down_seconds == 40 and len(state.failures) == 3
+    assert world.engine.damping.hold_down_after(state.failures, world.now) == 40 and len(state.failures) == 3
     assert Event.objects.filter(kind="flap_damped").count() == 2
     moves = Event.objects.filter(kind__in=["failover_started", "failback_started"]).count()
     assert moves == 1, "the camera stayed on the backup through the flapping"
