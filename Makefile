@@ -19,7 +19,7 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
 	  else echo "make: the browser tests need Debian's chromium: sudo apt-get install chromium" >&2; fi; }
 
-# The simulated RTSP cameras are GStreamer's RTSP server, driven from Debian's Python (cameras/rtsp_server.py).
+# The simulated RTSP cameras are GStreamer's RTSP server, driven from Debian's Python (simulation/rtsp_server.py).
 RTSP_PACKAGES := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
   gstreamer1.0-plugins-bad
 rtsp-cameras:

@@ -22,10 +22,10 @@ from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
 from cameras.models import Camera
-from cameras.simulator import CameraSimulator
 from eocortex_web.ports import free_port_block, free_ports  # noqa: F401 (the tests' own, from here)
 from protocol import live
 from servers.models import License, MultiserverSystem, Server
+from simulation.simulator import CameraSimulator
 
 _serial = count(1)
 

@@ -35,14 +35,14 @@ import psutil
 from common import OUT, SCRATCH, recorded_stamps, start, stop
 from django.core.management import call_command  # noqa: E402
 
-from cameras.loops import loop_file, read_loop  # noqa: E402
 from cameras.models import Camera  # noqa: E402
-from cameras.sei import sei_nal  # noqa: E402
-from cameras.simulator import RtspCamera  # noqa: E402
-from recording.identity import segment_files  # noqa: E402
 from recording.models import Segment  # noqa: E402
 from recording.streamcopy import open_options  # noqa: E402
 from servers.models import License, MultiserverSystem, Server  # noqa: E402
+from simulation.identity import segment_files  # noqa: E402
+from simulation.loops import loop_file, read_loop  # noqa: E402
+from simulation.sei import sei_nal  # noqa: E402
+from simulation.simulator import RtspCamera  # noqa: E402
 
 BASE_PORT = 19001
 SUB_BASE_PORT = 19401  # the sub streams' simulator, with --sub-stream
@@ -211,7 +211,7 @@ def open_to_first_frame(samples: int = 20) -> list[dict]:
     Opens start at random moments of the GOP, as a takeover does."""
     import random
 
-    from cameras.sei import read_identity
+    from simulation.sei import read_identity
 
     sim = start(KIND.simulator_args(1), "sim-open", VAR_DIR=str(SCRATCH))
     time.sleep(3 if KIND.rtsp else 1.5)

@@ -24,7 +24,7 @@ django.setup()
 
 
 from eocortex_web.ports import free_port, free_port_block  # noqa: E402,F401 (a video server's API port, cameras')
-from recording.identity import recorded_stamps  # noqa: E402,F401 (the benchmarks' reader of recordings)
+from simulation.identity import recorded_stamps  # noqa: E402,F401 (the benchmarks' reader of recordings)
 
 OUT = ROOT / "bench" / "out"
 

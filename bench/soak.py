@@ -11,7 +11,7 @@ its connection kept and silent) for a few seconds and then streams again.
 
 Every minute: the agent's resident memory, open file descriptors and threads, the bytes on
 disk and the age of the oldest recording. Every closed segment is read back (by an independent
-reader, PyAV's demuxer, through ``recording.identity``) before housekeeping can delete it:
+reader, PyAV's demuxer, through ``simulation.identity``) before housekeeping can delete it:
 a frame is lost when its identity is missing from the recordings while its camera was streaming,
 that is outside the cuts and the reconnection after each (up to the backoff's longest wait, the
 open and one keyframe interval). The reconnections' own cost is reported apart: from each
@@ -37,10 +37,10 @@ from common import OUT, SCRATCH, start, stop
 from django.core.management import call_command  # noqa: E402
 
 from cameras.models import Camera  # noqa: E402
-from recording.identity import segment_files, stamps_in  # noqa: E402
 from recording.ingest import BACKOFF_MAX  # noqa: E402
 from recording.models import Segment  # noqa: E402
 from servers.models import License, MultiserverSystem, Server  # noqa: E402
+from simulation.identity import segment_files, stamps_in  # noqa: E402
 
 BASE_PORT = 19101
 CONTROL_PORT = 19099

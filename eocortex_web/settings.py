@@ -117,6 +117,7 @@ INSTALLED_APPS = [
     "redundancy",
     "capacity",
     "playback",
+    "simulation",  # development and test tools: simulated cameras, frame identity, the demo site
     "accounts",  # last: its roles are built from every other app's permissions
 ]
 

@@ -14,8 +14,8 @@ from django.conf import settings as django_settings
 
 from conftest import ROOT, procfile_command, stop_process, wait_for
 from protocol import live
-from recording.identity import recorded_stamps
 from redundancy.models import CameraPlacement, Event, EventKind, Placement
+from simulation.identity import recorded_stamps
 from testbed.passes import PassClock
 
 pytestmark = [pytest.mark.process, pytest.mark.django_db(transaction=True)]

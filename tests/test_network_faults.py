@@ -11,8 +11,8 @@ import pytest
 
 from conftest import wait_for
 from protocol import live
-from recording.identity import recorded_stamps
 from redundancy.models import CameraPlacement, Event, EventKind, Placement
+from simulation.identity import recorded_stamps
 
 pytestmark = [pytest.mark.process, pytest.mark.netns, pytest.mark.django_db(transaction=True)]
 

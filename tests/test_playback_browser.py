@@ -15,11 +15,11 @@ from django.utils import timezone
 from conftest import free_ports, wait_for
 from playback.tests.test_export import write_mjpeg, write_ts
 from playback.timeline import GAP_FRAMES
-from recording.identity import recorded_stamps
 from recording.models import Segment
 from recording.segments import segment_path
 from recording.serving import RecordingServer
 from redundancy.models import CameraPlacement, Event, EventKind, Placement
+from simulation.identity import recorded_stamps
 from tests.test_csp_browser import LISTEN
 from tests.test_live_browser import ARTIFACTS, PASSWORD, browser_page, web  # noqa: F401  (fixtures)
 

@@ -10,9 +10,9 @@ import xml.etree.ElementTree as ET
 import av
 import pytest
 
-from cameras.sei import read_identity
 from recording.onvif import MediaService, OnvifError, OnvifFault, matching_profile, password_digest, security_header
 from recording.streamcopy import open_options
+from simulation.sei import read_identity
 
 SOAP = "{http://www.w3.org/2003/05/soap-envelope}"
 

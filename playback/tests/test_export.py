@@ -1,7 +1,7 @@
 """A camera's recordings over a range as one MP4, stitched by stream copy from the servers that hold them.
 
 The segments are real files (H.264/H.265 in MPEG-TS, MJPEG), their frames stamped with their identity in
-the pixels (``cameras.stamp``), served by each server's own recording server on loopback (signed HTTP).
+the pixels (``simulation.stamp``), served by each server's own recording server on loopback (signed HTTP).
 What the export holds is read back by OpenCV's decoder, an independent reader of the file.
 """
 
@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from cameras.stamp import draw_stamp, read_stamp
 from playback import export
 from recording.models import Segment
 from recording.segments import segment_path
 from recording.serving import RecordingServer
 from redundancy.models import Event, EventKind
+from simulation.stamp import draw_stamp, read_stamp
 
 # The recording servers answer on threads of their own, with connections of their own.
 pytestmark = pytest.mark.django_db(transaction=True)

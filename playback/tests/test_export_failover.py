@@ -1,7 +1,7 @@
 """The whole product: an RTSP camera recorded by agent processes through a failover and a failback, exported.
 
-The simulator's cameras carry each frame's identity (H.264: an SEI message, ``cameras.sei``; MJPEG: a stamp in
-its pixels, ``cameras.stamp``); the agents
+The simulator's cameras carry each frame's identity (H.264: an SEI message, ``simulation.sei``; MJPEG: a stamp in
+its pixels, ``simulation.stamp``); the agents
 record it by stream copy, the engine moves the camera, each agent serves its own recordings. The export is
 read back by PyAV's demuxer (identities) and OpenCV's decoder (pictures), and checked against what the
 servers' own files hold.
@@ -16,14 +16,14 @@ import av
 import cv2
 import pytest
 
-from cameras.sei import read_identity
 from conftest import wait_for
 from playback import export
 from playback.tests.test_export import decoded_counters
 from protocol import live
-from recording.identity import recorded_stamps
 from recording.models import Segment
 from redundancy.models import CameraPlacement, Placement
+from simulation.identity import recorded_stamps
+from simulation.sei import read_identity
 
 pytestmark = [pytest.mark.process, pytest.mark.django_db(transaction=True)]
 

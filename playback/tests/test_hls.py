@@ -2,7 +2,7 @@
 
 The segments are real files (H.264 in MPEG-TS written by PyAV, MJPEG as JPEGs back to back) in each server's
 storage, served by that server's own recordings server on loopback. Every frame carries its identity in its
-pixels (``cameras.stamp``): frame n was taken at T0 + n / FPS, so what a fragment holds is read back by
+pixels (``simulation.stamp``): frame n was taken at T0 + n / FPS, so what a fragment holds is read back by
 decoding it, frame by frame.
 """
 
@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 
 from accounts.models import SystemAccess
-from cameras.stamp import draw_stamp, read_stamp
 from recording import remote
 from recording.models import Segment
 from recording.segments import segment_path
 from recording.serving import RecordingServer
 from recording.streamcopy import TS_OPTIONS
 from redundancy.models import Event, EventKind
+from simulation.stamp import draw_stamp, read_stamp
 
 # The recordings servers read the index on threads of their own: the rows must be committed.
 pytestmark = pytest.mark.django_db(transaction=True)

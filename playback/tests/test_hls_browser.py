@@ -16,7 +16,7 @@ from tests.test_live_browser import CHROMIUM, PASSWORD, web  # noqa: F401 (fixtu
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.process]
 
-# Each frame shown: its media time and the counter of its pixel stamp (cameras.stamp: 32 x 3 cells of 8 px).
+# Each frame shown: its media time and the counter of its pixel stamp (simulation.stamp: 32 x 3 cells of 8 px).
 WATCH = """([url, start]) => new Promise((resolve) => {
   const video = document.createElement("video");
   video.muted = true;

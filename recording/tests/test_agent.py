@@ -12,8 +12,8 @@ from redis.retry import Retry
 
 from conftest import wait_for
 from protocol import live
-from recording.identity import stamps_in
 from recording.models import AnalyticsEvent, Segment, StreamHealth
+from simulation.identity import stamps_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

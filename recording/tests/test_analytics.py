@@ -1,8 +1,8 @@
 import cv2
 import numpy as np
 
-from cameras.simulator import SimulatedCamera
 from recording.analytics import MotionDetector, TamperDetector
+from simulation.simulator import SimulatedCamera
 
 
 def frames(count, fps=5.0):

@@ -11,8 +11,8 @@ import pytest
 
 from conftest import free_ports, wait_for
 from protocol import live
-from recording.identity import stamps_in
 from recording.models import Segment
+from simulation.identity import stamps_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 GOP = 4.0  # seconds: without a request, a connection waits up to this long for its first keyframe

@@ -1,9 +1,9 @@
 """Merge-back: after a failback the primary copies in what its backup recorded meanwhile, checked, under the
 same names, and holds the camera's whole archive alone.
 
-Segments are real files of stamped JPEG frames (``cameras.stamp``) served by a real agent's recordings server
+Segments are real files of stamped JPEG frames (``simulation.stamp``) served by a real agent's recordings server
 (``recording.serving``); what the primary holds afterwards is read from its own files by frame identity
-(``recording.identity``: the stamp in an MJPEG frame's pixels, the SEI counter of an H.264 frame). End to end,
+(``simulation.identity``: the stamp in an MJPEG frame's pixels, the SEI counter of an H.264 frame). End to end,
 agent processes, the engine and the simulator make the failover and the failback.
 """
 
@@ -23,16 +23,16 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from cameras.stamp import draw_stamp
 from conftest import wait_for
 from protocol import live
-from recording.identity import recorded_stamps, segment_files
 from recording.mergeback import ON_PRIMARY, MergeBack, Span, lacks
 from recording.models import Segment
 from recording.outbox import Outbox
 from recording.segments import segment_path
 from recording.serving import RecordingServer
 from redundancy.models import CameraPlacement, Placement
+from simulation.identity import recorded_stamps, segment_files
+from simulation.stamp import draw_stamp
 
 # The backup's recordings server answers on threads of its own: the rows must be committed.
 pytestmark = pytest.mark.django_db(transaction=True)

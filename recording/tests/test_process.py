@@ -11,9 +11,9 @@ import pytest
 
 from conftest import ROOT, wait_for
 from protocol import live
-from recording.identity import stamps_in
 from recording.models import Segment
 from recording.tasks import wake_agent
+from simulation.identity import stamps_in
 
 pytestmark = [pytest.mark.process, pytest.mark.django_db(transaction=True)]
 

@@ -11,14 +11,14 @@ import cv2
 import numpy as np
 import pytest
 
-from cameras.loops import loop_file, read_loop
-from cameras.sei import read_identity, sei_nal
 from conftest import wait_for
 from protocol import live
-from recording.identity import stamps_in
 from recording.models import Segment, StreamHealth
 from recording.streamcopy import iter_packets
 from redundancy.models import Event
+from simulation.identity import stamps_in
+from simulation.loops import loop_file, read_loop
+from simulation.sei import read_identity, sei_nal
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

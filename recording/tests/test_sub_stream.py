@@ -2,7 +2,7 @@
 
 Real simulator cameras and the real agent: the main stream an RTSP H.264 camera at 640x360, the sub
 stream another camera at 320x180 (MJPEG over HTTP, or RTSP H.264). What is recorded is read back from
-the files by the frames' own identities (``recording.identity``), the pictures by OpenCV.
+the files by the frames' own identities (``simulation.identity``), the pictures by OpenCV.
 """
 
 import threading
@@ -14,8 +14,8 @@ import pytest
 
 from conftest import wait_for
 from protocol import live
-from recording.identity import stamps_in
 from recording.models import AnalyticsEvent, Segment
+from simulation.identity import stamps_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -2,13 +2,13 @@
 
 Each camera listens on its own port. An MJPEG camera serves ``/video.mjpg``
 (multipart/x-mixed-replace) and ``/snapshot.jpg``; its frames show moving content and carry a
-stamp (see ``cameras.stamp``) with the frame counter and capture time. An RTSP camera (H.264 or
+stamp (see ``simulation.stamp``) with the frame counter and capture time. An RTSP camera (H.264 or
 H.265) serves ``rtsp://host:port/stream`` from GStreamer's RTSP server in a process of its own
-(``cameras.rtsp_server``), its pictures encoded once and replayed (``cameras.loops``), each
-frame's identity in an SEI message (``cameras.sei``). The counter follows the clock (frame n is
+(``simulation.rtsp_server``), its pictures encoded once and replayed (``simulation.loops``), each
+frame's identity in an SEI message (``simulation.sei``). The counter follows the clock (frame n is
 due at start + n / fps), so every viewer of one camera sees the same numbering. With
 ``fps_drop_per_viewer`` (percent) a camera lowers its frame rate for each viewer beyond the first, as
-some real cameras do: its frames come later, none is skipped (``cameras.pacing``).
+some real cameras do: its frames come later, none is skipped (``simulation.pacing``).
 
 A control endpoint switches a camera's behaviour at run time, to stage faults:
 
@@ -49,8 +49,8 @@ from xml.sax.saxutils import escape
 import cv2
 import numpy as np
 
-from cameras.pacing import Pace, viewer_rate
-from cameras.stamp import draw_stamp
+from simulation.pacing import Pace, viewer_rate
+from simulation.stamp import draw_stamp
 
 log = logging.getLogger(__name__)
 
@@ -287,7 +287,7 @@ class RtspCamera:
         return self.last.get("state", "streaming")
 
     def loop_spec(self):
-        from cameras.loops import LoopSpec
+        from simulation.loops import LoopSpec
 
         bitrate = self.bitrate_kbps or max(100, round(self.width * self.height * self.fps * 0.08 / 1000))
         return LoopSpec(self.codec, self.width, self.height, self.fps, max(1, round(self.gop_seconds * self.fps)),
@@ -321,7 +321,7 @@ class RtspCamera:
 
 
 class RtspProcess:
-    """The process that serves every RTSP camera of a simulator (``cameras.rtsp_server``)."""
+    """The process that serves every RTSP camera of a simulator (``simulation.rtsp_server``)."""
 
     def __init__(self, cameras: list[RtspCamera], loops_dir: Path):
         self.cameras = {camera.number: camera for camera in cameras}
@@ -331,7 +331,7 @@ class RtspProcess:
         self._config: Path | None = None
 
     async def start(self) -> None:
-        from cameras.loops import loop_file
+        from simulation.loops import loop_file
 
         loops = {}
         for camera in self.cameras.values():
@@ -344,7 +344,7 @@ class RtspProcess:
         self._config = Path(name)
         try:
             self._process = await asyncio.create_subprocess_exec(
-                RTSP_PYTHON, "-m", "cameras.rtsp_server", name, cwd=ROOT,
+                RTSP_PYTHON, "-m", "simulation.rtsp_server", name, cwd=ROOT,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             )  # fmt: skip
         except FileNotFoundError as exc:

@@ -6,7 +6,7 @@ resolution, frame rate, keyframe interval and bitrate are encoded once, as a loo
 GOPs (PyAV's libx264 and libx265, no B-frames, a keyframe exactly every ``gop`` frames), and
 replayed at the camera's frame rate. Each frame's identity is not in its pixels (they repeat
 with the loop) but in an SEI message that the camera process puts before each picture
-(``cameras.sei``).
+(``simulation.sei``).
 
 A loop file holds a JSON header line, then per access unit: keyframe flag, the offset of its
 first picture (where the SEI goes) and its length (``>?II``), then its Annex-B bytes.
@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from cameras.sei import first_picture_offset
+from simulation.sei import first_picture_offset
 
 RECORD = struct.Struct(">?II")
 ENCODERS = {"h264": "libx264", "h265": "libx265"}
@@ -60,7 +60,7 @@ def encode(spec: LoopSpec) -> list[tuple[bool, bytes]]:
     """The loop's access units, in order: (keyframe, Annex-B bytes)."""
     import av  # the camera process (Debian's Python) reads loop files and never encodes
 
-    from cameras.simulator import background, scene
+    from simulation.simulator import background, scene
 
     context = av.CodecContext.create(ENCODERS[spec.codec], "w")
     context.width, context.height, context.pix_fmt = spec.width, spec.height, "yuv420p"

@@ -3,7 +3,7 @@ import signal
 
 from django.core.management.base import BaseCommand, CommandError
 
-from cameras.simulator import CODECS, STATES, CameraSimulator
+from simulation.simulator import CODECS, STATES, CameraSimulator
 
 
 class Command(BaseCommand):

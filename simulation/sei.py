@@ -2,7 +2,7 @@
 
 A simulated RTSP camera puts, before the picture of every frame, an SEI "user data unregistered"
 message: our UUID, then the frame counter and the capture time with a CRC (the payload of the
-pixel stamp of ``cameras.stamp``). The message travels with the frame through RTP, the agent's
+pixel stamp of ``simulation.stamp``). The message travels with the frame through RTP, the agent's
 stream copy and the recorded file, so a recording is checked frame by frame by reading its
 packets, without decoding a picture and without trusting any counter of the agent.
 

@@ -1,5 +1,5 @@
 """When a simulated camera sends each frame: the full frame rate to one viewer and, as some real cameras do,
-a lower one for each extra viewer. Standard library only: the RTSP camera process (``cameras.rtsp_server``)
+a lower one for each extra viewer. Standard library only: the RTSP camera process (``simulation.rtsp_server``)
 runs on Debian's Python."""
 
 SLOWEST = 0.1  # however many viewers, a camera keeps a tenth of its frame rate: real ones never stop for them

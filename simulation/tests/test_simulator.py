@@ -8,10 +8,10 @@ import av
 import pytest
 from django.core.management import CommandError, call_command
 
-from cameras import simulator as simulation
-from cameras.sei import read_identity
 from conftest import free_port_block
 from recording.streamcopy import open_options
+from simulation import simulator as camera_simulator
+from simulation.sei import read_identity
 
 
 def first_frames(url: str, count: int = 3) -> list[tuple[int, bool]]:
@@ -56,7 +56,7 @@ import gi
 gi.require_version("Gst", "1.0")
 from gi.repository import Gst
 Gst.init(None)
-from cameras.rtsp_server import _running_time_stamp
+from simulation.rtsp_server import _running_time_stamp
 
 source = Gst.ElementFactory.make("appsrc")
 clock = Gst.SystemClock.obtain()
@@ -85,21 +85,21 @@ print(stamped(now - 10 * Gst.SECOND, 10 * Gst.SECOND) == (10 * Gst.SECOND, 10 * 
 
 def test_a_frame_stamped_before_its_media_had_a_base_time_goes_at_once():
     """Such a frame carried the clock's absolute time: the TCP sink held it, and a new viewer's video, for hours."""
-    done = subprocess.run([simulation.RTSP_PYTHON, "-c", STAMPS], cwd=simulation.ROOT, capture_output=True, text=True,
-                          timeout=60)  # fmt: skip
+    done = subprocess.run([camera_simulator.RTSP_PYTHON, "-c", STAMPS], cwd=camera_simulator.ROOT,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.stdout.split() == ["True", "True", "True"], done.stderr  # none yet, now, and a right one as it was
 
 
 def test_without_gstreamer_rtsp_cameras_are_reported_and_the_others_still_stream(monkeypatch, tmp_path):
-    monkeypatch.setattr(simulation, "RTSP_PYTHON", str(tmp_path / "no-python"))
+    monkeypatch.setattr(camera_simulator, "RTSP_PYTHON", str(tmp_path / "no-python"))
     base = free_port_block(2)
 
     async def scenario():
-        strict = simulation.CameraSimulator(2, base, codecs=("h264", "mjpeg"), loops_dir=tmp_path)
+        strict = camera_simulator.CameraSimulator(2, base, codecs=("h264", "mjpeg"), loops_dir=tmp_path)
         with pytest.raises(RuntimeError, match="apt-get install python3-gi"):
             await strict.start()
         await strict.stop()
-        lenient = simulation.CameraSimulator(2, base, codecs=("h264", "mjpeg"), loops_dir=tmp_path)
+        lenient = camera_simulator.CameraSimulator(2, base, codecs=("h264", "mjpeg"), loops_dir=tmp_path)
         await lenient.start(strict=False)
         try:
             described = await lenient.describe()

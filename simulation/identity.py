@@ -1,8 +1,8 @@
 """Which frames a recording holds, read from its files by the identity each frame carries.
 
 Every figure of lost video comes from here, never from the agent's counters: an MJPEG frame's
-identity is the stamp in its pixels (``cameras.stamp``), decoded from the JPEG; an H.264 or
-H.265 frame's is the SEI message before its picture (``cameras.sei``), read from the packets
+identity is the stamp in its pixels (``simulation.stamp``), decoded from the JPEG; an H.264 or
+H.265 frame's is the SEI message before its picture (``simulation.sei``), read from the packets
 of the MPEG-TS file by PyAV's demuxer, an independent reader of what the agent wrote.
 """
 
@@ -12,9 +12,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cameras.sei import read_identity
-from cameras.stamp import Stamp, read_stamp
 from recording.segments import SUFFIXES, iter_jpegs
+from simulation.sei import read_identity
+from simulation.stamp import Stamp, read_stamp
 
 
 def stamps_in(path: Path) -> Iterator[Stamp | None]:

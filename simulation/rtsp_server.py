@@ -1,10 +1,10 @@
 """Simulated RTSP cameras (H.264, H.265): GStreamer's RTSP server, run by Debian's Python.
 
-    /usr/bin/python3 -m cameras.rtsp_server CONFIG.json
+    /usr/bin/python3 -m simulation.rtsp_server CONFIG.json
 
-The camera simulator (``cameras.simulator``) starts this process for its RTSP cameras and
+The camera simulator (``simulation.simulator``) starts this process for its RTSP cameras and
 drives it over stdin and stdout, one JSON object a line. CONFIG lists the cameras: number,
-host, port, codec, fps, start time, the loop file (``cameras.loops``), the most viewers
+host, port, codec, fps, start time, the loop file (``simulation.loops``), the most viewers
 the camera accepts at once and the share of its frame rate it loses for each session beyond the
 first (as some real cameras do: frames come later, none is dropped, the counter goes on). Each
 camera is an RTSP server of its own on its own port, at
@@ -15,7 +15,7 @@ start + n / fps, whoever watches. One shared media per camera serves all its vie
 real camera, a session's video starts at once with whatever frame is next, mid-GOP most often
 (its parameter sets go first, as a camera's SDP would carry them), and a viewer has to wait for
 the next keyframe (at most one GOP) to show anything. Before each picture goes an SEI message
-with the frame counter and capture time (``cameras.sei``).
+with the frame counter and capture time (``simulation.sei``).
 
 Commands: ``{"camera": n, "state": "streaming|stopped|stalled|garbage"}`` answers the camera's
 description; ``{"camera": n, "keyframe": true}`` makes its next frame a keyframe (what ONVIF's
@@ -38,9 +38,9 @@ gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
-from cameras.loops import read_loop  # noqa: E402
-from cameras.pacing import Pace, viewer_rate  # noqa: E402
-from cameras.sei import sei_nal  # noqa: E402
+from simulation.loops import read_loop  # noqa: E402
+from simulation.pacing import Pace, viewer_rate  # noqa: E402
+from simulation.sei import sei_nal  # noqa: E402
 
 STATES = ("streaming", "stopped", "stalled", "garbage")
 PIPELINE = (
