@@ -1,17 +1,15 @@
-"""Fixtures shared by every app's tests: a small multiserver system and logged-in clients."""
+"""Fixtures shared by every app's tests: a small multiserver system and logged-in clients, agents, the engine,
+the simulator, the test bed. Fixtures only: the helpers tests import (``wait_for``, ``procfile_command``,
+``grant``...) live in ``testbed``."""
 
-import asyncio
 import os
-import shlex
 import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from datetime import timedelta
 from itertools import count
-from pathlib import Path
 
 import pytest
 import redis
@@ -22,10 +20,11 @@ from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
 from cameras.models import Camera
-from eocortex_web.ports import free_port_block, free_ports  # noqa: F401 (the tests' own, from here)
+from eocortex_web.ports import free_ports
 from protocol import live
 from servers.models import License, MultiserverSystem, Server
-from simulation.simulator import CameraSimulator
+from testbed.processes import ROOT
+from testbed.simulator import RunningSimulator
 
 _serial = count(1)
 
@@ -184,11 +183,6 @@ def viewer_api(viewer):
     return client
 
 
-def grant(user, *codenames):
-    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
-    return User.objects.get(pk=user.pk)  # a fresh instance: permissions are cached per object
-
-
 @pytest.fixture
 def process_env(settings, transactional_db):
     """Environment for child processes (agents, beat) that must see this test's database and Redis."""
@@ -211,65 +205,6 @@ def process_env(settings, transactional_db):
 
 # -- real processes: the camera simulator, agents -------------------------------------------
 
-ROOT = Path(__file__).resolve().parent
-
-
-def stop_process(process: subprocess.Popen, grace: float = 20.0) -> None:
-    """SIGTERM, then SIGKILL if it has not ended within ``grace`` seconds; a stopped (SIGSTOP) one is woken first."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGCONT)
-    process.terminate()
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-
-
-def procfile_command(name: str) -> list[str]:
-    """A Procfile line as a command of this interpreter (``celery`` is ``python -m celery``)."""
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.startswith(f"{name}:"):
-            words = shlex.split(line.split(":", 1)[1])
-            if words[0] == "python":
-                return [sys.executable, *words[1:]]
-            return [sys.executable, "-m", *words] if words[0] == "celery" else words
-    raise LookupError(name)
-
-
-class RunningSimulator:
-    """A CameraSimulator on its own event loop thread, driven synchronously from a test."""
-
-    def __init__(self, count: int, **options):
-        self.simulator = CameraSimulator(count, free_port_block(count), None, **options)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.call(self.simulator.start())
-
-    def call(self, coroutine):
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=60)
-
-    def url(self, number: int) -> str:
-        return self.simulator.cameras[number].url
-
-    def set_state(self, number: int, state: str) -> None:
-        self.call(self.simulator.cameras[number].set_state(state))
-
-    def close(self) -> None:
-        self.call(self.simulator.stop())
-        self.call(_cancel_other_tasks())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=5)
-
-
-async def _cancel_other_tasks() -> None:
-    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-
 
 @pytest.fixture
 def simulator():
@@ -284,34 +219,6 @@ def simulator():
     yield start
     for sim in running:
         sim.close()
-
-
-def wait_for(condition, timeout=10.0, interval=0.05, message="condition"):
-    """Poll ``condition`` until it returns something truthy; bounded in time."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-
-
-def wait_for_engine_passes(spanning: float, timeout: float = 30.0) -> None:
-    """Until the engine (a worker that decides) has passed ``spanning`` seconds after the first pass seen, by its
-    clock (``engine-last-pass``): time that passed with decisions made, not only on the wall."""
-    from protocol import live
-
-    first = []
-
-    def passed():
-        value = live.client().get(live.key("engine-last-pass"))
-        if value is None:
-            return False
-        first[:] = first or [float(value)]
-        return float(value) - first[0] >= spanning
-
-    wait_for(passed, timeout, interval=0.02, message=f"engine passes over {spanning} s")
 
 
 @pytest.fixture

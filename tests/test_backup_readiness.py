@@ -3,9 +3,9 @@ check, before any incident and without a failover (``recording.readiness``)."""
 
 import pytest
 
-from conftest import wait_for
 from recording.models import BackupCheck, Segment
 from redundancy.models import CameraPlacement, Event, EventKind, Placement
+from testbed.waiting import wait_for
 
 pytestmark = [pytest.mark.process, pytest.mark.netns, pytest.mark.django_db(transaction=True)]
 

@@ -12,11 +12,12 @@ import pytest
 import redis
 from django.conf import settings as django_settings
 
-from conftest import ROOT, procfile_command, stop_process, wait_for
 from protocol import live
 from redundancy.models import CameraPlacement, Event, EventKind, Placement
 from simulation.identity import recorded_stamps
 from testbed.passes import PassClock
+from testbed.processes import ROOT, procfile_command, stop_process
+from testbed.waiting import wait_for
 
 pytestmark = [pytest.mark.process, pytest.mark.django_db(transaction=True)]
 

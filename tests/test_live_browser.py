@@ -12,7 +12,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import connection
 
-from conftest import ROOT, free_ports, wait_for
+from eocortex_web.ports import free_ports
+from testbed.processes import ROOT
+from testbed.waiting import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.process, pytest.mark.django_db(transaction=True)]
 

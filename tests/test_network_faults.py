@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from conftest import wait_for
 from protocol import live
 from redundancy.models import CameraPlacement, Event, EventKind, Placement
 from simulation.identity import recorded_stamps
+from testbed.waiting import wait_for
 
 pytestmark = [pytest.mark.process, pytest.mark.netns, pytest.mark.django_db(transaction=True)]
 

@@ -12,7 +12,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from conftest import free_ports, wait_for
+from eocortex_web.ports import free_ports
 from playback.tests.test_export import write_mjpeg, write_ts
 from playback.timeline import GAP_FRAMES
 from recording.models import Segment
@@ -20,6 +20,7 @@ from recording.segments import segment_path
 from recording.serving import RecordingServer
 from redundancy.models import CameraPlacement, Event, EventKind, Placement
 from simulation.identity import recorded_stamps
+from testbed.waiting import wait_for
 from tests.test_csp_browser import LISTEN
 from tests.test_live_browser import ARTIFACTS, PASSWORD, browser_page, web  # noqa: F401  (fixtures)
 

@@ -5,7 +5,7 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from cameras.models import Camera
-from conftest import grant
+from testbed.permissions import grant
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import pytest
 
 from cameras.models import Camera
-from conftest import grant
+from testbed.permissions import grant
 
 
 def test_capacity_lists_the_same_figures_as_the_page(api, loaded):

@@ -4,8 +4,8 @@ import pytest
 from django.urls import reverse
 
 from cameras.models import Camera
-from conftest import grant
 from servers.models import Server
+from testbed.permissions import grant
 
 
 def test_page_shows_each_server_with_normal_and_worst_case(admin_client, loaded):

@@ -12,12 +12,13 @@ from rest_framework.test import APIClient
 
 from accounts.models import SystemAccess
 from accounts.roles import OPERATORS
-from conftest import ROOT, procfile_command, wait_for
 from playback.models import Export
 from playback.tasks import run_export
 from playback.tests import test_export
 from playback.tests.test_export import FPS, T0, at, decoded_counters, failed_over_and_back, record
 from protocol import live
+from testbed.processes import ROOT, procfile_command
+from testbed.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

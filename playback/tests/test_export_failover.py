@@ -16,7 +16,6 @@ import av
 import cv2
 import pytest
 
-from conftest import wait_for
 from playback import export
 from playback.tests.test_export import decoded_counters
 from protocol import live
@@ -24,6 +23,7 @@ from recording.models import Segment
 from redundancy.models import CameraPlacement, Placement
 from simulation.identity import recorded_stamps
 from simulation.sei import read_identity
+from testbed.waiting import wait_for
 
 pytestmark = [pytest.mark.process, pytest.mark.django_db(transaction=True)]
 

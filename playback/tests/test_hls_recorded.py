@@ -9,10 +9,10 @@ from pathlib import Path
 import av
 import pytest
 
-from conftest import wait_for
 from playback.tests.test_hls import content, entries, iso, user_client  # noqa: F401 (a fixture)
 from recording.models import Segment
 from simulation.sei import read_identity
+from testbed.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,7 +8,7 @@ import redis
 import redis.asyncio
 from redis.sentinel import SentinelConnectionPool
 
-from conftest import free_ports
+from eocortex_web.ports import free_ports
 from protocol import connections
 
 

@@ -15,8 +15,8 @@ from django.core.cache import cache
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from conftest import wait_for
 from protocol import connections
+from testbed.waiting import wait_for
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(120)]
 

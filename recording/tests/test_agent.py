@@ -10,10 +10,10 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from conftest import wait_for
 from protocol import live
 from recording.models import AnalyticsEvent, Segment, StreamHealth
 from simulation.identity import stamps_in
+from testbed.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,10 +10,10 @@ import pytest
 from django.utils import timezone
 
 from cameras.models import Camera
-from conftest import wait_for
 from protocol import live
 from recording.models import StreamHealth, frame_rate_drop
 from redundancy.models import Event, EventKind
+from testbed.waiting import wait_for
 
 GATE = Camera(name="gate", fps=25)
 

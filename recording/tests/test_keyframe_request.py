@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_ports, wait_for
+from eocortex_web.ports import free_ports
 from protocol import live
 from recording.models import Segment
 from simulation.identity import stamps_in
+from testbed.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 GOP = 4.0  # seconds: without a request, a connection waits up to this long for its first keyframe

@@ -23,7 +23,6 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from conftest import wait_for
 from protocol import live
 from recording.mergeback import ON_PRIMARY, MergeBack, Span, lacks
 from recording.models import Segment
@@ -33,6 +32,7 @@ from recording.serving import RecordingServer
 from redundancy.models import CameraPlacement, Placement
 from simulation.identity import recorded_stamps, segment_files
 from simulation.stamp import draw_stamp
+from testbed.waiting import wait_for
 
 # The backup's recordings server answers on threads of its own: the rows must be committed.
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -9,11 +9,12 @@ from pathlib import Path
 import cv2
 import pytest
 
-from conftest import ROOT, wait_for
 from protocol import live
 from recording.models import Segment
 from recording.tasks import wake_agent
 from simulation.identity import stamps_in
+from testbed.processes import ROOT
+from testbed.waiting import wait_for
 
 pytestmark = [pytest.mark.process, pytest.mark.django_db(transaction=True)]
 

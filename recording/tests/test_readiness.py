@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from conftest import wait_for
 from recording.models import BackupCheck, Segment
 from recording.readiness import (
     BackupReadiness,
@@ -20,6 +19,7 @@ from recording.readiness import (
     offset,
 )
 from redundancy.models import Event, EventKind
+from testbed.waiting import wait_for
 
 DAY = 86400.0
 

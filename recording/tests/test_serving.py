@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
-from conftest import wait_for
 from recording import remote, serving, signing
 from recording.models import Segment
 from recording.segments import segment_path
 from recording.serving import RecordingServer
+from testbed.waiting import wait_for
 
 # The agent answers on threads of its own, with connections of their own: the rows must be committed.
 pytestmark = pytest.mark.django_db(transaction=True)

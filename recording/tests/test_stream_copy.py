@@ -11,7 +11,6 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import wait_for
 from protocol import live
 from recording.models import Segment, StreamHealth
 from recording.streamcopy import iter_packets
@@ -19,6 +18,7 @@ from redundancy.models import Event
 from simulation.identity import stamps_in
 from simulation.loops import loop_file, read_loop
 from simulation.sei import read_identity, sei_nal
+from testbed.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

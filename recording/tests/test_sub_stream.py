@@ -12,10 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import wait_for
 from protocol import live
 from recording.models import AnalyticsEvent, Segment
 from simulation.identity import stamps_in
+from testbed.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

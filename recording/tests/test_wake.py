@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from conftest import wait_for
 from protocol import live
+from testbed.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -3,9 +3,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from conftest import grant
 from protocol import live
 from redundancy.models import CameraPlacement, Event, Placement, ServerState
+from testbed.permissions import grant
 
 
 @pytest.fixture

@@ -568,7 +568,7 @@ def test_the_engine_s_loop_outlives_a_pass_that_fails(world, site, make_camera, 
     runner = threading.Thread(target=loop.run, daemon=True)
     runner.start()
     try:
-        from conftest import wait_for
+        from testbed.waiting import wait_for
 
         wait_for(lambda: len(calls) >= 3, 10, message="passes after the failed one")
     finally:

@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from conftest import ROOT, procfile_command, stop_process, wait_for
 from protocol import live
 from redundancy.models import CameraPlacement, Event, Placement
+from testbed.processes import ROOT, procfile_command, stop_process
+from testbed.waiting import wait_for
 
 pytestmark = [pytest.mark.process, pytest.mark.django_db(transaction=True)]
 

@@ -12,13 +12,13 @@ import time
 import pytest
 from django.core import mail
 
-from conftest import wait_for
 from recording.models import AnalyticsEvent, Segment
 from redundancy import actions
 from redundancy.decisions import Damping
 from redundancy.models import CameraPlacement, Event, Placement, ServerState
 from servers.models import MailSettings
 from simulation.identity import recorded_stamps
+from testbed.waiting import wait_for
 
 pytestmark = [pytest.mark.process, pytest.mark.django_db(transaction=True)]
 

@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from conftest import wait_for
 from protocol import live
 from redundancy.schedule import Schedule
+from testbed.waiting import wait_for
 
 SWEEP = {"sweep": {"task": "redundancy.send_mail", "schedule": 0.4, "options": {"queue": "mail", "expires": 10}}}
 

@@ -6,8 +6,8 @@ import pytest
 from django.core import mail
 
 from cameras.models import Camera
-from conftest import grant
 from servers.models import MailSettings, RedundancySettings
+from testbed.permissions import grant
 
 
 @pytest.fixture

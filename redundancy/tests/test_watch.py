@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from conftest import free_ports, wait_for
+from eocortex_web.ports import free_ports
 from recording.serving import RecordingServer
 from redundancy.watch import AgentWatch
+from testbed.waiting import wait_for
 
 
 class FakeAgent:

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from conftest import wait_for
 from recording.streamcopy import open_options
 from simulation.pacing import Pace, viewer_rate
 from simulation.sei import read_identity
 from simulation.stamp import read_stamp
+from testbed.waiting import wait_for
 
 
 def test_each_viewer_beyond_the_first_costs_its_share_of_the_frame_rate():

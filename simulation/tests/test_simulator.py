@@ -8,7 +8,7 @@ import av
 import pytest
 from django.core.management import CommandError, call_command
 
-from conftest import free_port_block
+from eocortex_web.ports import free_port_block
 from recording.streamcopy import open_options
 from simulation import simulator as camera_simulator
 from simulation.sei import read_identity
