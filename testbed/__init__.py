@@ -8,4 +8,8 @@ relay), move a host's clock (libfaketime on its processes). Nothing leaves the m
 no route but the bridge's network, and the bridge is not forwarded anywhere.
 
 ``testbed.network`` makes and removes the namespaces; ``testbed.site`` starts a site's processes on them.
+
+Beside the bed, the helpers every test imports (the fixtures stay in ``conftest.py``): ``testbed.waiting``
+(``wait_for`` a condition, ``wait_for_engine_passes``), ``testbed.processes`` (``ROOT``, ``procfile_command``,
+``stop_process``), ``testbed.simulator`` (``RunningSimulator``) and ``testbed.permissions`` (``grant``).
 """

@@ -18,11 +18,11 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from testbed.network import Host, Network
+from testbed.processes import ROOT
 from testbed.relay import Relay
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parent.parent
 CAMERA_PORT = 9001  # camera n on CAMERA_PORT + n - 1 at the cameras' host
 CONTROL_PORT = 9000
 API_PORT = 8700  # every server's agent serves its recordings here, at its own host's address
