@@ -162,7 +162,7 @@ class Run:
 
     def streaming_on(self, server) -> bool:
         try:
-            health = live.read_stream_health(self.redis(), server)
+            health = live.read_stream_reports(self.redis(), server)
         except redis.RedisError:
             return False
         return all(health.get(c.pk, {}).get("state") == "streaming" for c in self.cameras)

@@ -179,7 +179,7 @@ class Fleet:
             self.digest[name] += 1
             changed.append(name)
         for name in changed:
-            live.publish_stream_health(self.r, name, self.reports[name], ttl=3600)
+            live.publish_stream_reports(self.r, name, self.reports[name], ttl=3600)
         return changed
 
     def follow_desired(self, now: float) -> list[str]:
@@ -421,7 +421,7 @@ def takeover(
             count = 0
             for name, pks in reports_of.items():
                 try:
-                    reports = live.read_stream_health(r, name)
+                    reports = live.read_stream_reports(r, name)
                 except redis.RedisError:  # a busy machine's slow answer: asked again at the next poll
                     return False
                 count += sum(reports.get(pk, {}).get("state") == "streaming" for pk in pks)

@@ -81,7 +81,7 @@ def reset(mode: str, count: int, run: str, fps: float, width: int, height: int) 
 
 
 def all_streaming(server: str, cameras) -> bool:
-    reports = live.read_stream_health(live.client(), server)
+    reports = live.read_stream_reports(live.client(), server)
     return all(reports.get(c.pk, {}).get("state") == "streaming" for c in cameras)
 
 
@@ -165,7 +165,7 @@ def scenario(name: str, mode: str, how: str, count: int, fps: float, failback: b
 
 def takeover_figures(cameras) -> dict:
     """The backup's own figures of its connections: the open, the wait for the first keyframe, the request."""
-    reports = live.read_stream_health(live.client(), "srv-b")
+    reports = live.read_stream_reports(live.client(), "srv-b")
     connects = [reports[c.pk] for c in cameras if "first_frame_seconds" in reports.get(c.pk, {})]
     if not connects:
         return {}

@@ -92,7 +92,7 @@ def tick(engine: Engine) -> None:
 def report(server: str, cameras, state: str) -> None:
     r = live.client()
     live.publish_heartbeat(r, server, {"at": time.time()}, ttl=30)
-    live.publish_stream_health(r, server, {c.pk: {"state": state, "fps": 2.0} for c in cameras}, ttl=30)
+    live.publish_stream_reports(r, server, {c.pk: {"state": state, "fps": 2.0} for c in cameras}, ttl=30)
 
 
 def login(page, base: str) -> None:
@@ -126,7 +126,7 @@ def failover_rounds(page, base: str, count: int, rounds: int) -> list[float]:
             report("srv-b", cameras, "connecting")
             tick(engine)
             time.sleep(0.25)
-        live.client().delete(live.key("health", "srv-a"))
+        live.client().delete(live.key("stream-reports", "srv-a"))
         report("srv-b", cameras, "streaming")
         tick(engine)  # the decision: the backup records every camera now
         decided = {e.camera_id: e.at.timestamp() for e in Event.objects.filter(kind="failover_completed")}

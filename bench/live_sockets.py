@@ -56,7 +56,7 @@ def stream_reports(r, config) -> None:
         by_server.setdefault(config.servers[camera.primary_id].name, {})[camera.pk] = {
             "state": "streaming", "fps": float(camera.fps), "since": time.time() - 60}  # fmt: skip
     for name, reports in by_server.items():
-        live.publish_stream_health(r, name, reports, ttl=3600)
+        live.publish_stream_reports(r, name, reports, ttl=3600)
 
 
 class QuietEngine:
@@ -82,7 +82,7 @@ class QuietEngine:
             for pk, state, since, reason in CameraPlacement.objects.values_list("camera_id", "state", "since",
                                                                                 "reason")
         }  # fmt: skip
-        servers, cameras = status_rows(self.config, self.states, views, placements, seen.health, seen.last_seen,
+        servers, cameras = status_rows(self.config, self.states, views, placements, seen.reports, seen.last_seen,
                                        self.windows)  # fmt: skip
         built = time.perf_counter() - began
         began = time.perf_counter()

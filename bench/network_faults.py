@@ -77,7 +77,7 @@ def run(fault: str, amount: float, mode: str, count: int, minutes: float, conver
                                          backup_server=b) for n in range(1, count + 1)]  # fmt: skip
         engine = start(["run_engine"], f"{label}-engine")
         agents = [bed.start_agent(n) for n in ("srv-a", "srv-b")]
-        wait(lambda: all(live.read_stream_health(live.client(), "srv-a").get(c.pk, {}).get("state") == "streaming"
+        wait(lambda: all(live.read_stream_reports(live.client(), "srv-a").get(c.pk, {}).get("state") == "streaming"
                          for c in cameras), 60, "srv-a records every camera")  # fmt: skip
         time.sleep(5)
         began = time.time()
@@ -96,7 +96,7 @@ def run(fault: str, amount: float, mode: str, count: int, minutes: float, conver
         healed = time.time()
         converged = None  # flap damping may hold the cameras on srv-b far longer (up to its longest hold-down)
         while converged is None and time.time() - healed < converge_timeout:
-            if placed(cameras, Placement.ON_PRIMARY) and not live.read_stream_health(live.client(), "srv-b"):
+            if placed(cameras, Placement.ON_PRIMARY) and not live.read_stream_reports(live.client(), "srv-b"):
                 converged = time.time() - healed
             time.sleep(0.1)
         hold_down = ServerState.objects.get(server=a).hold_down_seconds

@@ -162,7 +162,7 @@ def _measured_sub_streams(servers: dict[int, Server], camera_ids: list[int]) -> 
     if not camera_ids:
         return {}
     try:
-        reports = live.read_all_stream_health(live.client(), [server.name for server in servers.values()])
+        reports = live.read_all_stream_reports(live.client(), [server.name for server in servers.values()])
     except redis.RedisError:
         return {}  # the planner still plans, on the default sub stream
     wanted, found = set(camera_ids), {}

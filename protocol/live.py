@@ -11,7 +11,7 @@ Agents write, the engine and the web tier read:
   a digest of its stream states, ``fps`` its cameras' frame rates), expiring after a few intervals;
 - ``last-seen``: hash server → time of its last heartbeat by Redis's clock, kept after the heartbeat
   expires: the one record of when a server was heard (the heartbeat carries no time of its own);
-- ``health:<server>``: hash camera id → stream report (JSON), written before the heartbeat that
+- ``stream-reports:<server>``: hash camera id → stream report (JSON), written before the heartbeat that
   carries its digest;
 - ``leaving:<server>``: set when an agent stops gracefully (a planned shutdown);
 - ``lease:<server>``: the agent that holds the server's name (``recording.lease``);
@@ -92,7 +92,7 @@ def client() -> redis.Redis:
 
 
 KEYS = frozenset({
-    "heartbeat", "last-seen", "health", "leaving", "lease", "agent-conflicts", "outage", "snapshot", "desired",
+    "heartbeat", "last-seen", "stream-reports", "leaving", "lease", "agent-conflicts", "outage", "snapshot", "desired",
     "handed-over", "engine-last-pass", "engine-workers", "system-lease", "system-term",
     "schedule-lease", "schedule-sent", "stream-states", "refused", "frame-rate-dropped", "status", "status-watched",
     "config-version", "engine-wake", "watched", "live-sockets",
@@ -224,9 +224,9 @@ def report_agent_conflict(r: redis.Redis, server: str, report: dict) -> None:
         pipe.execute()
 
 
-def publish_stream_health(r: redis.Redis, server: str, reports: dict[int, dict], ttl: float) -> None:
+def publish_stream_reports(r: redis.Redis, server: str, reports: dict[int, dict], ttl: float) -> None:
     """Replace the server's stream reports: cameras it no longer ingests disappear."""
-    name = key("health", server)
+    name = key("stream-reports", server)
     with r.pipeline() as pipe:
         pipe.delete(name)
         if reports:
@@ -235,8 +235,8 @@ def publish_stream_health(r: redis.Redis, server: str, reports: dict[int, dict],
         pipe.execute()
 
 
-def read_stream_health(r: redis.Redis, server: str) -> dict[int, dict]:
-    return {int(camera): json.loads(report) for camera, report in r.hgetall(key("health", server)).items()}
+def read_stream_reports(r: redis.Redis, server: str) -> dict[int, dict]:
+    return {int(camera): json.loads(report) for camera, report in r.hgetall(key("stream-reports", server)).items()}
 
 
 def publish_snapshots(r: redis.Redis, server: str, pictures: dict[int, bytes], ttl: float = 120) -> None:
@@ -352,10 +352,10 @@ def read_all_desired(r: redis.Redis, servers: list[str]) -> dict[str, set[int] |
                                                                                           strict=True)}
 
 
-def read_all_stream_health(r: redis.Redis, servers: list[str]) -> dict[str, dict[int, dict]]:
+def read_all_stream_reports(r: redis.Redis, servers: list[str]) -> dict[str, dict[int, dict]]:
     with r.pipeline() as pipe:
         for name in servers:
-            pipe.hgetall(key("health", name))
+            pipe.hgetall(key("stream-reports", name))
         results = pipe.execute()
     return {
         name: {int(camera): json.loads(report) for camera, report in reports.items()}

@@ -29,7 +29,7 @@ class CameraSet:
         self,
         server: Server,
         storage: Path,
-        health: StorageHealth,
+        storage_health: StorageHealth,
         *,
         segment_seconds: float,
         open_timeout: float,
@@ -41,7 +41,7 @@ class CameraSet:
         on_stream_change: Callable[[], None] | None = None,
     ):
         self.server = server
-        self.health = health
+        self.storage_health = storage_health
         self.recording = Recording(storage, server.name, segment_seconds, on_segment)
         self.open_timeout = open_timeout
         self.read_timeout = read_timeout
@@ -120,7 +120,7 @@ class CameraSet:
             log.info("server=%s camera=%s event=sub_stream_restarted", self.server.name, camera_id)
 
     def start(self, feed: CameraFeed) -> None:
-        pipeline = CameraPipeline(feed, self.recording, self.health, self.on_analytics, self.watched)
+        pipeline = CameraPipeline(feed, self.recording, self.storage_health, self.on_analytics, self.watched)
         worker = ingest_worker(feed, pipeline, self.open_timeout, self.read_timeout, self.clock, pipeline.decodes_main)
         worker.stats.on_change = self._stream_changed
         self.pipelines[feed.camera_id], self.workers[feed.camera_id] = pipeline, worker

@@ -142,7 +142,7 @@ class Heartbeat:
                 return
             # The reports before the digest that announces them: a reader that sees the new digest (and so does not
             # read the reports again until it moves) finds the new reports too.
-            live.publish_stream_health(self.redis, self.name, reports, self.ttl)
+            live.publish_stream_reports(self.redis, self.name, reports, self.ttl)
             # Stamped by Redis's clock (no "at"): heartbeat ages do not depend on this host's clock.
             stamp = live.publish_heartbeat(
                 self.redis,

@@ -60,11 +60,11 @@ class CameraPipeline:
     picture. Analytics then wait for the sub stream: decoding the main one for them would cost many
     times what the capacity planner counts for the camera."""
 
-    def __init__(self, feed: CameraFeed, recording: Recording, health: StorageHealth,
+    def __init__(self, feed: CameraFeed, recording: Recording, storage_health: StorageHealth,
                  on_analytics: Callable[[dict], None],
                  watched: Callable[[int], bool] = lambda camera_id: False):  # fmt: skip
         self.feed = feed
-        self.health = health
+        self.storage_health = storage_health
         self.on_analytics = on_analytics
         self.watched = watched
         self.detectors = detectors_for(feed.analytics)
@@ -131,11 +131,11 @@ class CameraPipeline:
         except OSError as exc:
             self.writer.abandon()
             self._retry_at = frame.at + STORAGE_RETRY_EVERY
-            self.health.failed(self.feed.camera_id, exc)
+            self.storage_health.failed(self.feed.camera_id, exc)
             return
-        if self._retry_at or self.health.troubled:
+        if self._retry_at or self.storage_health.troubled:
             self._retry_at = 0.0
-            self.health.recovered(self.feed.camera_id)
+            self.storage_health.recovered(self.feed.camera_id)
 
     @property
     def closed(self) -> bool:
@@ -148,7 +148,7 @@ class CameraPipeline:
                 self.writer.close()
             except OSError:
                 self.writer.abandon()
-            self.health.forget(self.feed.camera_id)
+            self.storage_health.forget(self.feed.camera_id)
 
 
 class SubStream:

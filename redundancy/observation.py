@@ -21,7 +21,7 @@ class Observation:
     now: float
     last_seen: dict[str, float]  # server name → time of its last heartbeat
     leaving: set[str]
-    health: dict[str, dict[int, dict]]  # server name → camera id → stream report
+    reports: dict[str, dict[int, dict]]  # server name → camera id → stream report
     # server name → its agent's storage error; only servers whose heartbeat was read
     storage_errors: dict[str, str | None] = field(default_factory=dict)
     gone: set[str] = field(default_factory=set)  # agents whose process ended after their last heartbeat
@@ -41,7 +41,7 @@ class Observation:
             for lost, back in outages:
                 if lost - slack <= at <= lost + slack:
                     last_seen[name] = max(last_seen[name], min(self.now, at + (back - lost)))
-        return Observation(self.now, last_seen, self.leaving, self.health, self.storage_errors, self.gone,
+        return Observation(self.now, last_seen, self.leaving, self.reports, self.storage_errors, self.gone,
                            self.gone_under)  # fmt: skip
 
     def heartbeat_age(self, name: str) -> float | None:
@@ -53,10 +53,10 @@ class Observation:
                     damping: Damping | None = None) -> ServerView:  # fmt: skip
         """The engine's view of one server (``server``: a ServerConf or a Server); ``state`` is its stored
         ServerState or the engine's record of it (``draining``, ``healthy_since``, ``failures``), or None;
-        ``streams``: its stream reports digested (by default, from ``health``); ``damping``: by default the
+        ``streams``: its stream reports digested (by default, from ``reports``); ``damping``: by default the
         settings'."""
         seen = self.last_seen.get(server.name)
-        streams = streams or Streams.of(self.health.get(server.name, {}))
+        streams = streams or Streams.of(self.reports.get(server.name, {}))
         healthy_since = _epoch(getattr(state, "healthy_since", None))
         return ServerView(
             pk=server.pk,
@@ -103,7 +103,7 @@ def observe(redis_client, server_names: list[str], now: float) -> Observation:
         now=now,
         last_seen=live.read_last_seen(redis_client),
         leaving=live.leaving_servers(redis_client, server_names),
-        health=live.read_all_stream_health(redis_client, server_names),
+        reports=live.read_all_stream_reports(redis_client, server_names),
         storage_errors={name: beat.get("storage_error") for name, beat in heartbeats.items() if beat is not None},
     )
 
@@ -162,4 +162,4 @@ def read_reports(r, names: list[str]) -> dict[str, dict[int, dict]]:
     """The stream reports of ``names`` (one round trip)."""
     if not names:
         return {}
-    return live.read_all_stream_health(r, names)
+    return live.read_all_stream_reports(r, names)

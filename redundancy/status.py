@@ -75,14 +75,14 @@ def server_row(server: ServerConf, state: ServerState | None, view: ServerView, 
 
 
 def camera_row(camera: CameraConf, placement, view: CameraView, windows: Windows,
-               health: dict[str, dict[int, dict]], config: SiteConfig) -> dict:  # fmt: skip
+               reports: dict[str, dict[int, dict]], config: SiteConfig) -> dict:  # fmt: skip
     """A camera's row. ``placement``: ``.state``, ``.since`` (epoch seconds or None), ``.reason``, or None
-    (on its primary); ``health``: server name → camera id → stream report."""
+    (on its primary); ``reports``: server name → camera id → stream report."""
     state = placement.state if placement else Placement.ON_PRIMARY
     recording_on = _recording_on(camera.pk, view)
     reporter = {"primary": camera.primary_id, "both": camera.primary_id, "backup": camera.backup_id}.get(recording_on)
     reporter = config.servers.get(reporter) if reporter else None
-    report = health.get(reporter.name, {}).get(camera.pk, {}) if reporter else {}
+    report = reports.get(reporter.name, {}).get(camera.pk, {}) if reporter else {}
     active = active_server(view) if camera.enabled else None
     on = (view.primary,) if view.backup is None else (view.primary, view.backup)
     since = placement.since if placement else None
@@ -99,7 +99,7 @@ def camera_row(camera: CameraConf, placement, view: CameraView, windows: Windows
 
 
 def status_rows(config: SiteConfig, states: dict, views: dict[int, ServerView], placements: dict,
-                health: dict[str, dict[int, dict]], last_seen: dict[str, float], windows: Windows,
+                reports: dict[str, dict[int, dict]], last_seen: dict[str, float], windows: Windows,
                 ) -> tuple[dict[int, dict], dict[int, dict]]:  # fmt: skip
     """Every row of ``config``: (server id → row, camera id → row). ``states``: server id → stored state;
     ``views``: server id → what is seen of it; ``placements``: camera id → placement (see ``camera_row``)."""
@@ -120,7 +120,7 @@ def status_rows(config: SiteConfig, states: dict, views: dict[int, ServerView], 
             backup=views.get(camera.backup_id) if camera.backup_id else None,
             placement=placement.state if placement else Placement.ON_PRIMARY, in_placement_for=0,
         )  # fmt: skip
-        cameras[pk] = camera_row(camera, placement, view, windows, health, config)
+        cameras[pk] = camera_row(camera, placement, view, windows, reports, config)
     return servers, cameras
 
 
@@ -162,7 +162,7 @@ def current_status(redis_client=None, clock=time.time, systems: set[int] | None 
         seen, reachable = Observation(now, {}, set(), {}), False
     views = {pk: seen.server_view(server, states.get(pk)) for pk, server in config.servers.items()}
     windows = Windows.from_settings()
-    servers, cameras = status_rows(config, states, views, placements, seen.health, seen.last_seen, windows)
+    servers, cameras = status_rows(config, states, views, placements, seen.reports, seen.last_seen, windows)
     for row in servers.values():
         age = views[row["id"]].heartbeat_age
         row["heartbeat_age"] = round(age, 2) if age is not None else None

@@ -94,7 +94,7 @@ class Plane:
 
     def streaming_on(self, server) -> bool:
         try:
-            health = live.read_stream_health(self.redis, server)
+            health = live.read_stream_reports(self.redis, server)
         except redis.RedisError:
             return False
         return all(health.get(camera.pk, {}).get("state") == "streaming" for camera in self.cameras)

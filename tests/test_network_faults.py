@@ -49,7 +49,7 @@ def bed_site(bed, recorded_site, make_camera, redis_client):
 
 
 def stream_state(r, server: str, camera) -> str | None:
-    return live.read_stream_health(r, server).get(camera.pk, {}).get("state")
+    return live.read_stream_reports(r, server).get(camera.pk, {}).get("state")
 
 
 def placement(camera) -> str | None:
@@ -128,7 +128,7 @@ def test_a_server_cut_off_from_the_control_plane_keeps_recording_and_the_site_co
     bed.restore("srv-a", fault)
     healed = time.time()
     wait_for(lambda: all(placement(c) == Placement.ON_PRIMARY for c in cameras), 60, message="all back on srv-a")
-    wait_for(lambda: not live.read_stream_health(redis_client, "srv-b"), 20, message="srv-b let go of them all")
+    wait_for(lambda: not live.read_stream_reports(redis_client, "srv-b"), 20, message="srv-b let go of them all")
     time.sleep(3)  # long enough for a ping-pong to show
     assert all(placement(c) == Placement.ON_PRIMARY for c in cameras), f"converged {time.time() - healed:.1f} s"
     for camera in cameras:

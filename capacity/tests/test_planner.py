@@ -277,7 +277,7 @@ def test_a_sub_stream_the_agent_measured_is_counted_as_measured(make_system, mak
     report = {"state": "streaming", "fps": 5.0, "bitrate_kbps": 800.0,
               "sub_stream": {"state": "streaming", "fps": 5.0, "bitrate_kbps": 300.0, "codec": "mjpeg",
                              "width": 320, "height": 180}}  # fmt: skip
-    live.publish_stream_health(redis_client, "P", {camera.pk: report}, ttl=30)
+    live.publish_stream_reports(redis_client, "P", {camera.pk: report}, ttl=30)
     est = load_site().estimates[camera.pk]
     assert (est.sub_stream_kbps, est.sub_stream_source) == (300.0, "measured")
     # An MJPEG sub stream is decoded for analytics only: 5 frames x 2.48 ms/megapixel x 0.0576 megapixels.

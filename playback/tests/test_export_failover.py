@@ -62,7 +62,7 @@ def test_an_export_across_a_failover_and_a_failback_holds_every_recorded_frame_o
     camera = make_camera(primary, backup, name="gate", stream_url=sim.url(1), codec=codec, fps=FPS)
 
     def streaming(name):
-        return live.read_stream_health(redis_client, name).get(camera.pk, {}).get("state") == "streaming"
+        return live.read_stream_reports(redis_client, name).get(camera.pk, {}).get("state") == "streaming"
 
     def placement():
         return CameraPlacement.objects.filter(camera=camera).values_list("state", flat=True).first()

@@ -107,7 +107,7 @@ def test_a_constant_mode_camera_that_halves_its_rate_for_the_backup_is_an_event_
     agents("srv-a")
 
     def primary_fps():
-        report = live.read_stream_health(redis_client, "srv-a").get(camera.pk, {})
+        report = live.read_stream_reports(redis_client, "srv-a").get(camera.pk, {})
         return report.get("state") == "streaming" and time.time() - report["since"] > 6 and report["fps"]
 
     assert 9 <= wait_for(primary_fps, 30, message="the primary streaming for a full window") <= 11

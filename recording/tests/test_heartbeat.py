@@ -38,7 +38,7 @@ def test_a_beat_says_the_server_is_alive_with_its_cameras_and_storage(redis_clie
     heard = live.read_last_seen(redis_client)["srv-a"]
     assert abs(heard - live.redis_time(redis_client)) < 5 and abs(heard - clock.now) > 1000
     assert "at" not in beat
-    assert live.read_stream_health(redis_client, "srv-a")[7]["fps"] == 25.0
+    assert live.read_stream_reports(redis_client, "srv-a")[7]["fps"] == 25.0
     assert live.read_snapshot(redis_client, 7) is not None
 
 
@@ -68,7 +68,7 @@ def test_while_another_agent_holds_the_name_nothing_is_published(redis_client):
     other.acquire()
     heartbeat(redis_client, clock, {7: {"state": "streaming", "fps": 25.0}}).beat()
     assert live.read_heartbeats(redis_client, ["srv-a"])["srv-a"] is None
-    assert live.read_stream_health(redis_client, "srv-a") == {}
+    assert live.read_stream_reports(redis_client, "srv-a") == {}
 
 
 # -- the streams digest, and the engine woken when it moves -----------------------------------
@@ -158,7 +158,7 @@ def test_a_nudge_that_changes_the_streams_beats_at_once_and_one_that_does_not_wa
         print(f"\nstream lost -> engine woken: {latency * 1000:.1f} ms")
         assert latency < 0.1  # not the 10 s interval
         assert live.read_heartbeats(redis_client, ["srv-a"])["srv-a"]["streams"] != digest
-        assert live.read_stream_health(redis_client, "srv-a")[7]["state"] == "lost"  # published before the wake
+        assert live.read_stream_reports(redis_client, "srv-a")[7]["state"] == "lost"  # published before the wake
     finally:
         stop.set()
         thread.join(timeout=15)
@@ -175,7 +175,7 @@ def test_a_new_digest_is_published_only_once_the_reports_it_stands_for_are(redis
     publish = live.publish_heartbeat
 
     def publish_and_look(r, server, payload, ttl):
-        seen_with_digest.append(live.read_stream_health(r, server)[7]["state"])
+        seen_with_digest.append(live.read_stream_reports(r, server)[7]["state"])
         return publish(r, server, payload, ttl)
 
     monkeypatch.setattr(live, "publish_heartbeat", publish_and_look)

@@ -20,7 +20,7 @@ GOP = 4.0  # seconds: without a request, a connection waits up to this long for 
 
 
 def reports_with_first_frame(redis_client, cameras) -> dict | None:
-    reports = live.read_stream_health(redis_client, "srv-a")
+    reports = live.read_stream_reports(redis_client, "srv-a")
     if all("first_frame_seconds" in reports.get(c.pk, {}) for c in cameras):
         return {c.pk: reports[c.pk] for c in cameras}
     return None

@@ -368,7 +368,7 @@ def test_after_failback_the_primary_alone_holds_every_frame_the_backup_recorded(
     camera = make_camera(primary, backup, name="gate", stream_url=sim.url(1), codec=codec, fps=FPS)
 
     def streaming(name):
-        return live.read_stream_health(redis_client, name).get(camera.pk, {}).get("state") == "streaming"
+        return live.read_stream_reports(redis_client, name).get(camera.pk, {}).get("state") == "streaming"
 
     def placement():
         return CameraPlacement.objects.filter(camera=camera).values_list("state", flat=True).first()

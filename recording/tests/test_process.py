@@ -45,16 +45,16 @@ def test_reconcile_notice_reaches_the_agent_queue(camera_on, agent_process, redi
     sim, cameras = camera_on
     live.write_desired(redis_client, "srv-a", [cameras[0].pk])
     agent_process("srv-a", AGENT_SWEEP_SECONDS=600)  # only the notice can bring the second camera in time
-    wait_for(lambda: cameras[0].pk in live.read_stream_health(redis_client, "srv-a"), 30, message="first camera")
+    wait_for(lambda: cameras[0].pk in live.read_stream_reports(redis_client, "srv-a"), 30, message="first camera")
     live.write_desired(redis_client, "srv-a", [cameras[0].pk, cameras[1].pk])
     wake_agent("srv-a")
-    wait_for(lambda: cameras[1].pk in live.read_stream_health(redis_client, "srv-a"), 15, message="second camera")
+    wait_for(lambda: cameras[1].pk in live.read_stream_reports(redis_client, "srv-a"), 15, message="second camera")
 
 
 def test_segments_of_a_killed_agent_are_indexed_on_restart(camera_on, agent_process, redis_client):
     sim, cameras = camera_on
     process = agent_process("srv-a", AGENT_SEGMENT_SECONDS=60)  # nothing closes a segment before the kill
-    wait_for(lambda: live.read_stream_health(redis_client, "srv-a").get(cameras[0].pk, {}).get("fps"), 30,
+    wait_for(lambda: live.read_stream_reports(redis_client, "srv-a").get(cameras[0].pk, {}).get("fps"), 30,
              message="streaming")  # fmt: skip
     process.kill()
     process.wait(timeout=10)
@@ -75,7 +75,7 @@ def test_a_killed_agent_s_last_rtsp_segment_plays_to_its_last_frame_and_is_index
     process = agent_process("srv-a", AGENT_SEGMENT_SECONDS=60)  # nothing closes a segment before the kill
 
     def streamed_for() -> float:
-        report = live.read_stream_health(redis_client, "srv-a").get(camera.pk) or {}
+        report = live.read_stream_reports(redis_client, "srv-a").get(camera.pk) or {}
         return (report.get("last_frame_at") or 0) - report.get("since", float("inf"))
 
     wait_for(lambda: streamed_for() > 3, 30, message="three seconds recorded")

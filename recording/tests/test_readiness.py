@@ -99,7 +99,7 @@ def test_a_camera_out_of_rtsp_sessions_fails_the_check_before_any_failover(recor
     sim = simulator(1, codecs=("h264",), gop_seconds=1.0, max_viewers=1)  # the camera allows one session
     camera = make_camera(recorded_site["a"], recorded_site["b"], stream_url=sim.url(1), codec="h264")
     agents("srv-a")
-    wait_for(lambda: live.read_stream_health(redis_client, "srv-a").get(camera.pk, {}).get("state") == "streaming",
+    wait_for(lambda: live.read_stream_reports(redis_client, "srv-a").get(camera.pk, {}).get("state") == "streaming",
              20, message="the primary streaming")  # fmt: skip
     result = check_stream(feed_of(camera), timeout=5.0)
     assert not result.ok and "RTSP session away" in result.detail, result

@@ -59,8 +59,8 @@ def test_rtsp_camera_is_recorded_as_it_comes(recorded_site, simulator, agents, m
     sim = simulator(1, codecs=(codec,), gop_seconds=1.0)
     camera = make_camera(recorded_site["a"], stream_url=sim.url(1), codec=codec)
     agent = agents("srv-a", segment_seconds=2.0)
-    report = wait_for(lambda: live.read_stream_health(redis_client, "srv-a").get(camera.pk, {}).get(
-        "keyframe_interval") and live.read_stream_health(redis_client, "srv-a")[camera.pk], 20,
+    report = wait_for(lambda: live.read_stream_reports(redis_client, "srv-a").get(camera.pk, {}).get(
+        "keyframe_interval") and live.read_stream_reports(redis_client, "srv-a")[camera.pk], 20,
         message="a stream report with the keyframe interval")  # fmt: skip
     wait_for(lambda: Segment.objects.filter(camera=camera).count() >= 3, 30, message="three segments")
     agent.stop()
@@ -137,7 +137,7 @@ def test_a_camera_that_refuses_the_second_connection_of_constant_mode_is_an_even
     sim = simulator(1, codecs=("h264",), gop_seconds=1.0, max_viewers=1)  # the camera allows one session
     camera = make_camera(recorded_site["a"], backup, stream_url=sim.url(1), codec="h264")
     agents("srv-a")
-    wait_for(lambda: live.read_stream_health(redis_client, "srv-a").get(camera.pk, {}).get("state") == "streaming",
+    wait_for(lambda: live.read_stream_reports(redis_client, "srv-a").get(camera.pk, {}).get("state") == "streaming",
              20, message="the primary streaming")  # fmt: skip
     agents("srv-b")
     event = wait_for(lambda: Event.objects.filter(kind="connection_refused", camera=camera).first(), 30,

@@ -44,7 +44,7 @@ def picture_shape(redis_client, camera) -> tuple[int, int] | None:
 
 
 def report_of(redis_client, camera, server="srv-a") -> dict:
-    return live.read_stream_health(redis_client, server).get(camera.pk, {})
+    return live.read_stream_reports(redis_client, server).get(camera.pk, {})
 
 
 def recorded_counters(camera) -> list[int]:

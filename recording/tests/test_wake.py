@@ -19,7 +19,7 @@ def test_a_camera_lost_on_the_agent_wakes_the_engine_within_100_ms_and_its_retri
     agent.cameras.on_stream_change = agent.heartbeat.nudge  # as the agent wires it
 
     def report() -> dict:
-        return live.read_stream_health(redis_client, "srv-a").get(camera.pk) or {}
+        return live.read_stream_reports(redis_client, "srv-a").get(camera.pk) or {}
 
     wait_for(lambda: report().get("state") == "streaming", 15, message="the camera streaming")
     before = live.read_heartbeats(redis_client, ["srv-a"])["srv-a"]["streams"]

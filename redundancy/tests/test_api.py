@@ -55,7 +55,7 @@ def test_status_reports_servers_and_cameras(api, site, make_camera, settings):
     camera = make_camera(site["a"], site["b"], name="gate")
     r = live.client()
     live.publish_heartbeat(r, "srv-a", {"at": 1e12}, ttl=5)  # far future: age < 0 is still "heard from"
-    live.publish_stream_health(r, "srv-b", {camera.pk: {"state": "streaming"}}, ttl=5)
+    live.publish_stream_reports(r, "srv-b", {camera.pk: {"state": "streaming"}}, ttl=5)
     ServerState.objects.create(server=site["a"], status="down", status_since=timezone.now())
     CameraPlacement.objects.create(camera=camera, state=Placement.ON_BACKUP, since=timezone.now(), reason="x")
     body = api.get("/api/status/").json()

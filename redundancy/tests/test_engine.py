@@ -38,7 +38,7 @@ class World:
         for name in names:
             live.publish_heartbeat(self.redis, name, {"at": self.now}, ttl=60)
             if streams is not None:
-                live.publish_stream_health(self.redis, name, {c.pk: {"state": s} for c, s in streams.items()}, 60)
+                live.publish_stream_reports(self.redis, name, {c.pk: {"state": s} for c, s in streams.items()}, 60)
 
     def tick(self, seconds=0.0):
         """A pass of the engine after ``seconds``; time the test moved on passed with the engine
@@ -138,7 +138,7 @@ def test_a_completed_failover_says_how_the_backup_connected_and_what_the_camera_
         world.beat("srv-b")
         world.tick()
     world.beat("srv-b")
-    live.publish_stream_health(world.redis, "srv-b", {camera.pk: {
+    live.publish_stream_reports(world.redis, "srv-b", {camera.pk: {
         "state": "streaming", "open_seconds": 0.07, "keyframe_request": "accepted", "keyframe_wait_seconds": 0.09,
         "first_frame_seconds": 0.16}}, 60)  # fmt: skip
     world.tick(0.2)

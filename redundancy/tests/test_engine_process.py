@@ -51,7 +51,7 @@ def _placements(cameras):
 
 
 def _streaming_on(redis_client, server, cameras):
-    health = live.read_stream_health(redis_client, server)
+    health = live.read_stream_reports(redis_client, server)
     return all(health.get(camera.pk, {}).get("state") == "streaming" for camera in cameras)
 
 

@@ -76,7 +76,7 @@ def placement(camera):
 def streaming(agent_name, camera, redis_client):
     from protocol import live
 
-    return live.read_stream_health(redis_client, agent_name).get(camera.pk, {}).get("state") == "streaming"
+    return live.read_stream_reports(redis_client, agent_name).get(camera.pk, {}).get("state") == "streaming"
 
 
 def stop_gracefully(process):

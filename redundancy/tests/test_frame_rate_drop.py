@@ -31,7 +31,7 @@ def read(world, **fps_since):
         reading = fps_since.get(name.replace("srv-", ""))
         reports = {} if reading is None else {world.camera.pk: {
             "state": "streaming", "fps": reading[0], "since": world.now - reading[1]}}  # fmt: skip
-        live.publish_stream_health(world.redis, name, reports, 60)
+        live.publish_stream_reports(world.redis, name, reports, 60)
 
 
 def drops():

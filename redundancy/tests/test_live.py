@@ -90,7 +90,7 @@ def test_socket_without_a_published_status_pushes_the_computed_one_every_second_
     admin_client, site, make_camera
 ):
     camera = make_camera(site["a"], site["b"], name="gate")
-    live.publish_stream_health(live.client(), "srv-b", {camera.pk: {"state": "streaming", "fps": 5.0}}, 30)
+    live.publish_stream_reports(live.client(), "srv-b", {camera.pk: {"state": "streaming", "fps": 5.0}}, 30)
 
     async def run():
         communicator = socket(admin_client)

@@ -42,7 +42,7 @@ def engine_rows(r) -> dict[int, tuple[dict, dict]]:
     }  # fmt: skip
     seen = observe(r, [server.name for server in config.servers.values()], live.redis_time(r))
     views = {pk: seen.server_view(server, states.get(pk)) for pk, server in config.servers.items()}
-    servers, cameras = status_rows(config, states, views, placements, seen.health, seen.last_seen, Windows())
+    servers, cameras = status_rows(config, states, views, placements, seen.reports, seen.last_seen, Windows())
     return {
         system: (
             {pk: row for pk, row in servers.items() if config.servers[pk].system_id == system},
@@ -94,12 +94,12 @@ def busy_site(site, make_camera):
     live.publish_heartbeat(r, "srv-a", {"at": now - 10.0}, ttl=30)
     for name in ("srv-b", "srv-other"):
         live.publish_heartbeat(r, name, {}, ttl=30)
-    live.publish_stream_health(r, "srv-b", {
+    live.publish_stream_reports(r, "srv-b", {
         cameras["moving"].pk: {"state": "streaming", "fps": 4.96},
         cameras["alone"].pk: {"state": "streaming", "fps": 25.0},
     }, 30)  # fmt: skip
-    live.publish_stream_health(r, "srv-c", {cameras["away"].pk: {"state": "streaming", "fps": 12.0}}, 30)
-    live.publish_stream_health(r, "srv-other", {cameras["theirs"].pk: {"state": "connecting"}}, 30)
+    live.publish_stream_reports(r, "srv-c", {cameras["away"].pk: {"state": "streaming", "fps": 12.0}}, 30)
+    live.publish_stream_reports(r, "srv-other", {cameras["theirs"].pk: {"state": "connecting"}}, 30)
     return {**site, **cameras}
 
 
@@ -122,8 +122,8 @@ def test_the_published_status_equals_the_status_computed_from_the_same_state(bus
 
     # The state moves on: a camera comes home, a stream changes. The engine publishes only what changed.
     CameraPlacement.objects.filter(camera=busy_site["away"]).update(state=Placement.ON_PRIMARY, reason="back")
-    live.publish_stream_health(r, "srv-c", {}, 30)
-    live.publish_stream_health(r, "srv-a", {busy_site["away"].pk: {"state": "streaming", "fps": 12.0}}, 30)
+    live.publish_stream_reports(r, "srv-c", {}, 30)
+    live.publish_stream_reports(r, "srv-a", {busy_site["away"].pk: {"state": "streaming", "fps": 12.0}}, 30)
     live.publish_heartbeat(r, "srv-a", {}, ttl=30)
     changed = {system: publisher.publish(system, live.redis_time(r), *rows)
                for system, rows in engine_rows(r).items()}  # fmt: skip
@@ -169,7 +169,7 @@ def test_a_cameras_fps_is_published_again_only_when_it_moved_by_1_fps_or_10_perc
     def report(fps):
         heartbeat(r, "srv-b", "srv-other")
         reports = {alone: {"state": "streaming", "fps": fps}, moving: {"state": "streaming", "fps": 4.96}}
-        live.publish_stream_health(r, "srv-b", reports, 30)
+        live.publish_stream_reports(r, "srv-b", reports, 30)
         return publish_all(publisher, r, full=False)[system]
 
     def shown():
@@ -421,7 +421,7 @@ def test_a_camera_row_of_a_camera_never_placed_is_on_its_primary(busy_site):
 
     view = CameraView(camera.pk, camera.name, camera.mode, camera.priority, views[camera.primary_id],
                       views[camera.backup_id], Placement.ON_PRIMARY, 0)  # fmt: skip
-    row = camera_row(camera, None, view, Windows(), seen.health, config)
+    row = camera_row(camera, None, view, Windows(), seen.reports, config)
     assert row["placement"] == Placement.ON_PRIMARY and row["since"] is None and row["reason"] == ""
     assert row["active_server"] == camera.primary_id and row["ingesting_servers"] == [camera.primary_id]
 
