@@ -20,11 +20,11 @@ from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
 from cameras.models import Camera
-from eocortex_web.ports import free_ports
 from protocol import live
 from servers.models import License, MultiserverSystem, Server
 from testbed.processes import ROOT
 from testbed.simulator import RunningSimulator
+from utilities.ports import free_ports
 
 _serial = count(1)
 

@@ -14,7 +14,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_save, pre_sa
 from django.utils import timezone
 
 from accounts.models import AuditAction, AuditEntry
-from eocortex_web.encryption import EncryptedTextField
+from utilities.encryption import EncryptedTextField
 
 _request = contextvars.ContextVar("audit_request", default=None)
 SECRET = "(secret)"

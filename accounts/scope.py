@@ -1,58 +1,20 @@
-"""Which multiserver systems a user may see and act on: the object-level check of pages, API and
-live updates. Querysets are narrowed by the lookup path from their model to its system."""
+"""The object-level check of the API and forms, built on ``Model.objects.restrict(user)``
+(``accounts.querysets``): views, choices and filters offer only the user's systems, and a unique
+value taken in another system is refused without saying it exists."""
 
-from django.db.models import Q
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import serializers
 from rest_framework.permissions import BasePermission
 from rest_framework.validators import UniqueValidator
 
-from accounts.models import SystemAccess
-
-# The lookup path from each model whose objects can be chosen to the id of its system.
-SYSTEM_PATHS = {
-    "servers.multiserversystem": "pk",
-    "servers.server": "system",
-    "servers.license": "server__system",
-    "cameras.camera": "primary_server__system",
-}
-
-
-def allowed_systems(user, fresh: bool = False) -> set[int] | None:
-    """The ids of the systems the user is limited to, or None for the whole site (read once per
-    request; ``fresh`` reads it again, for a long-lived websocket)."""
-    if user is None or not user.is_authenticated:
-        return set()
-    if user.is_superuser:
-        return None
-    if fresh or not hasattr(user, "_allowed_systems"):
-        user._allowed_systems = set(SystemAccess.objects.filter(user=user).values_list("system_id", flat=True)) or None
-    return user._allowed_systems
-
-
-def limit(queryset, user, *paths: str):
-    """``queryset`` narrowed to the user's systems; ``paths`` lead from its model to the system id."""
-    systems = allowed_systems(user)
-    if systems is None:
-        return queryset
-    condition = Q()
-    for path in paths:
-        condition |= Q(**{f"{path}__in": systems})
-    return queryset.filter(condition).distinct() if len(paths) > 1 else queryset.filter(condition)
-
-
-def may_see(user, system_id: int | None) -> bool:
-    systems = allowed_systems(user)
-    return systems is None or system_id in systems
+from accounts.querysets import allowed_systems, restricted
 
 
 class ScopedQuerysetMixin:
-    """For API views: only the objects of the user's systems exist (``scope_paths`` lead to the system)."""
-
-    scope_paths: tuple[str, ...] = ()
+    """For API views: only the objects of the user's systems exist."""
 
     def get_queryset(self):
-        return limit(super().get_queryset(), self.request.user, *self.scope_paths)
+        return super().get_queryset().restrict(self.request.user)
 
 
 NOT_AVAILABLE = "This name is not available."
@@ -60,13 +22,12 @@ NOT_AVAILABLE = "This name is not available."
 
 def taken_elsewhere(model, field: str, value, user, instance=None) -> bool:
     """The value is taken by an object outside the user's systems: a refusal must not say so."""
-    path = SYSTEM_PATHS.get(model._meta.label_lower)
-    if path is None or allowed_systems(user) is None:
+    if not hasattr(model, "system_paths") or allowed_systems(user) is None:
         return False
     others = model._default_manager.filter(**{field: value})
     if instance is not None and instance.pk:
         others = others.exclude(pk=instance.pk)
-    return others.exists() and not limit(others, user, path).exists()
+    return others.exists() and not others.restrict(user).exists()
 
 
 class _ScopedUniqueValidator(UniqueValidator):
@@ -110,20 +71,17 @@ class CreatesSystems(BasePermission):
 
 
 class ScopedChoicesMixin:
-    """For serializers: related objects outside the user's systems cannot be chosen
-    (``scoped_choices`` maps a field to the path from its model to the system)."""
-
-    scoped_choices: dict[str, str] = {}
+    """For serializers: related objects outside the user's systems cannot be chosen."""
 
     def get_fields(self):
         fields = super().get_fields()
         request = self.context.get("request")
         user = getattr(request, "user", None)
-        for name, path in self.scoped_choices.items():
-            field = fields.get(name)
-            if field is not None and getattr(field, "queryset", None) is not None and user is not None:
-                field.queryset = limit(field.queryset, user, path)
         if user is not None:
+            for field in fields.values():
+                related = getattr(field, "child_relation", field)  # a many-to-many field chooses through its child
+                if restricted(getattr(related, "queryset", None)):
+                    related.queryset = related.queryset.restrict(user)
             for field in fields.values():
                 field.validators = [_ScopedUniqueValidator(v, user) if type(v) is UniqueValidator else v
                                     for v in field.validators]  # fmt: skip
@@ -139,8 +97,6 @@ class ScopedFilterBackend(DjangoFilterBackend):
         filterset = super().get_filterset(request, queryset, view)
         if filterset is not None:
             for filter_ in filterset.filters.values():
-                choices = getattr(filter_, "queryset", None)
-                path = SYSTEM_PATHS.get(choices.model._meta.label_lower) if choices is not None else None
-                if path is not None:
-                    filter_.queryset = limit(choices, request.user, path)
+                if restricted(getattr(filter_, "queryset", None)):
+                    filter_.queryset = filter_.queryset.restrict(request.user)
         return filterset

@@ -23,8 +23,8 @@ import django  # noqa: E402
 django.setup()
 
 
-from eocortex_web.ports import free_port, free_port_block  # noqa: E402,F401 (a video server's API port, cameras')
 from simulation.identity import recorded_stamps  # noqa: E402,F401 (the benchmarks' reader of recordings)
+from utilities.ports import free_port, free_port_block  # noqa: E402,F401 (a video server's API port, cameras')
 
 OUT = ROOT / "bench" / "out"
 

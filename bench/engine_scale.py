@@ -46,12 +46,12 @@ from common import OUT, SCRATCH, empty_site, free_port_block, percentile, record
 from django.core.management import call_command
 
 from cameras.models import Camera
-from eocortex_web.ports import free_ports
 from protocol import live
 from redundancy.engine import Engine
 from redundancy.models import CameraPlacement, Placement
 from servers.models import License, MultiserverSystem, RedundancySettings, Server
 from testbed.processes import procfile_command
+from utilities.ports import free_ports
 
 SERVERS_PER_SYSTEM = 100
 VICTIM_CAMERAS = 100  # the cameras of the server that dies in the tick runs

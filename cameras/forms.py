@@ -1,7 +1,7 @@
 from django import forms
 from django.utils import timezone
 
-from accounts.scope import ScopedUniqueFormMixin, limit
+from accounts.scope import ScopedUniqueFormMixin
 from cameras.models import AnalyticsModule, Camera, RtspTransport, take_credentials, without_credential_parameters
 from cameras.rules import valid_backups
 from servers.models import Server
@@ -67,7 +67,7 @@ class CameraForm(ScopedUniqueFormMixin, forms.ModelForm):
         self.user = user
         if user is not None:  # only servers of the user's systems can be chosen
             for name in ("primary_server", "backup_server"):
-                self.fields[name].queryset = limit(self.fields[name].queryset, user, "system")
+                self.fields[name].queryset = self.fields[name].queryset.restrict(user)
         self.initial.pop("username", None)
         if "rtsp_transport" in self.fields:
             self.fields["rtsp_transport"].required = False

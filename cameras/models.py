@@ -8,11 +8,12 @@ from django.core.validators import MaxValueValidator, MinValueValidator, URLVali
 from django.db import models
 from django.db.models import F, Q
 
+from accounts.querysets import RestrictedQuerySet
 from cameras.modes import effective_mode
 from cameras.rules import backup_problems, channel_problems
-from eocortex_web.encryption import EncryptedTextField
-from eocortex_web.targets import local_target_problem
 from servers.models import Server
+from utilities.encryption import EncryptedTextField
+from utilities.targets import local_target_problem
 
 STREAM_SCHEMES = ("rtsp", "http", "https")
 
@@ -150,7 +151,7 @@ def validate_analytics(value) -> None:
         raise ValidationError("Each analytics module may be enabled once.")
 
 
-class CameraQuerySet(models.QuerySet):
+class CameraQuerySet(RestrictedQuerySet):
     def with_servers(self):
         """Everything needed to show a camera's servers and effective mode without further queries."""
         return self.select_related(
@@ -227,6 +228,7 @@ class Camera(models.Model):
     )
     enabled = models.BooleanField(default=True)
 
+    system_paths = ("primary_server__system",)
     objects = CameraQuerySet.as_manager()
 
     class Meta:

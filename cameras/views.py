@@ -6,19 +6,18 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
 from accounts.permissions import view_required
-from accounts.scope import limit
 from cameras.forms import CONNECTION_FIELDS, GENERAL_FIELDS, CameraForm
 from cameras.models import Camera
 from cameras.modes import RedundancyMode
-from eocortex_web.ids import query_id
 from recording.models import BackupCheck, StreamHealth
 from servers.models import Server
+from utilities.ids import query_id
 
 TABS = {"connection": CONNECTION_FIELDS, "general": GENERAL_FIELDS}
 
 
 def _cameras(user):
-    return limit(Camera.objects.with_servers(), user, "primary_server__system")
+    return Camera.objects.with_servers().restrict(user)
 
 
 @login_required
@@ -35,7 +34,7 @@ def camera_list(request):
         "cameras/camera_list.html",
         {
             "cameras": cameras,
-            "servers": limit(Server.objects.all(), request.user, "system"),
+            "servers": Server.objects.restrict(request.user),
             "modes": RedundancyMode.choices,
             "server_id": server_id,
             "mode": mode,

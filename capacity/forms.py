@@ -1,6 +1,5 @@
 from django import forms
 
-from accounts.scope import limit
 from cameras.models import AnalyticsModule, Camera
 from capacity.inputs import CALCULATOR_BOUNDS
 from capacity.proposal import SCOPES
@@ -52,4 +51,4 @@ class ProposalForm(forms.Form):
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         if user is not None:
-            self.fields["system"].queryset = limit(self.fields["system"].queryset, user, "pk")
+            self.fields["system"].queryset = self.fields["system"].queryset.restrict(user)

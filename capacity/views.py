@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
 
 from accounts.permissions import CAPACITY, view_required
-from accounts.scope import allowed_systems, limit, may_see
+from accounts.querysets import allowed_systems, may_see
 from cameras.models import Camera
 from cameras.services import BackupAssignment, BackupAssignmentError, assign_backups
 from capacity import coefficients
@@ -17,8 +17,8 @@ from capacity.forms import CalculatorForm, CapacityFiguresForm, ProposalForm
 from capacity.inputs import DIMENSION_LABELS, DIMENSIONS, load_site
 from capacity.planner import plan
 from capacity.proposal import propose
-from eocortex_web.ids import query_id
 from servers.models import MultiserverSystem, Server
+from utilities.ids import query_id
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def capacity_page(request):
         "dimension": dimension,
         "dimension_label": DIMENSION_LABELS[dimension],
         "dimensions": DIMENSION_LABELS,
-        "systems": limit(MultiserverSystem.objects.all(), request.user, "pk"),
+        "systems": MultiserverSystem.objects.restrict(request.user),
         "system_id": system_id,
         "pairs": pairs,
         "calculator": CalculatorForm(),
@@ -130,8 +130,8 @@ def apply_proposal(request):
     try:
         changed = assign_backups(
             assignments,
-            cameras=limit(Camera.objects.all(), request.user, "primary_server__system"),
-            servers=limit(Server.objects.all(), request.user, "system"),
+            cameras=Camera.objects.restrict(request.user),
+            servers=Server.objects.restrict(request.user),
         )
     except BackupAssignmentError as exc:
         errors = [message for messages in exc.errors.values() for message in messages]
@@ -143,7 +143,7 @@ def apply_proposal(request):
 @view_required(*CAPACITY)
 def server_capacity(request, pk):
     """One server's cameras with their bitrates side by side, and its capacity figures."""
-    server = get_object_or_404(limit(Server.objects.select_related("system"), request.user, "system"), pk=pk)
+    server = get_object_or_404(Server.objects.select_related("system").restrict(request.user), pk=pk)
     can_edit = request.user.has_perm("servers.change_server")
     form = CapacityFiguresForm(instance=server, read_only=not can_edit)
     status, saved = 200, False

@@ -10,7 +10,7 @@ from django.contrib.admin.apps import AdminConfig
 
 class SiteAdmin(admin.AdminSite):
     def has_permission(self, request):
-        from accounts.scope import allowed_systems  # models: not importable while the admin app loads
+        from accounts.querysets import allowed_systems  # models: not importable while the admin app loads
 
         return super().has_permission(request) and allowed_systems(request.user) is None
 

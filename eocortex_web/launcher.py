@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
-from eocortex_web.ports import free_port
+from utilities.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -203,7 +203,7 @@ CHANNEL_LAYERS = {
     },
 }
 
-# The target policy (eocortex_web/targets.py): no stream or SMTP host on this machine or on
+# The target policy (utilities/targets.py): no stream or SMTP host on this machine or on
 # link-local addresses, and recordings under one root. Development keeps the demo's loopback cameras.
 DENY_LOCAL_TARGETS = env.bool("DENY_LOCAL_TARGETS", default=PRODUCTION)
 RECORDINGS_ROOT = env("RECORDINGS_ROOT", default=str(VAR_DIR / "recordings") if PRODUCTION else "")
@@ -336,7 +336,7 @@ REST_FRAMEWORK = {
     ],
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "eocortex_web.serializers.exception_handler",
+    "EXCEPTION_HANDLER": "utilities.serializers.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Camera redundancy API",

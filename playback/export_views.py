@@ -8,7 +8,6 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from accounts.permissions import view_required
-from accounts.scope import limit
 from cameras.models import Camera
 from playback.api.views import EXPORTS
 from playback.models import Export, range_problems
@@ -31,7 +30,7 @@ class ExportForm(forms.Form):
 @require_http_methods(["GET", "POST"])
 def export_camera(request, pk):
     """GET: the Export form; POST: queue an export of the range and answer with its progress."""
-    camera = get_object_or_404(limit(Camera.objects.with_servers(), request.user, "primary_server__system"), pk=pk)
+    camera = get_object_or_404(Camera.objects.with_servers().restrict(request.user), pk=pk)
     if request.method == "GET":
         return render(request, "playback/_export.html", {"camera": camera, "since": request.GET.get("since", ""),
                                                           "until": request.GET.get("until", "")})  # fmt: skip
@@ -73,5 +72,5 @@ def progress_context(job: Export) -> dict:
 @require_http_methods(["GET"])
 def export_progress(request, pk):
     """One export's progress (polled by the page each second until it is done), then its download."""
-    jobs = limit(Export.objects.select_related("camera"), request.user, "camera__primary_server__system")
+    jobs = Export.objects.select_related("camera").restrict(request.user)
     return render(request, "playback/_export_progress.html", progress_context(get_object_or_404(jobs, pk=pk)))

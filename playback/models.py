@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
+from accounts.querysets import RestrictedQuerySet
 from cameras.models import Camera
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def exports_dir() -> Path:
     return Path(settings.VAR_DIR) / "exports"
 
 
-class ExportQuerySet(models.QuerySet):
+class ExportQuerySet(RestrictedQuerySet):
     def expired(self, now: datetime | None = None):
         """Finished exports older than ``EXPORT_KEEP_HOURS``: their files are deleted with them."""
         cutoff = (now or timezone.now()) - timedelta(hours=settings.EXPORT_KEEP_HOURS)
@@ -60,6 +61,7 @@ class Export(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    system_paths = ("camera__primary_server__system",)
     objects = ExportQuerySet.as_manager()
 
     class Meta:

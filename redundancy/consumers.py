@@ -26,7 +26,7 @@ from django.conf import settings
 
 from accounts.models import SystemAccess
 from accounts.permissions import LIVE
-from accounts.scope import allowed_systems
+from accounts.querysets import allowed_systems
 from protocol import live
 from redundancy.notifications import events_group
 from redundancy.status import current_status, mark_watched, published_status, status_group, systems_with_servers

@@ -13,14 +13,14 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.permissions import LIVE, view_required
-from accounts.scope import allowed_systems, limit
+from accounts.querysets import allowed_systems
 from cameras.models import Camera
 from cameras.modes import RedundancyMode
 from playback import timeline
 from protocol import live
 from recording.models import BackupCheck
 from redundancy.decisions import Windows
-from redundancy.models import EVENT_SCOPE_PATHS, Event
+from redundancy.models import Event
 from redundancy.status import read_status
 
 TIMELINE_WINDOW = timedelta(hours=1)  # what the page shows at first, around the moment asked for
@@ -45,8 +45,7 @@ def live_page(request):
         row["backup_name"] = servers[row["backup_server"]]["name"] if row["backup_server"] in servers else ""
     return render(request, "redundancy/live.html", {
         "status": status,
-        "events": limit(Event.objects.select_related("camera", "server", "to_server"), request.user,
-                        *EVENT_SCOPE_PATHS)[:30],  # fmt: skip
+        "events": Event.objects.select_related("camera", "server", "to_server").restrict(request.user)[:30],
         "modes": RedundancyMode.choices,
         "recorded_on_choices": RECORDED_ON,
         "can_operate": request.user.has_perm("redundancy.change_serverstate"),
@@ -58,7 +57,7 @@ def live_page(request):
 @view_required("cameras.view_camera")
 def snapshot(request, camera_id):
     """The latest JPEG of a camera, as its recording server published it."""
-    if not limit(Camera.objects.filter(pk=camera_id), request.user, "primary_server__system").exists():
+    if not Camera.objects.filter(pk=camera_id).restrict(request.user).exists():
         raise Http404("No such camera.")
     try:
         client = live.client()
@@ -80,7 +79,7 @@ def snapshot(request, camera_id):
 def camera_timeline(request, pk):
     """The playback page: a camera's recordings by server around a moment (``?at=``, ISO 8601; the last hour by
     default), gaps and events marked. Rendered here for every browser; static/js/playback.js plays it."""
-    camera = get_object_or_404(limit(Camera.objects.with_servers(), request.user, "primary_server__system"), pk=pk)
+    camera = get_object_or_404(Camera.objects.with_servers().restrict(request.user), pk=pk)
     now = timezone.now()
     at, error = _moment(request.GET.get("at"), now)
     until = now if at is None else min(now, at + TIMELINE_WINDOW / 2)

@@ -5,6 +5,7 @@ import time
 
 from django.db import models
 
+from accounts.querysets import RestrictedQuerySet
 from cameras.models import Camera
 from recording.models import backup_check_recorded
 from servers.models import MultiserverSystem, Server
@@ -109,10 +110,6 @@ class MailState(models.TextChoices):
     FAILED = "failed", "Mail failed"
 
 
-# Lookup paths from an event to the multiserver systems it concerns (to limit what a user sees).
-EVENT_SCOPE_PATHS = ("server__system", "to_server__system", "camera__primary_server__system")
-
-
 class Event(models.Model):
     at = models.DateTimeField(db_index=True)
     kind = models.CharField(max_length=20, choices=EventKind.choices)
@@ -127,6 +124,10 @@ class Event(models.Model):
     mail_due = models.DateTimeField(null=True, blank=True, help_text="When the mail worker may next try it.")
     mailed_at = models.DateTimeField(null=True, blank=True)
     mail_error = models.CharField(max_length=200, blank=True)
+
+    # An event concerns the systems of its server, its target server and its camera.
+    system_paths = ("server__system", "to_server__system", "camera__primary_server__system")
+    objects = RestrictedQuerySet.as_manager()
 
     class Meta:
         ordering = ["-at", "-id"]

@@ -12,6 +12,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 
 from asgiref.sync import async_to_sync
+from celery import current_app
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
@@ -64,10 +65,8 @@ def _system_of(event) -> int | None:
 
 def wake_mailer() -> None:
     """A notice to the mail worker; the periodic sweep of the outbox is the backstop for a lost one."""
-    from eocortex_web.celery import app
-
     try:
-        app.send_task("redundancy.send_mail", queue=settings.MAIL_QUEUE, expires=60)
+        current_app.send_task("redundancy.send_mail", queue=settings.MAIL_QUEUE, expires=60)
     except Exception:  # the sweep sends it a few seconds later
         log.warning("event=mail_wake_failed", exc_info=True)
 

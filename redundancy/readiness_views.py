@@ -8,19 +8,18 @@ from django.http import HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 
 from accounts.permissions import view_required
-from accounts.scope import limit
 from cameras.models import Camera
-from eocortex_web.ids import query_id
 from recording.models import BackupCheck
 from redundancy.api.readiness import REPORT
 from redundancy.readiness import readiness_report
 from servers.models import Server
+from utilities.ids import query_id
 
 
 @login_required
 @view_required(*REPORT)
 def backup_checks(request):
-    cameras = limit(Camera.objects.all(), request.user, "primary_server__system")
+    cameras = Camera.objects.restrict(request.user)
     server_id = query_id(request.GET.get("server", ""))
     if server_id is not None:
         cameras = cameras.filter(backup_server_id=server_id)
@@ -28,7 +27,7 @@ def backup_checks(request):
     return render(request, "redundancy/backup_checks.html", {
         "rows": rows,
         "failed": sum(1 for row in rows if row.ok is False),
-        "servers": limit(Server.objects.all(), request.user, "system"),
+        "servers": Server.objects.restrict(request.user),
         "server_id": server_id,
         "can_request": request.user.has_perm("cameras.change_camera"),
     })  # fmt: skip
@@ -38,7 +37,7 @@ def backup_checks(request):
 @view_required("cameras.view_camera", "recording.view_backupcheck")
 def backup_check(request, pk):
     """The camera page's readiness part (htmx polls it while a check is asked for); POST asks for a check now."""
-    camera = get_object_or_404(limit(Camera.objects.with_servers(), request.user, "primary_server__system"), pk=pk)
+    camera = get_object_or_404(Camera.objects.with_servers().restrict(request.user), pk=pk)
     can_configure = request.user.has_perm("cameras.change_camera")
     if request.method == "POST":
         if not can_configure:

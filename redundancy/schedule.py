@@ -12,6 +12,7 @@ import logging
 import threading
 
 import redis
+from celery import current_app
 from django.conf import settings
 
 from protocol import live
@@ -87,9 +88,7 @@ class Schedule:
         if self._send is not None:
             self._send(task, **options)
             return
-        from eocortex_web.celery import app
-
-        app.send_task(task, retry=False, **options)
+        current_app.send_task(task, retry=False, **options)
 
     def _run(self) -> None:
         while not self._stop.is_set():

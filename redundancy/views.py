@@ -15,22 +15,21 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
 
 from accounts.permissions import view_required
-from accounts.scope import limit
 from cameras.models import Camera
 from cameras.modes import server_warnings
 from cameras.rules import backup_problems, valid_backups
 from cameras.services import BackupAssignment, BackupAssignmentError, assign_backups
-from eocortex_web.ids import query_id
 from recording.models import BackupCheck, StreamHealth
 from redundancy import actions
-from redundancy.models import EVENT_SCOPE_PATHS, Event, EventKind, ServerState
+from redundancy.models import Event, EventKind, ServerState
 from redundancy.readiness import last_checks
 from servers.forms import RedundancySettingsForm
 from servers.models import MultiserverSystem, Server
+from utilities.ids import query_id
 
 
 def _servers(user):
-    return limit(Server.objects.select_related("system", "redundancy").prefetch_related("licenses"), user, "system")
+    return Server.objects.select_related("system", "redundancy").prefetch_related("licenses").restrict(user)
 
 
 def _server_page(request, server, form=None, applied=(), open_mail_setup="", status=200):
@@ -197,10 +196,10 @@ def _fill_checked(choice: str, checked: list, servers: dict, proposed: dict, tod
 @view_required("cameras.view_camera", "servers.view_server")
 def general_settings_cameras(request):
     """Every camera with a backup select per row; bulk fill; Apply stores all rows or none."""
-    systems = limit(MultiserverSystem.objects.all(), request.user, "pk")
+    systems = MultiserverSystem.objects.restrict(request.user)
     system_id = request.GET.get("system") or request.POST.get("system") or ""
     servers = {server.pk: server for server in _servers(request.user)}
-    cameras = limit(Camera.objects.with_servers(), request.user, "primary_server__system").order_by(
+    cameras = Camera.objects.with_servers().restrict(request.user).order_by(
         "primary_server__system__name", "primary_server__name", "name"
     )
     if query_id(system_id) is not None:
@@ -227,9 +226,8 @@ def general_settings_cameras(request):
             ]
             if not errors:
                 try:
-                    changed = assign_backups(changes, cameras=limit(Camera.objects.all(), request.user,
-                                                                    "primary_server__system"),
-                                             servers=limit(Server.objects.all(), request.user, "system"))  # fmt: skip
+                    changed = assign_backups(changes, cameras=Camera.objects.restrict(request.user),
+                                             servers=Server.objects.restrict(request.user))  # fmt: skip
                 except BackupAssignmentError as exc:
                     errors = {changes[i].camera_id: problems for i, problems in exc.errors.items()}
             if errors:
@@ -271,7 +269,7 @@ def general_settings_cameras(request):
 @login_required
 @view_required("redundancy.view_event")
 def event_list(request):
-    events = limit(Event.objects.select_related("camera", "server", "to_server"), request.user, *EVENT_SCOPE_PATHS)
+    events = Event.objects.select_related("camera", "server", "to_server").restrict(request.user)
     kind = request.GET.get("kind", "")
     server_id = request.GET.get("server", "")
     camera_id = request.GET.get("camera", "")
@@ -283,7 +281,7 @@ def event_list(request):
         events = events.filter(camera_id=query_id(camera_id))
     page = Paginator(events, 100).get_page(request.GET.get("page"))
     return render(request, "redundancy/event_list.html", {
-        "page": page, "kinds": EventKind.choices, "servers": limit(Server.objects.all(), request.user, "system"),
+        "page": page, "kinds": EventKind.choices, "servers": Server.objects.restrict(request.user),
         "kind": kind, "server_id": server_id, "camera_id": camera_id,
     })  # fmt: skip
 
@@ -292,7 +290,7 @@ def event_list(request):
 @login_required
 @permission_required("redundancy.change_serverstate", raise_exception=True)
 def server_action(request, pk, action):
-    server = get_object_or_404(limit(Server.objects.all(), request.user, "system"), pk=pk)
+    server = get_object_or_404(Server.objects.restrict(request.user), pk=pk)
     if action == "drain":
         started = actions.drain(server, request.user)
         messages.success(

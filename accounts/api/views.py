@@ -2,8 +2,8 @@ import django_filters
 from rest_framework import permissions, serializers, viewsets
 
 from accounts.models import AuditAction, AuditEntry
-from accounts.scope import allowed_systems
-from eocortex_web.filters import TimeRangeFilterSet
+from accounts.querysets import allowed_systems
+from utilities.filters import TimeRangeFilterSet
 
 
 class AuditEntrySerializer(serializers.ModelSerializer):

@@ -5,14 +5,13 @@ from rest_framework import serializers
 from accounts.scope import ScopedChoicesMixin
 from cameras.models import AnalyticsModule, Camera, take_credentials
 from cameras.modes import RedundancyMode
-from eocortex_web.ids import LARGEST_ID
-from eocortex_web.serializers import model_clean
+from utilities.ids import LARGEST_ID
+from utilities.serializers import model_clean
 
 MAX_ASSIGNMENTS = 10_000
 
 
 class CameraSerializer(ScopedChoicesMixin, serializers.ModelSerializer):
-    scoped_choices = {"primary_server": "system", "backup_server": "system"}
 
     analytics = serializers.ListField(
         child=serializers.ChoiceField(choices=AnalyticsModule.choices), required=False, max_length=len(AnalyticsModule)

@@ -4,7 +4,7 @@ from rest_framework import permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from accounts.scope import ScopedQuerysetMixin, limit
+from accounts.scope import ScopedQuerysetMixin
 from cameras.api.serializers import BackupAssignmentsSerializer, CameraSerializer
 from cameras.models import Camera
 from cameras.services import BackupAssignment, BackupAssignmentError, assign_backups
@@ -18,7 +18,6 @@ class CanChangeCameras(permissions.DjangoModelPermissions):
 
 
 class CameraViewSet(ScopedQuerysetMixin, viewsets.ModelViewSet):
-    scope_paths = ("primary_server__system",)
     queryset = Camera.objects.with_servers()
     serializer_class = CameraSerializer
     filterset_fields = ["primary_server", "backup_server", "enabled", "failover_priority", "codec"]
@@ -45,8 +44,8 @@ class CameraViewSet(ScopedQuerysetMixin, viewsets.ModelViewSet):
         items = payload.validated_data["assignments"]
         try:
             assign_backups([BackupAssignment(item["camera"], item["backup_server"]) for item in items],
-                           cameras=limit(Camera.objects.all(), request.user, "primary_server__system"),
-                           servers=limit(Server.objects.all(), request.user, "system"))  # fmt: skip
+                           cameras=Camera.objects.restrict(request.user),
+                           servers=Server.objects.restrict(request.user))  # fmt: skip
         except BackupAssignmentError as exc:
             errors = [{"backup_server": exc.errors[i]} if i in exc.errors else {} for i in range(len(items))]
             return Response({"assignments": errors}, status=status.HTTP_400_BAD_REQUEST)

@@ -3,7 +3,7 @@
 import cameras.models
 import django.core.validators
 import django.db.models.deletion
-import eocortex_web.encryption
+import utilities.encryption
 from django.db import migrations, models
 
 
@@ -22,8 +22,8 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('name', models.CharField(max_length=100, unique=True)),
                 ('stream_url', models.CharField(help_text='rtsp://, http:// or https:// address of the stream.', max_length=500, validators=[cameras.models.validate_stream_url])),
-                ('username', eocortex_web.encryption.EncryptedTextField(blank=True, max_length=128)),
-                ('password', eocortex_web.encryption.EncryptedTextField(blank=True, max_length=128)),
+                ('username', utilities.encryption.EncryptedTextField(blank=True, max_length=128)),
+                ('password', utilities.encryption.EncryptedTextField(blank=True, max_length=128)),
                 ('codec', models.CharField(choices=[('h264', 'H.264'), ('h265', 'H.265'), ('mjpeg', 'MJPEG')], default='h264', max_length=8)),
                 ('width', models.PositiveIntegerField(default=1920, validators=[django.core.validators.MinValueValidator(16), django.core.validators.MaxValueValidator(8192)])),
                 ('height', models.PositiveIntegerField(default=1080, validators=[django.core.validators.MinValueValidator(16), django.core.validators.MaxValueValidator(8192)])),

@@ -80,7 +80,6 @@ class CapacityPlanSerializer(serializers.Serializer):
 
 
 class CapacityQuerySerializer(ScopedChoicesMixin, serializers.Serializer):
-    scoped_choices = {"system": "pk"}
 
     system = serializers.PrimaryKeyRelatedField(queryset=MultiserverSystem.objects.all(), required=False)
     pairs = serializers.BooleanField(required=False, default=False)
@@ -121,7 +120,6 @@ class EstimateSerializer(serializers.Serializer):
 
 
 class ProposalRequestSerializer(ScopedChoicesMixin, serializers.Serializer):
-    scoped_choices = {"system": "pk"}
 
     scope = serializers.ChoiceField(choices=list(SCOPES.items()), default="unassigned")
     system = serializers.PrimaryKeyRelatedField(queryset=MultiserverSystem.objects.all(), required=False)

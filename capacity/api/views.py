@@ -4,7 +4,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import CAPACITY, requires
-from accounts.scope import allowed_systems
+from accounts.querysets import allowed_systems
 from cameras.services import BackupAssignmentError
 from capacity.api.serializers import (
     CapacityPlanSerializer,

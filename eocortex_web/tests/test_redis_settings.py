@@ -15,7 +15,7 @@ import redis
 from django.core.exceptions import ImproperlyConfigured
 
 from eocortex_web import launcher, redis_settings
-from eocortex_web.ports import free_ports
+from utilities.ports import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_ENV = ("REDIS_URL", "REDIS_SENTINELS", "REDIS_SENTINEL_MASTER", "REDIS_SENTINEL_PASSWORD", "CELERY_BROKER_URL")

@@ -15,7 +15,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import requires
-from accounts.scope import limit
 from cameras.models import Camera
 from playback import timeline
 from playback.api.serializers import ExportRequestSerializer, ExportSerializer, RecordingsSerializer
@@ -43,7 +42,7 @@ class RangeSerializer(serializers.Serializer):
 
 def camera_for(request, pk: int) -> Camera:
     """The camera, if the user may see its system; 404 otherwise (another system's camera is not named)."""
-    return get_object_or_404(limit(Camera.objects.with_servers(), request.user, "primary_server__system"), pk=pk)
+    return get_object_or_404(Camera.objects.with_servers().restrict(request.user), pk=pk)
 
 
 class RecordingsView(APIView):

@@ -8,8 +8,8 @@ import redis
 import redis.asyncio
 from redis.sentinel import SentinelConnectionPool
 
-from eocortex_web.ports import free_ports
 from protocol import connections
+from utilities.ports import free_ports
 
 
 @pytest.fixture

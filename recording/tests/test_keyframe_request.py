@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from eocortex_web.ports import free_ports
 from protocol import live
 from recording.models import Segment
 from simulation.identity import stamps_in
 from testbed.waiting import wait_for
+from utilities.ports import free_ports
 
 pytestmark = pytest.mark.django_db(transaction=True)
 GOP = 4.0  # seconds: without a request, a connection waits up to this long for its first keyframe

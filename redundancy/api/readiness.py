@@ -7,11 +7,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import requires
-from accounts.scope import limit
 from cameras.models import Camera
-from eocortex_web.ids import query_id
 from recording.models import BackupCheck
 from redundancy.readiness import ReadinessRow, readiness_report
+from utilities.ids import query_id
 
 REPORT = ("cameras.view_camera", "servers.view_server", "recording.view_backupcheck")
 
@@ -53,7 +52,7 @@ class BackupCheckRequestView(APIView):
         "has the result.",
     )
     def post(self, request, pk):
-        camera = get_object_or_404(limit(Camera.objects.with_servers(), request.user, "primary_server__system"), pk=pk)
+        camera = get_object_or_404(Camera.objects.with_servers().restrict(request.user), pk=pk)
         if camera.backup_server_id is None:
             return Response({"detail": f"{camera.name} has no backup server to check it."}, status=400)
         check = BackupCheck.objects.request(camera)
@@ -82,7 +81,7 @@ class BackupCheckListView(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
-        cameras = limit(Camera.objects.all(), self.request.user, "primary_server__system")
+        cameras = Camera.objects.restrict(self.request.user)
         if self.server_id is not None:
             cameras = cameras.filter(backup_server_id=self.server_id)
         rows = readiness_report(cameras)

@@ -6,14 +6,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import LIVE, requires
-from accounts.scope import ScopedQuerysetMixin, allowed_systems, limit
-from eocortex_web.filters import TimeRangeFilterSet
+from accounts.querysets import allowed_systems
+from accounts.scope import ScopedQuerysetMixin
 from protocol import live
 from redundancy import actions
 from redundancy.api.serializers import ActionResultSerializer, EventSerializer, StatusSerializer
-from redundancy.models import EVENT_SCOPE_PATHS, Event, EventKind
+from redundancy.models import Event, EventKind
 from redundancy.status import read_status
 from servers.models import Server
+from utilities.filters import TimeRangeFilterSet
 
 
 class EventFilter(TimeRangeFilterSet):
@@ -25,7 +26,6 @@ class EventFilter(TimeRangeFilterSet):
 
 
 class EventViewSet(ScopedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
-    scope_paths = EVENT_SCOPE_PATHS
     queryset = Event.objects.select_related("camera", "server", "to_server")
     serializer_class = EventSerializer
     filterset_class = EventFilter
@@ -60,7 +60,7 @@ class DrainView(APIView):
         description="Move the server's cameras to their backups for maintenance, make-before-break.",
     )
     def post(self, request, pk):
-        server = get_object_or_404(limit(Server.objects.all(), request.user, "system"), pk=pk)
+        server = get_object_or_404(Server.objects.restrict(request.user), pk=pk)
         started = actions.drain(server, request.user)
         text = f"{server.name} is being drained." if started else f"{server.name} was already being drained."
         return Response({"detail": text}, status=202)
@@ -75,6 +75,6 @@ class FailBackView(APIView):
         description="End a drain and return the server's cameras now, without the hold-down.",
     )
     def post(self, request, pk):
-        server = get_object_or_404(limit(Server.objects.all(), request.user, "system"), pk=pk)
+        server = get_object_or_404(Server.objects.restrict(request.user), pk=pk)
         count = actions.fail_back(server, request.user)
         return Response({"detail": f"{count} camera(s) return to {server.name} once it records them."}, status=202)

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from eocortex_web.ports import free_ports
 from recording.serving import RecordingServer
 from redundancy.watch import AgentWatch
 from testbed.waiting import wait_for
+from utilities.ports import free_ports
 
 
 class FakeAgent:

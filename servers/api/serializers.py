@@ -2,8 +2,8 @@ from django.db import transaction
 from rest_framework import serializers
 
 from accounts.scope import ScopedChoicesMixin
-from eocortex_web.serializers import model_clean
 from servers.models import CAPACITY_FIGURES, License, MultiserverSystem, RedundancySettings, Server, capacity_messages
+from utilities.serializers import model_clean
 
 
 class MultiserverSystemSerializer(serializers.ModelSerializer):
@@ -19,7 +19,6 @@ class RedundancySettingsSerializer(serializers.ModelSerializer):
 
 
 class LicenseSerializer(ScopedChoicesMixin, serializers.ModelSerializer):
-    scoped_choices = {"server": "system"}
 
     is_active = serializers.SerializerMethodField()
 
@@ -44,7 +43,6 @@ class LicenseSerializer(ScopedChoicesMixin, serializers.ModelSerializer):
 
 
 class ServerSerializer(ScopedChoicesMixin, serializers.ModelSerializer):
-    scoped_choices = {"system": "pk"}
 
     redundancy = RedundancySettingsSerializer(required=False)
 

@@ -11,7 +11,6 @@ from servers.models import License, MultiserverSystem, Server
 
 
 class MultiserverSystemViewSet(ScopedQuerysetMixin, viewsets.ModelViewSet):
-    scope_paths = ("pk",)
     permission_classes = [*api_settings.DEFAULT_PERMISSION_CLASSES, CreatesSystems]
     queryset = MultiserverSystem.objects.all()
     serializer_class = MultiserverSystemSerializer
@@ -19,14 +18,12 @@ class MultiserverSystemViewSet(ScopedQuerysetMixin, viewsets.ModelViewSet):
 
 
 class ServerViewSet(ScopedQuerysetMixin, viewsets.ModelViewSet):
-    scope_paths = ("system",)
     queryset = Server.objects.select_related("system", "redundancy")
     serializer_class = ServerSerializer
     filterset_fields = ["system", "redundancy__fast_redundancy", "redundancy__constant_redundancy"]
 
 
 class LicenseViewSet(ScopedQuerysetMixin, viewsets.ModelViewSet):
-    scope_paths = ("server__system",)
     queryset = License.objects.select_related("server")
     serializer_class = LicenseSerializer
     filterset_fields = ["server", "server__system"]

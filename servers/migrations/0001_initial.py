@@ -3,7 +3,7 @@
 import django.core.validators
 import django.db.models.deletion
 import django.utils.timezone
-import eocortex_web.encryption
+import utilities.encryption
 import servers.models
 from decimal import Decimal
 from django.db import migrations, models
@@ -53,7 +53,7 @@ class Migration(migrations.Migration):
                 ('smtp_port', models.PositiveIntegerField(default=587, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(65535)], verbose_name='SMTP port')),
                 ('use_tls', models.BooleanField(default=True, verbose_name='use STARTTLS')),
                 ('username', models.CharField(blank=True, max_length=254)),
-                ('password', eocortex_web.encryption.EncryptedTextField(blank=True)),
+                ('password', utilities.encryption.EncryptedTextField(blank=True)),
                 ('from_email', models.EmailField(blank=True, max_length=254, verbose_name='from address')),
                 ('recipients', models.TextField(blank=True, help_text='Addresses that receive the notifications, separated by commas or new lines.', max_length=2000, validators=[servers.models.validate_recipients])),
             ],

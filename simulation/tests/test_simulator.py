@@ -8,10 +8,10 @@ import av
 import pytest
 from django.core.management import CommandError, call_command
 
-from eocortex_web.ports import free_port_block
 from recording.streamcopy import open_options
 from simulation import simulator as camera_simulator
 from simulation.sei import read_identity
+from utilities.ports import free_port_block
 
 
 def first_frames(url: str, count: int = 3) -> list[tuple[int, bool]]:

@@ -1,9 +1,9 @@
 import socket
 
+from celery import current_app as app
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from eocortex_web.celery import app
 from protocol import live
 from recording.lease import ServerClaimed, ServerLease, ttl_for
 from recording.memory import keep_heap_flat
