@@ -1,15 +1,26 @@
-"""A user limited to one multiserver system sees and acts on nothing else: pages, API, websocket."""
+"""A user limited to one multiserver system sees and acts on nothing else: pages, API, websocket.
+
+The routes are read from the URL configuration and the API router (see OBJECT_ROUTES below): every
+route with an object id is tried with another system's object, every route without one is read with
+filters naming it."""
+
+import re
+from datetime import timedelta
 
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.contrib.auth.models import Group, User
+from django.urls import URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import SystemAccess
 from accounts.roles import ADMINISTRATORS
 from cameras.models import Camera
+from playback.models import Export
+from protocol import live
+from recording.models import Segment
 from redundancy.models import Event, EventKind
 from redundancy.notifications import event_payload, events_group
 from redundancy.tests.test_live import socket
@@ -47,13 +58,8 @@ def test_api_lists_and_acts_only_within_the_users_systems(scoped):
     assert {s["name"] for s in status["servers"]} == {"srv-a", "srv-b", "srv-c"}
     assert {c["name"] for c in status["cameras"]} == {"mine"}
     assert {s["name"] for s in api.get("/api/capacity/").json()["servers"]} == {"srv-a", "srv-b", "srv-c"}
-    assert api.get(f"/api/servers/{other.pk}/").status_code == 404
-    assert api.get(f"/api/cameras/{scoped['theirs'].pk}/").status_code == 404
-    assert api.get(f"/api/cameras/{scoped['theirs'].pk}/recordings/").status_code == 404
     assert api.get(f"/api/cameras/{scoped['mine'].pk}/recordings/").status_code == 200
-    assert api.post(f"/api/servers/{other.pk}/drain/").status_code == 404
-    # Backup readiness: another system's camera cannot be checked, nor is it in the report.
-    assert api.post(f"/api/cameras/{scoped['theirs'].pk}/backup-check/").status_code == 404
+    # Backup readiness: another system's camera is not in the report.
     assert api.post(f"/api/cameras/{scoped['mine'].pk}/backup-check/").status_code == 202
     assert [r["camera_name"] for r in api.get("/api/backup-checks/").json()["results"]] == ["mine"]
     theirs, unknown = (api.get("/api/backup-checks/", {"backup_server": pk}) for pk in (other.pk, 987654))
@@ -76,17 +82,6 @@ def test_pages_show_only_the_users_systems(scoped, client):
     client.force_login(scoped["user"])
     servers_page = client.get("/servers/").content.decode()
     assert "srv-a" in servers_page and "srv-other" not in servers_page
-    assert client.get(f"/servers/{scoped['other'].pk}/").status_code == 404
-    assert client.get(f"/cameras/{scoped['theirs'].pk}/").status_code == 404
-    assert client.get(f"/cameras/{scoped['theirs'].pk}/timeline/").status_code == 404
-    assert client.get(f"/live/snapshot/{scoped['theirs'].pk}.jpg").status_code == 404
-    assert client.get(f"/capacity/servers/{scoped['other'].pk}/").status_code == 404
-    assert client.post(f"/cameras/{scoped['theirs'].pk}/backup-check/").status_code == 404
-    assert client.get(f"/servers/systems/{scoped['other'].system_id}/mail/").status_code == 404
-    for url in ("/cameras/", "/live/", "/events/", "/capacity/", "/servers/settings/cameras/", "/servers/licenses/",
-                "/backup-checks/"):
-        page = client.get(url).content.decode()
-        assert "theirs" not in page and "srv-other" not in page and "other down" not in page, url
     new = client.get("/cameras/new/").content.decode()
     assert f'value="{scoped["other"].pk}"' not in new.split('name="primary_server"')[1].split("</select>")[0]
 
@@ -223,3 +218,139 @@ def test_a_refused_deletion_names_no_user(scoped, admin_user):
     response = _api(admin_user).delete(f"/api/systems/{scoped['system'].pk}/")
     assert response.status_code == 409
     assert "sam" not in response.json()["detail"] and "1 user limit" in response.json()["detail"]
+
+
+# Every route, read from the URL configuration (the API router's routes among them), is checked below:
+# a route with an object id must say here which of another system's objects the id names, or why
+# none; so a new route cannot be left out of the scope tests.
+OBJECT_ROUTES = {
+    "servers:license-delete": {"pk": "license"},
+    "servers:mail-settings": {"system_id": "system"},
+    "cameras:connection": {"pk": "camera"},
+    "cameras:general": {"pk": "camera"},
+    "cameras:backup-options": {"pk": "camera"},
+    "capacity:server": {"pk": "server"},
+    "playback:playlist": {"pk": "camera"},
+    "playback:fragment": {"camera_id": "camera", "pk": "segment"},
+    "exports:create": {"pk": "camera"},
+    "exports:progress": {"pk": "export"},
+    "redundancy:server": {"pk": "server"},
+    "redundancy:backup-settings": {"pk": "server"},
+    "redundancy:drain": {"pk": "server"},
+    "redundancy:fail-back": {"pk": "server"},
+    "redundancy:snapshot": {"camera_id": "camera"},
+    "redundancy:timeline": {"pk": "camera"},
+    "readiness:camera": {"pk": "camera"},
+    "camera-recordings": {"pk": "camera"},
+    "camera-exports": {"pk": "camera"},
+    "camera-export": {"pk": "camera", "export": "export"},
+    "camera-export-download": {"pk": "camera", "export": "export"},
+    "camera-export-manifest": {"pk": "camera", "export": "export"},
+    "server-drain": {"pk": "server"},
+    "server-fail-back": {"pk": "server"},
+    "camera-backup-check": {"pk": "camera"},
+    "multiserversystem-detail": {"pk": "system"},
+    "server-detail": {"pk": "server"},
+    "license-detail": {"pk": "license"},
+    "camera-detail": {"pk": "camera"},
+    "event-detail": {"pk": "event"},
+}
+# Routes with an id that names no system's object, and why.
+SITE_WIDE_OBJECT_ROUTES = {
+    "auditentry-detail": "the audit log is for administrators of the whole site (refused with 403)",
+}
+# Markers of the other system in anything shown: its name, server, camera, event and license key.
+THEIR_MARKERS = ("Other site", "srv-other", "theirs", "other down", "LIC-SRV-OTHER")
+METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def routes():
+    """(name, route, kwargs) of every route outside the admin (closed to limited users, tested
+    above); the router's format-suffix twins are the same views."""
+    def walk(patterns, prefix, namespace):
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+                yield from walk(pattern.url_patterns, prefix + str(pattern.pattern), inner)
+                continue
+            regex = pattern.pattern.regex
+            kwargs = set(getattr(pattern.pattern, "converters", {})) | set(regex.groupindex)
+            if "format" not in kwargs:
+                yield (f"{namespace}{pattern.name}" if pattern.name else None), prefix + str(pattern.pattern), kwargs
+
+    return [r for r in walk(get_resolver().url_patterns, "", "") if not r[1].startswith("admin/")]
+
+
+@pytest.fixture
+def theirs(scoped):
+    """One object of each kind in the other system."""
+    other, camera, now = scoped["other"], scoped["theirs"], timezone.now()
+    live.publish_snapshots(live.client(), other.name, {camera.pk: b"\xff\xd8 a picture of theirs"})
+    segment = Segment.objects.create(camera=camera, server=other, started_at=now - timedelta(seconds=4),
+                                     ended_at=now, frame_count=40, path="/nonexistent/theirs.mkv")  # fmt: skip
+    return {
+        "system": other.system, "server": other, "camera": camera, "segment": segment,
+        "license": License.objects.get(server=other), "event": Event.objects.get(message="other down"),
+        "export": Export.objects.create(camera=camera, since=now - timedelta(seconds=4), until=now),
+    }  # fmt: skip
+
+
+def _url(route: str, ids: dict) -> str:
+    route = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: str(ids[m.group(1)]), route)  # the router's regexes
+    route = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(ids[m.group(1)]), route)  # path() routes
+    return "/" + route.replace("^", "").replace("$", "")
+
+
+def test_every_route_with_an_object_id_says_which_object_it_names():
+    with_ids = {name: kwargs for name, _, kwargs in routes() if kwargs}
+    assert with_ids, "the walk found no route with an id"
+    unclassified = {name for name in with_ids if name not in OBJECT_ROUTES and name not in SITE_WIDE_OBJECT_ROUTES}
+    assert unclassified == set(), "say which object each id of these routes names (OBJECT_ROUTES)"
+    assert {name: set(ids) for name, ids in OBJECT_ROUTES.items()} == {
+        name: kwargs for name, kwargs in with_ids.items() if name in OBJECT_ROUTES}  # fmt: skip
+    assert set(SITE_WIDE_OBJECT_ROUTES) <= set(with_ids)
+
+
+def test_no_route_finds_another_systems_object_by_its_id(scoped, theirs, admin_user):
+    """Every method of every route with an id answers for another system's object exactly as for an
+    id that names nothing (404, at least for one method); a user of the whole site reaches the same
+    object through the same route, so the table above names the right objects."""
+    limited, whole_site = APIClient(), APIClient()
+    limited.force_login(scoped["user"])
+    whole_site.force_login(admin_user)
+    urls, found = {}, {}
+    for name, route, _ in routes():
+        if name in OBJECT_ROUTES:
+            urls[name] = _url(route, {kwarg: theirs[kind].pk for kwarg, kind in OBJECT_ROUTES[name].items()})
+            nothing = _url(route, dict.fromkeys(OBJECT_ROUTES[name], 987654))
+            answers = {method: getattr(limited, method)(urls[name]).status_code for method in METHODS}
+            if answers != {method: getattr(limited, method)(nothing).status_code for method in METHODS} or (
+                    404 not in answers.values()):  # fmt: skip
+                found[urls[name]] = answers
+    assert found == {}, "these answered another system's object otherwise than as no object"
+    # Reads first: a POST may act (a license deleted, a server drained) on what a later read names.
+    unreached = [url for url in urls.values() if whole_site.get(url).status_code in (404, 405)]
+    unreached = [url for url in unreached if whole_site.post(url).status_code in (404, 405)]
+    assert unreached == [], "a user of the whole site does not reach the object either: the id names another kind"
+
+
+def test_no_page_or_list_shows_another_systems_objects(scoped, theirs):
+    """Every route without an id, as is and with each filter naming the other system's objects,
+    shows nothing of it."""
+    client = APIClient()
+    client.force_login(scoped["user"])
+    filters = {"system": theirs["system"].pk, "server": theirs["server"].pk, "primary_server": theirs["server"].pk,
+               "backup_server": theirs["server"].pk, "camera": theirs["camera"].pk}  # fmt: skip
+    shown, read = {}, 0
+    for name, route, kwargs in routes():
+        if kwargs:
+            continue
+        for query in ({}, *({key: value} for key, value in filters.items())):
+            response = client.get(_url(route, {}), query)
+            if response.status_code == 200 and not response.streaming:
+                read += 1
+                body = response.content.decode()
+                if markers := [m for m in THEIR_MARKERS if m in body]:
+                    shown[f"{name} {query}"] = markers
+    assert read > 50, "the walk read too few pages to mean anything"
+    assert shown == {}
