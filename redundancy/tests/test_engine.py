@@ -496,7 +496,7 @@ def test_an_agent_whose_process_ended_is_down_at_once_in_fast_mode_and_only_afte
 
 
 def test_two_engine_workers_never_decide_for_the_same_system_at_once(site, make_camera, settings):
-    import time
+    from testbed.waiting import wait_for
 
     settings.ENGINE_LEASE_SECONDS = 0.5
     cameras = {site["system"].pk: make_camera(site["a"], site["b"]), site["other"].system_id: make_camera(
@@ -515,7 +515,8 @@ def test_two_engine_workers_never_decide_for_the_same_system_at_once(site, make_
     assert held[-1][0] and held[-1][1] and held[-1][0] | held[-1][1] == set(cameras)
     assert CameraPlacement.objects.count() == 2  # each camera placed by the worker of its system
     # The first worker dies (it passes no more): its system's lease expires and the second takes it.
-    time.sleep(0.6)
+    lapsed = [live.key("system-lease", system) for system in first.leases.held]
+    wait_for(lambda: not world.redis.exists(*lapsed), 2.0, interval=0.01, message="the first worker's lease to lapse")
     world.beat("srv-a", "srv-b", "srv-c", "srv-other")
     second.tick()
     assert second.leases.held == set(cameras)

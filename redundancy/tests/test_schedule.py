@@ -33,7 +33,7 @@ def test_one_worker_sends_each_task_once_per_period(workers, redis_client):
     assert first.round() == ["sweep"] and second.round() == []
     assert first.round() == []  # not due again yet
     assert redis_client.get(live.key("schedule-lease")) == b"first"
-    time.sleep(0.45)
+    time.sleep(0.45)  # the period (0.4 s) passes, by Redis's clock: the schedule reads no other
     assert second.round() == [] and first.round() == ["sweep"]
     assert sent == [("first", "redundancy.send_mail", {"queue": "mail", "expires": 10})] * 2
 
@@ -58,7 +58,7 @@ def test_a_worker_that_stops_hands_the_schedule_on_at_once(workers, redis_client
     first.round()
     first.stop()
     assert redis_client.get(live.key("schedule-lease")) is None
-    time.sleep(0.45)
+    time.sleep(0.45)  # the period passes (Redis's clock)
     assert second.round() == ["sweep"]
 
 
@@ -74,7 +74,7 @@ def test_a_send_that_fails_is_logged_and_tried_at_the_next_period(workers, caplo
     assert schedule.round() == []
     assert failures == ["redundancy.send_mail"]
     assert "event=periodic_task_not_sent task=sweep error=ConnectionError" in caplog.text
-    time.sleep(0.45)
+    time.sleep(0.45)  # the period passes (Redis's clock)
     schedule.round()
     assert len(failures) == 2
 
