@@ -17,7 +17,7 @@ from redundancy.models import CameraPlacement, Event, EventKind, Placement
 from simulation.identity import recorded_stamps
 from testbed.passes import PassClock
 from testbed.processes import ROOT, procfile_command, stop_process
-from testbed.waiting import wait_for
+from testbed.waiting import wait_for, wait_for_engine_passes
 
 pytestmark = [pytest.mark.process, pytest.mark.django_db(transaction=True)]
 
@@ -72,6 +72,10 @@ class Plane:
     def engine_log(self, name) -> str:
         return (self.tmp_path / f"{name}.log").read_text(errors="replace")
 
+    def watching(self, worker, server) -> bool:
+        """The worker's watch holds the server's agent connection: only its log says so."""
+        return f"server={server} event=agent_watch_connected" in self.engine_log(worker)
+
     def close(self):
         self.clock.stop()
         for process in self.engines.values():
@@ -106,12 +110,13 @@ class Plane:
 
     def wait_steady(self, workers=WORKERS):
         """Both cameras recorded by srv-a and placed on it, one worker leading, every worker alive in the registry;
-        the leader watches srv-a's agent (a second, as test_engine_process waits). Returns the leader."""
+        every worker's watch holds srv-a's agent connection (as test_engine_process waits). Returns the leader."""
         wait_for(lambda: self.streaming_on("srv-a"), 60, message="srv-a records both cameras")
         wait_for(lambda: self.placements() == {Placement.ON_PRIMARY}, 30, message="both cameras placed on srv-a")
         wait_for(lambda: self.leader() in workers and set(workers) <= self.workers_alive(), 30,
                  message="one worker leading, all of them alive")  # fmt: skip
-        time.sleep(1.0)
+        wait_for(lambda: all(self.watching(name, "srv-a") for name in workers), 10,
+                 message="every worker's watch holding srv-a's connection")  # fmt: skip
         assert self.placements() == {Placement.ON_PRIMARY}
         assert not Event.objects.filter(kind__in=[EventKind.SERVER_DOWN, EventKind.FAILOVER_STARTED]).exists()
         self.events_before = Event.objects.order_by("-id").values_list("id", flat=True).first() or 0
@@ -226,7 +231,7 @@ def test_leading_engine_worker_killed_then_a_fast_server_fails_over_via_the_othe
     plane.kill_primary()
     failover = plane.wait_failed_over()
     assert plane.leader() == other, "the surviving worker took the system's lease"
-    time.sleep(LEASE)  # a lease's time of passes after the failover: nothing more moves
+    wait_for_engine_passes(LEASE)  # a lease's time of passes after the failover: nothing more moves
     settled = plane.settled(failover)
     plane.stop_backup()
     lost = plane.lost_video()
@@ -341,7 +346,7 @@ def test_redis_master_killed_then_a_fast_server_fails_over_after_the_promotion(s
     failover = plane.wait_failed_over()
     assert sentinel_redis.master() != master, "a replica was promoted"
     assert plane.leader() in WORKERS, "a worker leads on the promoted master"
-    time.sleep(LEASE)  # a lease's time of passes after the failover: nothing more moves
+    wait_for_engine_passes(LEASE)  # a lease's time of passes after the failover: nothing more moves
     settled = plane.settled(failover)
     plane.stop_backup()
     lost = plane.lost_video()
