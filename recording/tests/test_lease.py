@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from protocol import live
 from recording.lease import ServerClaimed, ServerLease
 from redundancy.engine import Engine
 from redundancy.models import Event
+from testbed.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,10 +50,8 @@ def test_a_killed_holder_not_yet_reaped_by_its_parent_is_dead_too(site):
     killed = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         killed.kill()
-        deadline = time.monotonic() + 10
-        while Path(f"/proc/{killed.pid}/stat").read_text().split(")")[-1].split()[0] != "Z":
-            assert time.monotonic() < deadline, "the child did not end"
-            time.sleep(0.01)
+        wait_for(lambda: Path(f"/proc/{killed.pid}/stat").read_text().split(")")[-1].split()[0] == "Z", 10,
+                 interval=0.01, message="the child to end (a zombie)")  # fmt: skip
         lease = ServerLease(live.client(), "srv-a", 30)
         live.client().set(lease.key, json.dumps({**lease.identity, "agent": "killed", "pid": killed.pid}), px=30_000)
         lease.acquire()

@@ -5,6 +5,7 @@ period is set to a minute here, and beat does not run, so every failover below i
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -50,6 +51,12 @@ def _placements(cameras):
     return set(CameraPlacement.objects.filter(camera__in=cameras).values_list("state", flat=True))
 
 
+def _watching(log, server):
+    """The engine's watch holds the server's agent connection: only its log says so (read apart from the child's
+    file offset, which a seek here would move)."""
+    return f"server={server} event=agent_watch_connected" in Path(log.name).read_text(errors="replace")
+
+
 def _streaming_on(redis_client, server, cameras):
     health = live.read_stream_reports(redis_client, server)
     return all(health.get(camera.pk, {}).get("state") == "streaming" for camera in cameras)
@@ -64,7 +71,7 @@ def test_a_killed_agent_s_fast_cameras_move_at_once_without_beat_or_a_pass_due(
     engine, log = engine_process()
     wait_for(lambda: _streaming_on(redis_client, "srv-a", cameras), 40, message="srv-a records both cameras")
     wait_for(lambda: _placements(cameras) == {Placement.ON_PRIMARY}, 20, message="the engine's first passes")
-    time.sleep(1.0)  # the watch holds srv-a's connection
+    wait_for(lambda: _watching(log, "srv-a"), 10, message="the engine's watch holding srv-a's connection")
     killed = time.monotonic()
     primary.send_signal(signal.SIGKILL)
     wait_for(lambda: _streaming_on(redis_client, "srv-b", cameras), 10, message="srv-b records both cameras")
