@@ -1,25 +1,20 @@
-from django.urls import path
+"""The REST API under /api/: each app's own api/urls.py, and the root that lists the apps' routers."""
+
+from importlib import import_module
+
+from django.urls import include, path
 from rest_framework.routers import DefaultRouter
+from rest_framework.urlpatterns import format_suffix_patterns
 
-from accounts.api.views import AuditEntryViewSet
-from cameras.api.views import CameraViewSet
-from capacity.api.views import CapacityView, EstimateView, ProposalView
-from redundancy.api.views import DrainView, EventViewSet, FailBackView, StatusView
-from servers.api.views import LicenseViewSet, MultiserverSystemViewSet, ServerViewSet
+APPS = ("servers", "cameras", "redundancy", "capacity", "playback", "accounts")
 
-router = DefaultRouter()
-router.register("systems", MultiserverSystemViewSet)
-router.register("servers", ServerViewSet)
-router.register("licenses", LicenseViewSet)
-router.register("cameras", CameraViewSet)
-router.register("events", EventViewSet)
-router.register("audit", AuditEntryViewSet)
+root = DefaultRouter()  # only for its root view: the routes are the apps'
+for app in APPS:
+    app_router = getattr(import_module(f"{app}.api.urls"), "router", None)
+    if app_router is not None:
+        root.registry.extend(app_router.registry)
+
 urlpatterns = [
-    path("status/", StatusView.as_view(), name="status"),
-    path("capacity/", CapacityView.as_view(), name="capacity"),
-    path("capacity/estimate/", EstimateView.as_view(), name="capacity-estimate"),
-    path("capacity/proposal/", ProposalView.as_view(), name="capacity-proposal"),
-    path("servers/<int:pk>/drain/", DrainView.as_view(), name="server-drain"),
-    path("servers/<int:pk>/fail-back/", FailBackView.as_view(), name="server-fail-back"),
-    *router.urls,
+    *(path("", include(f"{app}.api.urls")) for app in APPS),
+    *format_suffix_patterns([path("", root.get_api_root_view(), name="api-root")]),
 ]

@@ -9,6 +9,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("servers/settings/", include("cameras.settings_urls")),
     path("servers/", include("servers.urls")),
     path("cameras/", include("cameras.urls")),
     path("capacity/", include("capacity.urls")),
@@ -16,9 +17,7 @@ urlpatterns = [
     path("", include("playback.export_urls")),
     path("", include("redundancy.urls")),
     path("", include("redundancy.readiness_urls")),
-    path("api/", include("playback.api.urls")),
     path("api/", include("eocortex_web.api_urls")),
-    path("api/", include("redundancy.api.readiness_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]

@@ -4,9 +4,6 @@ from redundancy import live_views, views
 
 app_name = "redundancy"
 urlpatterns = [
-    path("servers/<int:pk>/", views.server_information, name="server"),
-    path("servers/<int:pk>/backup-settings/", views.backup_settings, name="backup-settings"),
-    path("servers/settings/cameras/", views.general_settings_cameras, name="general-cameras"),
     path("servers/<int:pk>/drain/", views.server_action, {"action": "drain"}, name="drain"),
     path("servers/<int:pk>/fail-back/", views.server_action, {"action": "fail-back"}, name="fail-back"),
     path("events/", views.event_list, name="events"),

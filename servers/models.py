@@ -99,6 +99,12 @@ class Licensing:
     analytics_channels: int
 
 
+class ServerQuerySet(RestrictedQuerySet):
+    def with_settings(self):
+        """Everything the backup rules and the Backup section read of a server without further queries."""
+        return self.select_related("system", "redundancy").prefetch_related("licenses")
+
+
 class Server(models.Model):
     system = models.ForeignKey(MultiserverSystem, on_delete=models.PROTECT, related_name="servers")
     name = models.CharField(max_length=63, unique=True, validators=[server_name_validator])
@@ -145,7 +151,7 @@ class Server(models.Model):
     )
 
     system_paths = ("system",)
-    objects = RestrictedQuerySet.as_manager()
+    objects = ServerQuerySet.as_manager()
 
     class Meta:
         ordering = ["system__name", "name"]

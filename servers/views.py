@@ -92,7 +92,7 @@ def mail_settings(request, system_id):
             response = render(request, "servers/_mail_saved.html", {"text": text})
             response["HX-Refresh"] = "true"
             return response
-        return redirect("redundancy:server", enable_for.pk) if enable_for else redirect("servers:list")
+        return redirect("servers:server", enable_for.pk) if enable_for else redirect("servers:list")
     template = "servers/_mail_form.html" if request.htmx else "servers/mail_settings.html"
     context = {"form": form, "system": system, "enable_for": enable_for}
     if enable_for:
