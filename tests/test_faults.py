@@ -208,7 +208,7 @@ def test_engine_killed_mid_failover_decides_once(recorded_pair, agent_process, c
     wait_for(lambda: Event.objects.filter(kind="failover_started", camera=camera).exists(), 30,
              message="the failover starting")  # fmt: skip
     control_plane.kill("engine")
-    time.sleep(3)
+    time.sleep(3)  # the fault: the engine stays away a while (its lease runs out) before it is restarted
     control_plane.start("engine")
     wait_for(lambda: placement(camera) == Placement.ON_BACKUP, 60, message="the failover completing after the restart")
     assert live.read_desired(redis_client, "srv-b") == {camera.pk}
@@ -238,7 +238,7 @@ def test_unwritable_storage_is_reported_not_a_crash_loop(recorded_pair, agent_pr
     assert status["srv-a"]["status"] == "up", "the agent itself is alive and heard"
     # Fast mode: cameras the primary cannot record move to the backup.
     wait_for(lambda: placement(camera) == Placement.ON_BACKUP, 30, message="the camera on its backup")
-    time.sleep(3)
+    time.sleep(3)  # time for a crash loop or a repeated storage_failed event to show
     assert primary.poll() is None, "the agent did not exit"
     assert Event.objects.filter(kind="storage_failed", server=server).count() == 1
     # The path is fixed: the storage comes back on its own.
@@ -263,7 +263,7 @@ def test_a_database_failover_pauses_decisions_and_costs_no_recording(recorded_pa
              >= {"srv-a", "srv-b"}, 60, message="both servers up (the backup's agent started)")  # fmt: skip
     outage = 8.0
     with database_unreachable(outage):
-        time.sleep(1.0)
+        time.sleep(1.0)  # the fault's pacing: srv-a dies inside the outage, not at its start
         primary.kill()  # its camera's failover must wait for the database
     back = time.monotonic()
     wait_for(lambda: placement(camera) in (Placement.TO_BACKUP, Placement.ON_BACKUP), 30,
