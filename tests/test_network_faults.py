@@ -75,7 +75,8 @@ def test_fast_mode_a_server_that_loses_its_path_to_one_camera_hands_that_camera_
     for camera in others:
         assert placement(camera) == Placement.ON_PRIMARY and stream_state(redis_client, "srv-a", camera) == "streaming"
         assert stream_state(redis_client, "srv-b", camera) is None, "the backup does not read cameras it need not"
-    time.sleep(2)  # srv-b records camera 1 while srv-a cannot reach it
+    wait_for(lambda: len(counters(b, cut)) >= 2 * FPS, 20, interval=0.5,
+             message="srv-b's files holding 2 s of camera 1, which srv-a cannot reach")  # fmt: skip
     restored_at = time.time()
     bed.restore("srv-a", fault)
     wait_for(lambda: placement(cut) == Placement.ON_PRIMARY, 30, message="camera 1 back on srv-a")
