@@ -71,7 +71,9 @@ def test_a_killed_agent_s_fast_cameras_move_at_once_without_beat_or_a_pass_due(
     engine, log = engine_process()
     wait_for(lambda: _streaming_on(redis_client, "srv-a", cameras), 40, message="srv-a records both cameras")
     wait_for(lambda: _placements(cameras) == {Placement.ON_PRIMARY}, 20, message="the engine's first passes")
-    wait_for(lambda: _watching(log, "srv-a"), 10, message="the engine's watch holding srv-a's connection")
+    # Both agents up and watched: the kill's failover, not srv-b's own start, is what is timed.
+    for server in ("srv-a", "srv-b"):
+        wait_for(lambda server=server: _watching(log, server), 10, message=f"the engine's watch on {server}")
     killed = time.monotonic()
     primary.send_signal(signal.SIGKILL)
     wait_for(lambda: _streaming_on(redis_client, "srv-b", cameras), 10, message="srv-b records both cameras")
