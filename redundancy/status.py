@@ -170,6 +170,18 @@ def current_status(redis_client=None, clock=time.time, systems: set[int] | None 
             "cameras": _ordered_cameras(cameras.values()), "versions": {}}  # fmt: skip
 
 
+def servers_health(systems: set[int] | None, redis_client=None) -> tuple[dict[int, dict], bool]:
+    """Each server's row now, by id (its status, draining, heartbeat age by Redis's clock, storage
+    error), and whether the live state could be read at all."""
+    r = redis_client or live.client()
+    try:
+        now = live.redis_time(r)
+    except redis.RedisError:
+        now = time.time()
+    status = current_status(r, clock=lambda: now, systems=systems)
+    return {row["id"]: row for row in status["servers"]}, status["live"]
+
+
 def _ordered_servers(rows) -> list[dict]:
     return sorted(rows, key=lambda row: (row["system"], row["name"], row["id"]))
 

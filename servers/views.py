@@ -7,6 +7,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.permissions import view_required
+from accounts.querysets import allowed_systems
+from redundancy.models import ServerStatus
+from redundancy.status import servers_health
 from servers.forms import LicenseForm, MailSettingsForm, pending_settings
 from servers.models import License, MailSettings, MultiserverSystem, Server
 from utilities.ids import query_id
@@ -25,8 +28,40 @@ def server_list(request):
         )
     )
     today = timezone.localdate()
-    rows = [(system, [(server, server.licensing(today)) for server in system.servers.all()]) for system in systems]
-    return render(request, "servers/server_list.html", {"systems": rows})
+    health, readable = servers_health(allowed_systems(request.user))
+    rows = [
+        (system, [(server, server.licensing(today), _health(health.get(server.pk), readable))
+                  for server in system.servers.all()])
+        for system in systems
+    ]  # fmt: skip
+    return render(request, "servers/server_list.html", {"systems": rows, "live_readable": readable})
+
+
+def _health(row: dict | None, readable: bool) -> dict:
+    """What the Health column says of a server: its status, how long ago it was heard, its storage."""
+    row = row or {"status": ServerStatus.UNKNOWN, "heartbeat_age": None, "storage_error": ""}
+    age = row["heartbeat_age"]
+    if not readable:
+        heard = "heartbeat not known now"
+    else:
+        heard = "never heard" if age is None else f"heard {_ago(age)} ago"
+    return {
+        "status": row["status"],
+        "label": ServerStatus(row["status"]).label,
+        "heard": heard,
+        "storage_error": row["storage_error"],
+        "storage_ok": readable and age is not None and not row["storage_error"],
+    }
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 60:
+        return f"{max(seconds, 0):.1f} s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"
 
 
 @login_required

@@ -1,12 +1,44 @@
 from datetime import date
 
+from django.utils import timezone
+
+from protocol import live
+from redundancy.models import ServerState, ServerStatus
 from servers.models import License
+from utilities.ports import free_port
 
 
 def test_server_list_groups_by_system(admin_client, site, make_camera):
     make_camera(site["a"], site["b"])
     page = admin_client.get("/servers/").content.decode()
     assert "Site" in page and "Other site" in page and "srv-a" in page and "General settings" in page
+
+
+def _health_cell(page, server):
+    return page.split(f'data-server="{server}"')[1].split("</tr>")[0].split('class="health"')[1].split("</td>")[0]
+
+
+def test_the_servers_page_shows_each_servers_health(admin_client, site, redis_client):
+    live.publish_heartbeat(redis_client, "srv-a", {}, ttl=5)
+    live.publish_heartbeat(redis_client, "srv-b", {"storage_error": "disk full"}, ttl=5)
+    ServerState.objects.create(server=site["a"], status=ServerStatus.UP, status_since=timezone.now())
+    ServerState.objects.create(server=site["b"], status=ServerStatus.DRAINING, status_since=timezone.now(),
+                               storage_error="disk full")
+    page = admin_client.get("/servers/").content.decode()
+    a, b, c = (_health_cell(page, name) for name in ("srv-a", "srv-b", "srv-c"))
+    assert "Up" in a and "heard 0." in a and "storage OK" in a
+    assert "Draining" in b and "heard 0." in b and "Storage: disk full" in b and "storage OK" not in b
+    assert "Unknown" in c and "never heard" in c and "storage OK" not in c
+    assert "cannot be read" not in page
+
+
+def test_the_servers_page_says_when_the_live_state_cannot_be_read(admin_client, site, settings):
+    ServerState.objects.create(server=site["a"], status=ServerStatus.UP, status_since=timezone.now())
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    page = admin_client.get("/servers/").content.decode()
+    assert "live state cannot be read now" in page
+    a = _health_cell(page, "srv-a")
+    assert "Up" in a and "heartbeat not known now" in a and "storage OK" not in a
 
 
 def test_licenses_page_counts_only_own_cameras(admin_client, site, make_camera):
