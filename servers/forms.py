@@ -2,7 +2,7 @@ from django import forms
 from django.utils.text import capfirst
 
 from accounts.scope import ScopedUniqueFormMixin
-from servers.models import License, MailSettings, RedundancySettings
+from servers.models import License, MailSettings, MultiserverSystem, RedundancySettings, Server
 
 
 class RedundancySettingsForm(forms.ModelForm):
@@ -122,3 +122,30 @@ class LicenseForm(ScopedUniqueFormMixin, forms.ModelForm):
         self.user = user
         if user is not None:
             self.fields["server"].queryset = self.fields["server"].queryset.restrict(user)
+
+
+class SystemForm(ScopedUniqueFormMixin, forms.ModelForm):
+    class Meta:
+        model = MultiserverSystem
+        fields = ["name", "description"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+
+class ServerForm(ScopedUniqueFormMixin, forms.ModelForm):
+    """A video server's own settings, as the API takes them; its Backup (redundancy) section and its
+    licenses have their own forms. The model's clean() keeps rule 1 when it changes system."""
+
+    class Meta:
+        model = Server
+        fields = ["system", "name", "address", "api_port", "max_inbound_mbps", "cpu_budget_cores", "storage_gb",
+                  "max_cameras", "retention_hours", "merge_back"]  # fmt: skip
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        if user is not None:  # only the user's systems can be chosen
+            self.fields["system"].queryset = self.fields["system"].queryset.restrict(user)

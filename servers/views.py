@@ -34,7 +34,8 @@ def server_list(request):
                   for server in system.servers.all()])
         for system in systems
     ]  # fmt: skip
-    return render(request, "servers/server_list.html", {"systems": rows, "live_readable": readable})
+    context = {"systems": rows, "live_readable": readable, "whole_site": allowed_systems(request.user) is None}
+    return render(request, "servers/server_list.html", context)
 
 
 def _health(row: dict | None, readable: bool) -> dict:

@@ -226,6 +226,10 @@ def test_a_refused_deletion_names_no_user(scoped, admin_user):
 OBJECT_ROUTES = {
     "servers:license-delete": {"pk": "license"},
     "servers:mail-settings": {"system_id": "system"},
+    "servers:server-edit": {"pk": "server"},
+    "servers:server-delete": {"pk": "server"},
+    "servers:system-edit": {"pk": "system"},
+    "servers:system-delete": {"pk": "system"},
     "cameras:connection": {"pk": "camera"},
     "cameras:general": {"pk": "camera"},
     "cameras:backup-options": {"pk": "camera"},

@@ -1,4 +1,4 @@
-"""Helpers shared by the apps' API serializers."""
+"""Helpers shared by the apps' API serializers (and the pages that refuse a deletion as the API does)."""
 
 import copy
 
@@ -30,11 +30,16 @@ def model_clean(instance, model, attrs: dict) -> dict:
 def exception_handler(exc, context):
     """DRF's handler, plus: deleting something still in use is a 409 that says what uses it."""
     if isinstance(exc, ProtectedError):
-        # Users limited to a system keep it; they are counted, never named.
-        limits = [obj for obj in exc.protected_objects if obj._meta.label_lower == "accounts.systemaccess"]
-        users = sorted({str(obj) for obj in exc.protected_objects if obj not in limits})
-        if limits:
-            users.append(f"{len(limits)} user limit(s) to it")
-        shown = ", ".join(users[:10]) + (f" and {len(users) - 10} more" if len(users) > 10 else "")
-        return Response({"detail": f"Still in use by: {shown}."}, status=status.HTTP_409_CONFLICT)
+        return Response({"detail": still_in_use(exc)}, status=status.HTTP_409_CONFLICT)
     return drf_exception_handler(exc, context)
+
+
+def still_in_use(exc: ProtectedError) -> str:
+    """What a refused deletion says: what still uses the object (users limited to a system are
+    counted, never named)."""
+    limits = [obj for obj in exc.protected_objects if obj._meta.label_lower == "accounts.systemaccess"]
+    users = sorted({str(obj) for obj in exc.protected_objects if obj not in limits})
+    if limits:
+        users.append(f"{len(limits)} user limit(s) to it")
+    shown = ", ".join(users[:10]) + (f" and {len(users) - 10} more" if len(users) > 10 else "")
+    return f"Still in use by: {shown}."
