@@ -10,4 +10,5 @@ urlpatterns = [
     path("<int:pk>/", views.camera_tab, {"tab": "connection"}, name="connection"),
     path("<int:pk>/general/", views.camera_tab, {"tab": "general"}, name="general"),
     path("<int:pk>/backup-options/", views.backup_options, name="backup-options"),
+    path("<int:pk>/delete/", views.camera_delete, name="delete"),
 ]

@@ -1,16 +1,19 @@
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import urlencode
+from django.views.decorators.http import require_POST
 
 from accounts.permissions import view_required
 from cameras.forms import CONNECTION_FIELDS, GENERAL_FIELDS, CameraForm
-from cameras.models import Camera
+from cameras.models import Camera, Codec
 from cameras.modes import RedundancyMode
 from recording.models import BackupCheck, StreamHealth
-from servers.models import Server
+from servers.models import MultiserverSystem, Server
 from utilities.ids import query_id
 
 TABS = {"connection": CONNECTION_FIELDS, "general": GENERAL_FIELDS}
@@ -20,24 +23,55 @@ def _cameras(user):
     return Camera.objects.with_servers().restrict(user)
 
 
+CAMERAS_PER_PAGE = 100
+BACKUP_CHOICES = [("with", "With a backup"), ("without", "Without a backup")]
+ENABLED_CHOICES = [("yes", "Enabled"), ("no", "Disabled")]
+
+
 @login_required
 @view_required("cameras.view_camera")
 def camera_list(request):
-    cameras = _cameras(request.user).prefetch_related("primary_server__licenses", "backup_server__licenses")
-    server_id = request.GET.get("server", "")
-    if query_id(server_id) is not None:
-        cameras = cameras.filter(Q(primary_server_id=query_id(server_id)) | Q(backup_server_id=query_id(server_id)))
-    mode = request.GET.get("mode", "")
-    cameras = [c for c in cameras if not mode or c.redundancy_mode == mode]
+    """Every camera of the user's systems: search by name, stream address or server; filters by system,
+    server, mode, codec, backup and enabled; a hundred to a page."""
+    query = {name: request.GET.get(name, "").strip() for name in
+             ("q", "system", "server", "mode", "codec", "backup", "enabled")}  # fmt: skip
+    everything = _cameras(request.user)
+    cameras = everything.prefetch_related("primary_server__licenses", "backup_server__licenses")
+    if query["q"]:
+        words = Q()
+        for field in ("name", "stream_url", "primary_server__name", "backup_server__name"):
+            words |= Q(**{f"{field}__icontains": query["q"]})
+        cameras = cameras.filter(words)
+    if query_id(query["system"]) is not None:
+        cameras = cameras.filter(primary_server__system_id=query_id(query["system"]))
+    if query_id(query["server"]) is not None:
+        server = query_id(query["server"])
+        cameras = cameras.filter(Q(primary_server_id=server) | Q(backup_server_id=server))
+    if query["codec"] in Codec.values:
+        cameras = cameras.filter(codec=query["codec"])
+    if query["backup"] in ("with", "without"):
+        cameras = cameras.filter(backup_server__isnull=query["backup"] == "without")
+    if query["enabled"] in ("yes", "no"):
+        cameras = cameras.filter(enabled=query["enabled"] == "yes")
+    # The effective mode is worked out per camera (both servers' settings), not stored: filtered here.
+    cameras = [c for c in cameras if not query["mode"] or c.redundancy_mode == query["mode"]]
+    page = Paginator(cameras, CAMERAS_PER_PAGE).get_page(request.GET.get("page"))
     return render(
         request,
         "cameras/camera_list.html",
         {
-            "cameras": cameras,
+            "page": page,
+            "cameras": page.object_list,
+            "total": everything.count(),
+            "filtered": any(query.values()),
+            "query": query,
+            "query_string": urlencode({name: value for name, value in query.items() if value}),
+            "systems": MultiserverSystem.objects.restrict(request.user),
             "servers": Server.objects.restrict(request.user),
             "modes": RedundancyMode.choices,
-            "server_id": server_id,
-            "mode": mode,
+            "codecs": Codec.choices,
+            "backup_choices": BACKUP_CHOICES,
+            "enabled_choices": ENABLED_CHOICES,
         },
     )
 
@@ -83,6 +117,17 @@ def camera_tab(request, pk, tab):
         },
         status=400 if form.errors else 200,
     )
+
+
+@require_POST
+@login_required
+@permission_required("cameras.delete_camera", raise_exception=True)
+def camera_delete(request, pk):
+    """A camera deleted, and with it the index of its recordings: they can no longer be played or exported."""
+    camera = get_object_or_404(_cameras(request.user), pk=pk)
+    camera.delete()
+    messages.success(request, f"Camera {camera.name} deleted.")
+    return redirect("cameras:list")
 
 
 @login_required

@@ -165,3 +165,60 @@ def test_camera_page_warns_when_assignment_no_longer_holds(admin_client, site, g
     assert "This backup assignment no longer holds: Rule 2: backup server srv-b has no active license" in page
     response = admin_client.post(f"/cameras/{gate.pk}/", connection_data(gate, fps=12))
     assert response.status_code == 302  # an unrelated change is still accepted
+
+
+def test_the_camera_list_searches_and_filters(admin_client, site, make_camera):
+    from cameras.models import Codec
+
+    make_camera(site["a"], site["b"], name="north-gate")
+    make_camera(site["a"], name="yard", codec=Codec.H265)
+    make_camera(site["b"], site["c"], name="south-gate", enabled=False)
+    make_camera(site["other"], name="harbour")
+
+    def shown(**query):
+        page = admin_client.get("/cameras/", query).content.decode()
+        return {name for name in ("north-gate", "yard", "south-gate", "harbour") if f'data-camera="{name}"' in page}
+
+    assert shown() == {"north-gate", "yard", "south-gate", "harbour"}
+    assert shown(q="GATE") == {"north-gate", "south-gate"}
+    assert shown(q="srv-c") == {"south-gate"}  # a server's name finds the cameras it records or backs up
+    assert shown(system=site["other"].system_id) == {"harbour"}
+    assert shown(server=site["b"].pk) == {"north-gate", "south-gate"}
+    assert shown(codec="h265") == {"yard"}
+    assert shown(backup="without") == {"yard", "harbour"}
+    assert shown(enabled="no") == {"south-gate"}
+    assert shown(q="gate", enabled="yes") == {"north-gate"}
+    assert "1 of 4 cameras match" in admin_client.get("/cameras/", {"q": "yard"}).content.decode()
+    # Words that are no choice narrow nothing; an id that names no server finds no camera.
+    assert shown(system="x", codec="vp9", backup="maybe", enabled="perhaps") == shown()
+    assert shown(server="99999999999999999999") == shown(server=987654) == set()
+
+
+def test_the_camera_list_pages_by_a_hundred_keeping_the_search(admin_client, site, make_camera):
+    for number in range(105):
+        make_camera(site["a"], name=f"lane-{number:03d}")
+    first = admin_client.get("/cameras/", {"q": "lane"}).content.decode()
+    assert first.count('data-camera="lane-') == 100 and "Page 1 of 2" in first
+    assert 'href="?q=lane&page=2"' in first
+    second = admin_client.get("/cameras/", {"q": "lane", "page": 2}).content.decode()
+    assert second.count('data-camera="lane-') == 5 and 'data-camera="lane-104"' in second
+
+
+def test_a_camera_is_deleted_from_its_page_and_audited(admin_client, admin_user, site, make_camera, viewer):
+    from django.test import Client
+
+    from accounts.models import AuditEntry
+
+    camera = make_camera(site["a"], site["b"], name="gate")
+    client = Client()
+    client.force_login(viewer)
+    assert "Delete gate" not in client.get(f"/cameras/{camera.pk}/general/").content.decode()
+    assert client.post(f"/cameras/{camera.pk}/delete/").status_code == 403
+    assert Camera.objects.filter(pk=camera.pk).exists()
+    assert "Delete gate" in admin_client.get(f"/cameras/{camera.pk}/general/").content.decode()
+    assert admin_client.get(f"/cameras/{camera.pk}/delete/").status_code == 405
+    deleted = admin_client.post(f"/cameras/{camera.pk}/delete/", follow=True)
+    assert "Camera gate deleted." in deleted.content.decode()
+    assert not Camera.objects.filter(pk=camera.pk).exists()
+    assert AuditEntry.objects.filter(action="deleted", object_type="cameras.camera", object_repr="gate",
+                                     user=admin_user).exists()  # fmt: skip
