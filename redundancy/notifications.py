@@ -15,7 +15,7 @@ from asgiref.sync import async_to_sync
 from celery import current_app
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.core.mail import EmailMessage, get_connection
+from django.core.mail import EmailMessage
 from django.db.models import Q
 
 from cameras.modes import RedundancyMode
@@ -157,23 +157,8 @@ def _send(backup, kind, batch, mail_settings) -> None:
     lines = [f"{e.at:%Y-%m-%d %H:%M:%S %Z}  {e.message}" for e in batch]
     body = f"Redundancy {verb} on backup server {backup.name} ({backup.system}).\n\n" + "\n".join(lines) + "\n"
     EmailMessage(subject, body, mail_settings.from_email or settings.DEFAULT_FROM_EMAIL,
-                 mail_settings.recipient_list, connection=_connection(mail_settings)).send()  # fmt: skip
+                 mail_settings.recipient_list, connection=mail_settings.connection()).send()  # fmt: skip
 
 
 def _when(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
-
-
-def _connection(mail_settings: MailSettings):
-    """Every SMTP path has a timeout: the system's own settings and the site's EMAIL_URL alike."""
-    if mail_settings.smtp_host:
-        return get_connection(
-            "django.core.mail.backends.smtp.EmailBackend",
-            host=mail_settings.smtp_host,
-            port=mail_settings.smtp_port,
-            username=mail_settings.username or None,
-            password=mail_settings.password or None,
-            use_tls=mail_settings.use_tls,
-            timeout=settings.EMAIL_TIMEOUT,
-        )
-    return get_connection(timeout=settings.EMAIL_TIMEOUT)

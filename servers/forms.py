@@ -103,7 +103,7 @@ class MailSettingsForm(forms.ModelForm):
         if not self.errors and not MailSettings(**{**cleaned, "system": self.instance.system}).is_configured:
             raise forms.ValidationError(
                 "Notifications need at least one recipient and an SMTP host "
-                "(or mail configured for the whole site through EMAIL_URL)."
+                "(or the site's own mail, which the site's administrator sets up for every system)."
             )
         return cleaned
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.mail import get_connection
 from django.core.validators import (
     MaxValueValidator,
     MinValueValidator,
@@ -321,6 +322,21 @@ class MailSettings(models.Model):
     @property
     def recipient_list(self) -> list[str]:
         return split_recipients(self.recipients)
+
+    def connection(self):
+        """The mail connection these settings give: the system's own SMTP server, or the site's mail
+        (EMAIL_URL); every SMTP path has a timeout."""
+        if self.smtp_host:
+            return get_connection(
+                "django.core.mail.backends.smtp.EmailBackend",
+                host=self.smtp_host,
+                port=self.smtp_port,
+                username=self.username or None,
+                password=self.password or None,
+                use_tls=self.use_tls,
+                timeout=settings.EMAIL_TIMEOUT,
+            )
+        return get_connection(timeout=settings.EMAIL_TIMEOUT)
 
     @property
     def is_configured(self) -> bool:

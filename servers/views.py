@@ -11,6 +11,7 @@ from accounts.querysets import allowed_systems
 from redundancy.models import ServerStatus
 from redundancy.status import servers_health
 from servers.forms import LicenseForm, MailSettingsForm, pending_settings
+from servers.mailtest import send_test_mail
 from servers.models import License, MailSettings, MultiserverSystem, Server
 from utilities.ids import query_id
 
@@ -113,7 +114,12 @@ def mail_settings(request, system_id):
     # The Backup (redundancy) change that waited for mail: email notifications on, and any other parts.
     params = request.POST if request.method == "POST" else request.GET
     form = MailSettingsForm(request.POST or None, instance=instance)
-    if request.method == "POST" and form.is_valid():
+    tested = None
+    if request.method == "POST" and request.POST.get("action") == "test":
+        # The settings as typed, sent with and stored nowhere: Save stores them.
+        if form.is_valid():
+            tested = send_test_mail(form.save(commit=False), sent_by=request.user.get_username())
+    elif request.method == "POST" and form.is_valid():
         with transaction.atomic():  # the mail settings and the change they let through, together
             form.save()
             text = f"Mail settings of {system} saved."
@@ -130,7 +136,8 @@ def mail_settings(request, system_id):
             return response
         return redirect("servers:server", enable_for.pk) if enable_for else redirect("servers:list")
     template = "servers/_mail_form.html" if request.htmx else "servers/mail_settings.html"
-    context = {"form": form, "system": system, "enable_for": enable_for}
+    context = {"form": form, "system": system, "enable_for": enable_for, "tested": tested,
+               "password_typed": bool(request.POST.get("password"))}  # fmt: skip
     if enable_for:
         change = pending_settings(params, enable_for)
         change.is_valid()  # refused until mail works; cleaning tells which parts it carries

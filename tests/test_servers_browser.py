@@ -8,6 +8,7 @@ from django.utils import timezone
 from protocol import live
 from redundancy.models import ServerState, ServerStatus
 from servers.models import MultiserverSystem, Server
+from servers.tests.test_mail_test import smtp_server  # noqa: F401  (fixture)
 from tests.test_csp_browser import LISTEN
 from tests.test_live_browser import PASSWORD, browser_page, web  # noqa: F401  (fixtures)
 
@@ -59,3 +60,24 @@ def test_an_administrator_reads_health_and_adds_changes_and_deletes_a_server(sit
     page.wait_for_selector("text=Server srv-harbour deleted.")
     assert not Server.objects.filter(pk=server.pk).exists()
     assert page.evaluate("window.cspViolations") == [] and errors == []
+
+
+def test_send_test_mail_shows_the_smtp_servers_answer_in_place(site, web, browser_page, smtp_server):  # noqa: F811
+    port, recorder = smtp_server
+    User.objects.create_superuser("admin", "admin@example.com", PASSWORD)
+    page = browser_page
+    page.add_init_script(LISTEN)
+    page.goto(f"{web}/accounts/login/?next=/servers/systems/{site['system'].pk}/mail/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.fill("#id_smtp_host", "127.0.0.1")
+    page.fill("#id_smtp_port", str(port))
+    page.uncheck("#id_use_tls")
+    page.fill("#id_recipients", "ops@example.com")
+    page.evaluate("window.stillTheSamePage = true")
+    page.click("button:has-text('Send test mail')")
+    page.wait_for_selector(".test-mail:has-text('Test mail sent')", timeout=10_000)
+    assert f"127.0.0.1:{port} accepted it: 250 2.0.0 Ok: queued as 7F3A2" in page.text_content(".test-mail")
+    assert page.evaluate("window.stillTheSamePage") is True, "swapped by htmx, not reloaded"
+    assert len(recorder.messages) == 1 and page.evaluate("window.cspViolations") == []
