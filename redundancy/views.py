@@ -1,12 +1,18 @@
 """The event log, and a server's drain and fail-back as the operator asks for them."""
 
 
+import csv
+from datetime import UTC
+
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.db.models import Q
+from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
 
 from accounts.permissions import view_required
@@ -15,10 +21,29 @@ from redundancy.models import Event, EventKind
 from servers.models import Server
 from utilities.ids import query_id
 
+CSV_LIMIT = 100_000  # events in one download; a narrower range gives the rest
+CSV_COLUMNS = ["time (UTC)", "event", "camera", "server", "to server", "mode", "what happened", "mail"]
+
+
+class EventRange(forms.Form):
+    """The Events page's time range, in the site's time zone as the page shows its times."""
+
+    since = forms.DateTimeField(required=False, input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"])
+    until = forms.DateTimeField(required=False, input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"])
+
+    def clean(self):
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and until <= since:
+            raise forms.ValidationError("Until must come after since.")
+        return cleaned
+
 
 @login_required
 @view_required("redundancy.view_event")
 def event_list(request):
+    """The engine's transitions, filtered by kind, server, camera and time range; ``?format=csv``
+    downloads what the filters keep."""
     events = Event.objects.select_related("camera", "server", "to_server").restrict(request.user)
     kind = request.GET.get("kind", "")
     server_id = request.GET.get("server", "")
@@ -29,11 +54,54 @@ def event_list(request):
         events = events.filter(Q(server_id=query_id(server_id)) | Q(to_server_id=query_id(server_id)))
     if query_id(camera_id) is not None:
         events = events.filter(camera_id=query_id(camera_id))
+    window = EventRange({name: request.GET.get(name, "") for name in ("since", "until")})
+    if window.is_valid():
+        if window.cleaned_data["since"]:
+            events = events.filter(at__gte=window.cleaned_data["since"])
+        if window.cleaned_data["until"]:
+            events = events.filter(at__lt=window.cleaned_data["until"])
+    elif request.GET.get("format") == "csv":
+        return HttpResponseBadRequest(" ".join(e for errors in window.errors.values() for e in errors),
+                                      content_type="text/plain; charset=utf-8")  # fmt: skip
+    else:
+        events = events.none()  # a range that says nothing clear shows nothing rather than everything
+    if request.GET.get("format") == "csv":
+        return _events_csv(events[:CSV_LIMIT])
     page = Paginator(events, 100).get_page(request.GET.get("page"))
+    query = {name: request.GET.get(name, "") for name in ("kind", "server", "camera", "since", "until")}
     return render(request, "redundancy/event_list.html", {
         "page": page, "kinds": EventKind.choices, "servers": Server.objects.restrict(request.user),
-        "kind": kind, "server_id": server_id, "camera_id": camera_id,
-    })  # fmt: skip
+        "kind": kind, "server_id": server_id, "camera_id": camera_id, "window": window,
+        "since": query["since"], "until": query["until"],
+        "query_string": urlencode({name: value for name, value in query.items() if value}),
+    }, status=200 if window.is_valid() else 400)  # fmt: skip
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def _cell(value: str) -> str:
+    """A cell a spreadsheet shows as text: one that would start a formula gets a leading apostrophe."""
+    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def _events_csv(events) -> StreamingHttpResponse:
+    writer = csv.writer(_Echo())
+
+    def rows():
+        yield writer.writerow(CSV_COLUMNS)
+        for event in events.iterator(chunk_size=2000):
+            texts = (event.get_kind_display(), event.camera.name if event.camera else "",
+                     event.server.name if event.server else "", event.to_server.name if event.to_server else "",
+                     event.mode, event.message, event.get_mail_state_display() if event.mail_state else "")
+            at = event.at.astimezone(UTC).isoformat(timespec="milliseconds")
+            yield writer.writerow([at, *(_cell(text) for text in texts)])  # fmt: skip
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="events-{timezone.now():%Y%m%d-%H%M%S}.csv"'
+    return response
 
 
 @require_POST
