@@ -108,6 +108,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "utilities",  # its template tags (moments)
     "channels",
     "axes",
     "csp",

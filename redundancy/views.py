@@ -2,7 +2,8 @@
 
 
 import csv
-from datetime import UTC
+from datetime import UTC, timedelta
+from datetime import timezone as dt_timezone
 
 from django import forms
 from django.contrib import messages
@@ -26,13 +27,20 @@ CSV_COLUMNS = ["time (UTC)", "event", "camera", "server", "to server", "mode", "
 
 
 class EventRange(forms.Form):
-    """The Events page's time range, in the site's time zone as the page shows its times."""
+    """The Events page's time range, as typed in the browser's local time (``tz``: its offset from UTC
+    in minutes, as JavaScript gives it; without it, the site's time zone)."""
 
     since = forms.DateTimeField(required=False, input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"])
     until = forms.DateTimeField(required=False, input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"])
+    tz = forms.IntegerField(required=False, min_value=-14 * 60, max_value=14 * 60)
 
     def clean(self):
         cleaned = super().clean()
+        if cleaned.get("tz") is not None:
+            local = dt_timezone(timedelta(minutes=-cleaned["tz"]))
+            for name in ("since", "until"):
+                if cleaned.get(name):
+                    cleaned[name] = timezone.make_naive(cleaned[name]).replace(tzinfo=local)
         since, until = cleaned.get("since"), cleaned.get("until")
         if since and until and until <= since:
             raise forms.ValidationError("Until must come after since.")
@@ -54,7 +62,7 @@ def event_list(request):
         events = events.filter(Q(server_id=query_id(server_id)) | Q(to_server_id=query_id(server_id)))
     if query_id(camera_id) is not None:
         events = events.filter(camera_id=query_id(camera_id))
-    window = EventRange({name: request.GET.get(name, "") for name in ("since", "until")})
+    window = EventRange({name: request.GET.get(name, "") for name in ("since", "until", "tz")})
     if window.is_valid():
         if window.cleaned_data["since"]:
             events = events.filter(at__gte=window.cleaned_data["since"])
@@ -68,7 +76,7 @@ def event_list(request):
     if request.GET.get("format") == "csv":
         return _events_csv(events[:CSV_LIMIT])
     page = Paginator(events, 100).get_page(request.GET.get("page"))
-    query = {name: request.GET.get(name, "") for name in ("kind", "server", "camera", "since", "until")}
+    query = {name: request.GET.get(name, "") for name in ("kind", "server", "camera", "since", "until", "tz")}
     return render(request, "redundancy/event_list.html", {
         "page": page, "kinds": EventKind.choices, "servers": Server.objects.restrict(request.user),
         "kind": kind, "server_id": server_id, "camera_id": camera_id, "window": window,

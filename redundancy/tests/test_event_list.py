@@ -54,3 +54,19 @@ def test_the_csv_holds_what_the_filters_keep_and_no_formula(admin_client, site, 
     assert rows[2][:7] == ["2026-11-30T09:30:00.000+00:00", "Failover completed", "gate", "srv-a", "srv-b", "fast",
                            "gate recorded by srv-b"]  # fmt: skip
     assert len(rows) == 3  # srv-a's own down event is not srv-b's
+
+
+def test_a_range_typed_in_the_browsers_local_time_is_read_in_it(admin_client, site, make_camera):
+    _events(site, make_camera(site["a"], site["b"], name="gate"))
+    # UTC+1 (JavaScript's getTimezoneOffset says -60): 10:00 to 12:00 there is 09:00 to 11:00 UTC.
+    local = admin_client.get("/events/", {"since": "2026-11-30T10:00", "until": "2026-11-30T12:00", "tz": -60})
+    assert _shown(local) == ["gate recorded by srv-b"]
+    assert "tz=-60" in local.content.decode()  # its pages and its CSV keep reading it so
+    assert admin_client.get("/events/", {"since": "2026-11-30T10:00", "tz": 9999}).status_code == 400
+
+
+def test_event_times_read_in_utc_without_script_and_carry_it_for_the_browser(admin_client, site, make_camera):
+    _events(site, make_camera(site["a"], site["b"], name="gate"))
+    page = admin_client.get("/events/").content.decode()
+    assert ('<time datetime="2026-11-30T09:30:00.000Z" data-local="datetime" title="UTC 2026-11-30 09:30:00">'
+            "2026-11-30 09:30:00 UTC</time>") in page  # fmt: skip

@@ -5,6 +5,10 @@
 //                                  (the live page's forms use data-confirm, handled by live.js)
 //   data-check-all="name"          a checkbox checks or clears every input[name=...] of its table
 //   data-left / data-width         an element's left and width, in percent (charts, timelines)
+//   <time data-local="style">      a moment shown in the browser's local time (style: datetime, minute,
+//                                  time), UTC in its tooltip (the template filter ``moment``)
+//   data-timezone-offset           a hidden input given the browser's offset from UTC in minutes, so
+//                                  that a time typed in local time is read as such
 // Listeners are delegated to the document, so content swapped in by htmx behaves the same.
 (function () {
   "use strict";
@@ -27,6 +31,26 @@
     }
   });
 
+  function two(n) { return String(n).padStart(2, "0"); }
+
+  function localMoment(date, style) {
+    const day = date.getFullYear() + "-" + two(date.getMonth() + 1) + "-" + two(date.getDate());
+    const minute = two(date.getHours()) + ":" + two(date.getMinutes());
+    if (style === "time") return minute + ":" + two(date.getSeconds());
+    if (style === "minute") return day + " " + minute;
+    return day + " " + minute + ":" + two(date.getSeconds());
+  }
+
+  function localise(root) {
+    root.querySelectorAll("time[data-local]").forEach(function (element) {
+      const date = new Date(element.getAttribute("datetime"));
+      if (!isNaN(date)) element.textContent = localMoment(date, element.dataset.local);
+    });
+    root.querySelectorAll("input[data-timezone-offset]").forEach(function (input) {
+      input.value = String(new Date().getTimezoneOffset());
+    });
+  }
+
   function place(root) {
     const elements = Array.from(root.querySelectorAll("[data-left], [data-width]"));
     if (root.matches && root.matches("[data-left], [data-width]")) elements.push(root);
@@ -36,9 +60,10 @@
     });
   }
   if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", function () { place(document); });
+    document.addEventListener("DOMContentLoaded", function () { place(document); localise(document); });
   } else {
     place(document);
+    localise(document);
   }
-  document.addEventListener("htmx:load", function (event) { place(event.target); });
+  document.addEventListener("htmx:load", function (event) { place(event.target); localise(event.target); });
 })();

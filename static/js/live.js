@@ -140,6 +140,8 @@
     item.className = "event-" + event.kind + " fresh";
     const time = document.createElement("time");
     time.textContent = new Date(event.at).toLocaleTimeString([], { hour12: false });
+    time.setAttribute("datetime", event.at);
+    time.title = "UTC " + new Date(event.at).toISOString().slice(0, 19).replace("T", " ");
     const text = document.createTextNode(" " + event.message);
     if (event.camera) {
       const link = document.createElement("a");
