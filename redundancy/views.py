@@ -2,8 +2,8 @@
 
 
 import csv
-from datetime import UTC, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django import forms
 from django.contrib import messages
@@ -27,20 +27,28 @@ CSV_COLUMNS = ["time (UTC)", "event", "camera", "server", "to server", "mode", "
 
 
 class EventRange(forms.Form):
-    """The Events page's time range, as typed in the browser's local time (``tz``: its offset from UTC
-    in minutes, as JavaScript gives it; without it, the site's time zone)."""
+    """The Events page's time range, as typed in the browser's local time: ``zone`` is the browser's
+    time zone (its IANA name, sent by forms.js), so each date is read with its own offset; without
+    script the page shows UTC, and the range is read in UTC."""
 
     since = forms.DateTimeField(required=False, input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"])
     until = forms.DateTimeField(required=False, input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"])
-    tz = forms.IntegerField(required=False, min_value=-14 * 60, max_value=14 * 60)
+
+    def __init__(self, data, zone: str = ""):
+        try:
+            self.zone = ZoneInfo(zone) if zone else UTC
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            self.zone, self.unknown_zone = UTC, zone
+        super().__init__(data)
+
+    def full_clean(self):
+        with timezone.override(self.zone):  # a typed time is read in the browser's zone, its DST included
+            super().full_clean()
 
     def clean(self):
         cleaned = super().clean()
-        if cleaned.get("tz") is not None:
-            local = dt_timezone(timedelta(minutes=-cleaned["tz"]))
-            for name in ("since", "until"):
-                if cleaned.get(name):
-                    cleaned[name] = timezone.make_naive(cleaned[name]).replace(tzinfo=local)
+        if getattr(self, "unknown_zone", None):
+            raise forms.ValidationError(f"The browser's time zone {self.unknown_zone[:64]!r} is not known here.")
         since, until = cleaned.get("since"), cleaned.get("until")
         if since and until and until <= since:
             raise forms.ValidationError("Until must come after since.")
@@ -62,7 +70,7 @@ def event_list(request):
         events = events.filter(Q(server_id=query_id(server_id)) | Q(to_server_id=query_id(server_id)))
     if query_id(camera_id) is not None:
         events = events.filter(camera_id=query_id(camera_id))
-    window = EventRange({name: request.GET.get(name, "") for name in ("since", "until", "tz")})
+    window = EventRange({name: request.GET.get(name, "") for name in ("since", "until")}, request.GET.get("zone", ""))
     if window.is_valid():
         if window.cleaned_data["since"]:
             events = events.filter(at__gte=window.cleaned_data["since"])
@@ -74,13 +82,13 @@ def event_list(request):
     else:
         events = events.none()  # a range that says nothing clear shows nothing rather than everything
     if request.GET.get("format") == "csv":
-        return _events_csv(events[:CSV_LIMIT])
+        return _events_csv(events)
     page = Paginator(events, 100).get_page(request.GET.get("page"))
-    query = {name: request.GET.get(name, "") for name in ("kind", "server", "camera", "since", "until", "tz")}
+    query = {name: request.GET.get(name, "") for name in ("kind", "server", "camera", "since", "until", "zone")}
     return render(request, "redundancy/event_list.html", {
         "page": page, "kinds": EventKind.choices, "servers": Server.objects.restrict(request.user),
         "kind": kind, "server_id": server_id, "camera_id": camera_id, "window": window,
-        "since": query["since"], "until": query["until"],
+        "since": query["since"], "until": query["until"], "zone": query["zone"],
         "query_string": urlencode({name: value for name, value in query.items() if value}),
     }, status=200 if window.is_valid() else 400)  # fmt: skip
 
@@ -96,11 +104,18 @@ def _cell(value: str) -> str:
 
 
 def _events_csv(events) -> StreamingHttpResponse:
+    """Rows as they are read (an async iterator: Daphne sends each as it comes instead of the whole file at
+    the end); past ``CSV_LIMIT`` a last line says the file was cut."""
     writer = csv.writer(_Echo())
 
-    def rows():
+    async def rows():
         yield writer.writerow(CSV_COLUMNS)
-        for event in events.iterator(chunk_size=2000):
+        written = 0
+        async for event in events[: CSV_LIMIT + 1].aiterator(chunk_size=2000):
+            if written == CSV_LIMIT:
+                yield writer.writerow([f"Cut at {CSV_LIMIT} events: narrow the time range for the rest."])
+                break
+            written += 1
             texts = (event.get_kind_display(), event.camera.name if event.camera else "",
                      event.server.name if event.server else "", event.to_server.name if event.to_server else "",
                      event.mode, event.message, event.get_mail_state_display() if event.mail_state else "")

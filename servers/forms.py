@@ -96,7 +96,17 @@ class MailSettingsForm(forms.ModelForm):
         widgets = {"recipients": forms.Textarea(attrs={"rows": 3})}
 
     def clean_password(self):
-        return self.cleaned_data["password"] or self.instance.password
+        """An empty field keeps the stored password, but only for the server and user it was given for."""
+        typed, stored = self.cleaned_data["password"], self.instance.password
+        if typed or not stored:
+            return typed
+        moved = [label for name, label in (("smtp_host", "SMTP host"), ("smtp_port", "SMTP port"),
+                                           ("username", "user name"))
+                 if name in self.cleaned_data and self.cleaned_data[name] != getattr(self.instance, name)]  # fmt: skip
+        if moved:
+            raise forms.ValidationError(f"Type the password again: the {' and '.join(moved)} changed, and the stored "
+                                        "password goes only to the server it was given for.")  # fmt: skip
+        return stored
 
     def clean(self):
         cleaned = super().clean()
@@ -149,3 +159,7 @@ class ServerForm(ScopedUniqueFormMixin, forms.ModelForm):
         self.user = user
         if user is not None:  # only the user's systems can be chosen
             self.fields["system"].queryset = self.fields["system"].queryset.restrict(user)
+        if self.instance.pk:
+            self.fields["name"].help_text = (
+                "The name its agent runs under (run_video_server --server NAME): rename both together, or the "
+                "server is heard no more and its cameras fail over.")

@@ -32,7 +32,8 @@ def send_test_mail(mail_settings, sent_by: str = "") -> TestMailResult:
         connection=mail_settings.connection(),
     )
     backend = message.get_connection()
-    if not isinstance(backend, SMTPBackend):  # the site's own mail, whatever it is set up as
+    if not mail_settings.smtp_host or not isinstance(backend, SMTPBackend):
+        # The site's own mail: its server is the site's administrator's, not named to a system's.
         try:
             sent = message.send()
         except Exception as exc:  # any backend's failure is worded, not raised at the operator

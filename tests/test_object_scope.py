@@ -204,6 +204,8 @@ def test_a_name_taken_in_another_system_is_refused_without_saying_so(scoped, cli
     license = api.post("/api/licenses/", {"key": other_key, "server": scoped["a"].pk, "ip_camera_channels": 4},
                        format="json")  # fmt: skip
     assert license.json() == {"key": ["This name is not available."]}
+    renamed = api.patch(f"/api/systems/{site_id}/", {"name": "Other site"}, format="json")
+    assert renamed.status_code == 400 and renamed.json() == {"name": ["This name is not available."]}
     client.force_login(scoped["user"])
     page = client.post("/cameras/new/", {"name": "theirs", "enabled": "on", "failover_priority": "normal",
                                          "stream_url": "rtsp://127.0.0.1/x", "codec": "h264", "width": 1280,
@@ -355,7 +357,7 @@ def test_no_page_or_list_shows_another_systems_objects(scoped, theirs):
             response = client.get(_url(route, {}), query)
             if response.status_code == 200:
                 read += 1
-                content = b"".join(response.streaming_content) if response.streaming else response.content
+                content = b"".join(response)
                 body = content.decode(errors="replace")
                 if markers := [m for m in THEIR_MARKERS if m in body]:
                     shown[f"{name} {query}"] = markers

@@ -47,7 +47,7 @@ def test_the_csv_holds_what_the_filters_keep_and_no_formula(admin_client, site, 
     assert f'href="?server={site["b"].pk}&format=csv"' in page
     response = admin_client.get("/events/", {"server": site["b"].pk, "format": "csv"})
     assert response["Content-Type"] == "text/csv; charset=utf-8" and "attachment" in response["Content-Disposition"]
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rows = list(csv.reader(io.StringIO(b"".join(response).decode())))
     assert rows[0] == ["time (UTC)", "event", "camera", "server", "to server", "mode", "what happened", "mail"]
     assert rows[1] == ["2026-11-30T11:00:00.000+00:00", "Server down", "", "srv-b", "", "",
                        "'=HYPERLINK(\"x\") down", ""]  # fmt: skip
@@ -56,13 +56,31 @@ def test_the_csv_holds_what_the_filters_keep_and_no_formula(admin_client, site, 
     assert len(rows) == 3  # srv-a's own down event is not srv-b's
 
 
+def test_a_csv_cut_at_its_limit_says_so(admin_client, site, make_camera, monkeypatch):
+    from redundancy import views
+
+    _events(site, make_camera(site["a"], site["b"], name="gate"))
+    monkeypatch.setattr(views, "CSV_LIMIT", 2)
+    response = admin_client.get("/events/", {"format": "csv"})
+    rows = list(csv.reader(io.StringIO(b"".join(response).decode())))
+    assert len(rows) == 4 and rows[-1] == ["Cut at 2 events: narrow the time range for the rest."]
+
+
 def test_a_range_typed_in_the_browsers_local_time_is_read_in_it(admin_client, site, make_camera):
     _events(site, make_camera(site["a"], site["b"], name="gate"))
-    # UTC+1 (JavaScript's getTimezoneOffset says -60): 10:00 to 12:00 there is 09:00 to 11:00 UTC.
-    local = admin_client.get("/events/", {"since": "2026-11-30T10:00", "until": "2026-11-30T12:00", "tz": -60})
+    # Berlin in November is UTC+1: 10:00 to 12:00 there is 09:00 to 11:00 UTC.
+    berlin = {"since": "2026-11-30T10:00", "until": "2026-11-30T12:00", "zone": "Europe/Berlin"}
+    local = admin_client.get("/events/", berlin)
     assert _shown(local) == ["gate recorded by srv-b"]
-    assert "tz=-60" in local.content.decode()  # its pages and its CSV keep reading it so
-    assert admin_client.get("/events/", {"since": "2026-11-30T10:00", "tz": 9999}).status_code == 400
+    assert "zone=Europe%2FBerlin" in local.content.decode()  # its pages and its CSV keep reading it so
+    # In July Berlin is UTC+2: each date is read with its own offset (daylight saving time included).
+    Event.objects.create(at=datetime(2026, 7, 1, 9, 30, tzinfo=UTC), kind=EventKind.SERVER_DOWN, server=site["c"],
+                         message="summer down")  # fmt: skip
+    summer = admin_client.get("/events/", {"since": "2026-07-01T11:30", "until": "2026-07-01T11:31",
+                                           "zone": "Europe/Berlin"})  # fmt: skip
+    assert "summer down" in summer.content.decode()
+    unknown = admin_client.get("/events/", {"since": "2026-11-30T10:00", "zone": "Nowhere/City"})
+    assert unknown.status_code == 400 and "time zone &#x27;Nowhere/City&#x27; is not known" in unknown.content.decode()
 
 
 def test_event_times_read_in_utc_without_script_and_carry_it_for_the_browser(admin_client, site, make_camera):

@@ -6,7 +6,7 @@ from servers.models import CAPACITY_FIGURES, License, MultiserverSystem, Redunda
 from utilities.serializers import model_clean
 
 
-class MultiserverSystemSerializer(serializers.ModelSerializer):
+class MultiserverSystemSerializer(ScopedChoicesMixin, serializers.ModelSerializer):
     class Meta:
         model = MultiserverSystem
         fields = ["id", "name", "description"]

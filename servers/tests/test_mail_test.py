@@ -75,6 +75,34 @@ def test_a_test_mail_that_cannot_go_says_why_in_words(admin_client, site, smtp_s
     assert stored.recipients == "ops@example.com" and stored.use_tls is True  # nothing typed was stored
 
 
+def test_the_stored_password_goes_only_to_the_server_it_was_given_for(admin_client, site, smtp_server):
+    port, recorder = smtp_server
+    url = f"/servers/systems/{site['system'].pk}/mail/"
+    MailSettings.objects.create(system=site["system"], smtp_host="smtp.example.com", smtp_port=587, username="vms",
+                                password="stored-secret", recipients="ops@example.com")  # fmt: skip
+    for action in ("test", "save"):
+        refused = admin_client.post(url, _typed(port, action=action, username="vms"))
+        assert refused.status_code == 400, action
+        assert "Type the password again: the SMTP host and SMTP port changed" in refused.content.decode()
+    assert recorder.messages == []
+    stored = MailSettings.objects.get(system=site["system"])
+    assert stored.smtp_host == "smtp.example.com" and stored.password == "stored-secret"
+    kept = admin_client.post(url, {**_typed(587, action="save", username="vms"), "smtp_host": "smtp.example.com"})
+    assert kept.status_code == 302  # the same server and user: the stored password is kept
+    assert MailSettings.objects.get(system=site["system"]).password == "stored-secret"
+
+
+def test_a_test_mail_through_the_sites_own_smtp_server_does_not_name_it(admin_client, site, settings, smtp_server):
+    port, recorder = smtp_server
+    settings.EMAIL_FROM_ENVIRONMENT = True  # EMAIL_URL=smtp://127.0.0.1:<port>
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_USE_TLS = "127.0.0.1", port, False
+    url = f"/servers/systems/{site['system'].pk}/mail/"
+    page = admin_client.post(url, {"action": "test", "recipients": "ops@example.com", "smtp_port": 587}).content
+    assert "Handed to the site&#x27;s mail." in page.decode() and "127.0.0.1" not in page.decode()
+    assert len(recorder.messages) == 1
+
+
 def test_a_test_mail_through_the_sites_own_mail(admin_client, site, settings, mailoutbox):
     settings.EMAIL_FROM_ENVIRONMENT = True  # the site's mail (EMAIL_URL; here Django's test outbox)
     url = f"/servers/systems/{site['system'].pk}/mail/"

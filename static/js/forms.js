@@ -7,8 +7,8 @@
 //   data-left / data-width         an element's left and width, in percent (charts, timelines)
 //   <time data-local="style">      a moment shown in the browser's local time (style: datetime, minute,
 //                                  time), UTC in its tooltip (the template filter ``moment``)
-//   data-timezone-offset           a hidden input given the browser's offset from UTC in minutes, so
-//                                  that a time typed in local time is read as such
+//   data-time-zone                 a hidden input given the browser's time zone (its IANA name), so
+//                                  that a time typed in local time is read as such, DST included
 // Listeners are delegated to the document, so content swapped in by htmx behaves the same.
 (function () {
   "use strict";
@@ -46,8 +46,8 @@
       const date = new Date(element.getAttribute("datetime"));
       if (!isNaN(date)) element.textContent = localMoment(date, element.dataset.local);
     });
-    root.querySelectorAll("input[data-timezone-offset]").forEach(function (input) {
-      input.value = String(new Date().getTimezoneOffset());
+    root.querySelectorAll("input[data-time-zone]").forEach(function (input) {
+      input.value = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
     });
   }
 
