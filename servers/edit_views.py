@@ -51,13 +51,7 @@ def system_edit(request, pk):
 @permission_required("servers.delete_multiserversystem", raise_exception=True)
 def system_delete(request, pk):
     system = get_object_or_404(MultiserverSystem.objects.restrict(request.user), pk=pk)
-    try:
-        system.delete()
-    except ProtectedError as exc:
-        messages.error(request, f"{system.name} was not deleted. {still_in_use(exc)}")
-        return redirect("servers:system-edit", system.pk)
-    messages.success(request, f"Multiserver system {system.name} deleted.")
-    return redirect("servers:list")
+    return _delete(request, system, f"Multiserver system {system.name}", "servers:system-edit")
 
 
 @login_required
@@ -93,10 +87,15 @@ def server_edit(request, pk):
 @permission_required("servers.delete_server", raise_exception=True)
 def server_delete(request, pk):
     server = get_object_or_404(Server.objects.restrict(request.user), pk=pk)
+    return _delete(request, server, f"Server {server.name}", "servers:server-edit")
+
+
+def _delete(request, thing, called: str, back: str):
+    """Delete, or say what still uses it and go back to its page."""
     try:
-        server.delete()
+        thing.delete()
     except ProtectedError as exc:
-        messages.error(request, f"{server.name} was not deleted. {still_in_use(exc)}")
-        return redirect("servers:server-edit", server.pk)
-    messages.success(request, f"Server {server.name} deleted.")
+        messages.error(request, f"{thing.name} was not deleted. {still_in_use(exc)}")
+        return redirect(back, thing.pk)
+    messages.success(request, f"{called} deleted.")
     return redirect("servers:list")

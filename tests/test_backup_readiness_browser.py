@@ -10,6 +10,7 @@ from django.db import connection
 
 from recording.models import BackupCheck
 from recording.readiness import BackupReadiness, CheckResult
+from testbed.browser import sign_in
 from tests.test_csp_browser import LISTEN
 from tests.test_live_browser import PASSWORD, browser_page, web  # noqa: F401  (fixtures)
 
@@ -23,10 +24,7 @@ def test_a_check_asked_for_on_the_camera_page_and_its_warning_live(site, make_ca
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.add_init_script(LISTEN)
-    page.goto(f"{web}/accounts/login/?next=/cameras/{camera.pk}/")
-    page.fill("#id_username", "operator")
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
+    sign_in(page, web, "operator", PASSWORD, f"/cameras/{camera.pk}/")
     page.wait_for_selector("#backup-check")
     assert "never checked" in page.text_content("#backup-check")
     page.evaluate("window.stillTheSamePage = true")

@@ -7,6 +7,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from redundancy.models import Event, EventKind
+from testbed.browser import sign_in
 from tests.test_csp_browser import LISTEN
 from tests.test_live_browser import PASSWORD, browser_page, web  # noqa: F401  (fixtures)
 
@@ -22,10 +23,7 @@ def test_events_in_local_time_a_local_range_and_the_csv(site, web, browser_page)
     page = browser_page
     page.context.new_cdp_session(page).send("Emulation.setTimezoneOverride", {"timezoneId": "Asia/Tokyo"})
     page.add_init_script(LISTEN)
-    page.goto(f"{web}/accounts/login/?next=/events/")
-    page.fill("#id_username", "admin")
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
+    sign_in(page, web, "admin", PASSWORD, "/events/")
     shown = page.locator("time[datetime='2026-11-30T11:00:00.000Z']")
     assert shown.text_content() == "2026-11-30 20:00:00"  # Tokyo is UTC+9
     assert shown.get_attribute("title") == "UTC 2026-11-30 11:00:00"

@@ -9,6 +9,7 @@ from protocol import live
 from redundancy.models import ServerState, ServerStatus
 from servers.models import MultiserverSystem, Server
 from servers.tests.test_mail_test import smtp_server  # noqa: F401  (fixture)
+from testbed.browser import sign_in
 from tests.test_csp_browser import LISTEN
 from tests.test_live_browser import PASSWORD, browser_page, web  # noqa: F401  (fixtures)
 
@@ -24,10 +25,7 @@ def test_an_administrator_reads_health_and_adds_changes_and_deletes_a_server(sit
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.add_init_script(LISTEN)
-    page.goto(f"{web}/accounts/login/?next=/servers/")
-    page.fill("#id_username", "admin")
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
+    sign_in(page, web, "admin", PASSWORD, "/servers/")
     health_a = page.text_content("tr[data-server=srv-a] td.health")
     assert "Up" in health_a and "heard" in health_a and "storage OK" in health_a
     assert "never heard" in page.text_content("tr[data-server=srv-b] td.health")
@@ -67,10 +65,7 @@ def test_send_test_mail_shows_the_smtp_servers_answer_in_place(site, web, browse
     User.objects.create_superuser("admin", "admin@example.com", PASSWORD)
     page = browser_page
     page.add_init_script(LISTEN)
-    page.goto(f"{web}/accounts/login/?next=/servers/systems/{site['system'].pk}/mail/")
-    page.fill("#id_username", "admin")
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
+    sign_in(page, web, "admin", PASSWORD, f"/servers/systems/{site['system'].pk}/mail/")
     page.fill("#id_smtp_host", "127.0.0.1")
     page.fill("#id_smtp_port", str(port))
     page.uncheck("#id_use_tls")
