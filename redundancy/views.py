@@ -47,7 +47,7 @@ class EventRange(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        if getattr(self, "unknown_zone", None):
+        if getattr(self, "unknown_zone", None) and (cleaned.get("since") or cleaned.get("until")):
             raise forms.ValidationError(f"The browser's time zone {self.unknown_zone[:64]!r} is not known here.")
         since, until = cleaned.get("since"), cleaned.get("until")
         if since and until and until <= since:
