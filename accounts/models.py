@@ -10,6 +10,7 @@ class AuditAction(models.TextChoices):
     DELETED = "deleted", "Deleted"
     DRAIN = "drain", "Drain started"
     FAIL_BACK = "fail_back", "Fail back now"
+    ACKNOWLEDGED = "acknowledged", "Event acknowledged"
 
 
 class AuditEntry(models.Model):

@@ -3,8 +3,12 @@ server's health history, and every transition as an event."""
 
 import time
 
-from django.db import models
+from django.conf import settings
+from django.db import models, transaction
+from django.utils import timezone
 
+from accounts import audit
+from accounts.models import AuditAction
 from accounts.querysets import RestrictedQuerySet
 from cameras.models import Camera
 from recording.models import backup_check_recorded
@@ -124,6 +128,12 @@ class Event(models.Model):
     mail_due = models.DateTimeField(null=True, blank=True, help_text="When the mail worker may next try it.")
     mailed_at = models.DateTimeField(null=True, blank=True)
     mail_error = models.CharField(max_length=200, blank=True)
+    # An operator's word that they have seen it; the first one counts.
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                        related_name="+")  # fmt: skip
+    acknowledged_by_username = models.CharField(max_length=150, blank=True, help_text="Kept when the user is deleted.")
+    acknowledgement_note = models.CharField(max_length=500, blank=True)
 
     # An event concerns the systems of its server, its target server and its camera.
     system_paths = ("server__system", "to_server__system", "camera__primary_server__system")
@@ -139,6 +149,23 @@ class Event(models.Model):
 
     def __str__(self):
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.get_kind_display()}: {self.message}"
+
+    def acknowledge(self, user, note: str = "", now=None) -> bool:
+        """Record that ``user`` has seen this event, audited; False when someone already had (the first
+        acknowledgement stays). The event is read again either way."""
+        now = now or timezone.now()
+        with transaction.atomic():
+            # One conditional UPDATE: of two operators acknowledging at once, exactly one wins.
+            won = Event.objects.filter(pk=self.pk, acknowledged_at__isnull=True).update(
+                acknowledged_at=now, acknowledged_by=user, acknowledged_by_username=user.get_username(),
+                acknowledgement_note=note,
+            )  # fmt: skip
+            if won:
+                audit.record(AuditAction.ACKNOWLEDGED, self, {"acknowledged_at": None},
+                             {"acknowledged_at": now.isoformat(), "note": note}, user=user)  # fmt: skip
+        self.refresh_from_db(fields=["acknowledged_at", "acknowledged_by", "acknowledged_by_username",
+                                     "acknowledgement_note"])  # fmt: skip
+        return bool(won)
 
 
 def _backup_check_recorded(sender, **kwargs):
