@@ -4,13 +4,15 @@ VENV := .venv
 PYTEST_ARGS ?=
 # The browser libraries the pages load, built into static/ (never committed, never from a CDN).
 VENDOR := static/vendor/hls.min.js
+# axe-core, the accessibility checker the browser tests run in each page: a test tool, kept out of static/.
+AXE := testbed/vendor/axe.min.js
 
 .PHONY: run test lint clean chromium rtsp-cameras testbed mutation
 
 run: $(VENV)/.installed rtsp-cameras $(VENDOR)
 	$(VENV)/bin/python -m eocortex_web.launcher run
 
-test: $(VENV)/.installed chromium rtsp-cameras testbed $(VENDOR)
+test: $(VENV)/.installed chromium rtsp-cameras testbed $(VENDOR) $(AXE)
 	$(VENV)/bin/python -m eocortex_web.launcher test $(PYTEST_ARGS)
 
 # The browser tests drive Debian's chromium (never a downloaded browser); installed when we may.
@@ -46,6 +48,12 @@ static/vendor/hls.min.js: package.json package-lock.json
 	if command -v npm >/dev/null 2>&1; then \
 	  npm ci --ignore-scripts --no-audit --no-fund && cp node_modules/hls.js/dist/hls.min.js $@; \
 	else $(PYTHON) tools/npm_vendor.py hls.js dist/hls.min.js $@; fi
+
+$(AXE): package.json package-lock.json
+	mkdir -p $(@D)
+	if command -v npm >/dev/null 2>&1; then \
+	  npm ci --ignore-scripts --no-audit --no-fund && cp node_modules/axe-core/axe.min.js $@; \
+	else $(PYTHON) tools/npm_vendor.py axe-core axe.min.js $@; fi
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
