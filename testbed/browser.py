@@ -7,3 +7,14 @@ def sign_in(page, web: str, username: str, password: str, next_path: str) -> Non
     page.fill("#id_username", username)
     page.fill("#id_password", password)
     page.click("button[type=submit]")
+
+
+def screenshot(page, name: str) -> None:
+    """The page as the operator sees it, saved as ``$SCREENSHOTS_DIR/<name>.png`` when that is set (``make
+    screenshots`` sets it to docs/screenshots/, the pictures the README shows); otherwise nothing."""
+    import os
+    from pathlib import Path
+
+    if folder := os.environ.get("SCREENSHOTS_DIR"):
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=False)

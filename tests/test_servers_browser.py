@@ -9,7 +9,7 @@ from protocol import live
 from redundancy.models import ServerState, ServerStatus
 from servers.models import MultiserverSystem, Server
 from servers.tests.test_mail_test import smtp_server  # noqa: F401  (fixture)
-from testbed.browser import sign_in
+from testbed.browser import screenshot, sign_in
 from tests.test_csp_browser import LISTEN
 from tests.test_live_browser import PASSWORD, browser_page, web  # noqa: F401  (fixtures)
 
@@ -29,6 +29,7 @@ def test_an_administrator_reads_health_and_adds_changes_and_deletes_a_server(sit
     health_a = page.text_content("tr[data-server=srv-a] td.health")
     assert "Up" in health_a and "heard" in health_a and "storage OK" in health_a
     assert "never heard" in page.text_content("tr[data-server=srv-b] td.health")
+    screenshot(page, "servers")
 
     page.click("text=Add multiserver system")
     page.fill("#id_name", "Harbour")
