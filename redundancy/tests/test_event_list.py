@@ -48,9 +48,10 @@ def test_the_csv_holds_what_the_filters_keep_and_no_formula(admin_client, site, 
     response = admin_client.get("/events/", {"server": site["b"].pk, "format": "csv"})
     assert response["Content-Type"] == "text/csv; charset=utf-8" and "attachment" in response["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(b"".join(response).decode())))
-    assert rows[0] == ["time (UTC)", "event", "camera", "server", "to server", "mode", "what happened", "mail"]
+    assert rows[0] == ["time (UTC)", "event", "camera", "server", "to server", "mode", "what happened", "mail",
+                       "acknowledged (UTC)", "acknowledged by", "acknowledgement note"]  # fmt: skip
     assert rows[1] == ["2026-11-30T11:00:00.000+00:00", "Server down", "", "srv-b", "", "",
-                       "'=HYPERLINK(\"x\") down", ""]  # fmt: skip
+                       "'=HYPERLINK(\"x\") down", "", "", "", ""]  # fmt: skip
     assert rows[2][:7] == ["2026-11-30T09:30:00.000+00:00", "Failover completed", "gate", "srv-a", "srv-b", "fast",
                            "gate recorded by srv-b"]  # fmt: skip
     assert len(rows) == 3  # srv-a's own down event is not srv-b's
