@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
 
 from cameras.models import Camera
-from recording.ingest import CameraFeed, ingest_worker
+from recording.ingest import CameraFeed, StreamStats, ingest_worker
 from recording.models import BackupCheck, StreamState, backup_check_recorded
 from servers.models import Server
 
@@ -80,45 +80,92 @@ def feed_of(camera: Camera) -> CameraFeed:
                       (), str(camera.rtsp_transport))  # fmt: skip
 
 
-def check_stream(feed: CameraFeed, timeout: float, clock: Callable[[], float] = time.time,
-                 stop: threading.Event | None = None) -> CheckResult | None:  # fmt: skip
-    """Open the camera, wait for its first keyframe (an MJPEG picture is one), and let go: at most ``timeout``
-    seconds. None when ``stop`` is set meanwhile (the agent is stopping: no result)."""
-    first: list[float] = []
-    keyframe, ended = threading.Event(), threading.Event()
+@dataclass
+class Opening:
+    """How one open of a camera's stream went (``open_once``)."""
+
+    stats: StreamStats
+    over_rtsp: bool
+    ended: bool  # the open or the read failed
+    seconds: float  # from the start to the end of the wait
+    first_at: float | None = None  # when the first frame (a keyframe) came, by the clock
+    started: float = 0.0  # by the clock
+
+    @property
+    def opened(self) -> bool:
+        return "open_seconds" in self.stats.connect
+
+
+def open_once(feed: CameraFeed, timeout: float, take: Callable[[object], bool], clock: Callable[[], float] = time.time,
+              stop: threading.Event | None = None, *, more_seconds: float = 0.0) -> Opening | None:  # fmt: skip
+    """Open the camera as ingest does and hand its frames, from its first keyframe (an MJPEG picture is one), to
+    ``take`` until it says it has enough (True); then let go. The first frame must come within ``timeout``
+    seconds, the rest within ``more_seconds`` of it; nothing is recorded. None when ``stop`` is set meanwhile
+    (the agent is stopping: no result)."""
+    first: list[float] = []  # the clock's time of the first frame, and the monotonic one
+    enough, ended, taking = threading.Event(), threading.Event(), threading.Lock()
 
     def on_frame(_feed, frame) -> None:
-        if not first:
-            first.append(frame.at)
-        keyframe.set()
-        worker.stop()  # one is enough; nothing is kept
+        with taking:
+            if enough.is_set():
+                return  # one more frame after the stop: nobody wants it
+            if not first:
+                first.extend((frame.at, time.monotonic()))
+            if take(frame):
+                enough.set()
+                worker.stop()
 
     worker = ingest_worker(feed, on_frame, timeout, timeout, clock, decode=False, stream="check")
     # Called under the stats' lock: only flag it. LOST: the open or the read failed (the worker would retry).
     worker.stats.on_change = lambda: worker.stats.state == StreamState.LOST and ended.set()
-    started, deadline = clock(), time.monotonic() + timeout
+    started, begun = clock(), time.monotonic()
     worker.start()
     try:
-        while not (keyframe.is_set() or ended.is_set()) and time.monotonic() < deadline:
+        while not (enough.is_set() or ended.is_set()):
+            limit = first[1] + more_seconds if first else begun + timeout
+            if time.monotonic() >= limit:
+                break
             if stop is not None and stop.is_set():
                 return None
-            keyframe.wait(0.05)
+            enough.wait(0.05)
     finally:
         worker.stop()  # its thread ends within FFmpeg's own timeout, which is ``timeout``
-    if keyframe.is_set():
-        return CheckResult(True, keyframe_seconds=round(max(0.0, first[0] - started), 3))
-    opened = "open_seconds" in worker.stats.connect
-    if ended.is_set():
-        if worker.stats.problem:  # RTSP: FFmpeg's error, worded (recording.streamcopy.open_problem)
-            return CheckResult(False, worker.stats.problem)
-        if opened:
-            return CheckResult(False, "the stream ended before a keyframe")
-        if time.monotonic() >= deadline - timeout * SLOW_OPEN:  # OpenCV says no more than that it failed
-            return CheckResult(False, f"the camera does not answer within {timeout:g} s")
-        return CheckResult(False, "the stream could not be opened (the port refuses connections, or an HTTP error)")
-    if opened:
-        return CheckResult(False, f"no keyframe within {timeout:g} s")
-    return CheckResult(False, f"the camera does not answer within {timeout:g} s")
+    with taking:
+        enough.set()  # what comes after this is not taken
+        return Opening(worker.stats, feed.over_rtsp, ended.is_set() and not first, time.monotonic() - begun,
+                       first[0] if first else None, started)  # fmt: skip
+
+
+def failure_words(opening: Opening, timeout: float) -> str:
+    """Why no frame came, in the operator's words; never the URL or a credential."""
+    stats = opening.stats
+    if opening.ended:
+        if stats.problem:  # RTSP: FFmpeg's error, worded (recording.streamcopy.open_problem)
+            return stats.problem
+        if opening.opened and opening.over_rtsp and not stats.stream:  # ingest describes only what it records
+            return "the camera sends video in a codec not recorded here (over RTSP: H.264 and H.265)"
+        if opening.opened:
+            return "the stream ended before a keyframe"
+        if opening.over_rtsp:
+            return "the camera's RTSP stream carries no video"
+        if opening.seconds >= timeout * (1 - SLOW_OPEN):  # OpenCV says no more than that it failed
+            return f"the camera does not answer within {timeout:g} s"
+        return "the stream could not be opened (the port refuses connections, or an HTTP error)"
+    if opening.opened:
+        return f"no keyframe within {timeout:g} s"
+    return f"the camera does not answer within {timeout:g} s"
+
+
+def check_stream(feed: CameraFeed, timeout: float, clock: Callable[[], float] = time.time,
+                 stop: threading.Event | None = None) -> CheckResult | None:  # fmt: skip
+    """Open the camera, wait for its first keyframe (an MJPEG picture is one), and let go: at most ``timeout``
+    seconds. None when ``stop`` is set meanwhile (the agent is stopping: no result)."""
+    opening = open_once(feed, timeout, lambda _frame: True, clock, stop)
+    if opening is None:
+        return None
+    if opening.first_at is not None:
+        return CheckResult(True, keyframe_seconds=round(max(0.0, opening.first_at - opening.started), 3))
+    return CheckResult(False, failure_words(opening, timeout))
 
 
 def from_own_stream(report: dict) -> CheckResult | None:

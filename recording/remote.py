@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 import requests
 import urllib3
 
-from recording import signing
+from recording import probe, signing
 from recording.serving import FILE
 
 TIMEOUT = (2.0, 15.0)  # connect, read (seconds)
@@ -94,3 +94,29 @@ def fetch(segment) -> tuple[bytes, str]:
     if digest != response.headers.get("X-Content-SHA256"):
         raise ChecksumMismatch(f"segment {segment.pk} from {server} does not match the checksum its server sent")
     return data, digest
+
+
+def probe_camera(server, camera_id: int, settings: probe.ProbeSettings) -> probe.ProbeResult:
+    """Ask ``server``'s agent to open the stream ``settings`` name once (``recording.probe``) and say what came.
+    Unreachable, in words, when the agent does not answer; its answer within the test's own bound."""
+    url = f"{base_url(server)}/probe/{camera_id}/?{urlencode({'token': signing.token(server.name, camera_id)})}"
+    body = probe.sealed_settings(settings, server.name, camera_id)
+    wait = settings.timeout + probe.MEASURE_SECONDS + 4.0  # the agent's own bound, and its stop
+    try:
+        response = requests.post(url, data=body, timeout=(TIMEOUT[0], wait),
+                                 headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+    except requests.exceptions.ReadTimeout:
+        raise Unreachable(f"the video server {server.name} did not answer within {wait:g} s") from None
+    except requests.RequestException:
+        raise Unreachable(f"the video server {server.name} does not answer at {server.address}:{server.api_port} "
+                          "(is its agent running?)") from None  # fmt: skip
+    with response:
+        if response.status_code == 503:
+            raise Unreachable(f"the video server {server.name} is testing other connections now: try again in a few "
+                              "seconds")  # fmt: skip
+        if response.status_code != 200:
+            raise Unreachable(f"the video server {server.name} answered {response.status_code}")
+        try:
+            return probe.ProbeResult.from_json(response.json())
+        except (ValueError, TypeError):
+            raise Unreachable(f"the video server {server.name}'s answer is unreadable") from None

@@ -19,6 +19,12 @@ name on a line, then the connection is held open, a newline every ``ALIVE_KEEPAL
 agent stops; when its process is killed, the kernel closes it and the engine knows within milliseconds.
 It says nothing but that the process lives, so it asks for no token; at most ``MAX_WATCHERS`` are held at
 once (then 503), so that it cannot tie up the agent's threads.
+
+``POST /probe/<camera>/?token=T`` is Test connection (``recording.probe``): this server opens the stream the
+body names once and answers what came (the first picture, codec, resolution, measured frame rate) or why
+nothing did, as JSON. The body is the settings as the operator typed them, credentials included, encrypted
+with the site's credential keys (``utilities.encryption``, as they are at rest) and naming this server, that
+camera and an expiry; at most ``MAX_PROBES`` run at once (then 503).
 """
 
 import hashlib
@@ -36,7 +42,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from django.db import DatabaseError, close_old_connections, connection
 
-from recording import signing
+from recording import probe, signing
+from recording.probe import probe_settings
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +53,9 @@ FILE = re.compile(r"/recordings/(?P<camera>[0-9]{1,12})/(?P<day>[0-9]{4}-[0-9]{2
 RANGE = re.compile(r"bytes=(?P<first>[0-9]*)-(?P<last>[0-9]*)")
 CONTENT_TYPES = {".ts": "video/mp2t", ".mjpeg": "video/x-motion-jpeg"}
 CHUNK = 1 << 20
+PROBE = re.compile(r"/probe/(?P<camera>[0-9]{1,12})/")
+PROBE_BODY_LIMIT = 16 * 1024  # the settings of one camera
+MAX_PROBES = 2  # stream opens for Test connection at once: each holds a thread and a camera session for seconds
 ALIVE = "/alive"
 ALIVE_KEEPALIVE = 2.0  # seconds between the newlines that keep an idle watch connection seen alive
 MAX_WATCHERS = 8  # watch connections held at once: the engine needs one (one per engine worker)
@@ -78,6 +88,7 @@ class RecordingServer:
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
         self.watch_slots = threading.BoundedSemaphore(MAX_WATCHERS)
+        self.probe_slots = threading.BoundedSemaphore(MAX_PROBES)
         self._watchers: set[socket.socket] = set()
         self._watchers_lock = threading.Lock()
         self._stopping = False
@@ -174,6 +185,30 @@ class _Handler(BaseHTTPRequestHandler):
         if listing:
             return self._list(camera_id, query)
         return self._file(camera_id, file["day"], file["name"])
+
+    def do_POST(self):  # noqa: N802 (http.server's name)
+        url = urlsplit(self.path)
+        match = PROBE.fullmatch(url.path)
+        length = self.headers.get("Content-Length", "")
+        if match is None or not length.isdigit() or int(length) > PROBE_BODY_LIMIT:
+            self.close_connection = True  # its body, if any, is not read
+            return self._error(HTTPStatus.BAD_REQUEST, "not a connection test's address")
+        body = self.rfile.read(int(length))
+        camera_id, server = int(match["camera"]), self.recordings.server
+        try:
+            signing.check(parse_qs(url.query).get("token", [None])[0], server.name, camera_id)
+            settings = probe_settings(body, server.name, camera_id)
+        except signing.Refused as refusal:
+            log.info("server=%s event=probe_refused camera=%s reason=%s", server.name, camera_id,
+                     str(refusal).replace(" ", "_"))  # fmt: skip
+            return self._error(HTTPStatus.FORBIDDEN, "no valid signature")
+        if not self.recordings.probe_slots.acquire(blocking=False):
+            return self._error(HTTPStatus.SERVICE_UNAVAILABLE, "this server is testing other connections now")
+        try:
+            result = probe.probe_stream(settings.feed(camera_id), timeout=settings.timeout)
+        finally:
+            self.recordings.probe_slots.release()
+        self._send(HTTPStatus.OK, json.dumps(result.as_json()).encode(), "application/json")
 
     def _list(self, camera_id: int, query: dict) -> None:
         try:
