@@ -11,7 +11,14 @@ class EventSerializer(serializers.ModelSerializer):
     class Meta:
         model = Event
         fields = ["id", "at", "kind", "camera", "camera_name", "server", "server_name", "to_server",
-                  "to_server_name", "mode", "message"]  # fmt: skip
+                  "to_server_name", "mode", "message", "acknowledged_at", "acknowledged_by_username",
+                  "acknowledgement_note"]  # fmt: skip
+        read_only_fields = ["acknowledged_at", "acknowledged_by_username", "acknowledgement_note"]
+
+
+class AcknowledgeSerializer(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, max_length=500, default="",
+                                 help_text="Why it needs no more attention, or what was done; optional.")  # fmt: skip
 
 
 class ServerHealthSerializer(serializers.Serializer):
