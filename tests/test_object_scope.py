@@ -261,6 +261,8 @@ OBJECT_ROUTES = {
     "license-detail": {"pk": "license"},
     "camera-detail": {"pk": "camera"},
     "event-detail": {"pk": "event"},
+    "redundancy:acknowledge": {"pk": "event"},
+    "event-acknowledge": {"pk": "event"},
 }
 # Routes with an id that names no system's object, and why.
 SITE_WIDE_OBJECT_ROUTES = {
