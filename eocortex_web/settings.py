@@ -118,6 +118,7 @@ INSTALLED_APPS = [
     "redundancy",
     "capacity",
     "playback",
+    "reports",
     "simulation",  # development and test tools: simulated cameras, frame identity, the demo site
     "accounts",  # last: its roles are built from every other app's permissions
 ]
