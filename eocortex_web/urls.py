@@ -13,6 +13,7 @@ urlpatterns = [
     path("servers/", include("servers.urls")),
     path("cameras/", include("cameras.urls")),
     path("capacity/", include("capacity.urls")),
+    path("reports/", include("reports.urls")),
     path("", include("playback.urls")),
     path("", include("playback.export_urls")),
     path("", include("redundancy.urls")),
