@@ -53,6 +53,10 @@ class Proposal:
     server_peaks: dict[str, tuple[float, float]] = field(default_factory=dict)  # name -> (before, after)
 
     @property
+    def scope_label(self) -> str:
+        return SCOPES[self.scope]
+
+    @property
     def assignments(self) -> list[BackupAssignment]:
         return [BackupAssignment(change.camera_id, change.proposed_backup_id) for change in self.changes]
 

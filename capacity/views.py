@@ -1,10 +1,13 @@
 """The Capacity page: load per server against its capacity, the calculator and backup proposals."""
 
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts.permissions import CAPACITY, view_required
@@ -14,6 +17,7 @@ from cameras.services import BackupAssignment, BackupAssignmentError, assign_bac
 from capacity import coefficients
 from capacity.estimates import estimate
 from capacity.forms import CalculatorForm, CapacityFiguresForm, ProposalForm
+from capacity.headline import tightest
 from capacity.inputs import DIMENSION_LABELS, DIMENSIONS, load_site
 from capacity.planner import plan
 from capacity.proposal import propose
@@ -61,30 +65,49 @@ def _site(request, system_id):
     return load_site(system_id, systems=allowed_systems(request.user))
 
 
+def _dimension(value) -> str | None:
+    return value if value in DIMENSIONS else None
+
+
+def _state(request, system_id, pairs: bool, dimension: str | None, scope: str | None = "unassigned") -> dict:
+    """What the page shows of the configuration as stored now: headline, chart, table and the proposal,
+    from one read of the site. The chart opens on the headline's resource unless one was chosen; without a
+    ``scope`` nothing is proposed."""
+    site = _site(request, system_id)
+    capacity_plan = plan(site, pairs=pairs)
+    headline = tightest(capacity_plan)
+    shown = dimension or (headline.dimension if headline else "mbps")
+    can_assign = request.user.has_perm("cameras.change_camera")
+    return {
+        "plan": capacity_plan,
+        "headline": headline,
+        "bars": chart(capacity_plan, shown),
+        "dimension": shown,
+        "dimension_chosen": dimension is not None,
+        "dimension_label": DIMENSION_LABELS[shown],
+        "dimensions": DIMENSION_LABELS,
+        "system_id": system_id,
+        "pairs": pairs,
+        "can_assign": can_assign,
+        "proposal": propose(site, scope) if can_assign and scope else None,
+    }
+
+
 @login_required
 @view_required(*CAPACITY)
 def capacity_page(request):
     system_id = _system_filter(request)
-    pairs = request.GET.get("pairs") == "1"
-    dimension = request.GET.get("dimension", "mbps")
-    dimension = dimension if dimension in DIMENSIONS else "mbps"
-    capacity_plan = plan(_site(request, system_id), pairs=pairs)
-    context = {
-        "plan": capacity_plan,
-        "bars": chart(capacity_plan, dimension),
-        "dimension": dimension,
-        "dimension_label": DIMENSION_LABELS[dimension],
-        "dimensions": DIMENSION_LABELS,
-        "systems": MultiserverSystem.objects.restrict(request.user),
-        "system_id": system_id,
-        "pairs": pairs,
-        "calculator": CalculatorForm(),
-        "proposal_form": ProposalForm(initial={"system": system_id}, user=request.user),
-        "coefficients": coefficients.TABLE,
-        "can_assign": request.user.has_perm("cameras.change_camera"),
-    }
-    if request.htmx and request.htmx.target == "capacity-chart":
+    chart_only = request.htmx and request.htmx.target == "capacity-chart"
+    pairs, dimension = request.GET.get("pairs") == "1", _dimension(request.GET.get("dimension"))
+    context = _state(request, system_id, pairs, dimension, None if chart_only else "unassigned")
+    if chart_only:
         return render(request, "capacity/_chart.html", context)
+    context.update(
+        systems=MultiserverSystem.objects.restrict(request.user),
+        calculator=CalculatorForm(),
+        proposal_form=ProposalForm(initial={"system": system_id, "scope": "unassigned"}, user=request.user),
+        coefficients=coefficients.TABLE,
+    )
     return render(request, "capacity/capacity.html", context)
 
 
@@ -101,42 +124,69 @@ def calculator(request):
     return render(request, "capacity/_calculator.html", {"calculator": form, "result": result, "storage": storage})
 
 
+def _proposal_form(request) -> ProposalForm:
+    data = request.POST.copy()
+    data.setdefault("scope", "unassigned")
+    return ProposalForm(data, user=request.user)
+
+
 @require_POST
 @login_required
 @view_required(*CAPACITY)
 def proposal(request):
     if not request.user.has_perm("cameras.change_camera"):
         raise PermissionDenied
-    form = ProposalForm(request.POST, user=request.user)
+    form = _proposal_form(request)
+    context = {"proposal_form": form, "pairs": request.POST.get("pairs") == "1",
+               "dimension": _dimension(request.POST.get("dimension"))}  # fmt: skip
     if not form.is_valid():
-        return render(request, "capacity/_proposal.html", {"proposal_form": form}, status=400)
+        return render(request, "capacity/_proposal.html", context, status=400)
     system = form.cleaned_data["system"]
-    result = propose(_site(request, system.pk if system else None), form.cleaned_data["scope"])
-    return render(request, "capacity/_proposal.html", {"proposal_form": form, "proposal": result})
+    context["proposal"] = propose(_site(request, system.pk if system else None), form.cleaned_data["scope"])
+    return render(request, "capacity/_proposal.html", context)
 
 
 @require_POST
 @login_required
+@view_required(*CAPACITY)
 def apply_proposal(request):
-    """Store the proposal the operator saw, through the Cameras tab's bulk-assignment path."""
+    """Store the proposal the operator saw, through the Cameras tab's bulk-assignment path (all or nothing),
+    and answer with the page's new state: the proposal's part, and headline, chart and table out of band."""
     if not request.user.has_perm("cameras.change_camera"):
         raise PermissionDenied
+    form = _proposal_form(request)
+    pairs, dimension = request.POST.get("pairs") == "1", _dimension(request.POST.get("dimension"))
+    if not form.is_valid():
+        return render(request, "capacity/_proposal.html", {"proposal_form": form, "pairs": pairs}, status=400)
     assignments = []
     for key, value in request.POST.items():
         if key.startswith("assign-") and query_id(key[7:]) and query_id(value):
             assignments.append(BackupAssignment(query_id(key[7:]), query_id(value)))
+    errors, changed = [], []
     if not assignments:
-        return render(request, "capacity/_applied.html", {"error": "Nothing to apply."}, status=400)
-    try:
-        changed = assign_backups(
-            assignments,
-            cameras=Camera.objects.restrict(request.user),
-            servers=Server.objects.restrict(request.user),
-        )
-    except BackupAssignmentError as exc:
-        errors = [message for messages in exc.errors.values() for message in messages]
-        return render(request, "capacity/_applied.html", {"errors": errors}, status=400)
-    return render(request, "capacity/_applied.html", {"changed": len(changed)})
+        errors = ["Nothing to apply: the proposal named no camera."]
+    else:
+        try:
+            changed = assign_backups(
+                assignments,
+                cameras=Camera.objects.restrict(request.user),
+                servers=Server.objects.restrict(request.user),
+            )
+        except BackupAssignmentError as exc:
+            errors = [message for messages in exc.errors.values() for message in messages]
+    system = form.cleaned_data["system"]
+    if not errors and not request.htmx:
+        messages.success(request, f"Applied: the backup server of {len(changed)} camera(s) changed.")
+        query = urlencode({k: v for k, v in (("system", system.pk if system else ""), ("pairs", "1" if pairs else ""),
+                                             ("dimension", dimension or "")) if v})  # fmt: skip
+        return redirect(reverse("capacity:page") + (f"?{query}" if query else ""))
+    context = _state(request, system.pk if system else None, pairs, dimension, form.cleaned_data["scope"])
+    context.update(proposal_form=form, applied=len(changed), errors=errors)
+    if request.htmx:
+        return render(request, "capacity/_applied.html", context, status=400 if errors else 200)
+    context.update(systems=MultiserverSystem.objects.restrict(request.user), calculator=CalculatorForm(),
+                   coefficients=coefficients.TABLE)  # fmt: skip
+    return render(request, "capacity/capacity.html", context, status=400)
 
 
 @login_required

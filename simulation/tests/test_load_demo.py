@@ -13,12 +13,12 @@ def load(tmp_path, settings):
     return out.getvalue()
 
 
-def test_demo_has_three_servers_and_nine_cameras_in_all_modes(db, tmp_path, settings):
+def test_demo_has_three_servers_and_nine_cameras_in_all_modes_three_left_for_the_proposal(db, tmp_path, settings):
     output = load(tmp_path, settings)
     assert "Loaded 'Demo site': 3 servers, 9 cameras." in output
     assert Server.objects.count() == 3
     modes = sorted(c.redundancy_mode for c in Camera.objects.with_servers())
-    assert modes == ["constant"] * 4 + ["fast"] * 2 + ["normal"] * 3
+    assert modes == ["constant"] * 2 + ["fast"] * 2 + ["none"] * 3 + ["normal"] * 2
     password_file = tmp_path / "demo-admin-password"
     assert password_file.stat().st_mode & 0o777 == 0o600
     assert password_file.read_text().strip() not in output
