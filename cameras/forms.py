@@ -1,3 +1,5 @@
+from urllib.parse import urlsplit
+
 from django import forms
 from django.utils import timezone
 
@@ -23,6 +25,8 @@ CONNECTION_FIELDS = [
     "primary_server",
     "backup_server",
 ]
+TEST_FIELDS = ["stream_url", "username", "password", "clear_credentials", "codec", "rtsp_transport", "width", "height",
+               "fps"]  # fmt: skip  # what Test connection opens, and what it compares the measured figures with
 OTHER_URL_FIELDS = ("sub_stream_url", "onvif_url")  # addresses of the camera besides its stream URL
 GENERAL_FIELDS = ["name", "enabled", "failover_priority", "analytics"]
 
@@ -62,6 +66,8 @@ class CameraForm(ScopedUniqueFormMixin, forms.ModelForm):
         model = Camera
         fields = GENERAL_FIELDS + CONNECTION_FIELDS
 
+    tells_unstored = True  # a refused form says that the credentials typed were not stored
+
     def __init__(self, *args, tab_fields=None, backup_options_url=None, read_only=False, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
@@ -99,7 +105,7 @@ class CameraForm(ScopedUniqueFormMixin, forms.ModelForm):
             self.add_error(name, "This address carried a user name or password: they were taken out and not "
                                  "stored. The camera's user name and password fields serve all its "
                                  "addresses.")  # fmt: skip
-        if self.errors:
+        if self.errors and self.tells_unstored:
             # Typed credentials are never sent back to the browser: say so rather than drop them silently.
             for name, what in (("username", "user name"), ("password", "password")):
                 if name in self.fields and self.data.get(self.add_prefix(name)):
@@ -182,4 +188,43 @@ class CameraForm(ScopedUniqueFormMixin, forms.ModelForm):
             cleaned["password"] = ""
             self.instance.username = ""
             self.instance.password = ""
+        return cleaned
+
+
+def stream_address(url: str) -> tuple[str, str, int | None]:
+    """Where a stream URL leads: scheme, host and port (the scheme's own when none is written)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or DEFAULT_PORTS.get(scheme)
+
+
+DEFAULT_PORTS = {"rtsp": 554, "http": 80, "https": 443}
+
+
+class ConnectionTestForm(CameraForm):
+    """The Connection tab's stream settings as typed, for Test connection: checked as Apply checks them, stored
+    nowhere. The stored user name and password go only to the camera they were given for: with another host,
+    port or scheme they must be typed again (as the mail settings' test does with its password)."""
+
+    tells_unstored = False  # nothing is stored by a test, and the page keeps what was typed
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, tab_fields=TEST_FIELDS, **kwargs)
+
+    def clean(self):
+        cleaned = super().clean()
+        stored, url = self.instance, cleaned.get("stream_url")
+        if not url or not stored.pk or cleaned.get("clear_credentials"):
+            return cleaned
+        if stream_address(url) != stream_address(stored.stream_url):
+            for index, name in enumerate(("username", "password")):
+                typed = self.data.get(self.add_prefix(name)) or self._url_credentials[index]
+                if getattr(stored, name) and not typed:
+                    what = name.replace("name", " name")
+                    self.add_error(name, f"Type the {what} again: the stream's address changed, and the stored "
+                                         f"{what} goes only to the camera it was given for.")  # fmt: skip
         return cleaned

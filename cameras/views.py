@@ -3,16 +3,19 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from accounts.permissions import view_required
-from cameras.forms import CONNECTION_FIELDS, GENERAL_FIELDS, CameraForm
+from cameras.forms import CONNECTION_FIELDS, GENERAL_FIELDS, CameraForm, ConnectionTestForm
 from cameras.models import Camera, Codec
 from cameras.modes import RedundancyMode
+from recording import remote
 from recording.models import BackupCheck, StreamHealth
+from recording.probe import ProbeSettings
 from servers.models import MultiserverSystem, Server
 from utilities.ids import query_id
 
@@ -104,19 +107,86 @@ def camera_tab(request, pk, tab):
             form.save()
             messages.success(request, f"Camera {camera.name} applied.")
             return redirect(f"cameras:{tab}", camera.pk)
-    return render(
-        request,
-        "cameras/camera_tab.html",
-        {
-            "camera": Camera.objects.with_servers().get(pk=pk),
-            "form": form,
-            "tab": tab,
-            "can_configure": can_configure,
-            "measured_warnings": _measured_warnings(camera),
-            "backup_check": BackupCheck.objects.current().filter(camera=camera).first(),
-        },
-        status=400 if form.errors else 200,
-    )
+    return render(request, "cameras/camera_tab.html", _tab_context(request, camera, form, tab),
+                  status=400 if form.errors else 200)  # fmt: skip
+
+
+def _tab_context(request, camera, form, tab, **more) -> dict:
+    return {
+        "camera": Camera.objects.with_servers().get(pk=camera.pk),
+        "form": form,
+        "tab": tab,
+        "can_configure": request.user.has_perm("cameras.change_camera"),
+        "measured_warnings": _measured_warnings(camera),
+        "backup_check": BackupCheck.objects.current().filter(camera=camera).first(),
+        "test_servers": _test_servers(request.user, camera) if tab == "connection" else [],
+        **more,
+    }
+
+
+def _test_servers(user, camera) -> list[Server]:
+    """The servers a connection can be tested from: every server of the camera's system the user may see, the
+    primary first, then the backup."""
+    servers = Server.objects.restrict(user).filter(system_id=camera.primary_server.system_id)
+    first = {camera.primary_server_id: 0, camera.backup_server_id: 1}
+    return sorted(servers, key=lambda server: (first.get(server.pk, 2), server.name))
+
+
+@require_POST
+@login_required
+@permission_required("cameras.change_camera", raise_exception=True)
+def camera_test_connection(request, pk):
+    """Test connection: the chosen server's agent opens the stream as the form has it (saved or not) once and
+    says what came; nothing is stored. An htmx partial, or the Connection tab again without script."""
+    camera = get_object_or_404(_cameras(request.user), pk=pk)
+    chosen = request.POST.get("test_server") or camera.primary_server_id
+    server = next((s for s in _test_servers(request.user, camera) if s.pk == query_id(chosen)), None)
+    if server is None:
+        raise Http404("No such server for this camera")
+    form = ConnectionTestForm(request.POST, instance=Camera.objects.get(pk=pk), user=request.user)
+    result = unreachable = None
+    if form.is_valid():
+        typed = form.cleaned_data
+        settings = ProbeSettings(typed["stream_url"], typed["username"], typed["password"], typed["codec"],
+                                 typed["rtsp_transport"])  # fmt: skip
+        try:
+            result = remote.probe_camera(server, camera.pk, settings)
+        except remote.Unreachable as exc:
+            unreachable = str(exc)
+    test = {"server": server, "chosen_server": server, "result": result, "unreachable": unreachable, "test_form": form,
+            "differences": _differences(result, form.cleaned_data) if result and result.ok else [],
+            "shown": _shown_size(result) if result and result.ok else None}  # fmt: skip
+    status = 400 if form.errors else 200
+    if request.htmx:
+        return render(request, "cameras/_connection_test.html", {"camera": camera, **test}, status=status)
+    tab_form = CameraForm(instance=camera, tab_fields=CONNECTION_FIELDS, user=request.user,
+                          backup_options_url=reverse("cameras:backup-options", args=[camera.pk]))  # fmt: skip
+    return render(request, "cameras/camera_tab.html", _tab_context(request, camera, tab_form, "connection", **test),
+                  status=status)  # fmt: skip
+
+
+SHOWN_WIDTH = 640  # the first picture on the page; the JPEG itself has the camera's resolution
+
+
+def _shown_size(result) -> tuple[int, int]:
+    width = min(result.width, SHOWN_WIDTH)
+    return width, round(result.height * width / result.width) if result.width else 0
+
+
+def _differences(result, settings: dict) -> list[str]:
+    """Where what the camera sends is not what the camera's settings say (as typed)."""
+    found = []
+    codec = settings.get("codec")
+    if codec and result.codec and codec != result.codec:
+        found.append(f"The camera sends {result.codec_name}; its codec is set to {Codec(codec).label}.")
+    width, height = settings.get("width"), settings.get("height")
+    if width and height and (width, height) != (result.width, result.height):
+        found.append(f"The camera sends {result.width}×{result.height}; its resolution is set to {width}×{height}.")
+    fps = settings.get("fps")
+    if fps and result.fps and abs(result.fps - fps) > 0.1 * fps:
+        found.append(f"The camera sends {result.fps:g} frames per second; {fps:g} is set (capacity planning and "
+                     "the frame-rate warnings count with the setting).")  # fmt: skip
+    return found
 
 
 @require_POST
