@@ -11,4 +11,5 @@ urlpatterns = [
     path("<int:pk>/general/", views.camera_tab, {"tab": "general"}, name="general"),
     path("<int:pk>/backup-options/", views.backup_options, name="backup-options"),
     path("<int:pk>/delete/", views.camera_delete, name="delete"),
+    path("<int:pk>/test-connection/", views.camera_test_connection, name="test-connection"),
 ]
