@@ -236,6 +236,7 @@ OBJECT_ROUTES = {
     "cameras:general": {"pk": "camera"},
     "cameras:backup-options": {"pk": "camera"},
     "cameras:delete": {"pk": "camera"},
+    "cameras:test-connection": {"pk": "camera"},
     "capacity:server": {"pk": "server"},
     "playback:playlist": {"pk": "camera"},
     "playback:fragment": {"camera_id": "camera", "pk": "segment"},
