@@ -35,6 +35,7 @@ MEASURE_SECONDS = 2.0  # then this long of frames, at most, to measure the frame
 MEASURE_FRAMES = 50
 LONGEST = TIMEOUT + MEASURE_SECONDS + 2.0  # an agent's answer comes within this (the wait's end and the stop)
 PICTURE_WIDTH = 1920  # the picture shown; the resolution reported is the camera's own
+CREDENTIALS_REFUSED = f"{REFUSED}the camera rejects the credentials"  # what open_problem says of a 401 or 403
 CODEC_NAMES = {"h264": "H.264", "h265": "H.265", "mjpeg": "MJPEG"}
 
 
@@ -186,7 +187,12 @@ def picture_jpeg(image: np.ndarray) -> bytes:
 
 
 def _failure(feed: CameraFeed, opening: Opening, timeout: float) -> str:
-    words = failure_words(opening, timeout).removeprefix(REFUSED)
+    words = failure_words(opening, timeout)
+    if words == CREDENTIALS_REFUSED:  # RTSP's 401 (recording.streamcopy.open_problem), said as an HTTP camera's
+        if feed.username or feed.password:
+            return "the camera refuses the user name or password (RTSP 401 or 403)"
+        return "the camera asks for a user name and password (RTSP 401 or 403)"
+    words = words.removeprefix(REFUSED)
     slow = opening.seconds >= timeout * (1 - SLOW_OPEN)
     if not feed.over_rtsp and opening.ended and not opening.opened and not slow:
         words = http_problem(feed, timeout) or words

@@ -183,3 +183,43 @@ def test_a_server_whose_agent_is_not_running_is_named(site):
 
 def test_the_settings_never_print_their_password():
     assert SECRET not in repr(ProbeSettings("rtsp://127.0.0.1/x", "admin", SECRET))
+
+
+# -- RTSP cameras the simulator does not offer (GStreamer, in a process of their own) -------------------
+
+
+@pytest.fixture
+def gst_camera():
+    from recording.tests.gst_camera import GstCamera
+
+    started = []
+
+    def start(kind):
+        started.append(GstCamera(kind))
+        return started[-1]
+
+    yield start
+    for camera in started:
+        camera.close()
+
+
+@pytest.mark.process
+def test_an_rtsp_camera_with_a_password_opens_with_it_and_a_wrong_one_is_said(gst_camera):
+    from recording.tests.gst_camera import PASSWORD, USERNAME
+
+    camera = gst_camera("h264-password")
+    right = probe_stream(feed(camera.url, "h264", USERNAME, PASSWORD), timeout=5.0)
+    assert right.ok and (right.codec, right.width, right.height) == ("h264", 320, 240), right
+    assert picture_size(right.jpeg) == (320, 240)
+    wrong = probe_stream(feed(camera.url, "h264", USERNAME, "guess"), timeout=5.0)
+    assert wrong.detail == "the camera refuses the user name or password (RTSP 401 or 403)"
+    assert probe_stream(feed(camera.url, "h264"), timeout=5.0).detail == (
+        "the camera asks for a user name and password (RTSP 401 or 403)")
+
+
+@pytest.mark.process
+def test_an_rtsp_camera_in_a_codec_not_recorded_is_said(gst_camera):
+    camera = gst_camera("vp8")
+    result = probe_stream(feed(camera.url, "h264"), timeout=5.0)
+    assert not result.ok
+    assert result.detail == "the camera sends video in a codec not recorded here (over RTSP: H.264 and H.265)"
