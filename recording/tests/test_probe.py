@@ -223,3 +223,39 @@ def test_an_rtsp_camera_in_a_codec_not_recorded_is_said(gst_camera):
     result = probe_stream(feed(camera.url, "h264"), timeout=5.0)
     assert not result.ok
     assert result.detail == "the camera sends video in a codec not recorded here (over RTSP: H.264 and H.265)"
+
+
+def test_a_connection_s_cause_is_found_in_its_chain_without_its_message():
+    import errno
+
+    from recording.probe import _connection_words
+
+    def wrapped(cause: Exception) -> Exception:
+        try:
+            try:
+                raise cause
+            except OSError as exc:
+                raise requests.exceptions.ConnectionError("http://admin:pw@10.9.9.9/ failed") from exc
+        except requests.exceptions.ConnectionError as exc:
+            return exc
+
+    no_route = wrapped(OSError(errno.EHOSTUNREACH, "No route to host"))
+    assert _connection_words(no_route) == "no route to the camera's address from this server"
+    assert "refused" in _connection_words(wrapped(ConnectionRefusedError()))
+    assert "pw" not in _connection_words(wrapped(OSError(errno.EIO, "I/O error")))
+
+
+@pytest.mark.django_db
+def test_an_agent_that_accepts_and_never_answers_does_not_hold_the_page(site):
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))  # accepts (the kernel's backlog) and never answers
+    server = site["c"]
+    server.api_port = listener.getsockname()[1]
+    started = time.monotonic()
+    try:
+        with pytest.raises(remote.Unreachable, match=r"srv-c did not answer within 6\.5 s"):
+            remote.probe_camera(server, 7, ProbeSettings("http://127.0.0.1:9/video.mjpg", timeout=0.5))
+    finally:
+        listener.close()
+    assert time.monotonic() - started < 8.0
