@@ -97,6 +97,7 @@ def test_the_page_opens_with_the_headline_and_the_chart_on_its_resource(admin_cl
 def test_the_page_shows_the_proposal_without_asking(admin_client, loaded):
     html = admin_client.get(reverse("capacity:page")).content.decode()
     assert 'data-testid="proposal"' in html and 'data-camera="c-cam"' in html
+    assert '<a href="#proposal-card" data-testid="to-proposal">A proposal below changes 1 backup(s).</a>' in html
 
 
 def test_apply_answers_with_the_new_state_of_the_page(admin_client, loaded):
