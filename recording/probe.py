@@ -124,6 +124,10 @@ def probe_stream(feed: CameraFeed, timeout: float = TIMEOUT, measure_seconds: fl
                  clock: Callable[[], float] = time.time) -> ProbeResult:  # fmt: skip
     """Open ``feed`` once, take its first picture and measure what it sends; let go within about
     ``timeout + measure_seconds`` seconds."""
+    if not feed.over_rtsp:
+        # Over HTTP the camera's own JPEGs are taken (what MJPEG ingest keeps), whatever its codec is set to: what
+        # it really sends is then known, and a setting that says otherwise is shown as a difference.
+        feed = replace(feed, codec="mjpeg")
     arrivals: list[tuple[float, int]] = []
     picture: list[np.ndarray] = []
     jpegs: list[bytes] = []
@@ -193,15 +197,16 @@ def _failure(feed: CameraFeed, opening: Opening, timeout: float) -> str:
             return "the camera refuses the user name or password (RTSP 401 or 403)"
         return "the camera asks for a user name and password (RTSP 401 or 403)"
     words = words.removeprefix(REFUSED)
+    if not feed.over_rtsp and opening.ended and opening.opened:
+        return "the camera's HTTP stream is not MJPEG: its pictures are not JPEGs"
     slow = opening.seconds >= timeout * (1 - SLOW_OPEN)
     if not feed.over_rtsp and opening.ended and not opening.opened and not slow:
-        words = http_problem(feed, timeout) or words
+        words = http_problem(feed, timeout)
     return words
 
 
-def http_problem(feed: CameraFeed, timeout: float) -> str | None:
-    """What an HTTP camera's address answers, in words, when OpenCV could not open it; None when it looks like a
-    stream (the fault is in what it sends)."""
+def http_problem(feed: CameraFeed, timeout: float) -> str:
+    """What an HTTP camera's address answers, in words, when OpenCV could not open it."""
     auth = (feed.username, feed.password) if feed.username or feed.password else None
     wait = min(timeout, 3.0)
     session = requests.Session()
@@ -234,7 +239,7 @@ def http_problem(feed: CameraFeed, timeout: float) -> str | None:
         return f"the camera answers HTTP {status}, not a video stream"
     if not kind.startswith(("multipart/", "video/", "image/")):
         return f"the address answers, but not with a video stream (it sends {kind or 'no content type'})"
-    return None
+    return f"the camera answers ({kind}), but what it sends cannot be read as MJPEG pictures"
 
 
 def _connection_words(exc: Exception) -> str:

@@ -83,9 +83,10 @@ def test_the_primary_tests_the_camera_and_the_page_shows_its_picture_and_figures
 def test_the_backup_can_be_chosen_and_differences_from_the_settings_are_named(admin_client, site, agents_serving,
                                                                                simulator, make_camera):  # fmt: skip
     sim = simulator(1, width=320, height=180, fps=5.0)
-    camera = make_camera(site["a"], site["b"], stream_url=sim.url(1), codec="mjpeg")  # set to 1920x1080, 25 fps
+    camera = make_camera(site["a"], site["b"], stream_url=sim.url(1), codec="h264")  # set to 1920x1080, 25 fps
     page = test_connection(admin_client, camera, test_server=site["b"].pk).content.decode()
     assert "Connected from srv-b" in page
+    assert "The camera sends MJPEG; its codec is set to H.264." in page
     assert "The camera sends 320×180; its resolution is set to 1920×1080." in page
     assert "frames per second; 25 is set" in page
 

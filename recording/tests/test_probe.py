@@ -259,3 +259,12 @@ def test_an_agent_that_accepts_and_never_answers_does_not_hold_the_page(site):
     finally:
         listener.close()
     assert time.monotonic() - started < 8.0
+
+
+@pytest.mark.django_db
+def test_a_stream_that_is_not_jpeg_pictures_is_said(simulator):
+    sim = simulator(1)
+    sim.set_state(1, "garbage")  # multipart, as an MJPEG camera's, of random bytes
+    result = probe_stream(feed(sim.url(1)), timeout=3.0)
+    assert result.detail == ("the camera answers (multipart/x-mixed-replace), but what it sends cannot be read as "
+                             "MJPEG pictures")
