@@ -1,3 +1,5 @@
+import logging
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
@@ -18,6 +20,8 @@ from recording.models import BackupCheck, StreamHealth
 from recording.probe import ProbeSettings
 from servers.models import MultiserverSystem, Server
 from utilities.ids import query_id
+
+log = logging.getLogger(__name__)
 
 TABS = {"connection": CONNECTION_FIELDS, "general": GENERAL_FIELDS}
 
@@ -153,6 +157,8 @@ def camera_test_connection(request, pk):
             result = remote.probe_camera(server, camera.pk, settings)
         except remote.Unreachable as exc:
             unreachable = str(exc)
+        log.info("camera=%s server=%s user=%s event=connection_tested ok=%s", camera.pk, server.name,
+                 request.user.get_username(), bool(result and result.ok))  # fmt: skip
     test = {"server": server, "chosen_server": server, "result": result, "unreachable": unreachable, "test_form": form,
             "differences": _differences(result, form.cleaned_data) if result and result.ok else [],
             "shown": _shown_size(result) if result and result.ok else None}  # fmt: skip
