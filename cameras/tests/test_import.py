@@ -6,6 +6,7 @@ import logging
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.contrib.sessions.models import Session
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from accounts.models import AuditAction, AuditEntry, SystemAccess
@@ -51,6 +52,7 @@ def test_a_good_file_is_previewed_then_created_all_audited(admin_client, admin_u
         assert f"gate-{n}" in body and f"rtsp://10.0.0.{n}:554/main" in body
     assert "user and password set (not shown)" in body and PLANTED not in body and "admin," not in body
     assert not Camera.objects.exists() and not AuditEntry.objects.filter(object_type="cameras.camera").exists()
+    assert all(PLANTED not in str(session.get_decoded()) for session in Session.objects.all()), "kept encrypted"
 
     response = create(admin_client, page)
     assert response.status_code == 302 and response.url == "/cameras/"
@@ -159,6 +161,22 @@ def test_a_file_that_became_bad_since_its_preview_creates_nothing(admin_client, 
     assert "no longer pass" in body and expected in body
     assert set(Camera.objects.values_list("name", flat=True)) <= {"gate-2"} and not Camera.objects.filter(
         name__in=["gate-1", "gate-3"]).exists()  # fmt: skip
+
+
+def test_a_camera_stored_by_someone_else_during_create_leaves_nothing_created(admin_client, site, make_camera,
+                                                                               monkeypatch):  # fmt: skip
+    page = preview(admin_client, csv_file(*good_rows(3)))
+    make_camera(site["c"], name="gate-3")
+    # As if another request stored gate-3 after this one judged its rows: the database refuses the third.
+    monkeypatch.setattr(imports.RowForm, "validate_unique", lambda form: None)
+    response = create(admin_client, page)
+    assert response.status_code == 409 and "Another change to the cameras was stored" in text(response)
+    assert list(Camera.objects.values_list("name", flat=True)) == ["gate-3"]
+
+
+def test_an_upload_without_a_file_asks_for_one(admin_client, site):
+    response = admin_client.post("/cameras/import/")
+    assert response.status_code == 400 and "Choose a CSV file to upload." in text(response)
 
 
 def test_create_answers_only_for_the_file_last_previewed(admin_client, site):
