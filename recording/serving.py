@@ -55,6 +55,7 @@ CONTENT_TYPES = {".ts": "video/mp2t", ".mjpeg": "video/x-motion-jpeg"}
 CHUNK = 1 << 20
 PROBE = re.compile(r"/probe/(?P<camera>[0-9]{1,12})/")
 PROBE_BODY_LIMIT = 16 * 1024  # the settings of one camera
+PROBE_BODY_SECONDS = 5.0
 MAX_PROBES = 2  # stream opens for Test connection at once: each holds a thread and a camera session for seconds
 ALIVE = "/alive"
 ALIVE_KEEPALIVE = 2.0  # seconds between the newlines that keep an idle watch connection seen alive
@@ -193,7 +194,14 @@ class _Handler(BaseHTTPRequestHandler):
         if match is None or not length.isdigit() or int(length) > PROBE_BODY_LIMIT:
             self.close_connection = True  # its body, if any, is not read
             return self._error(HTTPStatus.BAD_REQUEST, "not a connection test's address")
-        body = self.rfile.read(int(length))
+        self.connection.settimeout(PROBE_BODY_SECONDS)  # a sender that stalls holds no thread for long
+        try:
+            body = self.rfile.read(int(length))
+        except OSError:
+            self.close_connection = True
+            return
+        finally:
+            self.connection.settimeout(None)
         camera_id, server = int(match["camera"]), self.recordings.server
         try:
             signing.check(parse_qs(url.query).get("token", [None])[0], server.name, camera_id)

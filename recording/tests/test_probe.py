@@ -268,3 +268,21 @@ def test_a_stream_that_is_not_jpeg_pictures_is_said(simulator):
     result = probe_stream(feed(sim.url(1)), timeout=3.0)
     assert result.detail == ("the camera answers (multipart/x-mixed-replace), but what it sends cannot be read as "
                              "MJPEG pictures")
+
+
+@pytest.mark.django_db
+def test_a_request_whose_body_never_comes_is_let_go(agent_server, simulator):
+    import socket
+
+    server = agent_server.server
+    sender = socket.create_connection((server.address, server.api_port), timeout=10)
+    sender.sendall(f"POST /probe/7/?token={signing.token(server.name, 7)} HTTP/1.1\r\nHost: x\r\n"
+                   "Content-Length: 1000\r\n\r\n".encode())  # fmt: skip
+    started = time.monotonic()
+    try:
+        assert sender.recv(100) == b"", "the agent closes the connection"
+    finally:
+        sender.close()
+    assert time.monotonic() - started < 7.0
+    sim = simulator(1)
+    assert remote.probe_camera(server, 7, ProbeSettings(sim.url(1), codec="mjpeg", timeout=3.0)).ok
