@@ -1,8 +1,10 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.scope import ScopedChoicesMixin
 from cameras.models import AnalyticsModule, Camera, validate_analytics
-from capacity.inputs import CALCULATOR_BOUNDS
+from capacity.headline import tightest
+from capacity.inputs import CALCULATOR_BOUNDS, DIMENSIONS
 from capacity.proposal import SCOPES
 from servers.models import MultiserverSystem
 
@@ -73,10 +75,31 @@ class ServerPlanSerializer(serializers.Serializer):
     warnings = WarningSerializer(many=True)
 
 
+class TightestSerializer(serializers.Serializer):
+    server = serializers.CharField()
+    resource = serializers.ChoiceField(choices=list(DIMENSIONS), source="dimension")
+    load = serializers.FloatField()
+    capacity = serializers.FloatField()
+    failed = serializers.ListField(child=serializers.CharField(), help_text="The failure; empty with nothing failed.")
+    fits = serializers.BooleanField()
+    short_now = serializers.ListField(child=serializers.CharField(), help_text="Over capacity with nothing failed.")
+    short_after_failure = serializers.ListField(child=serializers.CharField(),
+                                                help_text="Within capacity now, over after one failure.")  # fmt: skip
+    text = serializers.CharField(help_text="The Capacity page's headline.")
+
+
 class CapacityPlanSerializer(serializers.Serializer):
     pairs = serializers.BooleanField()
     peak = serializers.FloatField(allow_null=True)
+    tightest = serializers.SerializerMethodField(
+        help_text="The server and resource tightest in the worst single failure; null without capacity figures."
+    )
     servers = ServerPlanSerializer(many=True)
+
+    @extend_schema_field(TightestSerializer(allow_null=True))
+    def get_tightest(self, capacity_plan):
+        found = tightest(capacity_plan)
+        return TightestSerializer(found).data if found else None
 
 
 class CapacityQuerySerializer(ScopedChoicesMixin, serializers.Serializer):

@@ -21,6 +21,11 @@ def test_capacity_lists_the_same_figures_as_the_page(api, loaded):
     assert any("Backs up more than it can take" in w["text"] for w in a["warnings"])
     assert servers["srv-b"]["worst"]["moved"] == 4
     assert a["worst_pair"] is None
+    assert response.json()["tightest"] == {
+        "server": "srv-a", "resource": "mbps", "load": pytest.approx(12), "capacity": 10, "failed": ["srv-b"],
+        "fits": False, "short_now": [], "short_after_failure": ["srv-a"],
+        "text": "Does not fit: srv-a, inbound Mbit/s: 12 of 10 (120 %) after srv-b fails.",
+    }  # fmt: skip
 
 
 def test_capacity_filters_and_pairs(api, loaded):

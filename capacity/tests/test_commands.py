@@ -22,6 +22,7 @@ def test_capacity_report_prints_the_table_and_warnings(loaded):
     assert "8.0/10" in row and "srv-b" in row and "12.0/10" in row and "120%" in row
     assert "srv-other" not in text
     assert any(line.startswith("ERROR   srv-a: Backs up more than it can take") for line in lines)
+    assert "Does not fit: srv-a, inbound Mbit/s: 12 of 10 (120 %) after srv-b fails." in lines  # the page's headline
 
 
 def test_capacity_report_json_matches_the_api(loaded, api):

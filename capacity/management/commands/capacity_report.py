@@ -5,6 +5,7 @@ import json
 from django.core.management.base import BaseCommand
 
 from capacity.api.serializers import CapacityPlanSerializer
+from capacity.headline import tightest
 from capacity.inputs import load_site
 from capacity.management.commands._options import system_id
 from capacity.planner import plan
@@ -53,8 +54,8 @@ class Command(BaseCommand):
             self.stdout.write("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
         self.stdout.write("")
         self.stdout.write("Figures are load/capacity where a capacity figure is set; GB covers the retention period.")
-        if capacity_plan.peak is not None:
-            self.stdout.write(f"Tightest server in the worst case: {capacity_plan.peak:.0%} of its capacity.")
+        headline = tightest(capacity_plan)
+        self.stdout.write(headline.text if headline else "No capacity figures set: no server's load is checked.")
         for p in capacity_plan.servers:
             for warning in p.warnings:
                 self.stdout.write(f"{warning.level.upper():7} {p.server.name}: {warning.text}")
