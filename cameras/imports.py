@@ -249,10 +249,11 @@ def check(camera_file: CameraFile, user, create: bool = False) -> ImportCheck:
 
 def _check(camera_file: CameraFile, user, lock: bool) -> ImportCheck:
     servers = Server.objects.restrict(user)
-    if lock:  # rule 2 counts each primary's cameras: no one else adds one to these servers until this commits
-        named = {row.cells.get("primary_server", "") for row in camera_file.rows}
-        list(servers.select_for_update().filter(name__in=named).values_list("pk", flat=True))
     by_name = {server.name: server for server in servers}
+    if lock:  # rule 2 counts each primary's cameras: no one else adds one to these servers until this commits
+        named = {_server(row.cells.get("primary_server", ""), by_name) for row in camera_file.rows}
+        primaries = [server.pk for server in named if server is not None]
+        list(servers.select_for_update().filter(pk__in=primaries).order_by("pk").values_list("pk", flat=True))
     first_line: dict[str, int] = {}
     results = []
     for row in camera_file.rows:
