@@ -17,7 +17,7 @@ class Tightest:
     dimension: str  # one of capacity.inputs.DIMENSIONS
     load: float
     capacity: float
-    failed: tuple[str, ...]  # the failure that brings the load there; empty with nothing failed
+    failed: tuple[str, ...]  # the single failure that brings the load there; empty with nothing failed
     moves_here: bool  # False: no failure moves a camera to this server, so its worst case is its normal load
     short_now: tuple[str, ...]  # servers over capacity with nothing failed
     short_after_failure: tuple[str, ...]  # servers within capacity now but over after one failure
@@ -38,8 +38,9 @@ class Tightest:
     def figures(self) -> str:
         """``srv-b, cameras: 11 of 16 (69 %) after srv-a fails``."""
         percent = f"{self.share:.0%}".replace("%", " %")
-        when = f"after {' and '.join(self.failed)} {'fails' if len(self.failed) == 1 else 'fail'}"
-        if not self.failed:
+        if self.failed:
+            when = f"after {self.failed[0]} fails"
+        else:
             when = "with nothing failed" if self.moves_here else "with nothing failed; no failure moves cameras to it"
         return f"{self.server}, {self.resource}: {amount(self.load)} of {amount(self.capacity)} ({percent}) {when}"
 

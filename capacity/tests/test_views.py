@@ -94,6 +94,13 @@ def test_the_page_opens_with_the_headline_and_the_chart_on_its_resource(admin_cl
     assert 'form="capacity-filter"' not in html  # not chosen: a system picked next opens on its own headline
 
 
+def test_without_capacity_figures_the_page_says_so_and_charts_bandwidth(admin_client, site, make_camera):
+    make_camera(site["a"], site["b"], "gate")
+    html = admin_client.get(reverse("capacity:page")).content.decode()
+    assert "No capacity figures set: no server's load is checked against a limit." in html
+    assert '<div id="capacity-chart" data-dimension="mbps"' in html
+
+
 def test_the_page_shows_the_proposal_without_asking(admin_client, loaded):
     html = admin_client.get(reverse("capacity:page")).content.decode()
     assert 'data-testid="proposal"' in html and 'data-camera="c-cam"' in html
