@@ -294,3 +294,11 @@ def test_the_template_is_a_file_the_import_takes(admin_client, site):
     assert create(admin_client, page).status_code == 302
     camera = Camera.objects.get()
     assert (camera.name, camera.backup_server, camera.analytics) == ("Gate 1", site["b"], ["motion_detection"])
+
+
+def test_a_value_under_a_column_without_a_name_refuses_its_row(admin_client, site):
+    page = preview(admin_client, csv_file("cam-1,rtsp://10.0.0.1/a,srv-a,", "cam-2,rtsp://10.0.0.2/a,srv-a,srv-b",
+                                          header="name,stream URL,primary server,"))  # fmt: skip
+    assert page.status_code == 400
+    assert "line 3, column 4 has a value but no name in the header." in text(page)
+    assert text(page).count("has a value but no name") == 2 and not Camera.objects.exists()  # summary and row
