@@ -58,15 +58,17 @@ def _gaps(cameras, since: datetime, until: datetime, now: datetime) -> dict[int,
     segments further apart than ``GAP_FRAMES`` frame intervals leave a hole; the database finds the holes per
     frame rate (a window over each camera's segments: the latest end before each start), and the covered
     stretches between them go through the timeline's gaps for the period's edges."""
-    segments = Segment.objects.filter(camera__in=cameras, ended_at__gte=since - LEAD, started_at__lt=until)
+    segments = Segment.objects.filter(camera__in=cameras, ended_at__gte=since - LEAD, started_at__lt=until).order_by()
     edges = {camera_id: (first, last) for camera_id, first, last in segments.values("camera_id").annotate(
         first=Min("started_at"), last=Max("ended_at")).values_list("camera_id", "first", "last")}  # fmt: skip
     holes: dict[int, list[tuple[datetime, datetime]]] = {}
     fps_of = dict(cameras.values_list("pk", "fps"))
     for fps in set(fps_of.values()):
         interval = timedelta(seconds=1 / max(fps, 1))
-        latest_end = Window(Max("ended_at"), partition_by=[F("camera_id")], frame=RowRange(start=None, end=-1),
-                            order_by=[F("started_at").asc(), F("id").asc()])  # fmt: skip
+        # In the index's order (camera, start): segments that start together may come either way round, and
+        # the later of them then sees the other's end, so no hole is found between them either way.
+        latest_end = Window(Max("ended_at"), partition_by=[F("camera_id")], order_by=[F("started_at").asc()],
+                            frame=RowRange(start=None, end=-1))  # fmt: skip
         found = (segments.filter(camera__fps=fps).annotate(latest_end=latest_end)
                  .filter(started_at__gt=F("latest_end") + interval * timeline.GAP_FRAMES)
                  .values_list("camera_id", "latest_end", "started_at"))  # fmt: skip
