@@ -74,6 +74,12 @@ def test_a_newcomer_reads_the_headline_and_applies_the_demos_proposal_in_place(
     assert page.evaluate("window.stillTheSamePage") is True, "swapped by htmx, not reloaded"
     assert len(navigations) == before
 
+    # The swapped-in chart works as the first did: another resource's tab, in place.
+    page.click("#capacity-chart nav a:has-text('storage GB')")
+    page.wait_for_selector("#capacity-chart[data-dimension=storage_gb] nav a.active:has-text('storage GB')")
+    assert "of 4000" in page.inner_text("#capacity-chart .bar-row[data-server=srv-a] .bar-figures")
+    assert len(navigations) == before
+
     demo = Camera.objects.filter(primary_server__system__name="Demo site")
     assert dict(demo.filter(name__in=["cam-03", "cam-06", "cam-09"]).values_list("name", "backup_server__name")) == {
         "cam-03": "srv-b", "cam-06": "srv-a", "cam-09": "srv-a"
