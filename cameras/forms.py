@@ -1,10 +1,16 @@
-from urllib.parse import urlsplit
 
 from django import forms
 from django.utils import timezone
 
 from accounts.scope import ScopedUniqueFormMixin
-from cameras.models import AnalyticsModule, Camera, RtspTransport, take_credentials, without_credential_parameters
+from cameras.models import (
+    AnalyticsModule,
+    Camera,
+    RtspTransport,
+    stream_address,
+    take_credentials,
+    without_credential_parameters,
+)
 from cameras.rules import valid_backups
 from servers.models import Server
 
@@ -188,38 +194,16 @@ class CameraForm(ScopedUniqueFormMixin, forms.ModelForm):
             cleaned["password"] = ""
             self.instance.username = ""
             self.instance.password = ""
+            return cleaned
+        self._keep_stored_credentials_to_their_camera(cleaned)
         return cleaned
 
-
-def stream_address(url: str) -> tuple[str, str, int | None]:
-    """Where a stream URL leads: scheme, host and port (the scheme's own when none is written)."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    return scheme, (parts.hostname or "").lower(), port or DEFAULT_PORTS.get(scheme)
-
-
-DEFAULT_PORTS = {"rtsp": 554, "http": 80, "https": 443}
-
-
-class ConnectionTestForm(CameraForm):
-    """The Connection tab's stream settings as typed, for Test connection: checked as Apply checks them, stored
-    nowhere. The stored user name and password go only to the camera they were given for: with another host,
-    port or scheme they must be typed again (as the mail settings' test does with its password)."""
-
-    tells_unstored = False  # nothing is stored by a test, and the page keeps what was typed
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, tab_fields=TEST_FIELDS, **kwargs)
-
-    def clean(self):
-        cleaned = super().clean()
+    def _keep_stored_credentials_to_their_camera(self, cleaned):
+        """The stored user name and password go only to the camera they were given for: with another host,
+        port or scheme in the stream URL they must be typed again (as the mail settings do with theirs)."""
         stored, url = self.instance, cleaned.get("stream_url")
-        if not url or not stored.pk or cleaned.get("clear_credentials"):
-            return cleaned
+        if "stream_url" not in self.fields or not url or not stored.pk:
+            return
         if stream_address(url) != stream_address(stored.stream_url):
             for index, name in enumerate(("username", "password")):
                 typed = self.data.get(self.add_prefix(name)) or self._url_credentials[index]
@@ -227,4 +211,14 @@ class ConnectionTestForm(CameraForm):
                     what = name.replace("name", " name")
                     self.add_error(name, f"Type the {what} again: the stream's address changed, and the stored "
                                          f"{what} goes only to the camera it was given for.")  # fmt: skip
-        return cleaned
+
+
+class ConnectionTestForm(CameraForm):
+    """The Connection tab's stream settings as typed, for Test connection: checked as Apply checks them (the
+    stored credentials among it: only to the camera they were given for), stored nowhere."""
+
+    tells_unstored = False  # nothing is stored by a test, and the page keeps what was typed
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, tab_fields=TEST_FIELDS, **kwargs)
+

@@ -108,6 +108,21 @@ def take_credentials(url: str) -> tuple[str, str, str]:
     return urlunsplit(parts._replace(netloc=host)), unquote(username or ""), unquote(password or "")
 
 
+def stream_address(url: str) -> tuple[str, str, int | None]:
+    """Where a stream URL leads: scheme, host and port (the scheme's own when none is written). The stored user
+    name and password go only to the address they were given for."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or DEFAULT_PORTS.get(scheme)
+
+
+DEFAULT_PORTS = {"rtsp": 554, "http": 80, "https": 443}
+
+
 class Codec(models.TextChoices):
     H264 = "h264", "H.264"
     H265 = "h265", "H.265"

@@ -17,4 +17,5 @@ def screenshot(page, name: str) -> None:
 
     if folder := os.environ.get("SCREENSHOTS_DIR"):
         Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=False)
+        # caret="initial": hiding the caret leaves style="" on inputs, which an htmx swap then copies (CSP).
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=False, caret="initial")

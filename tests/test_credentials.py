@@ -184,3 +184,32 @@ def test_ordinary_stream_url_parameters_are_kept(site, admin_client):
     url = "rtsp://127.0.0.1:554/cam/realmonitor?channel=1&subtype=0"
     assert admin_client.post("/cameras/new/", _new_camera_form(url, primary_server=site["a"].pk)).status_code == 302
     assert Camera.objects.get(name="pasted").stream_url == url
+
+
+def test_stored_credentials_go_only_to_the_camera_they_were_given_for(site, admin_client, admin_user):
+    """A stream URL moved to another host, port or scheme without the credentials typed again is refused on
+    the Connection tab and in the API, and nothing changes; a new path on the same camera keeps them."""
+    camera = Camera.objects.create(name="gate", stream_url="rtsp://10.0.0.7/live", primary_server=site["a"],
+                                   username=USERNAME, password=PASSWORD)  # fmt: skip
+    tab = {"codec": "h264", "width": 1280, "height": 720, "fps": 15, "quality": "high",
+           "primary_server": site["a"].pk, "backup_server": ""}  # fmt: skip
+    for moved in ("rtsp://10.0.0.8/live", "rtsp://10.0.0.7:8554/live", "http://10.0.0.7/live"):
+        refused = admin_client.post(f"/cameras/{camera.pk}/", {**tab, "stream_url": moved})
+        assert refused.status_code == 400, moved
+        assert "Type the password again: the stream&#x27;s address changed" in refused.content.decode()
+    api = APIClient()
+    api.force_authenticate(admin_user)
+    patched = api.patch(f"/api/cameras/{camera.pk}/", {"stream_url": "rtsp://10.0.0.8/live"}, format="json")
+    assert patched.status_code == 400 and set(patched.json()) == {"username", "password"}
+    camera.refresh_from_db()
+    assert (camera.stream_url, camera.username, camera.password) == ("rtsp://10.0.0.7/live", USERNAME, PASSWORD)
+
+    # The same camera on another path keeps them; another camera with them typed again takes them.
+    assert admin_client.post(f"/cameras/{camera.pk}/", {**tab, "stream_url": "rtsp://10.0.0.7/sub"}).status_code == 302
+    retyped = {**tab, "stream_url": "rtsp://10.0.0.8/live", "username": USERNAME, "password": PASSWORD}
+    assert admin_client.post(f"/cameras/{camera.pk}/", retyped).status_code == 302
+    cleared = api.patch(f"/api/cameras/{camera.pk}/", {"stream_url": "rtsp://10.0.0.9/live", "username": "",
+                                                       "password": ""}, format="json")  # fmt: skip
+    assert cleared.status_code == 200, cleared.content
+    camera.refresh_from_db()
+    assert (camera.stream_url, camera.username, camera.password) == ("rtsp://10.0.0.9/live", "", "")

@@ -3,7 +3,7 @@ from collections.abc import Mapping
 from rest_framework import serializers
 
 from accounts.scope import ScopedChoicesMixin
-from cameras.models import AnalyticsModule, Camera, take_credentials
+from cameras.models import AnalyticsModule, Camera, stream_address, take_credentials
 from cameras.modes import RedundancyMode
 from utilities.ids import LARGEST_ID
 from utilities.serializers import model_clean
@@ -68,6 +68,15 @@ class CameraSerializer(ScopedChoicesMixin, serializers.ModelSerializer):
                 clashes[name] = [f"The stream URL carries another {name.replace('name', ' name')}."]
             elif value:
                 attrs[name] = value
+        stored = self.instance
+        if stored is not None and "stream_url" in attrs and stream_address(attrs["stream_url"]) != stream_address(
+                stored.stream_url):  # fmt: skip
+            # The stored credentials go only to the camera they were given for: sent again, or cleared ("").
+            for name in ("username", "password"):
+                if getattr(stored, name) and name not in attrs:
+                    what = name.replace("name", " name")
+                    clashes[name] = [f"Send the {what} again: the stream's address changed, and the stored {what} "
+                                     f"goes only to the camera it was given for."]  # fmt: skip
         if clashes:
             raise serializers.ValidationError(clashes)
         return model_clean(self.instance, Camera, attrs)
