@@ -109,7 +109,7 @@ def report(request):
     query["by"] = by
     seconds = (until - since).total_seconds() if since else 0.0
     return render(request, "reports/report.html", {
-        "rows": rows, "by": by, "period": period, "since": since, "until": until,
+        "rows": rows, "by": by, "period": period, "since": since, "until": until, "until_now": until == now,
         "chart": _chart(rows, seconds), "chart_rows": CHART_ROWS,
         "typed": query, "query_string": urlencode({name: value for name, value in query.items() if value}),
         "systems": MultiserverSystem.objects.restrict(request.user).order_by("name"),

@@ -95,6 +95,13 @@ def test_video_lost_is_clipped_to_the_period(recorded, admin_client):
     assert rows["cam-1"][3:5] == ["0", "210.0"]  # 00:12 → 00:15:30, its failover before the period
 
 
+def test_a_period_into_the_future_is_reported_up_to_now(recorded, admin_client):
+    page = admin_client.get("/reports/", {"since": "2026-11-02T00:00", "until": "2999-01-01T00:00"})
+    assert page.status_code == 200 and "until now (" in page.content.decode()
+    week = admin_client.get("/reports/").content.decode()
+    assert "until now (" in week and "the last week unless you choose a period" in week
+
+
 def test_a_period_before_any_recording_is_all_lost_and_one_before_the_camera_existed_is_not(recorded, admin_client):
     rows = rows_of(admin_client.get("/reports/", {"since": "2026-11-01T10:00", "until": "2026-11-01T11:00",
                                                   "format": "csv"}))  # fmt: skip
@@ -170,3 +177,13 @@ def test_the_report_needs_the_view_permissions(db, client):
     nobody = User.objects.create_user("nobody", "n@example.com", "a-long-test-passphrase")
     client.force_login(nobody)
     assert client.get("/reports/").status_code == 403
+
+
+def test_the_chart_shows_the_twenty_with_the_most(site, make_camera, admin_client):
+    for number in range(22):
+        make_camera(site["a"], name=f"dark-{number:02d}", fps=10)  # never recorded: the whole period lost
+    AuditEntry.objects.filter(object_type="cameras.camera").update(at=T0 - timedelta(days=1))
+    html = admin_client.get("/reports/", PERIOD).content.decode()
+    chart = html.split('class="bars"')[1].split("</section>")[0]
+    assert chart.count('class="bar-row"') == 20 and "the 20 cameras with the most" in html
+    assert html.count("<tr data-camera=") == 22
