@@ -58,8 +58,8 @@ def _gaps(cameras, since: datetime, until: datetime, now: datetime) -> dict[int,
     segments further apart than ``GAP_FRAMES`` frame intervals leave a hole; the database finds the holes per
     frame rate (a window over each camera's segments: the latest end before each start), and the covered
     stretches between them go through the timeline's gaps for the period's edges. Within one server this is the
-    timeline's rule exactly; where video goes on from another server, the timeline already counts a hole of one
-    to two frame intervals, which this counts only from ``GAP_FRAMES``: at most one frame per handover."""
+    timeline's rule exactly; where video goes on from another server, the timeline already counts a hole of half a
+    frame interval to one and a half, which this does not: at most one frame per handover."""
     segments = Segment.objects.filter(camera__in=cameras, ended_at__gte=since - LEAD, started_at__lt=until).order_by()
     edges = {camera_id: (first, last) for camera_id, first, last in segments.values("camera_id").annotate(
         first=Min("started_at"), last=Max("ended_at")).values_list("camera_id", "first", "last")}  # fmt: skip
