@@ -2,9 +2,7 @@
 headline names the tightest server and resource, the chart opens on it, and applying the proposal shows the
 new state in place (htmx swaps, no navigation)."""
 
-import os
 from io import StringIO
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
@@ -12,7 +10,8 @@ from django.core.management import call_command
 
 from accounts.models import AuditEntry
 from cameras.models import Camera
-from testbed.browser import sign_in
+from testbed.accessibility import axe_violations
+from testbed.browser import screenshot, sign_in
 from tests.test_csp_browser import LISTEN
 from tests.test_live_browser import PASSWORD, browser_page, web  # noqa: F401  (fixtures)
 
@@ -42,10 +41,7 @@ def test_a_newcomer_reads_the_headline_and_applies_the_demos_proposal_in_place(
     assert page.inner_text("#capacity-chart nav a.active") == "cameras"
     assert "5 of 8" in page.inner_text("#capacity-chart .bar-row[data-server=srv-a] .bar-figures")
     assert page.eval_on_selector("#capacity-chart .bar-row[data-server=srv-a] .bar.worst", "b => b.style.width")
-    if os.environ.get("SCREENSHOTS_DIR"):
-        Path(os.environ["SCREENSHOTS_DIR"]).mkdir(parents=True, exist_ok=True)
-        # caret="initial": hiding the caret leaves style="" on inputs, which htmx's settling then copies (CSP).
-        page.screenshot(path=str(Path(os.environ["SCREENSHOTS_DIR"]) / "capacity-headline.png"), caret="initial")
+    screenshot(page, "capacity-headline")
 
     # The demo left its three MJPEG cameras without backup: the proposal is there, as a diff.
     proposed = page.locator("[data-testid=proposal] tr.changed")
@@ -85,4 +81,5 @@ def test_a_newcomer_reads_the_headline_and_applies_the_demos_proposal_in_place(
         "cam-03": "srv-b", "cam-06": "srv-a", "cam-09": "srv-a"
     }  # fmt: skip
     assert AuditEntry.objects.filter(object_type="cameras.camera", action="changed", username="operator").count() == 3
+    assert axe_violations(page) == [], "the state Apply swapped in passes axe-core"
     assert page.evaluate("window.cspViolations") == [] and errors == []

@@ -7,6 +7,7 @@ from django.contrib.auth.models import User
 
 from cameras.models import Camera
 from recording.serving import RecordingServer
+from testbed.accessibility import axe_violations
 from testbed.browser import screenshot, sign_in
 from tests.test_csp_browser import LISTEN
 from tests.test_live_browser import PASSWORD, browser_page, web  # noqa: F401  (fixtures)
@@ -49,11 +50,13 @@ def test_an_operator_tests_a_camera_s_connection_and_then_a_bad_address(site, we
     assert page.evaluate("window.stillTheSamePage") is True, "swapped in place by htmx, not reloaded"
     page.locator("#connection-test").scroll_into_view_if_needed()
     screenshot(page, "test-connection")
+    assert axe_violations(page) == [], "the result swapped in passes axe-core"
 
     page.fill("#id_stream_url", f"rtsp://127.0.0.1:{free_ports(1)[0]}/stream")
     page.click("button:has-text('Test connection')")
     page.wait_for_selector(".connection-result:has-text('No video from srv-a')", timeout=20_000)
     assert "refuses connections" in page.text_content(".connection-result")
     assert page.query_selector("img.first-picture") is None
+    assert axe_violations(page) == []
     assert Camera.objects.get(pk=camera.pk).stream_url == sim.url(1), "a test stores nothing"
     assert page.evaluate("window.cspViolations") == [] and errors == []

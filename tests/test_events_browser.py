@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 from accounts.models import AuditEntry
 from accounts.roles import ADMINISTRATORS, OPERATORS
 from redundancy.models import Event, EventKind
+from testbed.accessibility import axe_violations
 from testbed.browser import screenshot, sign_in
 from tests.test_csp_browser import LISTEN
 from tests.test_live_browser import PASSWORD, browser_page, web  # noqa: F401  (fixtures)
@@ -68,6 +69,7 @@ def test_an_operator_acknowledges_an_event_without_a_reload(site, web, browser_p
     assert shown.text_content() == local  # in the browser's time, UTC in the tooltip
     assert shown.get_attribute("title") == f"UTC {event.acknowledged_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
     assert "rack 3 power cut, electrician called" in cell.text_content()
+    assert axe_violations(page) == [], "the acknowledgement swapped in passes axe-core"
     page.check("input[name=unacknowledged]")  # submits the filter
     page.wait_for_url("**unacknowledged=1**")
     assert "No unacknowledged events." in page.text_content("table")
@@ -104,4 +106,5 @@ def test_an_administrator_sees_a_configuration_change_beside_the_transitions(
     assert "Backup server: srv-b → srv-c" in rows[1] and "Password: (none) → (new secret)" in rows[1]
     assert "cam-secret-9" not in page.content()
     screenshot(page, "events-changes")
+    assert axe_violations(page) == [], "the changes beside the events pass axe-core"
     assert page.evaluate("window.cspViolations") == []

@@ -5,6 +5,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from cameras.models import Camera
+from testbed.accessibility import axe_violations
 from testbed.browser import sign_in
 from tests.test_csp_browser import LISTEN
 from tests.test_live_browser import PASSWORD, browser_page, web  # noqa: F401  (fixtures)
@@ -44,11 +45,12 @@ def test_an_operator_fixes_a_refused_file_and_creates_its_cameras(site, web, bro
     assert "line 3" in page.text_content("#import-rows tr.has-error")
     assert page.locator("button:has-text('Create')").count() == 0
     assert SECRET not in page.content() and not Camera.objects.exists()
+    assert axe_violations(page) == [], "the refused preview passes axe-core"
 
     upload(page, good, "quay-2;rtsp://10.0.0.2:554/main;srv-a;srv-c;;")
     assert "All 2 rows pass the rules" in page.text_content("#import-preview")
     assert "user and password set (not shown)" in page.text_content("#import-rows tr[data-line='2']")
-    assert SECRET not in page.content()
+    assert SECRET not in page.content() and axe_violations(page) == []
     page.click("button:has-text('Create 2 cameras')")
     page.wait_for_selector("text=2 cameras created from harbour.csv.")
     assert page.url == f"{web}/cameras/"

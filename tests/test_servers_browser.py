@@ -9,6 +9,7 @@ from protocol import live
 from redundancy.models import ServerState, ServerStatus
 from servers.models import MultiserverSystem, Server
 from servers.tests.test_mail_test import smtp_server  # noqa: F401  (fixture)
+from testbed.accessibility import axe_violations
 from testbed.browser import screenshot, sign_in
 from tests.test_csp_browser import LISTEN
 from tests.test_live_browser import PASSWORD, browser_page, web  # noqa: F401  (fixtures)
@@ -77,3 +78,4 @@ def test_send_test_mail_shows_the_smtp_servers_answer_in_place(site, web, browse
     assert f"127.0.0.1:{port} accepted it: 250 2.0.0 Ok: queued as 7F3A2" in page.text_content(".test-mail")
     assert page.evaluate("window.stillTheSamePage") is True, "swapped by htmx, not reloaded"
     assert len(recorder.messages) == 1 and page.evaluate("window.cspViolations") == []
+    assert axe_violations(page) == [], "the SMTP server's answer swapped in passes axe-core"
