@@ -24,6 +24,7 @@ from redundancy.changes import Change, configuration_changes, in_time_order, may
 from redundancy.models import Event, EventKind
 from servers.models import Server
 from utilities.ids import query_id
+from utilities.spreadsheets import text_cell
 
 CSV_LIMIT = 100_000  # events in one download; a narrower range gives the rest
 CSV_BATCH = 1000  # rows of events and changes merged, read at once
@@ -138,11 +139,6 @@ class _Echo:
         return value
 
 
-def _cell(value: str) -> str:
-    """A cell a spreadsheet shows as text: one that would start a formula gets a leading apostrophe."""
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 def _utc(at) -> str:
     return at.astimezone(UTC).isoformat(timespec="milliseconds") if at else ""
 
@@ -157,8 +153,8 @@ def _csv_row(row) -> list[str]:
                  row.server.name if row.server else "", row.to_server.name if row.to_server else "",
                  row.mode, row.message, row.get_mail_state_display() if row.mail_state else "",
                  row.acknowledged_by_username if row.acknowledged_at else "", row.acknowledgement_note)
-    return [_utc(row.at), *(_cell(text) for text in texts[:7]), _utc(getattr(row, "acknowledged_at", None)),
-            *(_cell(text) for text in texts[7:])]  # fmt: skip
+    return [_utc(row.at), *(text_cell(text) for text in texts[:7]), _utc(getattr(row, "acknowledged_at", None)),
+            *(text_cell(text) for text in texts[7:])]  # fmt: skip
 
 
 def _events_csv(events, changes, user) -> StreamingHttpResponse:

@@ -13,11 +13,11 @@ from django.utils.http import urlencode
 
 from accounts.permissions import view_required
 from cameras.models import Camera
-from redundancy.views import _cell
 from reports import figures, reading
 from reports.forms import ReportPeriod
 from servers.models import MultiserverSystem, Server
 from utilities.ids import query_id
+from utilities.spreadsheets import text_cell
 
 CHART_ROWS = 20  # the chart shows the rows with the most time on backup and video lost
 QUERY = ("by", "system", "server", "since", "until", "zone")
@@ -72,13 +72,13 @@ def _csv(rows, by: str, since, until) -> HttpResponse:
     if by == "server":
         writer.writerow(SERVER_COLUMNS)
         for row in rows:
-            writer.writerow([_cell(row.name), _cell(row.system), row.cameras, row.failovers_away, row.takeovers,
+            writer.writerow([text_cell(row.name), text_cell(row.system), row.cameras, row.failovers_away, row.takeovers,
                              _seconds(row.on_backup_seconds), _seconds(row.carried_seconds),
                              _seconds(row.lost_seconds)])  # fmt: skip
         return response
     writer.writerow(CAMERA_COLUMNS)
     for row in rows:
-        writer.writerow([_cell(row.name), _cell(row.primary), _cell(row.backup), row.failovers,
+        writer.writerow([text_cell(row.name), text_cell(row.primary), text_cell(row.backup), row.failovers,
                          _seconds(row.on_backup_seconds), figures.duration(row.on_backup_seconds),
                          _seconds(row.lost_seconds), figures.duration(row.lost_seconds)])  # fmt: skip
     return response
