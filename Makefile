@@ -7,7 +7,7 @@ VENDOR := static/vendor/hls.min.js
 # axe-core, the accessibility checker the browser tests run in each page: a test tool, kept out of static/.
 AXE := testbed/vendor/axe.min.js
 
-.PHONY: run test lint clean chromium rtsp-cameras testbed mutation
+.PHONY: run test lint clean chromium rtsp-cameras testbed mutation screenshots
 
 run: $(VENV)/.installed rtsp-cameras $(VENDOR)
 	$(VENV)/bin/python -m eocortex_web.launcher run
@@ -54,6 +54,12 @@ $(AXE): package.json package-lock.json
 	if command -v npm >/dev/null 2>&1; then \
 	  npm ci --ignore-scripts --no-audit --no-fund && cp node_modules/axe-core/axe.min.js $@; \
 	else $(PYTHON) tools/npm_vendor.py axe-core axe.min.js $@; fi
+
+# The pictures in docs/screenshots/ the README shows, taken by the browser tests that reach each state.
+SCREENSHOT_TESTS := tests/test_servers_browser.py tests/test_connection_browser.py tests/test_capacity_browser.py \
+  tests/test_reports_browser.py tests/test_events_browser.py
+screenshots:
+	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(MAKE) test PYTEST_ARGS="$(SCREENSHOT_TESTS)"
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
