@@ -117,16 +117,18 @@ def enabled(at_start: bool, changes: Iterable[tuple[float, bool]], since: float,
 
 def camera_figures(history: CameraHistory, since: float, until: float) -> CameraFigures:
     failovers = [move for move in history.moves if move.kind == FAILOVER and since <= move.at < until]
-    stretches = on_backup(history.moves, since, until)
-    backup_seconds: dict[int, float] = {}
-    for start, end, server in stretches:
-        if server is not None:
-            backup_seconds[server] = backup_seconds.get(server, 0.0) + end - start
     watched = enabled(history.enabled_at_start, history.enabled_changes, since, until)
+    # A disabled camera is on no server (the engine takes it off without a failback): not on its backup then.
+    stretches = [(server, overlap([(start, end)], watched)) for start, end, server in on_backup(history.moves, since,
+                                                                                                  until)]  # fmt: skip
+    backup_seconds: dict[int, float] = {}
+    for server, seconds in stretches:
+        if server is not None and seconds:
+            backup_seconds[server] = backup_seconds.get(server, 0.0) + seconds
     return CameraFigures(
         history.camera_id, history.name, history.primary, history.backup, history.primary_id,
         failovers=len(failovers),
-        on_backup_seconds=sum(end - start for start, end, _ in stretches),
+        on_backup_seconds=sum(seconds for _, seconds in stretches),
         lost_seconds=overlap(clip(history.gaps, since, until), watched),
         failover_pairs=tuple((move.server, move.to_server) for move in failovers),
         backup_seconds=backup_seconds,

@@ -93,3 +93,13 @@ def test_durations_read_as_hours_minutes_seconds():
     assert duration(0) == "0:00:00"
     assert duration(59.6) == "0:01:00"
     assert duration(30 * 86400 + 3661) == "721:01:01"
+
+
+def test_a_disabled_camera_is_not_on_its_backup():
+    """Disabling a camera takes it off every server without a failback: its time on backup (and the backup's
+    time carrying it) stops while it is disabled and goes on when it is enabled again on the backup."""
+    moves = [Move(1100, FAILOVER, 1, 2)]
+    figures = camera_figures(history(moves, changes=[(1200, False), (1900, True)]), SINCE, UNTIL)
+    assert figures.on_backup_seconds == 100 + 100 and figures.backup_seconds == {2: 200}
+    created_on_backup = camera_figures(history(moves, at_start=False, changes=[(1150, True)]), SINCE, UNTIL)
+    assert created_on_backup.on_backup_seconds == 850
