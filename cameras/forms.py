@@ -4,10 +4,11 @@ from django.utils import timezone
 
 from accounts.scope import ScopedUniqueFormMixin
 from cameras.models import (
+    CREDENTIAL_ADDRESSES,
     AnalyticsModule,
     Camera,
     RtspTransport,
-    stream_address,
+    credentials_moved,
     take_credentials,
     without_credential_parameters,
 )
@@ -199,18 +200,18 @@ class CameraForm(ScopedUniqueFormMixin, forms.ModelForm):
         return cleaned
 
     def _keep_stored_credentials_to_their_camera(self, cleaned):
-        """The stored user name and password go only to the camera they were given for: with another host,
-        port or scheme in the stream URL they must be typed again (as the mail settings do with theirs)."""
-        stored, url = self.instance, cleaned.get("stream_url")
-        if "stream_url" not in self.fields or not url or not stored.pk:
+        """The stored user name and password go only to the camera they were given for: an address the agents
+        send them to, moved elsewhere (``credentials_moved``), asks for them again (as the mail settings do)."""
+        urls = {field: cleaned.get(field) for field in CREDENTIAL_ADDRESSES if field in self.fields}
+        moved = credentials_moved(self.instance, urls)
+        if not moved:
             return
-        if stream_address(url) != stream_address(stored.stream_url):
-            for index, name in enumerate(("username", "password")):
-                typed = self.data.get(self.add_prefix(name)) or self._url_credentials[index]
-                if getattr(stored, name) and not typed:
-                    what = name.replace("name", " name")
-                    self.add_error(name, f"Type the {what} again: the stream's address changed, and the stored "
-                                         f"{what} goes only to the camera it was given for.")  # fmt: skip
+        for index, name in enumerate(("username", "password")):
+            typed = self.data.get(self.add_prefix(name)) or self._url_credentials[index]
+            if getattr(self.instance, name) and not typed:
+                what = name.replace("name", " name")
+                self.add_error(name, f"Type the {what} again: {CREDENTIAL_ADDRESSES[moved[0]]} changed, and the "
+                                     f"stored {what} goes only to the camera it was given for.")  # fmt: skip
 
 
 class ConnectionTestForm(CameraForm):

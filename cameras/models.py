@@ -121,6 +121,30 @@ def stream_address(url: str) -> tuple[str, str, int | None]:
 
 
 DEFAULT_PORTS = {"rtsp": 554, "http": 80, "https": 443}
+# The addresses the agents send a camera's user name and password to, and how a page names each.
+CREDENTIAL_ADDRESSES = {"stream_url": "the stream's address", "sub_stream_url": "the sub stream's address",
+                        "onvif_url": "the ONVIF address"}  # fmt: skip
+
+
+def credentials_moved(stored, urls: dict[str, str]) -> list[str]:
+    """Of ``urls`` (a stored camera's addresses as they would be stored), those that would take its stored
+    user name and password to a place they were not given for: the stream to another scheme, host or port;
+    the sub stream or the ONVIF address to another host than the stored stream's, unless it is where it was."""
+    if not stored.pk:
+        return []
+    moved = []
+    for field, url in urls.items():
+        if not url or field not in CREDENTIAL_ADDRESSES:
+            continue
+        was = getattr(stored, field) or ""
+        if field == "stream_url":
+            elsewhere = stream_address(url) != stream_address(was)
+        else:
+            elsewhere = stream_address(url) != stream_address(was) and (
+                stream_address(url)[1] != stream_address(stored.stream_url)[1])  # fmt: skip
+        if elsewhere:
+            moved.append(field)
+    return moved
 
 
 class Codec(models.TextChoices):

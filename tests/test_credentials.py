@@ -197,12 +197,26 @@ def test_stored_credentials_go_only_to_the_camera_they_were_given_for(site, admi
         refused = admin_client.post(f"/cameras/{camera.pk}/", {**tab, "stream_url": moved})
         assert refused.status_code == 400, moved
         assert "Type the password again: the stream&#x27;s address changed" in refused.content.decode()
+    # The sub stream and the ONVIF address get the same credentials: another host than the camera's is refused.
+    for field, elsewhere, what in (("sub_stream_url", "rtsp://10.0.0.66/sub", "the sub stream&#x27;s address"),
+                                   ("onvif_url", "http://10.0.0.66/onvif/device_service", "the ONVIF address")):
+        refused = admin_client.post(f"/cameras/{camera.pk}/", {**tab, "stream_url": camera.stream_url,
+                                                               field: elsewhere})  # fmt: skip
+        assert refused.status_code == 400, field
+        assert f"Type the password again: {what} changed" in refused.content.decode()
     api = APIClient()
     api.force_authenticate(admin_user)
-    patched = api.patch(f"/api/cameras/{camera.pk}/", {"stream_url": "rtsp://10.0.0.8/live"}, format="json")
-    assert patched.status_code == 400 and set(patched.json()) == {"username", "password"}
+    for body in ({"stream_url": "rtsp://10.0.0.8/live"}, {"sub_stream_url": "rtsp://10.0.0.66/sub"},
+                 {"onvif_url": "http://10.0.0.66/onvif/device_service"}):  # fmt: skip
+        patched = api.patch(f"/api/cameras/{camera.pk}/", body, format="json")
+        assert patched.status_code == 400 and set(patched.json()) == {"username", "password"}, body
     camera.refresh_from_db()
     assert (camera.stream_url, camera.username, camera.password) == ("rtsp://10.0.0.7/live", USERNAME, PASSWORD)
+    assert camera.sub_stream_url == camera.onvif_url == ""
+    # On the camera's own host they are the camera's: its sub stream and ONVIF service.
+    same_host = {**tab, "stream_url": camera.stream_url, "sub_stream_url": "rtsp://10.0.0.7/sub",
+                 "onvif_url": "http://10.0.0.7/onvif/device_service"}  # fmt: skip
+    assert admin_client.post(f"/cameras/{camera.pk}/", same_host).status_code == 302
 
     # The same camera on another path keeps them; another camera with them typed again takes them.
     assert admin_client.post(f"/cameras/{camera.pk}/", {**tab, "stream_url": "rtsp://10.0.0.7/sub"}).status_code == 302

@@ -3,7 +3,7 @@ from collections.abc import Mapping
 from rest_framework import serializers
 
 from accounts.scope import ScopedChoicesMixin
-from cameras.models import AnalyticsModule, Camera, stream_address, take_credentials
+from cameras.models import CREDENTIAL_ADDRESSES, AnalyticsModule, Camera, credentials_moved, take_credentials
 from cameras.modes import RedundancyMode
 from utilities.ids import LARGEST_ID
 from utilities.serializers import model_clean
@@ -69,14 +69,15 @@ class CameraSerializer(ScopedChoicesMixin, serializers.ModelSerializer):
             elif value:
                 attrs[name] = value
         stored = self.instance
-        if stored is not None and "stream_url" in attrs and stream_address(attrs["stream_url"]) != stream_address(
-                stored.stream_url):  # fmt: skip
+        moved = credentials_moved(stored, {field: attrs[field] for field in CREDENTIAL_ADDRESSES if field in attrs}
+                                  ) if stored is not None else []  # fmt: skip
+        if moved:
             # The stored credentials go only to the camera they were given for: sent again, or cleared ("").
             for name in ("username", "password"):
                 if getattr(stored, name) and name not in attrs:
                     what = name.replace("name", " name")
-                    clashes[name] = [f"Send the {what} again: the stream's address changed, and the stored {what} "
-                                     f"goes only to the camera it was given for."]  # fmt: skip
+                    clashes[name] = [f"Send the {what} again: {CREDENTIAL_ADDRESSES[moved[0]]} changed, and the "
+                                     f"stored {what} goes only to the camera it was given for."]  # fmt: skip
         if clashes:
             raise serializers.ValidationError(clashes)
         return model_clean(self.instance, Camera, attrs)
