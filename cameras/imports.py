@@ -1,9 +1,14 @@
 """Cameras imported from a CSV file: read, each row checked exactly as the Add camera page checks a camera
 (``CameraForm`` and ``Camera.clean``: rules 1 and 2, the stream URLs, the names), created all or none.
 
-Reading is pure (``read_csv``, ``read_text``); checking writes each good row inside one transaction, so a
-row is judged with the rows before it already stored (the license channels they take, the names they
-hold), and rolls it all back unless asked to create and every row is good.
+Reading is pure (``read_csv``, ``read_text``), and so is checking: a row is judged with the rows before it
+counted in memory (the license channels they take, through ``_WithEarlierRows``, and the names they hold), so
+a preview writes nothing and holds no write lock. Create checks the same way, then, in one short
+transaction, locks the primary servers, checks again what may have changed meanwhile (their licenses, the
+backups' licenses; a name taken meanwhile is refused by the database) and saves every camera, or none.
+
+An error names the line and the column and says what the column takes; it never repeats a cell (a cell may
+hold a password that a comma in an earlier cell pushed under another column).
 """
 
 import csv
@@ -11,11 +16,14 @@ import io
 import logging
 import re
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from cameras.forms import CameraForm
 from cameras.models import AnalyticsModule, Camera, Codec, FailoverPriority, RtspTransport, StreamQuality
+from cameras.rules import backup_problems, channel_problems
 from servers.models import Server
 
 log = logging.getLogger(__name__)
@@ -187,9 +195,11 @@ def _columns(header: list[str]) -> dict[str, int]:
 
 def _row(line: int, header: list[str], cells: list[str], columns: dict[str, int]) -> Row:
     row = Row(line, {f: cells[i].strip() if i < len(cells) else "" for f, i in columns.items()})
-    if len(cells) > len(header):
+    if len(cells) != len(header):  # its values are not under their columns: none of them is judged (or shown)
         row.problems.append(f"line {line} has {len(cells)} values but the header names {len(header)} columns: a "
-                            "value holding the separator must be in double quotes.")  # fmt: skip
+                            "value holding the separator must be in double quotes, and each line has a value (empty "
+                            "if need be) for every column.")  # fmt: skip
+        return row
     named = set(columns.values())
     for position, cell in enumerate(cells[: len(header)]):
         if position not in named and cell.strip():
@@ -224,39 +234,104 @@ class ImportCheck:
         return not self.problem and not self.bad
 
 
+STALE = ("Another change to the cameras was stored while these were created: nothing was created. Upload the file "
+         "again to check it against what is stored now.")  # fmt: skip
+
+
 def check(camera_file: CameraFile, user, create: bool = False) -> ImportCheck:
-    """Every row judged as the Add camera page judges a camera, after the rows before it; with ``create``,
-    the cameras are stored (and audited, through the models' signals) when every row is good, else nothing."""
+    """Every row judged as the Add camera page judges a camera, after the rows before it, writing nothing; with
+    ``create``, the cameras are stored (and audited, through the models' signals) when every row is good, else
+    nothing."""
+    result = _check(camera_file, user)
+    if not (create and result.ok):
+        return result
     try:
         with transaction.atomic():
-            result = _check(camera_file, user, lock=create)
-            if not (create and result.ok):
+            if _licenses_changed(result, user):
                 transaction.set_rollback(True)
+            else:
+                for row in result.rows:
+                    row.camera.save()
+                result.created = True
     except IntegrityError:  # a camera of one of these names was stored by someone else meanwhile
-        return ImportCheck([], problem="Another change to the cameras was stored while these were created: nothing "
-                                       "was created. Upload the file again to check it against what is stored now.")
-    result.created = create and result.ok
-    if not result.created:
-        for row in result.rows:
-            if row.camera is not None:
-                row.camera.pk = None  # rolled back: what would be created, not a stored camera
-    else:
-        names = [row.name for row in result.rows]
-        transaction.on_commit(lambda: log.info("event=cameras_imported count=%d user=%s first=%s", len(names),
-                                               user.get_username(), names[0]))  # fmt: skip
+        return ImportCheck([], problem=STALE)
+    if not result.created:  # a license changed between the check and the lock: say which rows it refuses now
+        result = _check(camera_file, user)
+        result.problem = "" if result.bad else STALE
+        return result
+    names = [row.name for row in result.rows]
+    transaction.on_commit(lambda: log.info("event=cameras_imported count=%d user=%s first=%s", len(names),
+                                           user.get_username(), names[0]))  # fmt: skip
     return result
 
 
-def _check(camera_file: CameraFile, user, lock: bool) -> ImportCheck:
+class _WithEarlierRows:
+    """``server.primary_cameras`` as ``channel_problems`` reads it, with the cameras of the file's earlier good rows
+    counted as if stored: how a row is judged after the rows before it without writing them."""
+
+    def __init__(self, stored, earlier: list[Camera]):
+        self.stored, self.earlier = stored, earlier
+
+    def exclude(self, pk=None, **lookup):
+        if set(lookup) - {"analytics"}:
+            raise TypeError(f"_WithEarlierRows cannot exclude by {', '.join(lookup)}")
+        earlier = [c for c in self.earlier if "analytics" not in lookup or c.analytics != lookup["analytics"]]
+        return _WithEarlierRows(self.stored.exclude(pk=pk, **lookup), earlier)
+
+    def count(self) -> int:
+        return self.stored.count() + len(self.earlier)
+
+
+def _channels_with_earlier_rows(camera: Camera, earlier: list[Camera]) -> dict[str, list[str]]:
+    """Rule 2's channels for a new camera, in channel_problems' own words, its primary's earlier rows counted."""
+    server = camera.primary_server
+    primary = SimpleNamespace(name=server.name, pk=server.pk, licensing=server.licensing,
+                              primary_cameras=_WithEarlierRows(server.primary_cameras.all(), earlier))  # fmt: skip
+    unsaved = SimpleNamespace(pk=None, name=camera.name, analytics=camera.analytics, primary_server=primary,
+                              primary_server_id=camera.primary_server_id)  # fmt: skip
+    return channel_problems(unsaved, None)
+
+
+def _licenses_changed(result: ImportCheck, user) -> bool:
+    """With the primary servers locked (no one else adds a camera to them until this commits): does any row now
+    break rule 2 (a license removed or ended since the check)? A primary's last row and last row with analytics
+    take the most channels, so they stand for the rows before them; each backup's licenses are read once."""
+    cameras = [row.camera for row in result.rows]
+    primaries = sorted({camera.primary_server_id for camera in cameras})
+    list(Server.objects.restrict(user).select_for_update().filter(pk__in=primaries).order_by("pk").values_list("pk"))
+    today, licensing = timezone.localdate(), {}
+
+    def licensing_of(server):
+        if server.pk not in licensing:
+            licensing[server.pk] = server.licensing(today)
+        return licensing[server.pk]
+
+    earlier: dict[int, list[Camera]] = {}
+    last: dict[tuple[int, bool], int] = {}
+    for position, camera in enumerate(cameras):
+        last[camera.primary_server_id, False] = position
+        if camera.analytics:
+            last[camera.primary_server_id, True] = position
+    standing_for = set(last.values())
+    for position, camera in enumerate(cameras):
+        if position in standing_for and _channels_with_earlier_rows(camera, earlier.get(camera.primary_server_id, [])):
+            return True
+        earlier.setdefault(camera.primary_server_id, []).append(camera)
+        if backup_problems(camera.name, camera.primary_server, camera.backup_server, today, licensing_of):
+            return True
+    return False
+
+
+def _check(camera_file: CameraFile, user) -> ImportCheck:
     servers = Server.objects.restrict(user)
     by_name = {server.name: server for server in servers}
-    if lock:  # rule 2 counts each primary's cameras: no one else adds one to these servers until this commits
-        named = {_server(row.cells.get("primary_server", ""), by_name) for row in camera_file.rows}
-        primaries = [server.pk for server in named if server is not None]
-        list(servers.select_for_update().filter(pk__in=primaries).order_by("pk").values_list("pk", flat=True))
     first_line: dict[str, int] = {}
+    earlier: dict[int, list[Camera]] = {}  # primary server → the cameras of the good rows before this one
     results = []
     for row in camera_file.rows:
+        if row.problems:  # its cells are not under their columns, or one is under no column: judged no further
+            results.append(RowResult(row.line, "", list(row.problems)))
+            continue
         data, errors = _form_data(row, camera_file.columns, by_name)
         name = row.cells.get("name", "")
         form = RowForm(data, user=user)
@@ -269,15 +344,20 @@ def _check(camera_file: CameraFile, user, lock: bool) -> ImportCheck:
                         message = f"a camera named {name} already exists."
                     if not message.endswith(_RETYPE_NOTES):
                         errors.append((field_name, message))
+        camera = form.instance  # Camera.clean counted the primary's stored cameras; add the file's earlier rows
+        if camera.primary_server_id in earlier:
+            for field_name, messages in _channels_with_earlier_rows(camera, earlier[camera.primary_server_id]).items():
+                errors += [(field_name, m) for m in messages if (field_name, m) not in errors]
         if name and name in first_line:
             errors = [(f, m) for f, m in errors if f != "name"]
             errors.insert(0, ("name", f"camera {name} is also on line {first_line[name]} of this file."))
         first_line.setdefault(name, row.line)
-        worded = row.problems + [_word(row.line, camera_file.columns, f, m) for f, m in errors]
+        worded = [_word(row.line, camera_file.columns, f, m) for f, m in errors]
         result = RowResult(row.line, name, worded)
         if valid and not worded:
-            result.camera = form.save()  # the next rows are judged with this one stored
+            result.camera = form.save(commit=False)  # what Create will save; the next rows count it
             result.camera.mode = result.camera.redundancy_mode
+            earlier.setdefault(result.camera.primary_server_id, []).append(result.camera)
         results.append(result)
     return ImportCheck(results)
 
@@ -304,20 +384,20 @@ def _form_data(row: Row, columns: dict[str, str], servers: dict[str, Server]) ->
         if match:
             data["width"], data["height"] = match.groups()
         else:
-            errors.append(("resolution", f'"{cells["resolution"]}" is not a resolution such as 1920x1080.'))
+            errors.append(("resolution", "write the width and the height, such as 1920x1080."))
     for name, choices in CHOICES.items():
         if cells.get(name):
             value = _choice(name, cells[name], choices)
             if value is None:
                 known = ", ".join(choices.labels)
-                errors.append((name, f'"{cells[name]}" is not one of {known}.'))
+                errors.append((name, f"write one of {known}."))
             else:
                 data[name] = value
     for name in ("primary_server", "backup_server"):
         if cells.get(name):
             server = _server(cells[name], servers)
             if server is None:
-                errors.append((name, f"there is no server named {cells[name]}."))
+                errors.append((name, "no server of your systems has this name: write it as the Servers page does."))
             else:
                 data[name] = str(server.pk)
     modules = [part.strip() for part in re.split(r"[|,;+/]", cells.get("analytics", "")) if part.strip()]
@@ -325,14 +405,14 @@ def _form_data(row: Row, columns: dict[str, str], servers: dict[str, Server]) ->
     for module in modules:
         value = _choice("analytics", module, AnalyticsModule)
         if value is None:
-            errors.append(("analytics", f'"{module}" is not an analytics module: {", ".join(AnalyticsModule.labels)}.'))
+            errors.append(("analytics", f"write {' or '.join(AnalyticsModule.labels)}, several separated by |."))
         else:
             data["analytics"].append(value)
     enabled = _key(cells.get("enabled", "")) or "yes"
     if enabled in TRUE:
         data["enabled"] = "on"
     elif enabled not in FALSE:
-        errors.append(("enabled", f'"{cells["enabled"]}" is neither yes nor no.'))
+        errors.append(("enabled", "write yes or no."))
     return data, errors
 
 

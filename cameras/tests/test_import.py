@@ -8,6 +8,8 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.contrib.sessions.models import Session
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import AuditAction, AuditEntry, SystemAccess
 from accounts.roles import ADMINISTRATORS
@@ -76,18 +78,20 @@ def test_a_good_file_is_previewed_then_created_all_audited(admin_client, admin_u
         ("gate-2,rtsp://10.0.0.2/main,srv-a,srv-other,,,,", "line 3, backup server: Rule 1: backup server srv-other "
                                                            "is in multiserver system Other site"),
         ("gate-2,rtsp://10.0.0.2/main,srv-a,srv-a,,,,", "line 3, backup server: Rule 1: server srv-a is the primary"),
-        ("gate-2,rtsp://10.0.0.2/main,srv-nowhere,,,,,", "line 3, primary server: there is no server named "
-                                                        "srv-nowhere."),
-        ("gate-2,rtsp://10.0.0.2/main,srv-a,srv-x,,,,", "line 3, backup server: there is no server named srv-x."),
+        ("gate-2,rtsp://10.0.0.2/main,srv-nowhere,,,,,", "line 3, primary server: no server of your systems has "
+                                                        "this name: write it as the Servers page does."),
+        ("gate-2,rtsp://10.0.0.2/main,srv-a,srv-x,,,,", "line 3, backup server: no server of your systems has this "
+                                                       "name"),
         ("gate-2,ftp://10.0.0.2/main,srv-a,,,,,", "line 3, stream URL: Stream URLs must use rtsp, http or https"),
         ("gate-2,rtsp://not a host/main,srv-a,,,,,", "line 3, stream URL: Enter a valid stream URL"),
         ("gate-1,rtsp://10.0.0.2/main,srv-a,,,,,", "line 3, name: camera gate-1 is also on line 2 of this file."),
         ("stored,rtsp://10.0.0.2/main,srv-a,,,,,", "line 3, name: a camera named stored already exists."),
-        ("gate-2,rtsp://10.0.0.2/main,srv-a,,,,face recognition,", 'line 3, analytics: "face recognition" is not an '
-                                                                  "analytics module"),
-        ("gate-2,rtsp://10.0.0.2/main,srv-a,,,,,maybe", 'line 3, enabled: "maybe" is neither yes nor no.'),
+        ("gate-2,rtsp://10.0.0.2/main,srv-a,,,,face recognition,", "line 3, analytics: write Motion detection or "
+                                                                  "Tampering detection, several separated by |."),
+        ("gate-2,rtsp://10.0.0.2/main,srv-a,,,,,maybe", "line 3, enabled: write yes or no."),
         (",rtsp://10.0.0.2/main,srv-a,,,,,", "line 3, name: This field is required."),
         ("gate-2,rtsp://10.0.0.2/main,srv-a,srv-b,,,,yes,extra", "line 3 has 9 values but the header names 8 columns"),
+        ("gate-2,rtsp://10.0.0.2/main,srv-a", "line 3 has 3 values but the header names 8 columns"),
         ("gate-2,rtsp://10.0.0.2/main,srv-a,srv-nolicense,,,,", "line 3, backup server: Rule 2: backup server "
                                                                "srv-nolicense has no active license"),
     ],
@@ -119,6 +123,41 @@ def test_license_channels_taken_by_earlier_rows_refuse_the_next(admin_client, si
     assert body.count("has-error") == 1 and not Camera.objects.exists()
 
 
+def test_a_preview_writes_nothing_and_locks_nothing(admin_client, site):
+    """Checking 2000 rows must not hold the database's write lock (the engine and the agents write meanwhile): the
+    earlier rows' license channels are counted in memory, not by storing them and rolling back."""
+    License.objects.filter(server=site["a"]).update(ip_camera_channels=2)
+    with CaptureQueriesContext(connection) as queries:
+        page = preview(admin_client, csv_file(*good_rows(3)))
+    assert page.status_code == 400 and "camera gate-3 needs one more" in text(page), "rule 2 counts earlier rows"
+    # (The test runs inside a transaction, so Django checks the model's constraint within a savepoint: reads only.)
+    writes = [q["sql"] for q in queries if q["sql"].lstrip().split()[0].upper() in ("INSERT", "UPDATE", "DELETE",
+              "ROLLBACK", "BEGIN") or "FOR UPDATE" in q["sql"].upper()]  # fmt: skip
+    assert [sql for sql in writes if "django_session" not in sql] == [], "only the session (the file for Create)"
+    assert not Camera.objects.exists()
+
+
+def test_a_row_whose_values_shifted_is_refused_as_such_and_shows_no_cell(admin_client, site):
+    secret = "Planted-S3cret"
+    page = preview(admin_client, csv_file(f"Gate, north,rtsp://10.0.0.1/main,srv-a,srv-b,admin,{secret},Motion "
+                                          "detection,yes"))  # fmt: skip
+    body = text(page)
+    assert page.status_code == 400
+    assert "line 2 has 9 values but the header names 8 columns: a value holding the separator must be in double " \
+           "quotes" in body  # fmt: skip
+    assert secret not in page.content.decode() and secret.lower() not in body.lower()
+    assert "line 2, " not in body, "no per-cell errors for a row whose cells are not under their columns"
+
+
+@pytest.mark.parametrize("column", [2, 3, 6, 7])  # primary server, backup server, analytics, enabled
+def test_an_error_names_the_column_never_the_cell(admin_client, site, column):
+    cells = ["gate-1", "rtsp://10.0.0.1/main", "srv-a", "", "admin", "", "", "yes"]
+    cells[column] = "Planted-S3cret"
+    page = preview(admin_client, csv_file(",".join(cells)))
+    assert page.status_code == 400
+    assert f"line 2, {HEADER.split(',')[column]}: " in text(page) and "Planted-S3cret" not in page.content.decode()
+
+
 def test_a_password_in_the_stream_url_goes_to_its_field_and_is_not_shown(admin_client, site):
     row = f"gate-1,rtsp://viewer:{PLANTED}@10.0.0.1:554/main,srv-a,,,,,"
     page = preview(admin_client, csv_file(row))
@@ -148,7 +187,7 @@ def test_a_file_that_became_bad_since_its_preview_creates_nothing(admin_client, 
     assert page.status_code == 200
     if change == "server_deleted":
         spare.delete()
-        expected = "line 4, backup server: there is no server named srv-spare."
+        expected = "line 4, backup server: no server of your systems has this name"
     elif change == "camera_created":
         make_camera(site["c"], name="gate-2")
         expected = "line 3, name: a camera named gate-2 already exists."
@@ -265,8 +304,8 @@ def test_a_limited_user_names_only_servers_of_their_systems(limited, site):
     page = preview(limited, csv_file("mine,rtsp://10.0.0.1/a,srv-other,,,,,", "mine-2,rtsp://10.0.0.2/a,srv-a,"
                                      "srv-other,,,,", "theirs,rtsp://10.0.0.3/a,srv-a,,,,,"))  # fmt: skip
     body = text(page)
-    assert "line 2, primary server: there is no server named srv-other." in body
-    assert "line 3, backup server: there is no server named srv-other." in body
+    assert "line 2, primary server: no server of your systems has this name" in body
+    assert "line 3, backup server: no server of your systems has this name" in body
     assert "line 4, name: This name is not available." in body and "already exists" not in body
     assert "Other site" not in body
     template = limited.get("/cameras/import/template.csv").content.decode()
