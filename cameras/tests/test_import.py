@@ -202,6 +202,30 @@ def test_a_file_that_became_bad_since_its_preview_creates_nothing(admin_client, 
         name__in=["gate-1", "gate-3"]).exists()  # fmt: skip
 
 
+@pytest.mark.parametrize("backup", ["", "srv-b"])
+def test_a_license_that_ends_between_the_check_and_the_save_creates_nothing(admin_client, site, monkeypatch, backup):
+    page = preview(admin_client, csv_file(*good_rows(3, backup=backup)))
+    check_rows = imports._check
+
+    def then_a_license_ends(*args):  # as if someone changed the licenses while Create checked the rows
+        result = check_rows(*args)
+        monkeypatch.setattr(imports, "_check", check_rows)
+        License.objects.filter(server=site["b" if backup else "a"]).update(**(
+            {"valid_until": "2000-01-01"} if backup else {"ip_camera_channels": 2}))  # fmt: skip
+        return result
+
+    monkeypatch.setattr(imports, "_check", then_a_license_ends)
+    response = create(admin_client, page)
+    body = text(response)
+    assert response.status_code == 409 and "no longer pass" in body
+    if backup:
+        assert "line 2, backup server: Rule 2: backup server srv-b has no active license" in body
+    else:
+        assert "line 4, primary server: Rule 2: primary server srv-a is licensed for 2 IP camera channel(s)" in body
+        assert body.count("has-error") == 1
+    assert not Camera.objects.exists() and not AuditEntry.objects.filter(object_type="cameras.camera").exists()
+
+
 def test_a_camera_stored_by_someone_else_during_create_leaves_nothing_created(admin_client, site, make_camera,
                                                                                monkeypatch):  # fmt: skip
     page = preview(admin_client, csv_file(*good_rows(3)))
