@@ -143,6 +143,11 @@ class Heartbeat:
             # The reports before the digest that announces them: a reader that sees the new digest (and so does not
             # read the reports again until it moves) finds the new reports too.
             live.publish_stream_reports(self.redis, self.name, reports, self.ttl)
+            if self.lost_since is not None and self._last_stamp is not None:
+                # The outage, from the last beat that got through to now (Redis's clock), is said before the
+                # heartbeat that ends it: a pass that sees this server fresh again sees the outage too, and does
+                # not age the servers whose first beat after it has not come yet by the silence Redis caused.
+                live.report_outage(self.redis, self.name, self._last_stamp, live.redis_time(self.redis))
             # Stamped by Redis's clock (no "at"): heartbeat ages do not depend on this host's clock.
             stamp = live.publish_heartbeat(
                 self.redis,
@@ -157,8 +162,6 @@ class Heartbeat:
                 self.published_digest = digest
                 live.wake_engine(self.redis, f"streams:{self.name}")
             if self.lost_since is not None:
-                if self._last_stamp is not None:  # from the last beat that got through to this one, by Redis's clock
-                    live.report_outage(self.redis, self.name, self._last_stamp, stamp)
                 log.info("server=%s event=redis_back lost_for=%.1fs", self.name, self.clock() - self._last_ok)
                 self.lost_since = None
             self._last_ok, self._last_stamp = self.clock(), stamp
