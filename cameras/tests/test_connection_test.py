@@ -4,8 +4,6 @@ or not) and the page shows what came; nothing is stored; only the user's systems
 import base64
 import re
 
-import cv2
-import numpy as np
 import pytest
 from django.contrib.auth.models import Group, User
 from django.urls import reverse
@@ -14,9 +12,7 @@ from accounts.models import AuditEntry, SystemAccess
 from accounts.roles import ADMINISTRATORS
 from cameras.models import Camera
 from recording.serving import RecordingServer
-from recording.tests.auth_camera import PasswordCamera
-
-SECRET = "s3cret-pass"
+from recording.tests.test_probe import SECRET, password_camera, picture_size  # noqa: F401  (a fixture)
 
 
 @pytest.fixture
@@ -52,15 +48,7 @@ test_connection.__test__ = False  # a helper, not a test
 def shown_picture(page: str) -> tuple[int, int]:
     data = re.search(r'src="data:image/jpeg;base64,([^"]+)"', page)
     assert data, "the first picture is on the page"
-    image = cv2.imdecode(np.frombuffer(base64.b64decode(data.group(1)), np.uint8), cv2.IMREAD_COLOR)
-    return image.shape[1], image.shape[0]
-
-
-@pytest.fixture
-def password_camera():
-    camera = PasswordCamera("admin", SECRET)
-    yield camera
-    camera.close()
+    return picture_size(base64.b64decode(data.group(1)))
 
 
 @pytest.mark.django_db(transaction=True)
@@ -93,7 +81,7 @@ def test_the_backup_can_be_chosen_and_differences_from_the_settings_are_named(ad
 
 @pytest.mark.django_db(transaction=True)
 def test_the_form_s_unsaved_values_are_tested_and_nothing_is_stored(admin_client, site, agents_serving, simulator,
-                                                                    password_camera, make_camera):  # fmt: skip
+                                                                    password_camera, make_camera):  # noqa: F811  # fmt: skip
     camera = make_camera(site["a"], stream_url="http://127.0.0.1:9/old.mjpg", codec="mjpeg")
     before = Camera.objects.get(pk=camera.pk)
     audited = AuditEntry.objects.count()
@@ -108,7 +96,7 @@ def test_the_form_s_unsaved_values_are_tested_and_nothing_is_stored(admin_client
 
 @pytest.mark.django_db(transaction=True)
 def test_a_wrong_password_typed_is_told_in_words_and_the_stored_one_works(admin_client, site, agents_serving,
-                                                                          password_camera, make_camera):  # fmt: skip
+                                                                          password_camera, make_camera):  # noqa: F811  # fmt: skip
     camera = make_camera(site["a"], stream_url=password_camera.url, codec="mjpeg", username="admin", password=SECRET)
     wrong = test_connection(admin_client, camera, password="guess").content.decode()
     assert "No video from srv-a" in wrong and "The camera refuses the user name or password (HTTP 401)" in wrong
@@ -119,7 +107,7 @@ def test_a_wrong_password_typed_is_told_in_words_and_the_stored_one_works(admin_
 
 @pytest.mark.django_db(transaction=True)
 def test_stored_credentials_go_only_to_the_address_they_were_given_for(admin_client, site, agents_serving,
-                                                                       password_camera, make_camera):  # fmt: skip
+                                                                       password_camera, make_camera):  # noqa: F811  # fmt: skip
     camera = make_camera(site["a"], stream_url=password_camera.url, codec="mjpeg", username="admin", password=SECRET)
     elsewhere = password_camera.url.replace("127.0.0.1", "localhost")
     response = test_connection(admin_client, camera, stream_url=elsewhere)
