@@ -245,6 +245,10 @@ ENGINE_NORMAL_WINDOW_SECONDS = env.float("ENGINE_NORMAL_WINDOW_SECONDS", default
 ENGINE_FAST_WINDOW_SECONDS = env.float("ENGINE_FAST_WINDOW_SECONDS", default=1.5)
 ENGINE_HOLD_DOWN_SECONDS = env.float("ENGINE_HOLD_DOWN_SECONDS", default=10.0)
 ENGINE_LONGEST_HOLD_DOWN_SECONDS = env.float("ENGINE_LONGEST_HOLD_DOWN_SECONDS", default=1800.0)
+# The engine worker's metrics (Prometheus) and health on this address and port (redundancy/metrics.py); each worker of
+# one host needs its own port (run_engine --metrics-port); 0: none.
+ENGINE_METRICS_ADDRESS = env("ENGINE_METRICS_ADDRESS", default="127.0.0.1")
+ENGINE_METRICS_PORT = env.int("ENGINE_METRICS_PORT", default=9108)
 MAIL_QUEUE = "mail"  # the mail outbox's worker: slow mail servers never hold up the engine
 # An export's MP4 stays on the web application's host this long after it is made, then goes with its job.
 EXPORT_KEEP_HOURS = env.float("EXPORT_KEEP_HOURS", default=72.0)
