@@ -63,7 +63,7 @@ caller, so agents catch ``redis.RedisError`` and keep recording.
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 import redis
@@ -288,13 +288,17 @@ class Desired:
     system: int | None = None
     term: int | None = None
     seq: int = 0
+    # The event that moved a camera to this server in the write (its failover or failback started): an agent's log
+    # lines of the takeover carry it, so one incident is followed across the engine, the agents and the web tier.
+    incidents: dict[int, int] = field(default_factory=dict, compare=False)
 
     @classmethod
     def parse(cls, value: bytes | str) -> "Desired":
         word = json.loads(value)
         if isinstance(word, list):  # written by hand, without a term
             return cls(frozenset(word))
-        return cls(frozenset(word["cameras"]), word.get("system"), word.get("term"), word.get("seq", 0))
+        incidents = {int(camera): int(event) for camera, event in (word.get("incidents") or {}).items()}
+        return cls(frozenset(word["cameras"]), word.get("system"), word.get("term"), word.get("seq", 0), incidents)
 
     def supersedes(self, earlier: "Desired | None") -> bool:
         """Whether an agent that acted on ``earlier`` takes this word: not when an earlier term of the same
@@ -329,10 +333,15 @@ return 1
 """
 
 
-def write_desired_fenced(r: redis.Redis, system: int, term: int, sets: dict[str, set[int]], seq: int = 0):
+def write_desired_fenced(r: redis.Redis, system: int, term: int, sets: dict[str, set[int]], seq: int = 0,
+                         incidents: dict[int, int] | None = None):
     """The engine's desired sets of one system's servers, decided in ``term``, its ``seq``-th write in it; ``r``
-    is usually the engine's pipeline of a pass, whose result for this call is 1 when written and 0 when refused."""
-    words = [json.dumps({"system": system, "term": term, "seq": seq, "cameras": sorted(cameras)})
+    is usually the engine's pipeline of a pass, whose result for this call is 1 when written and 0 when refused.
+    ``incidents``: camera → the event that moved it this pass; each server's word carries those of its cameras."""
+    incidents = incidents or {}
+    words = [json.dumps({"system": system, "term": term, "seq": seq, "cameras": sorted(cameras),
+                         **({"incidents": mine} if (mine := {str(c): incidents[c] for c in sorted(cameras)
+                                                             if c in incidents}) else {})})
              for cameras in sets.values()]  # fmt: skip
     keys = [key("system-term", system), *[key("desired", name) for name in sets]]
     return r.eval(_WRITE_FENCED, len(keys), *keys, term, *words)
