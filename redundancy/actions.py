@@ -1,5 +1,7 @@
 """What operators do by hand: drain a server for maintenance, and fail its cameras back now."""
 
+import logging
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -8,6 +10,8 @@ from accounts.models import AuditAction
 from protocol import live
 from redundancy import config, notifications
 from redundancy.models import CameraPlacement, Event, EventKind, Placement, ServerState
+
+log = logging.getLogger(__name__)
 
 
 def _state(server) -> ServerState:
@@ -36,6 +40,7 @@ def drain(server, user=None) -> Event | None:
     event = Event.objects.create(at=timezone.now(), kind=EventKind.DRAIN_STARTED, server=server,
                                  message=f"{server.name} is being drained for maintenance{who}")  # fmt: skip
     _tick_soon(event)
+    log.info("server=%s event=drain_started incident=%s user=%s", server.name, event.pk, user or "-")
     return event
 
 
@@ -59,4 +64,6 @@ def fail_back(server, user=None) -> int:
     audit.record(AuditAction.FAIL_BACK, server, {"draining": was_draining}, {"draining": False,
                  "cameras_returning": count}, user=user)  # fmt: skip
     _tick_soon(*events)
+    log.info("server=%s event=fail_back_requested cameras=%s incident=%s user=%s", server.name, count,
+             events[0].pk if events else "-", user or "-")  # fmt: skip
     return count

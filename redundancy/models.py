@@ -1,6 +1,7 @@
 """What the redundancy engine remembers between ticks: where each camera records, each
 server's health history, and every transition as an event."""
 
+import logging
 import time
 
 from django.conf import settings
@@ -13,6 +14,8 @@ from accounts.querysets import RestrictedQuerySet
 from cameras.models import Camera
 from recording.models import backup_check_recorded
 from servers.models import MultiserverSystem, Server
+
+log = logging.getLogger(__name__)
 
 
 class ServerStatus(models.TextChoices):
@@ -163,6 +166,10 @@ class Event(models.Model):
             if won:
                 audit.record(AuditAction.ACKNOWLEDGED, self, {"acknowledged_at": None},
                              {"acknowledged_at": now.isoformat(), "note": note}, user=user)  # fmt: skip
+                log.info("camera=%s server=%s to_server=%s event=event_acknowledged incident=%s kind=%s user=%s",
+                         self.camera_id or "-", self.server.name if self.server_id else "-",
+                         self.to_server.name if self.to_server_id else "-", self.pk, self.kind,
+                         user.get_username())  # fmt: skip
         self.refresh_from_db(fields=["acknowledged_at", "acknowledged_by", "acknowledged_by_username",
                                      "acknowledgement_note"])  # fmt: skip
         return bool(won)

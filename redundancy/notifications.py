@@ -134,8 +134,8 @@ def send_pending_mail(now: float | None = None) -> int:
         except Exception as exc:  # a mail server down or hung: try again later, then give up
             error = f"{type(exc).__name__}: {exc}"[:200]
             gave_up = attempts >= MAIL_ATTEMPTS
-            log.warning("server=%s event=mail_failed attempt=%s gave_up=%s error=%s", backup.name, attempts, gave_up,
-                        type(exc).__name__)  # fmt: skip
+            log.warning("server=%s event=mail_failed attempt=%s gave_up=%s error=%s incidents=%s", backup.name,
+                        attempts, gave_up, type(exc).__name__, ",".join(str(pk) for pk in ids))  # fmt: skip
             Event.objects.filter(pk__in=ids).update(
                 mail_state=MailState.FAILED if gave_up else MailState.PENDING, mail_attempts=attempts,
                 mail_error=error, mail_due=None if gave_up else _when(now + retry_after(attempts)),
@@ -145,7 +145,8 @@ def send_pending_mail(now: float | None = None) -> int:
             mail_state=MailState.SENT, mail_attempts=attempts, mailed_at=_when(time.time()), mail_due=None,
             mail_error="",
         )  # fmt: skip
-        log.info("server=%s event=mail_sent kind=%s cameras=%s", backup.name, kind, len(batch))
+        log.info("server=%s event=mail_sent kind=%s cameras=%s incidents=%s", backup.name, kind, len(batch),
+                 ",".join(str(pk) for pk in ids))  # fmt: skip
         sent += 1
     return sent
 
