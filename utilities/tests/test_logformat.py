@@ -60,7 +60,8 @@ def _run(env_format: str | None, code: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 
 
-LOG_ONE_LINE = "import django; django.setup(); import logging; logging.getLogger('x').warning('server=%s event=y', 'srv-a')"
+LOG_ONE_LINE = ("import django; django.setup(); import logging; "
+                "logging.getLogger('x').warning('server=%s event=y', 'srv-a')")
 
 
 def test_the_setting_chooses_json_and_text_stays_the_default():
