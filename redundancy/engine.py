@@ -55,6 +55,9 @@ OUTAGE_GAP = 3.0  # seconds without a pass, and without any heartbeat, that mean
 # Seconds a connection streams before its fps counts: the agents measure it over 5 s (recording.ingest.STATS_WINDOW).
 FPS_SETTLED_AFTER = 5.0
 NO_STREAMS = Streams({}, {})
+MOVES = (EventKind.FAILOVER_STARTED, EventKind.FAILBACK_STARTED)  # the events that move a camera to another server
+WARNED = {EventKind.SERVER_DOWN, EventKind.STORAGE_FAILED, EventKind.AGENT_CONFLICT, EventKind.FAILOVER_STARTED,
+          EventKind.CAMERA_UNPROTECTED, EventKind.CAMERA_LOST}  # fmt: skip
 
 
 def takeover_figures(report: dict) -> str:
@@ -114,10 +117,16 @@ class Held:
 
 @dataclass
 class TickResult:
+    """What a pass did. ``ran``: it decided for the systems held; not ran and not ``abandoned``: it held none (a
+    standby worker's pass, complete); ``abandoned``: why it stopped before its end (``redis_unreachable``,
+    ``database_error``, ``term_superseded``, ``failed``). ``events``: those it stored (an abandoned pass may have
+    stored its events before Redis failed it)."""
+
     ran: bool
     events: list[Event] = field(default_factory=list)
     desired: dict[str, set[int]] = field(default_factory=dict)
     decided: int = 0  # cameras decided this pass (the others were settled)
+    abandoned: str = ""
 
 
 class Engine:
@@ -161,6 +170,7 @@ class Engine:
         it began to change what the engine holds makes the next one load everything again from the database
         (what was stored is the truth: a decision not stored is made again, with its events)."""
         self._changing = False
+        self._stored: list[Event] = []
         try:
             return self._tick()
         except fencing.TermSuperseded as exc:
@@ -172,15 +182,17 @@ class Engine:
             for system in exc.systems:
                 self.terms.pop(system, None)
             self._loaded = None
-            return TickResult(ran=False)
+            return TickResult(ran=False, events=self._stored, abandoned="term_superseded")
         except redis.RedisError:
             log.warning("event=tick_abandoned reason=redis_unreachable")
             self._rewrite = True
+            reason = "redis_unreachable"
         except DatabaseError as exc:
             log.warning("event=tick_abandoned reason=database_error error=%s", type(exc).__name__)
+            reason = "database_error"
         if self._changing:
             self._loaded = None
-        return TickResult(ran=False)
+        return TickResult(ran=False, events=self._stored, abandoned=reason)
 
     def stop(self) -> None:
         """Give the leases back so that another worker takes the systems at once."""
@@ -273,8 +285,9 @@ class Engine:
                 camera_views[camera_pk] = replace(view, placement=decision.placement)
                 for kind in decision.events:
                     events.append(self._camera_event(kind, camera, view, decision.reason, now))
-                log.info("camera=%s event=%s placement=%s reason=%r", camera.pk,
-                         ",".join(decision.events) or "moved", decision.placement, decision.reason)  # fmt: skip
+                if not decision.events:  # a move's events are logged once stored, with their ids
+                    log.info("camera=%s event=moved placement=%s reason=%r", camera.pk, decision.placement,
+                             decision.reason)  # fmt: skip
             self._settle_check(camera_pk)
 
         # Cameras whose streams may have changed state: those of servers whose reports were read again.
@@ -290,6 +303,11 @@ class Engine:
         if lost:
             raise fencing.TermSuperseded(lost)
         self._store(changed, events)
+        moved = set(changed)
+        self._log_events(events, moved)
+        # The event that moved each camera this pass, in the agents' word: one incident's id in every tier's log.
+        incidents = {event.camera_id: event.pk for event in events
+                     if event.kind in MOVES and event.camera_id in moved and event.pk is not None}  # fmt: skip
 
         desired = self._desired_sets(views, camera_views) if (changed or steadiness_changed or reloaded
                                                               or self._desired_stale) else self.desired  # fmt: skip
@@ -302,7 +320,7 @@ class Engine:
             if told:
                 self._writes += 1
             for system, sets in told.items():  # first in the pipeline: their answers are the first results
-                live.write_desired_fenced(pipe, system, self.terms[system], sets, self._writes)
+                live.write_desired_fenced(pipe, system, self.terms[system], sets, self._writes, incidents)
             for server in cfg.servers.values():
                 if server.name in seen.leaving and not any(
                     self.placements[c].state == Placement.TO_BACKUP for c in self.by_primary.get(server.pk, ())
@@ -395,8 +413,8 @@ class Engine:
                 else:
                     self.states[pk] = held
             placements = self.placements
-            asked = set(CameraPlacement.objects.filter(camera__primary_server__system__in=systems,
-                                                       fail_back_requested=True).values_list("camera_id", flat=True))
+            asked = CameraPlacement.objects.filter(camera__primary_server__system__in=systems, fail_back_requested=True)
+            asked = set(asked.values_list("camera_id", flat=True))
             for pk, placed in placements.items():
                 placed.fail_back = pk in asked
             wanted = CameraPlacement.objects.filter(camera__in=[pk for pk in cfg.cameras if pk not in placements])
@@ -557,6 +575,30 @@ class Engine:
                 )  # fmt: skip
                 held.dirty = False
             Event.objects.bulk_create(events)
+        self._stored = events
+
+    def _log_events(self, events: list[Event], moved: set[int]) -> None:
+        """One line per stored event with its id (``incident``), which the agents log too when the event moves a
+        camera to them: an operator follows one incident across the engine and the agents."""
+        cfg = self.config
+        for event in events:
+            level = logging.WARNING if event.kind in WARNED else logging.INFO
+            if event.camera_id is None:
+                server = cfg.servers.get(event.server_id)
+                log.log(level, "server=%s event=%s incident=%s message=%r", server.name if server else event.server_id,
+                        event.kind, event.pk, event.message)  # fmt: skip
+                continue
+            camera = cfg.cameras.get(event.camera_id)
+            primary = cfg.servers[camera.primary_id].name if camera else "-"
+            backup = cfg.servers[camera.backup_id].name if camera and camera.backup_id in cfg.servers else "-"
+            if event.camera_id in moved:
+                placed = self.placements[event.camera_id]
+                log.log(level, "camera=%s event=%s incident=%s primary=%s backup=%s placement=%s reason=%r",
+                        event.camera_id, event.kind, event.pk, primary, backup, placed.state,
+                        placed.reason)  # fmt: skip
+            else:
+                log.log(level, "camera=%s event=%s incident=%s primary=%s backup=%s", event.camera_id, event.kind,
+                        event.pk, primary, backup)  # fmt: skip
 
     def _write_memory(self, pipe) -> None:
         for operation, *args in self._memory_writes:
@@ -799,9 +841,6 @@ class Engine:
         return event
 
     def _server_event(self, kind, server, message, now) -> Event:
-        warned = (EventKind.SERVER_DOWN, EventKind.STORAGE_FAILED, EventKind.AGENT_CONFLICT)
-        level = logging.WARNING if kind in warned else logging.INFO
-        log.log(level, "server=%s event=%s message=%r", server.name, kind, message)
         return self._event(kind, now, server=server, message=message)
 
     def _camera_event(self, kind, camera, view: CameraView, reason, now) -> Event:
