@@ -5,7 +5,8 @@ changed, a shutdown announced, an operator's drain or fail-back; or the agent wa
 process end), when a server's heartbeat is about to pass a window that changes a decision, and at
 least every ``ENGINE_TICK_SECONDS`` (the backstop: a frozen host closes nothing and says nothing).
 Passes never overlap; wake-ups that arrive during a pass make one more pass after it. The periodic
-tasks are sent by a thread of the loop (``redundancy.schedule``), from one worker at a time.
+tasks are sent by a thread of the loop (``redundancy.schedule``), from one worker at a time. Each pass is
+measured (``redundancy.metrics``); with a metrics port, the worker's metrics and health are served on it.
 """
 
 import logging
@@ -18,6 +19,7 @@ from django.db import close_old_connections, connection
 
 from protocol import connections, live
 from redundancy.engine import Engine, TickResult
+from redundancy.metrics import EngineMetrics, MetricsServer
 from redundancy.schedule import Schedule
 from redundancy.status import StatusPublisher
 from redundancy.watch import AgentWatch
@@ -30,7 +32,10 @@ SHORTEST_WAIT = 0.01
 
 class EngineLoop:
     def __init__(self, engine: Engine | None = None, tick_seconds: float | None = None, watch_agents: bool = True,
-                 worker: str | None = None, schedule: bool = True):  # fmt: skip
+                 worker: str | None = None, schedule: bool = True, metrics_port: int = 0,
+                 metrics_address: str | None = None):  # fmt: skip
+        """``metrics_port``: where the worker's metrics and health are served (0: nowhere; ``run_engine`` gives
+        ``ENGINE_METRICS_PORT``), on ``metrics_address`` (None: ``ENGINE_METRICS_ADDRESS``)."""
         self.engine = engine or Engine(publisher=StatusPublisher(live.client()), worker=worker)
         self.schedule = Schedule(self.engine.redis, self.engine.leases.worker) if schedule else None
         self.tick_seconds = settings.ENGINE_TICK_SECONDS if tick_seconds is None else tick_seconds
@@ -41,6 +46,9 @@ class EngineLoop:
         self._keeper = threading.Thread(target=self._keep_leases, name="engine-leases", daemon=True)
         self._watched: dict[str, tuple[str, int]] = {}
         self.passes = 0
+        self.metrics = EngineMetrics(self.engine.leases.worker, self.tick_seconds)
+        address = settings.ENGINE_METRICS_ADDRESS if metrics_address is None else metrics_address
+        self.metrics_server = MetricsServer(self.metrics, address, metrics_port) if metrics_port else None
 
     def _agent_gone(self, name: str) -> None:
         log.warning("server=%s event=agent_process_ended", name)
@@ -83,6 +91,8 @@ class EngineLoop:
         self._keeper.start()
         if self.schedule is not None:
             self.schedule.start()
+        if self.metrics_server is not None:
+            self.metrics_server.start()
         log.info("event=engine_started worker=%s tick=%.2fs", self.engine.leases.worker, self.tick_seconds)
         try:
             while not self.stopping.is_set():
@@ -92,8 +102,9 @@ class EngineLoop:
                     result = self.engine.tick()
                 except Exception:  # a bug must not stop failovers for good: log it, pass again at the backstop
                     log.exception("event=tick_failed")
-                    result = TickResult(ran=False)
+                    result = TickResult(ran=False, abandoned="failed")
                 self.passes += 1
+                self.metrics.observe(result, time.monotonic() - started, self.engine)
                 close_old_connections()
                 self._follow_agents()
                 wait = self.tick_seconds - (time.monotonic() - started)
@@ -114,6 +125,8 @@ class EngineLoop:
             if self.watch is not None:
                 self.watch.stop()
             self.engine.stop()
+            if self.metrics_server is not None:
+                self.metrics_server.stop()
             connection.close()  # this thread's
             log.info("event=engine_stopped worker=%s", self.engine.leases.worker)
 

@@ -1,6 +1,7 @@
 import signal
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 
 from redundancy.runner import EngineLoop
 
@@ -13,10 +14,18 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--worker", default=None,
-                            help="this worker's name in the leases and the logs (default: a random one)")
+                            help="this worker's name in the leases and the logs (default: a random one)")  # fmt: skip
+        parser.add_argument("--metrics-port", type=int, default=None,
+                            help="serve this worker's metrics and health on this port (default: ENGINE_METRICS_PORT; "
+                                 "0: none); each worker of one host needs its own")  # fmt: skip
+        parser.add_argument("--metrics-address", default=None,
+                            help="the address to serve them on (default: ENGINE_METRICS_ADDRESS)")  # fmt: skip
 
     def handle(self, *args, **options):
-        loop = EngineLoop(worker=options["worker"])
+        port = settings.ENGINE_METRICS_PORT if options["metrics_port"] is None else options["metrics_port"]
+        if not 0 <= port <= 65535:
+            raise CommandError(f"--metrics-port must be a port number from 0 (none) to 65535, not {port}")
+        loop = EngineLoop(worker=options["worker"], metrics_port=port, metrics_address=options["metrics_address"])
 
         def stop(signum, frame):
             loop.stop()
