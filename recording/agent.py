@@ -4,8 +4,9 @@ Made of parts, each with its own module: the heartbeat (``recording.heartbeat``,
 talks to Redis only), the cameras ingested (``recording.cameraset``: an ingest worker and a
 pipeline per camera), the archive (``recording.archive``: recovery and retention), the index's
 on-disk spool (``recording.outbox``), the storage's health (``recording.storage_health``) and
-the claim on the server's name (``recording.lease``) and the HTTP server of its recordings
-(``recording.serving``). The agent itself holds the life cycle
+the claim on the server's name (``recording.lease``), the HTTP server of its recordings
+(``recording.serving``), which also answers Prometheus and load balancers (its metrics and health:
+``recording.metrics``). The agent itself holds the life cycle
 (start, the graceful leave, stop) and the supervisor thread, which matches the cameras to the
 desired set, flushes the index, saves stream health and sweeps the archive. Redis or the
 database going away changes nothing that is being recorded: the supervisor keeps what it has
@@ -29,13 +30,14 @@ from recording.heartbeat import Heartbeat
 from recording.ingest import IngestWorker
 from recording.lease import ServerLease, ttl_for
 from recording.mergeback import MergeBack
+from recording.metrics import AgentMetrics
 from recording.models import StreamHealth
 from recording.outbox import Outbox
 from recording.pipeline import CameraPipeline
 from recording.readiness import BackupReadiness
 from recording.segments import SegmentRecord
 from recording.serving import RecordingServer
-from recording.storage_health import StorageHealth
+from recording.storage_health import StorageHealth, StorageProbe
 from servers.models import Server
 
 log = logging.getLogger(__name__)
@@ -80,11 +82,18 @@ class VideoServerAgent:
         self._threads: list[threading.Thread] = []
         self._health_saved_at = 0.0
         self._word: live.Desired | None = None  # the engine's last word taken: an earlier term's is refused
-        self.storage_health = StorageHealth(name)
+        self._incidents: dict[int, int] = {}  # the last word's: camera -> the event that moved it here
+        self.metrics = AgentMetrics(self)  # counts for the process's life: not reset by a stop and a start
+        self.started = False  # between the end of start and the beginning of a stop or leave
+        self.stopping = False
+        self.storage_probe: StorageProbe | None = None
+        self.storage_health = StorageHealth(name, on_failed=self.metrics.storage_failed)
         self.archive: Archive | None = None
         self.merge_back: MergeBack | None = None
         self.heartbeat = Heartbeat(self.redis, name, self.lease, heartbeat_interval, self.heartbeat_ttl, clock,
-                                   self._status, self._pictures, on_desired=self.request_reconcile)  # fmt: skip
+                                   self._status, self._pictures, on_desired=self.request_reconcile,
+                                   on_sent=self.metrics.heartbeat_sent,
+                                   on_failed=self.metrics.heartbeat_failed)  # fmt: skip
 
     @property
     def workers(self) -> dict[int, IngestWorker]:
@@ -107,6 +116,8 @@ class VideoServerAgent:
             self.lease.acquire()
         self.server = Server.objects.get(name=self.name)
         self.storage = self.server.storage_dir
+        self.storage_probe = StorageProbe(self.storage)
+        self.stopping = False
         try:
             self.storage.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -125,6 +136,7 @@ class VideoServerAgent:
             on_segment=self.segment_closed, on_analytics=self.analytics_event,
             watched=lambda camera_id: camera_id in self.heartbeat.watched,
             on_stream_change=self.heartbeat.nudge,  # a camera lost or back: the engine hears it at once
+            metrics=self.metrics,
         )  # fmt: skip
         try:
             live.clear_leaving(self.redis, self.name)
@@ -139,6 +151,7 @@ class VideoServerAgent:
             thread = threading.Thread(target=target, name=f"{name}-{self.name}", daemon=True)
             thread.start()
             self._threads.append(thread)
+        self.started = True
         log.info("server=%s event=agent_started storage=%s", self.name, self.storage)
 
     def _serve_recordings(self) -> RecordingServer | None:
@@ -146,7 +159,8 @@ class VideoServerAgent:
         if not self.serve_recordings:
             return None
         try:
-            recordings = RecordingServer(self.server, self.storage, self.server.address, self.server.api_port)
+            recordings = RecordingServer(self.server, self.storage, self.server.address, self.server.api_port,
+                                         observed=self.metrics)  # fmt: skip
         except OSError as exc:
             log.warning("server=%s event=recordings_not_served address=%s port=%s error=%s", self.name,
                         self.server.address, self.server.api_port, exc.strerror or type(exc).__name__)  # fmt: skip
@@ -161,6 +175,7 @@ class VideoServerAgent:
     def leave(self, handover_timeout: float = 20.0) -> None:
         """A graceful stop: announce it, keep recording until the engine has moved what it can
         (make before break), then close every recording and index it."""
+        self.started, self.stopping = False, True  # not ready from now: a load balancer sends nothing new here
         try:
             live.announce_leaving(self.redis, self.name)
             # Nobody to hand over to when no engine ticks (the whole site is stopping, say).
@@ -187,6 +202,7 @@ class VideoServerAgent:
         log.info("server=%s event=agent_left", self.name)
 
     def stop(self) -> None:
+        self.started, self.stopping = False, True
         self._stop.set()
         self._wake.set()
         for thread in self._threads:
@@ -217,6 +233,11 @@ class VideoServerAgent:
         return self.cameras.take_pictures() if self.cameras is not None else {}
 
     # -- supervisor -------------------------------------------------------------------------
+
+    @property
+    def supervising(self) -> bool:
+        """Whether the supervisor thread, which follows the desired set, runs."""
+        return any(thread.name.startswith("supervisor-") and thread.is_alive() for thread in self._threads)
 
     def _supervise_loop(self) -> None:
         while not self._stop.is_set():
@@ -249,7 +270,7 @@ class VideoServerAgent:
                 log.warning("server=%s event=desired_refused system=%s term=%s held_term=%s", self.name,
                             word.system, word.term, self._word.term)  # fmt: skip
                 word = self._word
-            self._word = word
+            self._word, self._incidents = word, word.incidents
             return set(word.cameras)
         try:
             close_old_connections()
@@ -258,6 +279,7 @@ class VideoServerAgent:
             connection.close()
             return None
         # No word from the engine (not running yet, or Redis emptied): add, never drop.
+        self._incidents = {}
         return baseline | set(self.workers)
 
     def reconcile(self) -> None:
@@ -265,7 +287,7 @@ class VideoServerAgent:
         desired = self.desired_camera_ids()
         if desired is None:
             return  # nobody to ask: keep recording what we record
-        self.cameras.match(desired)
+        self.cameras.match(desired, self._incidents)
 
     def analytics_event(self, event: dict) -> None:
         self.outbox.put("analytics", event)

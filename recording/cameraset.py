@@ -6,6 +6,12 @@ reads, a second worker for it. Matching is level-triggered: whatever the set was
 starts what is desired and missing and stops what runs and is not desired, or runs with
 settings that changed. The cameras' settings are read from the database and kept: a database
 outage keeps every camera as it was.
+
+A camera started because the engine moved it here carries the event that did (the desired word's
+``incidents``): ``event=takeover_started incident=<event>`` when its ingest starts, and at its first
+keyframe recorded ``event=takeover_recording`` with the seconds to the open and to that keyframe (every
+start says the latter, with ``incident=`` when it has one), so one incident is followed from the engine's
+decision to the first frame recorded.
 """
 
 import logging
@@ -16,6 +22,7 @@ from django.db import DatabaseError, close_old_connections, connection
 
 from cameras.models import Camera
 from recording.ingest import CameraFeed, IngestWorker, ingest_worker
+from recording.metrics import AgentMetrics
 from recording.pipeline import CameraPipeline, Recording, SubStream
 from recording.segments import SegmentRecord
 from recording.storage_health import StorageHealth
@@ -39,10 +46,12 @@ class CameraSet:
         on_analytics: Callable[[dict], None],
         watched: Callable[[int], bool],
         on_stream_change: Callable[[], None] | None = None,
+        metrics: AgentMetrics | None = None,
     ):
         self.server = server
         self.storage_health = storage_health
-        self.recording = Recording(storage, server.name, segment_seconds, on_segment)
+        self.metrics = metrics  # each camera's counters: frames written, connections, the last one's seconds
+        self.recording = Recording(storage, server.name, segment_seconds, on_segment, metrics)
         self.open_timeout = open_timeout
         self.read_timeout = read_timeout
         self.clock = clock
@@ -58,8 +67,10 @@ class CameraSet:
     def join_timeout(self) -> float:
         return self.read_timeout + self.open_timeout + 1
 
-    def match(self, desired: set[int]) -> None:
-        """Start what is desired and missing, stop what runs and is not desired or has other settings now."""
+    def match(self, desired: set[int], incidents: dict[int, int] | None = None) -> None:
+        """Start what is desired and missing, stop what runs and is not desired or has other settings now;
+        ``incidents``: camera → the event that moved it here, for the log lines of the cameras started."""
+        incidents = incidents or {}
         feeds = self.load_feeds(desired)
         self.stop(
             [
@@ -72,7 +83,7 @@ class CameraSet:
         for camera_id in sorted(desired):
             feed = feeds.get(camera_id)
             if feed is not None and camera_id not in self.workers:
-                self.start(feed)
+                self.start(feed, incidents.get(camera_id))
 
     def load_feeds(self, camera_ids: set[int]) -> dict[int, CameraFeed]:
         """The feeds of these cameras (enabled ones), from the database, or as last read when it is away."""
@@ -119,10 +130,14 @@ class CameraSet:
             self._start_sub_stream(pipeline.sub_stream)
             log.info("server=%s camera=%s event=sub_stream_restarted", self.server.name, camera_id)
 
-    def start(self, feed: CameraFeed) -> None:
+    def start(self, feed: CameraFeed, incident: int | None = None) -> None:
         pipeline = CameraPipeline(feed, self.recording, self.storage_health, self.on_analytics, self.watched)
         worker = ingest_worker(feed, pipeline, self.open_timeout, self.read_timeout, self.clock, pipeline.decodes_main)
         worker.stats.on_change = self._stream_changed
+        self._follow_connections(worker, incident)
+        if incident is not None:
+            log.info("camera=%s server=%s event=takeover_started incident=%s", feed.camera_id, self.server.name,
+                     incident)  # fmt: skip
         self.pipelines[feed.camera_id], self.workers[feed.camera_id] = pipeline, worker
         self._stream_changed()  # a camera more in the reports
         worker.start()
@@ -130,6 +145,28 @@ class CameraSet:
             self._start_sub_stream(pipeline.sub_stream)
         log.info("server=%s camera=%s event=ingest_started analytics=%s sub_stream=%s", self.server.name,
                  feed.camera_id, ",".join(feed.analytics) or "-", "yes" if pipeline.sub_stream else "no")  # fmt: skip
+
+    def _follow_connections(self, worker: IngestWorker, incident: int | None) -> None:
+        """Count the worker's connections, and say when the start's first keyframe is recorded."""
+        camera_id, server = worker.feed.camera_id, self.server.name
+        counters = self.metrics.camera(camera_id) if self.metrics is not None else None
+        said = False
+
+        def first_frame(connect: dict) -> None:
+            nonlocal said
+            first = connect.get("first_frame_seconds", 0.0)
+            if counters is not None:
+                counters.first_keyframe(first)
+            if said:
+                return  # a reconnection: counted, not a takeover
+            said = True
+            log.info("camera=%s server=%s event=takeover_recording%s open_seconds=%.3f first_keyframe_seconds=%.3f",
+                     camera_id, server, "" if incident is None else f" incident={incident}",
+                     connect.get("open_seconds", 0.0), first)  # fmt: skip
+
+        worker.stats.on_first_frame = first_frame
+        if counters is not None:
+            worker.stats.on_opened = counters.opened
 
     def _start_sub_stream(self, sub: SubStream) -> None:
         sub.start(ingest_worker(sub.feed, sub, self.open_timeout, self.read_timeout, self.clock, sub.decodes, "sub"))

@@ -15,6 +15,10 @@ interval, and wakes the engine (``live.wake_engine``), so a lost stream is acted
 A beat whose digest is the last one's wakes nobody. Beside it, ``fps``: each camera's frame rate, said again
 only when it moved by 1 fps or 10 % (``steady_fps``), so that a reader can take the rates from the beat and read
 the reports themselves only when the digest moves.
+
+Each beat that gets through says how long its writes took (``on_sent``: the lease's renewal, the stream
+reports and the heartbeat, in seconds; the agent's metrics keep them as a histogram); one that fails says so
+(``on_failed``).
 """
 
 import hashlib
@@ -80,6 +84,8 @@ class Heartbeat:
         status: Callable[[], tuple[dict[int, dict], dict]],
         pictures: Callable[[], dict[int, bytes]],
         on_desired: Callable[[], None] | None = None,
+        on_sent: Callable[[float], None] | None = None,
+        on_failed: Callable[[], None] | None = None,
     ):
         self.redis = redis_client
         self.name = name
@@ -92,6 +98,8 @@ class Heartbeat:
         # Called when the engine's word for this server moved: each beat looks, so the agent follows a new desired
         # set within a beat even when the engine's notice is late (Celery reconnecting after a Redis failover).
         self.on_desired = on_desired
+        self.on_sent = on_sent
+        self.on_failed = on_failed
         self._desired_seen: bytes | None = None
         self.watched: set[int] = set()  # cameras someone looks at on the live wall
         self.lost_since: float | None = None  # Redis failing since then
@@ -136,6 +144,7 @@ class Heartbeat:
         reports, problems = self.status()
         digest = self._digest(reports)
         self._fps = steady_fps(reports, self._fps)
+        sending = time.monotonic()
         try:
             if self.lease.renew() is not None:
                 self.lost_since, self._last_ok = None, self.clock()  # another agent speaks for the server
@@ -158,6 +167,8 @@ class Heartbeat:
                  "fps": {str(camera_id): rate for camera_id, rate in self._fps.items()}},
                 self.ttl,
             )  # fmt: skip
+            if self.on_sent is not None:
+                self.on_sent(time.monotonic() - sending)
             if digest != self.published_digest:
                 self.published_digest = digest
                 live.wake_engine(self.redis, f"streams:{self.name}")
@@ -174,6 +185,8 @@ class Heartbeat:
             if self.lost_since is None:
                 self.lost_since = self.clock()
             log.warning("server=%s event=heartbeat_failed error=%s", self.name, type(exc).__name__)
+            if self.on_failed is not None:
+                self.on_failed()
 
     def _publish_pictures(self) -> None:
         """The cameras' new pictures, at most once in ``SNAPSHOT_EVERY``, all in one round trip."""

@@ -91,6 +91,10 @@ class StreamStats:
         self.connections = 0  # opens so far: a keyframe request's answer counts for its own connection only
         self.problem = ""  # why the last connection failed, when it did
         self.on_change: Callable[[], None] | None = None  # called (cheap, under the lock) when the state changes
+        # Called (outside the lock, from the ingest thread) at each open with its seconds, and at each connection's
+        # first recorded frame with the connection's figures (open_seconds, first_frame_seconds...).
+        self.on_opened: Callable[[float], None] | None = None
+        self.on_first_frame: Callable[[dict], None] | None = None
         self._window: deque[tuple[float, int]] = deque()
         self._keyframes: deque[float] = deque(maxlen=3)
         self._lock = threading.Lock()
@@ -100,6 +104,9 @@ class StreamStats:
         with self._lock:
             self.connect = {"open_seconds": round(at - self.since, 3)}
             self.connections += 1
+            seconds = self.connect["open_seconds"]
+        if self.on_opened is not None:
+            self.on_opened(seconds)
 
     def keyframe_asked(self) -> int:
         """A keyframe was asked of the camera (ONVIF) for this connection; its number, for the answer."""
@@ -119,6 +126,7 @@ class StreamStats:
             self.stream = {"codec": codec, "width": width, "height": height}
 
     def frame(self, at: float, size: int, keyframe: bool = False) -> None:
+        first_of_connection = None
         with self._lock:
             self.last_frame_at = at
             if keyframe:
@@ -133,9 +141,12 @@ class StreamStats:
                     self.connect = {**self.connect, "first_frame_seconds": first}
                     if "open_seconds" in self.connect:  # the wait for the keyframe, once the stream was open
                         self.connect["keyframe_wait_seconds"] = round(first - self.connect["open_seconds"], 3)
+                    first_of_connection = dict(self.connect)
                 self.state, self.since = StreamState.STREAMING, at
                 if self.on_change is not None:
                     self.on_change()
+        if first_of_connection is not None and self.on_first_frame is not None:
+            self.on_first_frame(first_of_connection)
 
     def set_state(self, state: str) -> None:
         with self._lock:

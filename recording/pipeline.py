@@ -10,12 +10,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from recording.analytics import detectors_for
 from recording.ingest import CameraFeed, Frame, IngestWorker
 from recording.models import StreamState
 from recording.segments import SegmentRecord, SegmentWriter
 from recording.storage_health import StorageHealth
+
+if TYPE_CHECKING:
+    from recording.metrics import AgentMetrics
 
 SNAPSHOT_EVERY = 1.0  # seconds between published snapshots of a camera
 # A stream-copied camera's picture is a keyframe decoded (11 ms at 1080p here): at each keyframe while
@@ -29,12 +33,14 @@ SUB_STREAM_GRACE = 5.0
 
 @dataclass(frozen=True)
 class Recording:
-    """Where and how a server records: its storage, its name in the index, the segments' length."""
+    """Where and how a server records: its storage, its name in the index, the segments' length; ``metrics``:
+    the agent's counters, which count each camera's frames written."""
 
     storage: Path
     server: str
     segment_seconds: float
     on_segment: Callable[[SegmentRecord], None]
+    metrics: "AgentMetrics | None" = None
 
 
 def decode_picture(decoder, packet, snapshot_due: bool) -> tuple:
@@ -72,7 +78,8 @@ class CameraPipeline:
         self.sub_stream = SubStream(self, sub_feed) if sub_feed else None
         # An MJPEG main stream is decoded (for analytics and to check it) only where no sub stream gives pictures.
         self.decodes_main = self.sub_stream is None
-        args = (recording.storage, feed.camera_id, recording.server, recording.segment_seconds, recording.on_segment)
+        args = (recording.storage, feed.camera_id, recording.server, recording.segment_seconds, recording.on_segment,
+                recording.metrics.camera(feed.camera_id).wrote if recording.metrics is not None else None)  # fmt: skip
         if feed.over_rtsp:
             from recording.streamcopy import KeyframeDecoder, PacketSegmentWriter
 

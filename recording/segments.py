@@ -73,12 +73,14 @@ class SegmentFile:
     reports each finished file."""
 
     def __init__(self, storage: Path, camera_id: int, server: str, suffix: str,
-                 on_closed: Callable[[SegmentRecord], None]):  # fmt: skip
+                 on_closed: Callable[[SegmentRecord], None],
+                 on_written: Callable[[int], None] | None = None):  # fmt: skip
         self.storage = storage
         self.camera_id = camera_id
         self.server = server
         self.suffix = suffix
         self.on_closed = on_closed
+        self.on_written = on_written  # each frame's bytes once written (the agent's counters)
         self.path: Path | None = None
         self.started_at = self.last_at = 0.0
         self.frames = self.size = 0
@@ -93,6 +95,8 @@ class SegmentFile:
         self.frames += 1
         self.size += size
         self.last_at = at
+        if self.on_written is not None:
+            self.on_written(size)
 
     def finish(self) -> None:
         record = SegmentRecord(self.camera_id, self.server, self.started_at, self.last_at, self.frames, self.size,
@@ -108,8 +112,9 @@ class SegmentWriter:
     suffix = SUFFIX
 
     def __init__(self, storage: Path, camera_id: int, server: str, length: float,
-                 on_closed: Callable[[SegmentRecord], None]):  # fmt: skip
-        self.file = SegmentFile(storage, camera_id, server, SUFFIX, on_closed)
+                 on_closed: Callable[[SegmentRecord], None],
+                 on_written: Callable[[int], None] | None = None):  # fmt: skip
+        self.file = SegmentFile(storage, camera_id, server, SUFFIX, on_closed, on_written)
         self.length = length
         self._file = None
 

@@ -25,6 +25,13 @@ body names once and answers what came (the first picture, codec, resolution, mea
 nothing did, as JSON. The body is the settings as the operator typed them, credentials included, encrypted
 with the site's credential keys (``utilities.encryption``, as they are at rest) and naming this server, that
 camera and an expiry; at most ``MAX_PROBES`` run at once (then 503).
+
+For Prometheus and load balancers, unsigned (they say nothing of a camera but its id, never its address or
+credentials): ``GET /metrics``, the agent's metrics in the text exposition format (``recording.metrics``);
+``GET /health/live``, 200 while the process answers; ``GET /health/ready``, 200 when the agent is ready
+(started, its storage takes writes, its recording runs), else 503, with the checks as JSON
+(``recording.metrics.health``). A server without an agent behind it (``observed`` None) is not ready and has
+no metrics (404).
 """
 
 import hashlib
@@ -41,6 +48,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from django.db import DatabaseError, close_old_connections, connection
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from recording import probe, signing
 from recording.probe import probe_settings
@@ -60,6 +68,9 @@ MAX_PROBES = 2  # stream opens for Test connection at once: each holds a thread 
 ALIVE = "/alive"
 ALIVE_KEEPALIVE = 2.0  # seconds between the newlines that keep an idle watch connection seen alive
 MAX_WATCHERS = 8  # watch connections held at once: the engine needs one (one per engine worker)
+METRICS = "/metrics"
+HEALTH_LIVE = "/health/live"
+HEALTH_READY = "/health/ready"
 
 
 def segment_name(storage: Path, path: str) -> str | None:
@@ -81,9 +92,10 @@ def _epoch(values: dict, name: str) -> datetime | None:
 class RecordingServer:
     """The agent's HTTP server for its recordings, on a thread of its own."""
 
-    def __init__(self, server, storage: Path, host: str, port: int):
+    def __init__(self, server, storage: Path, host: str, port: int, observed=None):
         self.server = server
         self.storage = storage
+        self.observed = observed  # the agent's metrics (``recording.metrics.AgentMetrics``): /metrics and /health
         handler = type("Handler", (_Handler,), {"recordings": self})
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
@@ -170,6 +182,8 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         if url.path == ALIVE:
             return self._alive()
+        if url.path in (METRICS, HEALTH_LIVE, HEALTH_READY):
+            return self._observed(url.path)
         query = parse_qs(url.query)
         listing, file = LIST.fullmatch(url.path), FILE.fullmatch(url.path)
         match = listing or file
@@ -311,12 +325,30 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             recordings.watch_slots.release()
 
+    def _observed(self, path: str) -> None:
+        observed = self.recordings.observed
+        if path == HEALTH_LIVE:
+            body = {"live": True, "server": self.recordings.server.name}
+            return self._send(HTTPStatus.OK, json.dumps(body).encode(), "application/json", no_store=True)
+        if path == METRICS:
+            if observed is None:
+                return self._error(HTTPStatus.NOT_FOUND, "no agent's metrics on this server")
+            return self._send(HTTPStatus.OK, observed.exposition(), CONTENT_TYPE_LATEST, no_store=True)
+        if observed is None:
+            body = {"ready": False, "checks": {"recording": {"ok": False, "detail": "no agent", "required": True}}}
+        else:
+            body = observed.health()
+        status = HTTPStatus.OK if body["ready"] else HTTPStatus.SERVICE_UNAVAILABLE
+        self._send(status, json.dumps(body).encode(), "application/json", no_store=True)
+
     def _error(self, status: HTTPStatus, message: str) -> None:
         self._send(status, json.dumps({"detail": message}).encode(), "application/json")
 
-    def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
+    def _send(self, status: HTTPStatus, body: bytes, content_type: str, no_store: bool = False) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        if no_store:
+            self.send_header("Cache-Control", "no-store")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

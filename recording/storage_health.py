@@ -1,18 +1,28 @@
 """Whether a video server can write its recordings: per camera, and for the storage itself.
 
 The ingest threads report what their writes do; the heartbeat reads one consistent view of it
-for the engine and the stream reports. Cheap enough to ask on every frame (``troubled``).
+for the engine and the stream reports. Cheap enough to ask on every frame (``troubled``). Each failed
+write is also counted (``on_failed``: the agent's metrics). ``StorageProbe`` is the readiness check's own
+write, for a storage that no camera writes to now.
 """
 
 import logging
+import os
 import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+PROBE_EVERY = 1.0  # seconds: however often the readiness is asked, the storage is written to at most this often
+PROBE_TIMEOUT = 2.0  # seconds a readiness answer waits for the probe's write (a hung network mount: not ready)
+
 
 class StorageHealth:
-    def __init__(self, server: str):
+    def __init__(self, server: str, on_failed: Callable[[int | None], None] | None = None):
         self.server = server
+        self.on_failed = on_failed  # called with the camera (None: the storage itself) at each failed write
         self._problems: dict[int | None, str] = {}  # camera (None: the storage itself) -> error
         self._lock = threading.Lock()
 
@@ -34,6 +44,8 @@ class StorageHealth:
         with self._lock:
             known = self._problems.get(camera_id)
             self._problems[camera_id] = error
+        if self.on_failed is not None:
+            self.on_failed(camera_id)
         if known != error:
             log.error("server=%s camera=%s event=storage_failed error=%s", self.server, camera_id or "-", error)
 
@@ -49,3 +61,54 @@ class StorageHealth:
         """A camera no longer recorded here has no error."""
         with self._lock:
             self._problems.pop(camera_id, None)
+
+
+class StorageProbe:
+    """Whether the storage takes a write now: a small file written, fsynced and removed, at most once in
+    ``every`` seconds (a busy poller costs the disk nothing more), waited for at most ``timeout`` seconds on a
+    thread of its own, so a storage that hangs makes the answer "not ready", never a hung request."""
+
+    def __init__(self, storage: Path, every: float = PROBE_EVERY, timeout: float = PROBE_TIMEOUT,
+                 clock: Callable[[], float] = time.monotonic):  # fmt: skip
+        self.storage = storage
+        self.every = every
+        self.timeout = timeout
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._result: tuple[bool, str] = (False, "not probed yet")
+        self._probed_at: float | None = None
+        self._running: threading.Thread | None = None
+        self._running_since = 0.0
+
+    def check(self) -> tuple[bool, str]:
+        """(writable, what was seen), at most ``every`` seconds old."""
+        with self._lock:
+            now = self.clock()
+            if self._running is not None and self._running.is_alive():
+                return False, f"a write to the storage has not returned for {now - self._running_since:.1f} s"
+            if self._probed_at is not None and now - self._probed_at < self.every:
+                return self._result
+            done = threading.Event()
+            self._running = threading.Thread(target=self._probe, args=(done,), name="storage-probe", daemon=True)
+            self._running_since = now
+            self._running.start()
+            if not done.wait(self.timeout):
+                return False, f"a write to the storage has not returned within {self.timeout:.0f} s"
+            self._probed_at = self.clock()
+            return self._result
+
+    def _probe(self, done: threading.Event) -> None:
+        path = self.storage / f".ready-probe-{os.getpid()}"
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(descriptor, b"ready\n")
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+            os.remove(path)
+            self._result = (True, "the storage takes writes")
+        except OSError as exc:
+            self._result = (False, f"the storage takes no write: {exc.strerror or type(exc).__name__}")
+        finally:
+            done.set()

@@ -146,10 +146,11 @@ class PacketSegmentWriter:
 
     suffix = SUFFIX
 
-    def __init__(self, storage: Path, camera_id: int, server: str, length: float, on_closed: Callable):
+    def __init__(self, storage: Path, camera_id: int, server: str, length: float, on_closed: Callable,
+                 on_written: Callable[[int], None] | None = None):  # fmt: skip
         from recording.segments import SegmentFile
 
-        self.file = SegmentFile(storage, camera_id, server, SUFFIX, on_closed)
+        self.file = SegmentFile(storage, camera_id, server, SUFFIX, on_closed, on_written)
         self.length = length
         self._container = None
         self._output = None
