@@ -114,7 +114,8 @@ class Server(models.Model):
         "API port",
         default=8080,
         validators=[MinValueValidator(1), MaxValueValidator(65535)],
-        help_text="Where the server's agent serves its recordings (HTTP, signed requests only), at its address.",
+        help_text="Where the server's agent serves its recordings (HTTP, signed requests only), its metrics and health "
+        "checks, at its address.",
     )
     # Capacity figures for the planner; empty means "not yet measured" and the planner says so.
     max_inbound_mbps = models.PositiveIntegerField(
