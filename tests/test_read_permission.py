@@ -20,8 +20,9 @@ from servers.models import License
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # Pages anybody signed in may open: signing in and out, the admin (its own staff check), the API
-# (checked below, operation by operation) and its schema and docs (no data of the site in them).
-OPEN = {"login", "logout", "schema", "api-docs"}
+# (checked below, operation by operation) and its schema and docs (no data of the site in them), the metrics
+# and health probes (open to anybody, signed in or not: counts and yes or no, no data of the site).
+OPEN = {"login", "logout", "schema", "api-docs", "metrics", "health-live", "health-ready"}
 OPEN_PREFIXES = ("admin/", "api/")
 
 
