@@ -85,9 +85,10 @@ class EngineMetrics:
 
     def observe(self, result, seconds: float, engine) -> None:
         """A pass's outcome (``engine.TickResult``), the seconds it took, and what ``engine`` holds after it."""
-        self.tick_duration.observe(seconds)
         outcome = "abandoned" if result.abandoned else "ran" if result.ran else "idle"
-        self.passes.labels(outcome).inc()
+        if outcome != "abandoned":  # what an abandoned pass holds may run ahead of what it stored
+            self._count(engine, result)
+        self._leases(engine.leases.held)
         for kind, count in Tally(event.kind for event in result.events).items():
             self.decisions.labels(kind).inc(count)
         with self._lock:
@@ -95,10 +96,10 @@ class EngineMetrics:
                 self._abandoned = result.abandoned
             else:
                 self._completed, self._abandoned = time.monotonic(), ""
-        if outcome != "abandoned":  # what an abandoned pass holds may run ahead of what it stored
+        if outcome != "abandoned":
             self.last_pass.set(time.time())
-            self._count(engine, result)
-        self._leases(engine.leases.held)
+        self.tick_duration.observe(seconds)
+        self.passes.labels(outcome).inc()  # last: a scrape that sees the pass counted sees its figures
 
     def _count(self, engine, result) -> None:
         """Cameras by placement and servers by status, as the engine holds them. The cameras are counted again
