@@ -23,6 +23,7 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from prometheus_client import Gauge
 
 from accounts.models import SystemAccess
 from accounts.permissions import LIVE
@@ -43,6 +44,10 @@ REJOIN_EVERY = 60.0  # seconds; well inside the channel layer's group expiry
 # The web server refuses to send a message over 1 MiB (Daphne's websocket_max_message_size): a larger
 # status goes in parts, its rows spread over "status_part" messages after the first.
 STATUS_PART_BYTES = 512 * 1024
+
+# Counted from accept to disconnect, on this process (/metrics): a socket refused before accept is not.
+LIVE_SOCKETS = Gauge("eocortex_web_live_sockets", "Live status websockets open on this web process",
+                     multiprocess_mode="livesum")  # fmt: skip
 
 # Take a place for a socket of this user unless all are taken; places not renewed for a while
 # (a web process that died with its sockets) are given back first.
@@ -162,12 +167,17 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         for system_id in self.watching:
             await self.channel_layer.group_add(status_group(system_id), self.channel_name)
         await self.accept()
+        LIVE_SOCKETS.inc()
+        self._counted = True
         async with self._lock:
             await self._send_status(mark=True)  # after joining: no delta falls between the two
         self._pusher = asyncio.create_task(self._keep_alive())
         _scope_watch().add(self)
 
     async def disconnect(self, code):
+        if getattr(self, "_counted", False):
+            self._counted = False  # once, whatever calls disconnect again
+            LIVE_SOCKETS.dec()
         with contextlib.suppress(RuntimeError):
             _scope_watch().sockets.discard(self)
         if getattr(self, "_placed", False):
