@@ -16,7 +16,6 @@ it, or restarted it, would only lose what the agent records of its other cameras
 
 import shutil
 import threading
-import time
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -79,7 +78,7 @@ class AgentMetrics:
     def __init__(self, agent):
         self.agent = agent
         self.server = agent.name
-        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry = CollectorRegistry()
         self._cameras: dict[int, CameraCounters] = {}
         self._lock = threading.Lock()
         self.storage_errors = 0  # of the storage itself (its directory cannot be made), not of a camera's writes
@@ -223,9 +222,12 @@ def health(agent) -> dict:
 
     - ``storage``: a small file written, fsynced and removed in the storage directory (at most once a second,
       bounded in time: ``recording.storage_health.StorageProbe``), and no camera's frames failing to be written;
-    - ``recording``: the agent has started and is not stopping, its supervisor (which follows the desired set)
-      runs and so does the ingest thread of every camera it ingests. The detail says how many stream; cameras
-      offline do not make the agent not ready (the agent keeps trying them; the engine moves them).
+    - ``recording``: the agent has started and is not stopping (a leave makes it not ready at once: nothing new
+      should be sent to a server handing its cameras over), its supervisor (which follows the desired set, so
+      it must run even with no camera desired now) runs and so does the ingest thread of every camera it
+      ingests. The detail says how many of them stream; cameras offline do not make the agent not ready: the
+      agent keeps trying them and the engine moves them, and an orchestrator that restarted the agent for
+      them would only stop what it records of the others.
     - ``redis``: whether the last heartbeat got through. Not required: the agent records without Redis (the
       engine then judges the server by its silence, which is the engine's business). The database is not
       checked: the agent records without it too and its index catches up, and a query per poll would load it.
@@ -233,7 +235,7 @@ def health(agent) -> dict:
     checks = {"storage": _storage_check(agent), "recording": _recording_check(agent)}
     lost_since = agent.heartbeat.lost_since
     checks["redis"] = check(lost_since is None, "heartbeats get through" if lost_since is None else
-                            f"heartbeats failing for {time.time() - lost_since:.0f} s", required=False)  # fmt: skip
+                            f"heartbeats failing for {agent.clock() - lost_since:.0f} s", required=False)  # fmt: skip
     return {"ready": all(c["ok"] for c in checks.values() if c["required"]), "checks": checks}
 
 
@@ -256,7 +258,9 @@ def _recording_check(agent) -> dict:
     if not agent.supervising:
         return check(False, "the supervisor has stopped: the desired cameras are not followed")
     workers = agent.workers
-    dead = sorted(camera_id for camera_id, worker in list(workers.items()) if not worker.is_alive())
+    # Started and ended (a worker is listed a moment before it starts): that camera would never be tried again.
+    dead = sorted(camera_id for camera_id, worker in list(workers.items())
+                  if worker.ident is not None and not worker.is_alive())  # fmt: skip
     if dead:
         return check(False, f"the ingest of camera {', '.join(map(str, dead))} has stopped")
     reports = agent.stream_reports()
