@@ -10,6 +10,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 
+from testbed.waiting import wait_for
 from utilities.ports import free_ports
 
 pytestmark = pytest.mark.django_db
@@ -111,3 +112,15 @@ def test_probes_over_plain_http_are_not_sent_to_https(client, settings, url):
     settings.SECURE_SSL_REDIRECT = True
     assert client.get(url).status_code == 200
     assert client.get("/accounts/login/").status_code == 301  # the rest of the site is
+
+
+@pytest.mark.parametrize("sentinel_redis", [{"password": SECRET}], indirect=True)
+def test_ready_follows_the_master_the_sentinels_name(client, sentinel_settings, sentinel_redis):
+    assert client.get("/health/ready").status_code == 200
+    sentinel_redis.kill_master()
+    response = client.get("/health/ready")  # the Sentinels still name the dead master
+    assert response.status_code == 503 and response.json()["checks"]["redis"]["ok"] is False
+    assert SECRET not in response.content.decode()
+    sentinel_redis.wait_promoted()
+    # A new connection asks the Sentinels again: it reaches the promoted master within a few probes.
+    wait_for(lambda: client.get("/health/ready").status_code == 200, 5, message="ready on the promoted master")
