@@ -102,6 +102,7 @@ def run_checks() -> dict[str, dict]:
 @require_safe
 @never_cache
 def live(request):
+    """200 while the process answers: nothing it depends on is asked."""
     return JsonResponse({"live": True})
 
 
@@ -109,6 +110,7 @@ def live(request):
 @require_safe
 @never_cache
 def ready(request):
+    """200 when every check answered, else 503; the body names each check and its outcome."""
     checks = run_checks()
     failed = sorted(name for name, check in checks.items() if not check["ok"])
     if failed:
