@@ -200,6 +200,7 @@ def process_env(settings, transactional_db):
         "REDIS_URL": settings.REDIS_URL,
         "LIVE_KEY_PREFIX": settings.LIVE_KEY_PREFIX,
         "PYTHONUNBUFFERED": "1",
+        "ENGINE_METRICS_PORT": "0",  # an engine's metrics only where a test asks for them (run_engine --metrics-port)
     }
 
 

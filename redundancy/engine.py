@@ -56,6 +56,7 @@ OUTAGE_GAP = 3.0  # seconds without a pass, and without any heartbeat, that mean
 FPS_SETTLED_AFTER = 5.0
 NO_STREAMS = Streams({}, {})
 MOVES = (EventKind.FAILOVER_STARTED, EventKind.FAILBACK_STARTED)  # the events that move a camera to another server
+MOVING = (Placement.TO_BACKUP, Placement.TO_PRIMARY)
 WARNED = {EventKind.SERVER_DOWN, EventKind.STORAGE_FAILED, EventKind.AGENT_CONFLICT, EventKind.FAILOVER_STARTED,
           EventKind.CAMERA_UNPROTECTED, EventKind.CAMERA_LOST}  # fmt: skip
 
@@ -147,6 +148,9 @@ class Engine:
         self.config: site_config.SiteConfig | None = None  # the held systems' part
         self.terms: dict[int, int] = {}  # system held → this worker's term (fencing token) for it
         self._writes = 0  # desired sets written by this worker: each write's place in its term (``seq``)
+        # camera → the event that began its move, while it moves: every desired word written meanwhile carries it, so
+        # an agent that reconciles after a later write still logs the incident's id on its takeover.
+        self._incidents: dict[int, int] = {}
         self._rewrite = False  # Redis failed a pass: it may have lost the last writes (a failover), write again
         self._loaded: tuple | None = None  # (config version, terms held) the memory below is of
         self.gone: dict[str, float | None] = {}  # agents whose process ended → their last-seen time then
@@ -306,8 +310,11 @@ class Engine:
         moved = set(changed)
         self._log_events(events, moved)
         # The event that moved each camera this pass, in the agents' word: one incident's id in every tier's log.
-        incidents = {event.camera_id: event.pk for event in events
-                     if event.kind in MOVES and event.camera_id in moved and event.pk is not None}  # fmt: skip
+        self._incidents.update({event.camera_id: event.pk for event in events  # fmt: skip
+                                if event.kind in MOVES and event.camera_id in moved and event.pk is not None})
+        incidents = self._incidents
+        self._incidents = {camera: event for camera, event in incidents.items()
+                           if camera in self.placements and self.placements[camera].state in MOVING}  # fmt: skip
 
         desired = self._desired_sets(views, camera_views) if (changed or steadiness_changed or reloaded
                                                               or self._desired_stale) else self.desired  # fmt: skip

@@ -6,6 +6,7 @@ import logging
 from django.contrib.auth.models import User
 from django.utils import timezone
 
+from protocol import live
 from redundancy import actions, notifications
 from redundancy.models import Event, EventKind, MailState
 from servers.models import MailSettings
@@ -56,3 +57,38 @@ def test_the_mail_of_an_incident_names_its_events(site, make_camera, caplog):
     [line] = _lines(caplog, "mail_failed")
     assert line["server"] == "srv-b" and line["attempt"] == 1
     assert line["incidents"] == ",".join(str(event.pk) for event in events)
+
+
+def test_every_word_written_while_a_camera_moves_carries_its_incident(site, make_camera):
+    from redundancy.models import Placement
+    from redundancy.tests.test_engine import World
+
+    for name in ("a", "b", "c"):
+        site[name].redundancy.fast_redundancy = True
+        site[name].redundancy.save()
+    world = World(site)
+    gate = make_camera(site["a"], site["b"], name="gate")
+    yard = make_camera(site["c"], site["b"], name="yard")
+    world.beat("srv-a", streams={gate: "streaming"})
+    world.beat("srv-c", streams={yard: "streaming"})
+    world.beat("srv-b", streams={})
+    world.tick()
+    for _ in range(2):  # srv-a silent past the fast window: gate moves to srv-b
+        world.now += 1.0
+        world.beat("srv-b", "srv-c")
+        world.tick()
+    assert world.placement(gate) == Placement.TO_BACKUP
+    gate_moved = Event.objects.get(kind=EventKind.FAILOVER_STARTED, camera=gate).pk
+    assert live.read_desired_word(world.redis, "srv-b").incidents == {gate.pk: gate_moved}
+    for _ in range(2):  # srv-c too, while srv-b has not yet reported gate's frames
+        world.now += 1.0
+        world.beat("srv-b")
+        world.tick()
+    assert world.placement(yard) == Placement.TO_BACKUP and world.placement(gate) == Placement.TO_BACKUP
+    yard_moved = Event.objects.get(kind=EventKind.FAILOVER_STARTED, camera=yard).pk
+    # The later write still names gate's incident: an agent that reconciles only now logs both.
+    assert live.read_desired_word(world.redis, "srv-b").incidents == {gate.pk: gate_moved, yard.pk: yard_moved}
+    world.beat("srv-b", streams={gate: "streaming", yard: "streaming"})
+    world.tick(0.2)
+    assert world.placement(gate) == Placement.ON_BACKUP == world.placement(yard)
+    assert world.engine._incidents == {}  # both moves over: the next words carry none
