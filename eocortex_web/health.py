@@ -8,7 +8,10 @@ from a file moved away, or over a link cut since), with driver timeouts of CHECK
 on threads of their own, waited for at most CHECK_TIMEOUT: a probe never hangs on an unreachable host. A check
 still running from an earlier probe is waited for again, not started twice.
 
-Neither endpoint needs a sign-in or a CSRF token; both take GET and HEAD only. Their bodies name each check and
+``metrics`` is django-prometheus's page of the process's registry, asking for ``METRICS_TOKEN`` as a bearer token
+when it is set (``utilities.bearer``); the health checks never ask for one.
+
+Neither health endpoint needs a sign-in or a CSRF token; all three take GET and HEAD only. Their bodies name each check and
 say, in words and exception type names only, why it failed: no address, user name or password, which a
 database's or Redis's error text may carry.
 """
@@ -21,15 +24,18 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from urllib.parse import quote
 
+from django.conf import settings
 from django.db import connections
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
+from django_prometheus.exports import ExportToDjangoView
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from protocol.connections import redis_client
+from utilities import bearer
 
 log = logging.getLogger(__name__)
 
@@ -116,4 +122,20 @@ def ready(request):
     if failed:
         log.warning("event=not_ready failed=%s %s", ",".join(failed),
                     " ".join(f"{name}={checks[name]['detail'].replace(' ', '_')}" for name in failed))  # fmt: skip
-    return JsonResponse({"ready": not failed, "checks": checks}, status=503 if failed else 200)
+    response = JsonResponse({"ready": not failed, "checks": checks}, status=503 if failed else 200)
+    # Its own line above says why; not Django's "Service Unavailable" error too, at every probe of an outage.
+    response._has_been_logged = True
+    return response
+
+
+@csrf_exempt
+@require_safe
+@never_cache
+def metrics(request):
+    """django-prometheus's page of the process's registry; with ``METRICS_TOKEN`` set, for its bearer only."""
+    if not bearer.allows(request.headers.get("Authorization"), settings.METRICS_TOKEN):
+        response = HttpResponse("The metrics ask for the scrape token (METRICS_TOKEN) as a bearer token.\n",
+                                status=401, content_type="text/plain")  # fmt: skip
+        response["WWW-Authenticate"] = bearer.CHALLENGE
+        return response
+    return ExportToDjangoView(request)

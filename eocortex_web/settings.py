@@ -362,6 +362,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# When set, every tier's /metrics (the web tier's, each engine worker's, each agent's) asks for it as
+# "Authorization: Bearer <token>"; the health checks stay open. Empty: the metrics are open (keep them on the
+# monitoring network).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # Console lines as text (``key=value`` after the time, level and logger) or, with LOG_FORMAT=json, one JSON object a
 # line whose ``key=value`` pairs are fields of their own, for a log collector (utilities/logformat.py).
 LOG_FORMAT = env.str("LOG_FORMAT", default="text")

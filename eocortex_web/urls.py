@@ -1,10 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_safe
 from django.views.generic import RedirectView
-from django_prometheus.exports import ExportToDjangoView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from eocortex_web import health
@@ -26,8 +23,8 @@ urlpatterns = [
     path("api/", include("eocortex_web.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    # For Prometheus, load balancers and orchestrators: no sign-in, no data of the site, GET and HEAD only.
-    path("metrics", csrf_exempt(require_safe(ExportToDjangoView)), name="metrics"),
+    # For Prometheus (METRICS_TOKEN as a bearer when set), load balancers and orchestrators: no sign-in, GET and HEAD.
+    path("metrics", health.metrics, name="metrics"),
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),
 ]

@@ -47,11 +47,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from recording import probe, signing
 from recording.probe import probe_settings
+from utilities import bearer
 
 log = logging.getLogger(__name__)
 
@@ -331,6 +333,8 @@ class _Handler(BaseHTTPRequestHandler):
             body = {"live": True, "server": self.recordings.server.name}
             return self._send(HTTPStatus.OK, json.dumps(body).encode(), "application/json", no_store=True)
         if path == METRICS:
+            if not bearer.allows(self.headers.get("Authorization"), settings.METRICS_TOKEN):
+                return self._error(HTTPStatus.UNAUTHORIZED, "the metrics ask for the scrape token (METRICS_TOKEN)")
             if observed is None:
                 return self._error(HTTPStatus.NOT_FOUND, "no agent's metrics on this server")
             return self._send(HTTPStatus.OK, observed.exposition(), CONTENT_TYPE_LATEST, no_store=True)

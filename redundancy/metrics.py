@@ -24,9 +24,11 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from redundancy.models import EventKind, Placement, ServerStatus
+from utilities import bearer
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +208,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 (http.server's name)
         path = urlsplit(self.path).path
         if path == "/metrics":
+            if not bearer.allows(self.headers.get("Authorization"), settings.METRICS_TOKEN):
+                return self._json(HTTPStatus.UNAUTHORIZED, {"error": "the metrics ask for the scrape token "
+                                                                     "(METRICS_TOKEN)"})  # fmt: skip
             return self._answer(HTTPStatus.OK, self.metrics.exposition(), CONTENT_TYPE_LATEST)
         if path == "/health/live":
             return self._json(HTTPStatus.OK, {"live": True})

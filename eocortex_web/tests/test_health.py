@@ -3,6 +3,7 @@ database and Redis do; /health/ready answers 200 with both, 503 naming the one t
 when it hangs, and never says where it is or with what password."""
 
 import contextlib
+import logging
 import socket
 import time
 
@@ -65,6 +66,15 @@ def test_not_ready_without_redis_names_redis(client, settings, closed_port):
     assert body["checks"]["database"] == {"ok": True, "detail": "answered"}
     assert body["checks"]["redis"] == {"ok": False, "detail": "failed: ConnectionError"}
     assert SECRET not in response.content.decode() and str(closed_port) not in response.content.decode()
+
+
+def test_an_outage_is_one_line_of_its_own_per_probe_not_an_error_of_django_s(client, settings, closed_port, caplog):
+    settings.REDIS_URL = f"redis://127.0.0.1:{closed_port}/0"
+    with caplog.at_level(logging.INFO):
+        assert client.get("/health/ready").status_code == 503
+    assert [r.getMessage() for r in caplog.records if r.name == "eocortex_web.health"] == [
+        "event=not_ready failed=redis redis=failed:_ConnectionError"]  # fmt: skip
+    assert not [r for r in caplog.records if r.name == "django.request"]
 
 
 def test_not_ready_without_the_database_names_the_database(client, closed_port, tmp_path):
