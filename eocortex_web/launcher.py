@@ -171,7 +171,10 @@ def run(env: dict) -> int:
     with contextlib.suppress(ValueError):
         password_file = password_file.resolve().relative_to(ROOT)
     print(
-        f"Camera redundancy is up on http://127.0.0.1:{port}/ — log in as admin (password in {password_file})",
+        f"Camera redundancy is up on http://127.0.0.1:{port}/ — log in as admin (password in {password_file})\n"
+        f"Metrics and health: http://127.0.0.1:{port}/metrics and /health/ready; the engine's on "
+        f"{env.get('ENGINE_METRICS_ADDRESS', '127.0.0.1')}:{env.get('ENGINE_METRICS_PORT', '9108')}; each agent's on "
+        "its server's API port",
         flush=True,
     )
     # Agents hand their cameras over before they stop: give them that time before any SIGKILL.
