@@ -57,8 +57,10 @@ FPS_SETTLED_AFTER = 5.0
 NO_STREAMS = Streams({}, {})
 MOVES = (EventKind.FAILOVER_STARTED, EventKind.FAILBACK_STARTED)  # the events that move a camera to another server
 MOVING = (Placement.TO_BACKUP, Placement.TO_PRIMARY)
+MOVE_EVENTS = (*MOVES, EventKind.FAILOVER_COMPLETED, EventKind.FAILBACK_COMPLETED)  # one incident from start to end
 WARNED = {EventKind.SERVER_DOWN, EventKind.STORAGE_FAILED, EventKind.AGENT_CONFLICT, EventKind.FAILOVER_STARTED,
-          EventKind.CAMERA_UNPROTECTED, EventKind.CAMERA_LOST}  # fmt: skip
+          EventKind.CAMERA_UNPROTECTED, EventKind.CAMERA_LOST, EventKind.CONNECTION_REFUSED,
+          EventKind.FRAME_RATE_DROPPED}  # fmt: skip
 
 
 def takeover_figures(report: dict) -> str:
@@ -308,11 +310,11 @@ class Engine:
             raise fencing.TermSuperseded(lost)
         self._store(changed, events)
         moved = set(changed)
-        self._log_events(events, moved)
         # The event that moved each camera this pass, in the agents' word: one incident's id in every tier's log.
         self._incidents.update({event.camera_id: event.pk for event in events  # fmt: skip
                                 if event.kind in MOVES and event.camera_id in moved and event.pk is not None})
         incidents = self._incidents
+        self._log_events(events, moved, incidents)
         self._incidents = {camera: event for camera, event in incidents.items()
                            if camera in self.placements and self.placements[camera].state in MOVING}  # fmt: skip
 
@@ -584,28 +586,36 @@ class Engine:
             Event.objects.bulk_create(events)
         self._stored = events
 
-    def _log_events(self, events: list[Event], moved: set[int]) -> None:
-        """One line per stored event with its id (``incident``), which the agents log too when the event moves a
-        camera to them: an operator follows one incident across the engine and the agents."""
+    def _log_events(self, events: list[Event], moved: set[int], incidents: dict[int, int]) -> None:
+        """One line per stored event: its id (``event_id``) and its incident's (``incident``), which the agents and
+        the mail worker repeat. A camera's move is one incident from its start to its end, named by the event that
+        began it (``incidents``); its start names the server event of the same pass that caused it (``cause``);
+        any other event is an incident of its own."""
         cfg = self.config
+        causes = {event.server_id: event.pk for event in events if event.camera_id is None}
         for event in events:
             level = logging.WARNING if event.kind in WARNED else logging.INFO
             if event.camera_id is None:
                 server = cfg.servers.get(event.server_id)
-                log.log(level, "server=%s event=%s incident=%s message=%r", server.name if server else event.server_id,
-                        event.kind, event.pk, event.message)  # fmt: skip
+                log.log(level, "server=%s event=%s incident=%s event_id=%s message=%r",
+                        server.name if server else event.server_id, event.kind, event.pk, event.pk,
+                        event.message)  # fmt: skip
                 continue
             camera = cfg.cameras.get(event.camera_id)
             primary = cfg.servers[camera.primary_id].name if camera else "-"
             backup = cfg.servers[camera.backup_id].name if camera and camera.backup_id in cfg.servers else "-"
+            incident = incidents.get(event.camera_id, event.pk) if event.kind in MOVE_EVENTS else event.pk
+            line = "camera=%s event=%s incident=%s event_id=%s primary=%s backup=%s"
+            args = [event.camera_id, event.kind, incident, event.pk, primary, backup]
+            cause = causes.get(camera.primary_id if camera else None) if event.kind in MOVES else None
+            if cause is not None:
+                line, args = line + " cause=%s", [*args, cause]
             if event.camera_id in moved:
                 placed = self.placements[event.camera_id]
-                log.log(level, "camera=%s event=%s incident=%s primary=%s backup=%s placement=%s reason=%r",
-                        event.camera_id, event.kind, event.pk, primary, backup, placed.state,
-                        placed.reason)  # fmt: skip
+                line, args = line + " placement=%s reason=%r", [*args, placed.state, placed.reason]
             else:
-                log.log(level, "camera=%s event=%s incident=%s primary=%s backup=%s", event.camera_id, event.kind,
-                        event.pk, primary, backup)  # fmt: skip
+                line, args = line + " message=%r", [*args, event.message]
+            log.log(level, line, *args)
 
     def _write_memory(self, pipe) -> None:
         for operation, *args in self._memory_writes:
@@ -794,7 +804,6 @@ class Engine:
         text = f"{camera.name} refuses the connection of its {role} {server.name}: {reason.removeprefix(REFUSED)}"
         if view.mode == RedundancyMode.CONSTANT and server is view.backup:
             text += "; constant redundancy needs a second session"
-        log.warning("camera=%s event=connection_refused server=%s", camera.pk, server.name)
         return self._event(EventKind.CONNECTION_REFUSED, now, camera=camera, server_id=server.pk, mode=view.mode,
                            message=text[:500])  # fmt: skip
 
@@ -834,8 +843,6 @@ class Engine:
         return measured
 
     def _frame_rate_event(self, camera, view, drop: FrameRateDrop, now) -> Event:
-        log.warning("camera=%s event=frame_rate_dropped expected_fps=%s measured=%s", camera.pk, drop.expected_fps,
-                    ",".join(f"{server}:{fps:.1f}" for server, fps in drop.measured))  # fmt: skip
         return self._event(EventKind.FRAME_RATE_DROPPED, now, camera=camera, server_id=view.backup.pk,
                            mode=view.mode, message=drop.warning()[:500])  # fmt: skip
 

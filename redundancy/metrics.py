@@ -41,6 +41,10 @@ def ready_within(tick_seconds: float) -> float:
     return 2 * tick_seconds + 1.0
 
 
+# Abandoned passes after which this worker may no longer be the one that decides its systems.
+CUT_OFF = ("redis_unreachable", "term_superseded")
+
+
 class EngineMetrics:
     """The metrics of one engine worker, in a registry of its own; ``observe`` after each pass (the loop's
     thread), read at scrape (the HTTP server's threads)."""
@@ -90,7 +94,14 @@ class EngineMetrics:
         outcome = "abandoned" if result.abandoned else "ran" if result.ran else "idle"
         if outcome != "abandoned":  # what an abandoned pass holds may run ahead of what it stored
             self._count(engine, result)
-        self._leases(engine.leases.held)
+            self._leases(engine.leases.held)
+        elif result.abandoned in CUT_OFF:
+            # Another worker may hold these systems by now, and counts them: this one counts nothing until it
+            # passes again (and then counts everything afresh), so that the site's sums stay true.
+            self._set(self.cameras, Placement.values, {})
+            self._set(self.servers, ServerStatus.values, {})
+            self._config = None
+            self._leases(set())
         for kind, count in Tally(event.kind for event in result.events).items():
             self.decisions.labels(kind).inc(count)
         with self._lock:
@@ -201,6 +212,7 @@ class MetricsServer:
 class _Handler(BaseHTTPRequestHandler):
     metrics: EngineMetrics
     server_version = "eocortex-engine"
+    timeout = 10  # a client that connects and says nothing holds a thread this long at most
 
     def log_message(self, format, *args):  # noqa: A002 (the signature is http.server's)
         pass  # a line per scrape would drown the engine's log

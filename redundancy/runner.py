@@ -104,7 +104,10 @@ class EngineLoop:
                     log.exception("event=tick_failed")
                     result = TickResult(ran=False, abandoned="failed")
                 self.passes += 1
-                self.metrics.observe(result, time.monotonic() - started, self.engine)
+                try:
+                    self.metrics.observe(result, time.monotonic() - started, self.engine)
+                except Exception:  # the figures must never cost a decision
+                    log.exception("event=metrics_failed")
                 close_old_connections()
                 self._follow_agents()
                 wait = self.tick_seconds - (time.monotonic() - started)

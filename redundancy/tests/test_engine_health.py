@@ -43,6 +43,8 @@ def test_ready_while_passing_not_ready_while_redis_is_away_and_ready_again_when_
             status, body = wait_for(lambda: (answer := ready(worker.port))[0] == 200 and answer, message="ready")
             assert body["ready"] is True and body["checks"]["pass"]["ok"] is True
             assert value(scrape(worker.port), "eocortex_engine_passes_total", outcome="ran") >= 1
+            wait_for(lambda: value(scrape(worker.port), "eocortex_engine_cameras", placement="on_primary") == 1,
+                     message="the camera counted")  # fmt: skip
 
             private_redis.stop()  # within 2 × 0.2 s + 1 s of its last complete pass the worker is not ready
             status, body = wait_for(lambda: (answer := ready(worker.port))[0] == 503 and answer, timeout=10,
@@ -52,6 +54,10 @@ def test_ready_while_passing_not_ready_while_redis_is_away_and_ready_again_when_
             samples = scrape(worker.port)
             assert value(samples, "eocortex_engine_passes_total", outcome="abandoned") >= 1
             assert value(samples, "eocortex_engine_last_pass_age_seconds") > 1.4
+            # Cut off, it may no longer be the worker that decides: it counts nothing and holds no lease.
+            assert value(samples, "eocortex_engine_cameras", placement="on_primary") == 0
+            assert value(samples, "eocortex_engine_lease_held") is None  # no series: no lease
+            assert value(samples, "eocortex_engine_systems_held") == 0
             assert get(worker.port, "/health/live")[0] == 200  # the process answers: no reason to restart it
 
             private_redis.start()  # empty: the worker takes its leases again, begins new terms, and passes
@@ -59,6 +65,10 @@ def test_ready_while_passing_not_ready_while_redis_is_away_and_ready_again_when_
                                     message="ready again with Redis back")  # fmt: skip
             assert body["ready"] is True and "abandoned" not in body["checks"]["pass"]["detail"]
             assert value(scrape(worker.port), "eocortex_engine_last_pass_age_seconds") < 1.4
+            samples = wait_for(lambda: (found := scrape(worker.port)) and value(
+                found, "eocortex_engine_cameras", placement="on_primary") == 1 and found, timeout=10,
+                message="the camera counted again")  # fmt: skip
+            assert value(samples, "eocortex_engine_systems_held") == 2
     finally:
         beats.stop()
 

@@ -59,13 +59,14 @@ def test_the_mail_of_an_incident_names_its_events(site, make_camera, caplog):
     assert line["incidents"] == ",".join(str(event.pk) for event in events)
 
 
-def test_every_word_written_while_a_camera_moves_carries_its_incident(site, make_camera):
+def test_every_word_written_while_a_camera_moves_carries_its_incident(site, make_camera, caplog):
     from redundancy.models import Placement
     from redundancy.tests.test_engine import World
 
     for name in ("a", "b", "c"):
         site[name].redundancy.fast_redundancy = True
         site[name].redundancy.save()
+    caplog.set_level(logging.INFO, logger="redundancy")
     world = World(site)
     gate = make_camera(site["a"], site["b"], name="gate")
     yard = make_camera(site["c"], site["b"], name="yard")
@@ -92,3 +93,12 @@ def test_every_word_written_while_a_camera_moves_carries_its_incident(site, make
     world.tick(0.2)
     assert world.placement(gate) == Placement.ON_BACKUP == world.placement(yard)
     assert world.engine._incidents == {}  # both moves over: the next words carry none
+    # Each move is one incident from its start to its end, its start caused by its primary's server_down.
+    for camera, moved, primary in ((gate, gate_moved, "srv-a"), (yard, yard_moved, "srv-c")):
+        down = Event.objects.get(kind=EventKind.SERVER_DOWN, server__name=primary).pk
+        done = Event.objects.get(kind=EventKind.FAILOVER_COMPLETED, camera=camera).pk
+        lines = {line["event"]: line for line in (pairs(record.getMessage()) for record in caplog.records)
+                 if line.get("camera") == camera.pk}  # fmt: skip
+        assert lines["failover_started"]["incident"] == moved and lines["failover_started"]["cause"] == down
+        assert lines["failover_completed"]["incident"] == moved and lines["failover_completed"]["event_id"] == done
+        assert lines["failover_completed"]["primary"] == primary and lines["failover_completed"]["backup"] == "srv-b"

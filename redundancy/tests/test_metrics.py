@@ -147,10 +147,10 @@ def test_a_failover_shows_in_the_metrics_in_the_desired_word_and_in_the_log(site
     event = Event.objects.get(camera=camera, kind="failover_started")
     word = live.read_desired_word(redis_client, "srv-b")
     assert word.cameras == {camera.pk} and word.incidents == {camera.pk: event.pk}
-    assert (f"camera={camera.pk} event=failover_started incident={event.pk} primary=srv-a backup=srv-b "
-            f"placement={Placement.TO_BACKUP}") in caplog.text  # fmt: skip
     down = Event.objects.get(kind="server_down")
-    assert f"server=srv-a event=server_down incident={down.pk} " in caplog.text
+    assert (f"camera={camera.pk} event=failover_started incident={event.pk} event_id={event.pk} primary=srv-a "
+            f"backup=srv-b cause={down.pk} placement={Placement.TO_BACKUP}") in caplog.text  # fmt: skip
+    assert f"server=srv-a event=server_down incident={down.pk} event_id={down.pk} " in caplog.text
 
 
 def test_a_standby_worker_that_holds_no_system_passes_idle_and_is_ready(site):
