@@ -1,7 +1,13 @@
-"""Video lost on the web tier's /metrics: the last hour's holes in the recording index, per camera."""
+"""Video lost on the web tier's /metrics: the last hour's holes in the recording index, per camera, read off the
+scrape's path and at most once a minute."""
 
+import threading
+import time
+from contextlib import contextmanager
 from datetime import timedelta
 
+import pytest
+from django.db import connection
 from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -9,6 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from accounts.models import AuditEntry
 from recording.models import Segment
 from reports.metrics import NAME, VideoLostCollector
+from testbed.waiting import wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the index is read on a thread of its own
 
 
 def _record(camera, server, start, end, fps=10):
@@ -64,3 +73,54 @@ def test_the_index_is_read_again_only_after_its_period(site, make_camera):
                            started_at__lt=now - timedelta(minutes=10)).delete()  # fmt: skip
     assert _scrape(collector)[str(camera.pk)][1] == 0.0  # the minute's reading stands
     assert abs(_scrape(VideoLostCollector(read_every=0))[str(camera.pk)][1] - 600.0) < 0.2
+
+
+@contextmanager
+def index_locked():
+    """Nobody else reads the recording index meanwhile: PostgreSQL's table under an ACCESS EXCLUSIVE lock held by
+    a connection of the test's own. (SQLite in WAL mode, as the product runs it, lets readers read beside any
+    writer: a reading there is never held up by a lock.)"""
+    import psycopg
+
+    settings_dict = connection.settings_dict
+    holder = psycopg.connect(host=settings_dict["HOST"] or "127.0.0.1", port=settings_dict["PORT"] or 5432,
+                             user=settings_dict["USER"], dbname=settings_dict["NAME"])  # fmt: skip
+    holder.execute("BEGIN")
+    holder.execute("LOCK TABLE recording_segment IN ACCESS EXCLUSIVE MODE")
+    try:
+        yield
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+postgresql_only = pytest.mark.skipif("connection.vendor != 'postgresql'", reason="SQLite's WAL readers are never held "
+                                     "up by a lock; PostgreSQL's table lock holds the reading")
+
+
+@postgresql_only
+def test_a_scrape_never_waits_for_a_reading_held_up_by_the_database(site, make_camera):
+    now = timezone.now()
+    camera = make_camera(site["a"], name="held", fps=10)
+    _record(camera, site["a"], now - timedelta(hours=2), now)
+    _since_yesterday()
+    collector = VideoLostCollector(read_every=0, first_wait=0.5)
+    assert _scrape(collector)[str(camera.pk)][1] == 0.0
+    with index_locked():
+        for _ in range(3):  # each starts no second reading while the first waits on the lock
+            began = time.monotonic()
+            assert _scrape(collector)[str(camera.pk)][1] == 0.0  # the last reading's figures, at once
+            assert time.monotonic() - began < 0.4
+        assert sum(thread.name == "video-lost" for thread in threading.enumerate()) == 1
+    wait_for(lambda: not collector._reading.is_alive(), 30, message="the held reading done")
+
+
+@postgresql_only
+def test_the_first_scrape_waits_a_few_seconds_at_most_and_leaves_the_figure_out(site, make_camera):
+    make_camera(site["a"], name="first", fps=10)
+    collector = VideoLostCollector(first_wait=0.5)
+    with index_locked():
+        began = time.monotonic()
+        assert _scrape(collector) == {}  # no figure rather than a scrape held up
+        assert time.monotonic() - began < 2.0
+    wait_for(lambda: _scrape(collector), 30, message="the figures once the index can be read")
