@@ -169,8 +169,12 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         LIVE_SOCKETS.inc()
         self._counted = True
-        async with self._lock:
-            await self._send_status(mark=True)  # after joining: no delta falls between the two
+        try:
+            async with self._lock:
+                await self._send_status(mark=True)  # after joining: no delta falls between the two
+        except BaseException:  # a socket that fails here is never told it disconnected: give back what it took
+            await self.disconnect(None)
+            raise
         self._pusher = asyncio.create_task(self._keep_alive())
         _scope_watch().add(self)
 
