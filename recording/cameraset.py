@@ -166,7 +166,14 @@ class CameraSet:
 
         worker.stats.on_first_frame = first_frame
         if counters is not None:
-            worker.stats.on_opened = counters.opened
+            opens = 0
+
+            def opened(seconds: float) -> None:
+                nonlocal opens
+                opens += 1
+                counters.opened(seconds, reconnect=opens > 1)  # a takeover's first open is no reconnect
+
+            worker.stats.on_opened = opened
 
     def _start_sub_stream(self, sub: SubStream) -> None:
         sub.start(ingest_worker(sub.feed, sub, self.open_timeout, self.read_timeout, self.clock, sub.decodes, "sub"))

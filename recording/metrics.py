@@ -14,7 +14,6 @@ camera's problem, not the agent's: a load balancer or an orchestrator that took 
 it, or restarted it, would only lose what the agent records of its other cameras.
 """
 
-import shutil
 import threading
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -40,15 +39,11 @@ class CameraCounters:
         self.metrics = metrics
         self.frames_written = 0
         self.written_bytes = 0
-        self.connections = 0  # stream opens: each after the first is a reconnect
+        self.reconnects = 0  # stream opens after the first of an ingest's start (a camera taken again is none)
         self.storage_errors = 0
         self.open_seconds: float | None = None  # the last connection's
         self.first_keyframe_seconds: float | None = None
         self._lock = threading.Lock()
-
-    @property
-    def reconnects(self) -> int:
-        return max(0, self.connections - 1)
 
     def wrote(self, size: int) -> None:
         """A frame of ``size`` bytes went into a segment."""
@@ -56,9 +51,9 @@ class CameraCounters:
             self.frames_written += 1
             self.written_bytes += size
 
-    def opened(self, seconds: float) -> None:
+    def opened(self, seconds: float, reconnect: bool = False) -> None:
         with self._lock:
-            self.connections += 1
+            self.reconnects += reconnect
             self.open_seconds, self.first_keyframe_seconds = seconds, None
         self.metrics.stream_open.labels(self.metrics.server).observe(seconds)
 
@@ -173,7 +168,8 @@ class AgentCollector(Collector):
                                      labels=["server", "camera"])  # fmt: skip
         written = CounterMetricFamily(f"{PREFIX}written_bytes", "Bytes of frames written to a camera's segments",
                                       labels=["server", "camera"])  # fmt: skip
-        reconnects = CounterMetricFamily(f"{PREFIX}reconnects", "A camera's stream connections after the first",
+        reconnects = CounterMetricFamily(f"{PREFIX}reconnects", "A camera's stream connections after the first of "
+                                         "each start of its ingest (a takeover is none)",
                                          labels=["server", "camera"])  # fmt: skip
         opened = GaugeMetricFamily(f"{PREFIX}takeover_open_seconds", "The last connection's seconds from asking "
                                    "the camera's stream to its open", labels=["server", "camera"])  # fmt: skip
@@ -197,18 +193,15 @@ class AgentCollector(Collector):
         yield from (frames, written, reconnects, errors, opened, keyframe)
 
     def _storage(self, server: str, agent, metrics: AgentMetrics):
-        if agent.storage is None:
-            return
-        try:
-            usage = shutil.disk_usage(agent.storage)
-        except OSError:
-            return  # the storage is gone: no figure rather than a wrong one (the health says why)
+        usage = agent.storage_probe.usage() if agent.storage_probe is not None else None
+        if usage is None:
+            return  # gone, or it hangs: no figure rather than a wrong one or a hung scrape (the health says why)
         free = GaugeMetricFamily(f"{PREFIX}storage_free_bytes", "Free bytes of the storage's file system",
                                  labels=["server"])  # fmt: skip
-        free.add_metric([server], usage.free)
+        free.add_metric([server], usage[0])
         total = GaugeMetricFamily(f"{PREFIX}storage_size_bytes", "Size of the storage's file system in bytes",
                                   labels=["server"])  # fmt: skip
-        total.add_metric([server], usage.total)
+        total.add_metric([server], usage[1])
         yield from (free, total)
 
 
@@ -245,7 +238,11 @@ def _storage_check(agent) -> dict:
     ok, detail = agent.storage_probe.check()
     if not ok:
         return check(False, detail)
-    failing = {camera_id: error for camera_id, error in agent.storage_health.snapshot().items() if camera_id}
+    # A camera whose frames come and cannot be written: not one offline since its last failed write (its error
+    # stays until it writes again), which the probe above has said nothing against.
+    workers = agent.workers
+    failing = {camera_id: error for camera_id, error in agent.storage_health.snapshot().items()
+               if camera_id and camera_id in workers and workers[camera_id].stats.state == StreamState.STREAMING}
     if failing:
         cameras = ", ".join(str(camera_id) for camera_id in sorted(failing))
         return check(False, f"writes of camera {cameras} fail: {next(iter(failing.values()))}")

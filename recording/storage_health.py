@@ -8,6 +8,7 @@ write, for a storage that no camera writes to now.
 
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -79,6 +80,10 @@ class StorageProbe:
         self._probed_at: float | None = None
         self._running: threading.Thread | None = None
         self._running_since = 0.0
+        self._usage_lock = threading.Lock()
+        self._usage: tuple[int, int] | None = None
+        self._sized_at: float | None = None
+        self._sizing: threading.Thread | None = None
 
     def check(self) -> tuple[bool, str]:
         """(writable, what was seen), at most ``every`` seconds old."""
@@ -96,6 +101,30 @@ class StorageProbe:
                 return False, f"a write to the storage has not returned within {self.timeout:.0f} s"
             self._probed_at = self.clock()
             return self._result
+
+    def usage(self) -> tuple[int, int] | None:
+        """(free, total) bytes of the storage's file system for the metrics, read at most once in ``every`` seconds
+        and waited for at most ``timeout`` on a thread of its own: None while it does not answer, or is gone."""
+        with self._usage_lock:
+            if self._sizing is not None and self._sizing.is_alive():
+                return None  # the last reading hangs still: no second thread for a scrape
+            if self._sized_at is None or self.clock() - self._sized_at >= self.every:
+                done = threading.Event()
+                self._sizing = threading.Thread(target=self._size, args=(done,), name="storage-size", daemon=True)
+                self._sizing.start()
+                if not done.wait(self.timeout):
+                    return None
+                self._sized_at = self.clock()
+            return self._usage
+
+    def _size(self, done: threading.Event) -> None:
+        try:
+            usage = shutil.disk_usage(self.storage)
+            self._usage = (usage.free, usage.total)
+        except OSError:
+            self._usage = None
+        finally:
+            done.set()
 
     def _probe(self, done: threading.Event) -> None:
         path = self.storage / f".ready-probe-{os.getpid()}"

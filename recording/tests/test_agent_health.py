@@ -72,6 +72,28 @@ def test_an_unwritable_storage_makes_the_agent_not_ready_until_it_is_fixed(recor
     assert f'eocortex_agent_storage_errors_total{{camera="{camera.pk}",server="srv-a"}}' in errors
 
 
+def test_a_camera_gone_offline_while_its_writes_failed_keeps_no_agent_out_of_service(recorded_site, simulator,
+                                                                                      agents, make_camera):  # fmt: skip
+    sim = simulator(1)
+    server = recorded_site["a"]
+    camera = make_camera(server, stream_url=sim.url(1), codec="mjpeg")
+    agent = agents("srv-a", segment_seconds=1.0)
+    wait_for(lambda: ready(server)[0] == 200 and agent.metrics.camera(camera.pk).frames_written, 15,
+             message="ready and recording")  # fmt: skip
+    storage = agent.storage
+    aside = storage.with_name(storage.name + "-aside")
+    storage.rename(aside)
+    storage.write_text("not a directory")
+    wait_for(lambda: agent.storage_health.snapshot().get(camera.pk), 10, message="the camera's writes failing")
+    sim.set_state(1, "stopped")  # offline before it could write again: its error stays with it
+    wait_for(lambda: agent.workers[camera.pk].stats.state != "streaming", 15, message="the camera offline")
+    storage.unlink()
+    aside.rename(storage)
+    status, body = wait_for(lambda: (answer := ready(server))[0] == 200 and answer, 15, message="ready again")
+    assert body["checks"]["storage"] == {"ok": True, "detail": "the storage takes writes", "required": True}
+    assert agent.storage_health.snapshot().get(camera.pk), "the camera's last error is still on record"
+
+
 def test_no_camera_secret_in_metrics_or_health(recorded_site, agents, make_camera):
     camera = PasswordCamera("operator", "pw-planted-7Q")
     try:
@@ -111,8 +133,9 @@ def test_a_storage_gone_leaves_no_free_bytes_figure(recorded_site, agents):
     server = recorded_site["a"]
     assert "eocortex_agent_storage_free_bytes" in get(server, "/metrics").text
     shutil.rmtree(agent.storage)
-    text = get(server, "/metrics").text
-    assert "eocortex_agent_storage_free_bytes{" not in text
+    # Read at most once a second (on a thread of its own, bounded): gone from the next reading on.
+    wait_for(lambda: "eocortex_agent_storage_free_bytes{" not in get(server, "/metrics").text, 5,
+             message="no free bytes figure")  # fmt: skip
     status, body = ready(server)
     assert status == 503 and "No such file or directory" in body["checks"]["storage"]["detail"]
 
