@@ -9,7 +9,7 @@ on threads of their own, waited for at most CHECK_TIMEOUT: a probe never hangs o
 still running from an earlier probe is waited for again, not started twice.
 
 ``metrics`` is django-prometheus's page of the process's registry, asking for ``METRICS_TOKEN`` as a bearer token
-when it is set (``utilities.bearer``); the health checks never ask for one.
+when it is set (``utilities.bearer``), and in production served only then; the health checks never ask for one.
 
 Neither health endpoint needs a sign-in or a CSRF token; all three take GET and HEAD only. Their bodies name each check and
 say, in words and exception type names only, why it failed: no address, user name or password, which a
@@ -132,7 +132,12 @@ def ready(request):
 @require_safe
 @never_cache
 def metrics(request):
-    """django-prometheus's page of the process's registry; with ``METRICS_TOKEN`` set, for its bearer only."""
+    """django-prometheus's page of the process's registry; with ``METRICS_TOKEN`` set, for its bearer only. In
+    production the web tier's port is the users' too: without a token its metrics (every system's server names)
+    are not served at all."""
+    if settings.PRODUCTION and not settings.METRICS_TOKEN:
+        return HttpResponse("Not served: set METRICS_TOKEN to scrape the web tier's metrics in production.\n",
+                            status=404, content_type="text/plain")  # fmt: skip
     if not bearer.allows(request.headers.get("Authorization"), settings.METRICS_TOKEN):
         response = HttpResponse("The metrics ask for the scrape token (METRICS_TOKEN) as a bearer token.\n",
                                 status=401, content_type="text/plain")  # fmt: skip

@@ -1,5 +1,6 @@
 """METRICS_TOKEN: with it set, every tier's /metrics (the web tier's, an engine worker's, an agent's) answers 401
-without the token as a bearer and the page with it; the health checks stay open either way."""
+without the token as a bearer and the page with it; the health checks stay open either way. In production the web
+tier (on the users' port) serves its metrics only with a token."""
 
 import pytest
 import requests
@@ -41,6 +42,17 @@ def test_the_web_tier_s_metrics_ask_for_the_token(client, settings):
     answer = get("/metrics")
     assert answer.status_code == 401 and answer["WWW-Authenticate"] == bearer.CHALLENGE
     _guarded(get, "/metrics", ["/health/live", "/health/ready"])
+
+
+def test_in_production_the_web_tier_serves_its_metrics_only_with_a_token(client, settings):
+    settings.PRODUCTION = True
+    settings.METRICS_TOKEN = ""
+    answer = client.get("/metrics")
+    assert answer.status_code == 404 and b"set METRICS_TOKEN" in answer.content
+    assert client.get("/health/ready").status_code == 200  # the probes need none
+    settings.METRICS_TOKEN = TOKEN
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers=RIGHT).status_code == 200
 
 
 def test_an_engine_worker_s_metrics_ask_for_the_token(settings, site):
