@@ -206,13 +206,24 @@ def test_every_tier_is_scraped_through_a_failover_and_no_page_shows_a_camera_sec
                     message="srv-b's takeover line with the incident's id")  # fmt: skip
 
     # The dashboard asks for nothing that is not served.
-    served = set().union(*(names(scrape(f"{urls[tier]}/metrics")) for tier in ("web", "engine", "srv-b")),
-                         names(before["srv-a"]))  # fmt: skip
+    scraped_now = {key: sample for tier in ("web", "engine", "srv-b")
+                   for key, sample in scrape(f"{urls[tier]}/metrics").items()}  # fmt: skip
+    served = names(scraped_now) | names(before["srv-a"])
     dashboard = json.loads(DASHBOARD.read_text())
     asked = {name for panel in dashboard["panels"] for target in panel.get("targets", ())
              for name in re.findall(r"\b((?:eocortex|django)_[a-z_]+)", target["expr"])}  # fmt: skip
     assert asked, "the dashboard queries no metric"
     assert asked <= served, sorted(asked - served)
+    # And each label it selects on is one those metrics have, with the value it asks for where it asks for one.
+    every = {**before["srv-a"], **scraped_now}
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", ()):
+            for name, matchers in re.findall(r"\b((?:eocortex|django)_[a-z_]+)\{([^}]*)\}", target["expr"]):
+                for label, operator, wanted in re.findall(r'(\w+)\s*(=~|!~|!=|=)\s*"([^"]*)"', matchers):
+                    values = {dict(labels).get(label) for (found, labels) in every if found == name}
+                    assert values - {None}, f"{name} has no label {label}: {target['expr']}"
+                    if operator == "=":
+                        assert wanted in values, f"{name}{{{label}={wanted!r}}} is not served: {target['expr']}"
 
     secrets = [PASSWORD, USERNAME, camera.stream_url, re.sub(r"^\w+://", "", camera.stream_url).split("/")[0]]
     for url, body in pages.items():
