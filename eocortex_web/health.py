@@ -11,8 +11,8 @@ still running from an earlier probe is waited for again, not started twice.
 ``metrics`` is django-prometheus's page of the process's registry, asking for ``METRICS_TOKEN`` as a bearer token
 when it is set (``utilities.bearer``), and in production served only then; the health checks never ask for one.
 
-Neither health endpoint needs a sign-in or a CSRF token; all three take GET and HEAD only. Their bodies name each check and
-say, in words and exception type names only, why it failed: no address, user name or password, which a
+Neither health endpoint needs a sign-in or a CSRF token; all three take GET and HEAD only. Their bodies name each
+check and say, in words and exception type names only, why it failed: no address, user name or password, which a
 database's or Redis's error text may carry.
 """
 
