@@ -45,8 +45,9 @@ def test_a_recording_agent_is_live_and_ready(recorded_site, simulator, agents, m
     assert not list(agent.storage.glob(".ready-probe-*"))
 
 
-def test_an_unwritable_storage_makes_the_agent_not_ready_until_it_is_fixed(recorded_site, simulator, agents,
-                                                                           make_camera):  # fmt: skip
+def _storage_taken_away(recorded_site, simulator, agents, make_camera):
+    """srv-a ready and recording one camera, then a file put where its storage directory was (the directory moved
+    aside). Returns (simulator, server, camera, agent, storage, aside)."""
     sim = simulator(1)
     server = recorded_site["a"]
     camera = make_camera(server, stream_url=sim.url(1), codec="mjpeg")
@@ -57,6 +58,12 @@ def test_an_unwritable_storage_makes_the_agent_not_ready_until_it_is_fixed(recor
     aside = storage.with_name(storage.name + "-aside")
     storage.rename(aside)
     storage.write_text("not a directory")
+    return sim, server, camera, agent, storage, aside
+
+
+def test_an_unwritable_storage_makes_the_agent_not_ready_until_it_is_fixed(recorded_site, simulator, agents,
+                                                                           make_camera):  # fmt: skip
+    sim, server, camera, agent, storage, aside = _storage_taken_away(recorded_site, simulator, agents, make_camera)
     status, body = wait_for(lambda: (answer := ready(server))[0] == 503 and answer, 5, message="not ready")
     assert body["ready"] is False
     assert body["checks"]["storage"]["ok"] is False
@@ -74,16 +81,7 @@ def test_an_unwritable_storage_makes_the_agent_not_ready_until_it_is_fixed(recor
 
 def test_a_camera_gone_offline_while_its_writes_failed_keeps_no_agent_out_of_service(recorded_site, simulator,
                                                                                       agents, make_camera):  # fmt: skip
-    sim = simulator(1)
-    server = recorded_site["a"]
-    camera = make_camera(server, stream_url=sim.url(1), codec="mjpeg")
-    agent = agents("srv-a", segment_seconds=1.0)
-    wait_for(lambda: ready(server)[0] == 200 and agent.metrics.camera(camera.pk).frames_written, 15,
-             message="ready and recording")  # fmt: skip
-    storage = agent.storage
-    aside = storage.with_name(storage.name + "-aside")
-    storage.rename(aside)
-    storage.write_text("not a directory")
+    sim, server, camera, agent, storage, aside = _storage_taken_away(recorded_site, simulator, agents, make_camera)
     wait_for(lambda: agent.storage_health.snapshot().get(camera.pk), 10, message="the camera's writes failing")
     sim.set_state(1, "stopped")  # offline before it could write again: its error stays with it
     wait_for(lambda: agent.workers[camera.pk].stats.state != "streaming", 15, message="the camera offline")
