@@ -27,7 +27,8 @@ with the site's credential keys (``utilities.encryption``, as they are at rest) 
 camera and an expiry; at most ``MAX_PROBES`` run at once (then 503).
 
 For Prometheus and load balancers, unsigned (they say nothing of a camera but its id, never its address or
-credentials): ``GET /metrics``, the agent's metrics in the text exposition format (``recording.metrics``);
+credentials): ``GET /metrics``, the agent's metrics in the text exposition format (``recording.metrics``; with
+``METRICS_TOKEN`` set, for that bearer token only);
 ``GET /health/live``, 200 while the process answers; ``GET /health/ready``, 200 when the agent is ready
 (started, its storage takes writes, its recording runs), else 503, with the checks as JSON
 (``recording.metrics.health``). A server without an agent behind it (``observed`` None) is not ready and has
