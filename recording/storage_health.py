@@ -64,69 +64,77 @@ class StorageHealth:
             self._problems.pop(camera_id, None)
 
 
+class _AtMostEvery:
+    """``read`` (which may hang: a storage on a network mount) on a thread of its own, at most once in ``every``
+    seconds and waited for at most ``timeout``: a caller never hangs, and a reading that hangs is never started
+    twice."""
+
+    def __init__(self, read: Callable[[], object], name: str, every: float, timeout: float,
+                 clock: Callable[[], float]):  # fmt: skip
+        self.read, self.name, self.every, self.timeout, self.clock = read, name, every, timeout, clock
+        self._lock = threading.Lock()
+        self._value = None
+        self._read_at: float | None = None
+        self._running: threading.Thread | None = None
+        self._running_since = 0.0
+
+    def get(self) -> tuple[bool, object, float]:
+        """(answered, the last reading's value, seconds the reading under way has taken so far)."""
+        with self._lock:
+            now = self.clock()
+            if self._running is not None and self._running.is_alive():
+                return False, None, now - self._running_since
+            if self._read_at is not None and now - self._read_at < self.every:
+                return True, self._value, 0.0
+            done = threading.Event()
+            self._running = threading.Thread(target=self._run, args=(done,), name=self.name, daemon=True)
+            self._running_since = now
+            self._running.start()
+            if not done.wait(self.timeout):
+                return False, None, self.clock() - self._running_since
+            self._read_at = self.clock()
+            return True, self._value, 0.0
+
+    def _run(self, done: threading.Event) -> None:
+        try:
+            self._value = self.read()
+        finally:
+            done.set()
+
+
 class StorageProbe:
     """Whether the storage takes a write now: a small file written, fsynced and removed, at most once in
     ``every`` seconds (a busy poller costs the disk nothing more), waited for at most ``timeout`` seconds on a
-    thread of its own, so a storage that hangs makes the answer "not ready", never a hung request."""
+    thread of its own, so a storage that hangs makes the answer "not ready", never a hung request. The file
+    system's free and total bytes, for the metrics, are read the same way."""
 
     def __init__(self, storage: Path, every: float = PROBE_EVERY, timeout: float = PROBE_TIMEOUT,
                  clock: Callable[[], float] = time.monotonic):  # fmt: skip
         self.storage = storage
-        self.every = every
-        self.timeout = timeout
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._result: tuple[bool, str] = (False, "not probed yet")
-        self._probed_at: float | None = None
-        self._running: threading.Thread | None = None
-        self._running_since = 0.0
-        self._usage_lock = threading.Lock()
-        self._usage: tuple[int, int] | None = None
-        self._sized_at: float | None = None
-        self._sizing: threading.Thread | None = None
+        self._write = _AtMostEvery(self._probe, "storage-probe", every, timeout, clock)
+        self._size = _AtMostEvery(self._usage, "storage-size", every, timeout, clock)
 
     def check(self) -> tuple[bool, str]:
         """(writable, what was seen), at most ``every`` seconds old."""
-        with self._lock:
-            now = self.clock()
-            if self._running is not None and self._running.is_alive():
-                return False, f"a write to the storage has not returned for {now - self._running_since:.1f} s"
-            if self._probed_at is not None and now - self._probed_at < self.every:
-                return self._result
-            done = threading.Event()
-            self._running = threading.Thread(target=self._probe, args=(done,), name="storage-probe", daemon=True)
-            self._running_since = now
-            self._running.start()
-            if not done.wait(self.timeout):
-                return False, f"a write to the storage has not returned within {self.timeout:.0f} s"
-            self._probed_at = self.clock()
-            return self._result
+        answered, result, waited = self._write.get()
+        if not answered:
+            return False, f"a write to the storage has not returned for {waited:.1f} s"
+        return result
 
     def usage(self) -> tuple[int, int] | None:
-        """(free, total) bytes of the storage's file system for the metrics, read at most once in ``every`` seconds
-        and waited for at most ``timeout`` on a thread of its own: None while it does not answer, or is gone."""
-        with self._usage_lock:
-            if self._sizing is not None and self._sizing.is_alive():
-                return None  # the last reading hangs still: no second thread for a scrape
-            if self._sized_at is None or self.clock() - self._sized_at >= self.every:
-                done = threading.Event()
-                self._sizing = threading.Thread(target=self._size, args=(done,), name="storage-size", daemon=True)
-                self._sizing.start()
-                if not done.wait(self.timeout):
-                    return None
-                self._sized_at = self.clock()
-            return self._usage
+        """(free, total) bytes of the storage's file system, at most ``every`` seconds old: None while it does not
+        answer, or is gone."""
+        answered, usage, _ = self._size.get()
+        return usage if answered else None
 
-    def _size(self, done: threading.Event) -> None:
+    def _usage(self) -> tuple[int, int] | None:
         try:
             usage = shutil.disk_usage(self.storage)
-            self._usage = (usage.free, usage.total)
         except OSError:
-            self._usage = None
-        finally:
-            done.set()
+            return None
+        return usage.free, usage.total
 
-    def _probe(self, done: threading.Event) -> None:
+    def _probe(self) -> tuple[bool, str]:
         path = self.storage / f".ready-probe-{os.getpid()}"
         try:
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -136,8 +144,6 @@ class StorageProbe:
             finally:
                 os.close(descriptor)
             os.remove(path)
-            self._result = (True, "the storage takes writes")
         except OSError as exc:
-            self._result = (False, f"the storage takes no write: {exc.strerror or type(exc).__name__}")
-        finally:
-            done.set()
+            return False, f"the storage takes no write: {exc.strerror or type(exc).__name__}"
+        return True, "the storage takes writes"
