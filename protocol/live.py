@@ -337,12 +337,18 @@ def write_desired_fenced(r: redis.Redis, system: int, term: int, sets: dict[str,
                          incidents: dict[int, int] | None = None):
     """The engine's desired sets of one system's servers, decided in ``term``, its ``seq``-th write in it; ``r``
     is usually the engine's pipeline of a pass, whose result for this call is 1 when written and 0 when refused.
-    ``incidents``: camera → the event that moved it this pass; each server's word carries those of its cameras."""
+    ``incidents``: camera → the event that began its move (while it moves); each server's word carries those of
+    its cameras, and none when it has none."""
     incidents = incidents or {}
-    words = [json.dumps({"system": system, "term": term, "seq": seq, "cameras": sorted(cameras),
-                         **({"incidents": mine} if (mine := {str(c): incidents[c] for c in sorted(cameras)
-                                                             if c in incidents}) else {})})
-             for cameras in sets.values()]  # fmt: skip
+
+    def word(cameras: set[int]) -> str:
+        value = {"system": system, "term": term, "seq": seq, "cameras": sorted(cameras)}
+        mine = {str(camera): incidents[camera] for camera in sorted(cameras) if camera in incidents}
+        if mine:
+            value["incidents"] = mine
+        return json.dumps(value)
+
+    words = [word(cameras) for cameras in sets.values()]
     keys = [key("system-term", system), *[key("desired", name) for name in sets]]
     return r.eval(_WRITE_FENCED, len(keys), *keys, term, *words)
 
